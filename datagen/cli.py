@@ -1,0 +1,200 @@
+"""The `datagen` command line: thin wrappers over the library.
+
+    $ datagen build steam                       # the shipped sample
+    $ datagen build steam --raw-dir data/steam  # the real files
+    $ datagen sources
+    $ datagen stats build/steam
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from datagen import __version__
+from datagen.download import cache_dir, download, official_files
+from datagen.errors import DataError
+from datagen.presets import PRESETS
+from datagen.progress import StepProgress
+
+console = Console()
+
+
+class DataErrorGroup(click.Group):
+    """Shows a DataError as a plain message with exit code 1, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DataError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=DataErrorGroup)
+@click.version_option(__version__, prog_name="datagen")
+def main() -> None:
+    """Turn raw recommendation logs into instruction datasets for LLM recommenders.
+
+    \b
+    Start here:
+      datagen build steam                 build the Steam sample shipped with datagen
+      datagen sources                     what can be built, with which options
+      datagen stats build/steam-sample    Table 1 and what cleaning dropped
+    """
+
+
+def _parse_options(values: tuple[str, ...]) -> dict[str, str]:
+    options = {}
+    for value in values:
+        key, sep, setting = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--option")
+        options[key] = setting
+    return options
+
+
+@main.command(
+    epilog="""\b
+Examples:
+  datagen build steam
+      the small real Steam sample shipped with datagen (offline)
+  datagen build steam --raw-dir ../shared/data/steam
+      the real UCSD files; or set DATAGEN_DATA to a folder holding steam/
+  datagen build steam --preset lu2024 --option category_field=tags
+      Lu et al.'s 25/10-core, with Steam tags as categories
+  datagen build amazon:Gift_Cards --raw-dir ../shared/data/amazon
+  datagen build table:examples/scientific.yaml --raw-dir ../shared/data/catalogs/scientific
+      any catalog described by a YAML file
+"""
+)
+@click.argument("source", metavar="SOURCE[:ARG]")
+@click.option("--raw-dir", type=click.Path(path_type=Path), help="Folder with the raw files (default: $DATAGEN_DATA/<source>, then the download cache, then the shipped sample).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [default: build/<name>].")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), help="A paper's preprocessing settings (see `datagen sources`).")
+@click.option("--user-core", type=click.IntRange(min=1), help="Keep users with at least this many interactions [default: 5; at least 3 for the split].")
+@click.option("--item-core", type=click.IntRange(min=1), help="Keep items with at least this many interactions [default: 5].")
+@click.option("--max-title-tokens", type=click.IntRange(min=1), help="Cap titles at this many word pieces [default: 64].")
+@click.option("--max-users", type=click.IntRange(min=1), help="Sub-sample this many users (with --seed) before k-core.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed for everything random in the build.")
+@click.option("--max-bad-share", type=click.FloatRange(0, 1), default=0.01, show_default=True, help="Share of bad rows per file that are skipped and counted; more is an error.")
+@click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A source option, e.g. category_field=tags (see `datagen sources`).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, quiet):
+    """Clean, filter and split a SOURCE into canonical tables.
+
+    Writes items, interactions and sequences as parquet, plus manifest.json
+    (input checksums, parameters, rows dropped at each step) and stats.md
+    (Table 1 of Lu et al.). The folder appears only once complete.
+    """
+    from datagen.pipeline import BuildConfig
+    from datagen.pipeline import build as run_build
+
+    config = BuildConfig(
+        source=source,
+        raw_dir=raw_dir,
+        out_dir=out_dir,
+        preset=preset,
+        user_core=user_core,
+        item_core=item_core,
+        max_title_tokens=max_title_tokens,
+        max_users=max_users,
+        seed=seed,
+        max_bad_share=max_bad_share,
+        options=_parse_options(options),
+    )
+    result = run_build(config, StepProgress(quiet=quiet))
+    if not quiet:
+        _print_summary(result.manifest)
+    click.echo(str(result.out_dir))
+
+
+@main.command(epilog="\b\nExample:\n  datagen sources")
+def sources():
+    """List the sources (catalog adapters), their options, and the presets."""
+    from datagen.sources import available_sources
+
+    table = Table(title="Sources: datagen build SOURCE[:ARG]", show_lines=True)
+    for column in ("source", "reads", "ARG", "options (-O KEY=VALUE)"):
+        table.add_column(column)
+    for name, cls in available_sources().items():
+        options = "\n".join(f"{key}: {help_text}" + (f" [default: {default}]" if default else "") for key, (default, help_text) in cls.options.items())
+        table.add_row(name, cls.summary, cls.argument or "-", options or "-")
+    console.print(table)
+    presets = Table(title="Presets: datagen build SOURCE --preset NAME")
+    for column in ("preset", "user core", "item core", "history", "from"):
+        presets.add_column(column)
+    for name, preset in PRESETS.items():
+        presets.add_row(name, str(preset["user_core"]), str(preset["item_core"]), str(preset["max_history"]), preset["about"])
+    console.print(presets)
+
+
+@main.command(epilog="\b\nExample:\n  datagen stats build/steam-sample\n  datagen stats build/steam --json")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest's stats and report as JSON.")
+def stats(path, as_json):
+    """Show a build's Table 1 statistics and the rows each cleaning step dropped."""
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise DataError("not a datagen build folder (no manifest.json)", path=path)
+    manifest = json.loads(manifest_path.read_text())
+    if as_json:
+        click.echo(json.dumps({"stats": manifest["stats"], "report": manifest["report"]}, indent=2))
+        return
+    _print_summary(manifest)
+    sequences = pl.read_parquet(path / "sequences.parquet", columns=["length"])["length"]
+    console.print(f"history length: min {sequences.min()}, median {sequences.median():g}, max {sequences.max()}")
+
+
+@main.command(
+    "download",
+    epilog="""\b
+Examples:
+  datagen download steam
+  datagen download amazon Gift_Cards
+  datagen download amazon Movies_and_TV --reviews full --dest data/amazon
+"""
+)
+@click.argument("source", type=click.Choice(["steam", "amazon"]))
+@click.argument("category", required=False)
+@click.option("--reviews", type=click.Choice(["5core", "full", "ratings"]), default="5core", show_default=True, help="Amazon: which reviews file.")
+@click.option("--dest", type=click.Path(path_type=Path), help="Folder to save into [default: the cache, $DATAGEN_CACHE/raw/<source>].")
+@click.option("--base-url", help="A mirror of the official files (same layout).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def download_command(source, category, reviews, dest, base_url, quiet):
+    """Fetch the official UCSD raw files (resumable, size and checksum verified).
+
+    `datagen build` then finds them without --raw-dir.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    folder = dest or cache_dir() / source
+    remotes = official_files(source, category, reviews, base_url)
+    with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), disable=quiet, console=Console(stderr=True)) as bar:
+        for remote in remotes:
+            task = bar.add_task(remote.name, total=None)
+            path = download(remote, folder, lambda done, total, task=task: bar.update(task, completed=done, total=total))
+            click.echo(str(path))
+
+
+def _print_summary(manifest: dict) -> None:
+    stats = manifest["stats"]
+    table = Table(title=f"{manifest['name']} (Table 1)")
+    for column in ("#Users", "#Items", "#Inters", "#Sparsity", "items w/o category"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{stats['users']:,}", f"{stats['items']:,}", f"{stats['interactions']:,}", f"{stats['sparsity']:.2%}", f"{stats['items_without_category']:,}")
+    console.print(table)
+    steps = Table(title="Cleaning")
+    for column in ("step", "table", "before", "after", "dropped", "why"):
+        steps.add_column(column)
+    for step in manifest["report"]["steps"]:
+        steps.add_row(step["step"], step["table"], f"{step['before']:,}", f"{step['after']:,}", f"{step['dropped']:,}", step["why"])
+    console.print(steps)
+    for bad in manifest["report"]["bad_rows"]:
+        console.print(f"skipped {bad['rows']} bad {bad['what']} in {bad['file']} (field {bad['field']}: {bad['reason']}; first at line {bad['first_line']})")

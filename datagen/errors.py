@@ -1,0 +1,37 @@
+"""The one error type for bad input, which always says where the problem is.
+
+    >>> str(DataError("not a date", path="reviews.json.gz", line=12, field="date"))
+    "reviews.json.gz:12: field 'date': not a date"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DataError(Exception):
+    """Bad or missing input, located by file, line (or key) and field where known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | str | None = None,
+        field: str | None = None,
+        hint: str | None = None,
+    ):
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.field = field
+        self.hint = hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.path or ""
+        if self.line is not None:
+            where += f":{self.line}" if isinstance(self.line, int) else f" [key {self.line!r}]"
+        text = f"field {self.field!r}: {self.message}" if self.field else self.message
+        text = f"{where}: {text}" if where else text
+        return f"{text}\n  {self.hint}" if self.hint else text

@@ -1,0 +1,163 @@
+"""`datagen build`: raw files of a source -> canonical tables, split, manifest.
+
+    >>> from datagen.pipeline import BuildConfig, build
+    >>> result = build(BuildConfig("amazon:Gift_Cards", raw_dir=Path("data/amazon")))  # doctest: +SKIP
+    >>> result.manifest["stats"]["users"]  # doctest: +SKIP
+    458
+
+Output folder (written to a temporary folder, renamed into place when complete):
+items.parquet, interactions.parquet, sequences.parquet, manifest.json, stats.md.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import polars as pl
+
+from datagen import __version__
+from datagen.cleaning import clean_interactions, clean_items, k_core, sample_users, unique_titles
+from datagen.errors import DataError
+from datagen.output import atomic_folder, write_json, write_parquet
+from datagen.presets import DEFAULT_PARAMETERS, PRESETS
+from datagen.progress import StepProgress
+from datagen.rawfiles import sha256
+from datagen.report import BuildReport
+from datagen.sources import get_source
+from datagen.split import CanonicalTables, split_tables
+from datagen.stats import table1, table1_markdown
+
+DATA_ENV = "DATAGEN_DATA"
+MANIFEST_FORMAT = "datagen.canonical/1"
+
+
+@dataclass
+class BuildConfig:
+    source: str  # "steam", "amazon:Gift_Cards", "table:catalog.yaml"
+    raw_dir: Path | None = None
+    out_dir: Path | None = None
+    preset: str | None = None
+    user_core: int | None = None
+    item_core: int | None = None
+    max_title_tokens: int | None = None
+    max_users: int | None = None
+    seed: int = 42
+    max_bad_share: float = 0.01
+    options: dict[str, str] = field(default_factory=dict)
+
+    def parameters(self) -> dict:
+        if self.preset is not None and self.preset not in PRESETS:
+            raise DataError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
+        chosen = dict(DEFAULT_PARAMETERS)
+        if self.preset:
+            chosen.update({k: v for k, v in PRESETS[self.preset].items() if k != "about"})
+        for key in ("user_core", "item_core", "max_title_tokens"):
+            if getattr(self, key) is not None:
+                chosen[key] = getattr(self, key)
+        return {
+            **chosen,
+            "preset": self.preset,
+            "max_users": self.max_users,
+            "seed": self.seed,
+            "max_bad_share": self.max_bad_share,
+        }
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    manifest: dict
+    tables: CanonicalTables
+
+
+def parse_source_spec(spec: str) -> tuple[str, str | None]:
+    name, _, argument = spec.partition(":")
+    return name, argument or None
+
+
+def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildResult:
+    progress = progress or StepProgress(quiet=True)
+    name, argument = parse_source_spec(config.source)
+    source = get_source(name)
+    parameters = config.parameters()
+    raw_dir, from_sample = resolve_raw_dir(source, argument, config.raw_dir)
+    dataset_name = source.dataset_name(argument) + ("-sample" if from_sample else "")
+    if from_sample:
+        progress.warn(
+            f"NOTE: no raw {name} files given, so this builds the small sample shipped with datagen "
+            f"({raw_dir}). For the real data pass --raw-dir, set ${DATA_ENV}, or run `datagen download {name}`."
+        )
+    out_dir = Path(config.out_dir) if config.out_dir else Path("build") / dataset_name
+    report = BuildReport(max_bad_share=config.max_bad_share)
+
+    with progress.step(f"Reading {name} files from {raw_dir}"):
+        raw = source.load(raw_dir, argument, config.options, report)
+    with progress.step("Cleaning items and interactions"):
+        items = clean_items(raw.items, max_title_tokens=parameters["max_title_tokens"], report=report)
+        interactions = clean_interactions(raw.interactions, items, report=report)
+        interactions = sample_users(interactions, max_users=config.max_users, seed=config.seed, report=report)
+    with progress.step(f"{parameters['user_core']}-user / {parameters['item_core']}-item core filtering"):
+        interactions = k_core(interactions, user_core=parameters["user_core"], item_core=parameters["item_core"], report=report)
+    with progress.step("Unique titles, ids and leave-one-out split"):
+        popularity = interactions.group_by("raw_item_id").agg(pl.len().alias("popularity"))
+        items = unique_titles(items.join(popularity, on="raw_item_id", how="semi"), popularity, report)
+        tables = split_tables(items, interactions)
+    stats = table1(tables)
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "name": dataset_name,
+        "datagen_version": __version__,
+        "source": {
+            "name": name,
+            "argument": argument,
+            "options": source.resolve_options(config.options),
+            "from_shipped_sample": from_sample,
+            "order": raw.order,
+            "categories": raw.category_kind,
+        },
+        "inputs": [{"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)} for path in raw.input_files],
+        "parameters": parameters,
+        "library_versions": {
+            "python": platform.python_version(),
+            **{package: version(package) for package in ("polars", "duckdb", "pyarrow")},
+        },
+        "stats": stats,
+        "report": report.as_dict(),
+    }
+    with progress.step(f"Writing {out_dir}"), atomic_folder(out_dir) as folder:
+        outputs = {}
+        for table_name in ("items", "interactions", "sequences"):
+            frame = getattr(tables, table_name)
+            path = folder / f"{table_name}.parquet"
+            write_parquet(frame, path)
+            outputs[path.name] = {"rows": frame.height, "sha256": sha256(path)}
+        manifest["outputs"] = outputs
+        write_json(manifest, folder / "manifest.json")
+        (folder / "stats.md").write_text(table1_markdown(dataset_name, stats))
+    return BuildResult(out_dir=out_dir, manifest=manifest, tables=tables)
+
+
+def resolve_raw_dir(source, argument: str | None, raw_dir: Path | None) -> tuple[Path, bool]:
+    """--raw-dir, else $DATAGEN_DATA/<source>, else the download cache, else the shipped sample."""
+    sample = source.sample_dir
+    if raw_dir is not None:
+        raw_dir = Path(raw_dir)
+        if not raw_dir.is_dir():
+            raise DataError("raw folder not found", path=raw_dir)
+        return raw_dir, sample is not None and raw_dir.resolve() == sample.resolve()
+    if os.environ.get(DATA_ENV) and (Path(os.environ[DATA_ENV]) / source.name).is_dir():
+        return Path(os.environ[DATA_ENV]) / source.name, False
+    found = source.default_raw_dir(argument)
+    if found is not None:
+        return found, False
+    if sample is not None:
+        return sample, True
+    raise DataError(
+        f"no raw files for {source.name}",
+        hint=f"Pass --raw-dir FOLDER, set ${DATA_ENV} to a folder holding {source.name}/, "
+        f"or run `datagen download {source.name} ...` first.",
+    )

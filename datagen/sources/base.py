@@ -1,0 +1,92 @@
+"""The contract every source (catalog adapter) fulfils.
+
+A source turns the raw files of one catalog format into two frames, and the
+shared cleaning in `datagen.pipeline` does the rest, so an adapter stays small:
+
+- items: raw_item_id (str), title (str, raw), categories (list[str])
+- interactions: raw_user_id (str), raw_item_id (str), timestamp (i64 seconds or
+  null), rating (f64 or null), order_key (i64: file or list order, the tie-break)
+
+    >>> from datagen.sources import get_source
+    >>> source = get_source("steam")
+    >>> raw = source.load(Path("data/steam"), None, {}, BuildReport())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import polars as pl
+
+from datagen.errors import DataError
+from datagen.report import BuildReport
+
+ITEM_SCHEMA = {"raw_item_id": pl.String, "title": pl.String, "categories": pl.List(pl.String)}
+INTERACTION_SCHEMA = {
+    "raw_user_id": pl.String,
+    "raw_item_id": pl.String,
+    "timestamp": pl.Int64,
+    "rating": pl.Float64,
+    "order_key": pl.Int64,
+}
+
+
+@dataclass
+class RawCatalog:
+    """What a source read, before the shared cleaning."""
+
+    items: pl.DataFrame
+    interactions: pl.DataFrame
+    input_files: list[Path]
+    # "timestamp": histories are ordered by time, order_key breaks ties;
+    # "list": the raw data has no times, order_key alone gives the order.
+    order: str = "timestamp"
+    category_kind: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.items = self.items.select(pl.col(name).cast(dtype) for name, dtype in ITEM_SCHEMA.items())
+        self.interactions = self.interactions.select(
+            pl.col(name).cast(dtype) for name, dtype in INTERACTION_SCHEMA.items()
+        )
+
+
+class Source:
+    """Base class of sources; subclasses are registered with `@register_source`."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    # Text shown for SOURCE:ARG in `datagen sources`, or "" when the source takes none.
+    argument: ClassVar[str] = ""
+    # option name -> (default, help)
+    options: ClassVar[dict[str, tuple[str | None, str]]] = {}
+    # A small real sample shipped with the package, used when no raw files are given.
+    sample_dir: ClassVar[Path | None] = None
+
+    def dataset_name(self, argument: str | None) -> str:
+        """The build's name, and so its default output folder build/<name>."""
+        return f"{self.name}-{argument}" if argument else self.name
+
+    def default_raw_dir(self, argument: str | None) -> Path | None:
+        """Where raw files are when the user gives no --raw-dir (None: nowhere known)."""
+        return None
+
+    def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:
+        raise NotImplementedError
+
+    def resolve_options(self, given: dict[str, str]) -> dict[str, str | None]:
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            known = ", ".join(self.options) or "none"
+            raise DataError(f"source {self.name!r} has no option {unknown[0]!r} (its options: {known})")
+        return {name: given.get(name, default) for name, (default, _) in self.options.items()}
+
+
+def require_file(raw_dir: Path, names: list[str], what: str, hint: str) -> Path:
+    """The first of `names` that exists in `raw_dir`, or a clear error listing them all."""
+    for name in names:
+        if (raw_dir / name).is_file():
+            return raw_dir / name
+    raise DataError(f"no {what} found: looked for {', '.join(names)}", path=raw_dir, hint=hint)
