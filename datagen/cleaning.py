@@ -71,9 +71,9 @@ def sample_users(interactions: pl.DataFrame, *, max_users: int | None, seed: int
     users = interactions["raw_user_id"].unique().sort().to_list()
     if len(users) <= max_users:
         return interactions
-    chosen = pl.Series("raw_user_id", random.Random(seed).sample(users, max_users))
+    chosen = pl.DataFrame({"raw_user_id": random.Random(seed).sample(users, max_users)})
     before = interactions.height
-    interactions = interactions.filter(pl.col("raw_user_id").is_in(chosen))
+    interactions = interactions.join(chosen, on="raw_user_id", how="semi", maintain_order="left")
     report.step("sample_users", "interactions", before=before, after=interactions.height, why=f"kept {max_users} of {len(users)} users (seed {seed})")
     return interactions
 

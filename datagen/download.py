@@ -37,7 +37,7 @@ KNOWN_SHA256 = {
     "meta_Magazine_Subscriptions.json.gz": "147cb78dac0f9ce04849b196e2e13cad6a504bff45d53500b7a1fe8121d91595",
 }
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -98,11 +98,18 @@ def download(remote: RemoteFile, folder: Path, progress: Callable[[int, int | No
         length = response.headers.get("Content-Length")
         total = done + int(length) if length is not None else None
         with open(partial, "ab" if done else "wb") as handle:
-            for chunk in response.iter_content(_CHUNK):
-                handle.write(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
+            try:
+                for chunk in response.iter_content(_CHUNK):
+                    handle.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+            except requests.RequestException as error:
+                raise DataError(
+                    f"download of {remote.name} broke off after {done} bytes ({type(error).__name__})",
+                    path=partial,
+                    hint="Run the same command again to resume from there.",
+                ) from None
     if total is not None and partial.stat().st_size != total:
         raise DataError(
             f"download stopped at {partial.stat().st_size} of {total} bytes",

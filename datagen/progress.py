@@ -31,4 +31,4 @@ class StepProgress:
 
     def warn(self, text: str) -> None:
         """Warnings show even with --quiet: they change what the output means."""
-        self.console.print(f"[bold yellow]{text}[/bold yellow]")
+        self.console.print(f"[bold yellow]{text}[/bold yellow]", soft_wrap=True)

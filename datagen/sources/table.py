@@ -187,7 +187,7 @@ def read_interactions(path: Path, spec: dict, config_path: Path, report: BuildRe
     users = _column(frame, spec, "user", path, config_path, "interactions").cast(pl.String)
     items = _column(frame, spec, "item", path, config_path, "interactions").cast(pl.String)
     if spec.get("timestamp"):
-        timestamps = _to_seconds(_column(frame, spec, "timestamp", path, config_path, "interactions"))
+        timestamps = _to_seconds(_column(frame, spec, "timestamp", path, config_path, "interactions"), path)
     else:
         timestamps = pl.Series([None] * frame.height, dtype=pl.Int64)
     ratings = (
@@ -213,11 +213,21 @@ def read_interactions(path: Path, spec: dict, config_path: Path, report: BuildRe
     return kept.drop("line", "field"), spec["order"]
 
 
-def _to_seconds(values: pl.Series) -> pl.Series:
-    """Unix seconds from integer seconds or from date/datetime strings."""
+def _to_seconds(values: pl.Series, path: Path) -> pl.Series:
+    """Unix seconds from integer seconds or from ISO date/datetime strings."""
     if values.dtype.is_numeric():
         return values.cast(pl.Int64, strict=False)
     as_text = values.cast(pl.String)
     as_number = as_text.cast(pl.Int64, strict=False)
-    as_time = as_text.str.to_datetime(strict=False, time_unit="ms").dt.epoch("s")
+    dates = as_number.is_null() & as_text.is_not_null()
+    if not dates.any():
+        return as_number
+    try:
+        as_time = as_text.str.to_datetime(strict=False, time_unit="ms").dt.epoch("s")
+    except pl.exceptions.ComputeError:
+        raise DataError(
+            f"timestamp {as_text.filter(dates)[0]!r} is neither unix seconds nor an ISO date/datetime",
+            path=path,
+            field=values.name,
+        ) from None
     return pl.select(pl.coalesce(as_number, as_time)).to_series()

@@ -1,0 +1,36 @@
+"""Fixtures: the shared real data (from $DATAGEN_DATA, never a fixed path) and builds of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from datagen.pipeline import BuildConfig, build
+from datagen.sources.steam import SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real Steam/Amazon/catalog files (../shared/data in CI, via $DATAGEN_DATA)."""
+    folder = os.environ.get("DATAGEN_DATA")
+    if not folder or not Path(folder).is_dir():
+        pytest.skip("set DATAGEN_DATA to the shared data folder (README: Tests)")
+    return Path(folder)
+
+
+@pytest.fixture(scope="session")
+def sample_build(tmp_path_factory):
+    """A build of the Steam sample shipped in the package."""
+    return build(BuildConfig("steam", raw_dir=SAMPLE_DIR, out_dir=tmp_path_factory.mktemp("sample") / "steam-sample"))
+
+
+@pytest.fixture
+def steam_copy(tmp_path) -> Path:
+    """A writable copy of the shipped Steam sample, to cut or corrupt."""
+    folder = tmp_path / "steam"
+    folder.mkdir()
+    for path in SAMPLE_DIR.glob("*.json.gz"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder

@@ -1,0 +1,62 @@
+"""The `datagen` command line, run in-process with click's runner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from datagen.cli import main
+
+
+@pytest.fixture
+def runner(monkeypatch, tmp_path):
+    monkeypatch.delenv("DATAGEN_DATA", raising=False)
+    monkeypatch.setenv("DATAGEN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    return CliRunner()
+
+
+@pytest.mark.parametrize("command", ["build", "sources", "stats", "download"])
+def test_every_command_teaches_by_example(runner, command):
+    result = runner.invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output and f"datagen {command}" in result.output
+
+
+def test_build_without_raw_files_uses_the_shipped_sample_loudly(runner, tmp_path):
+    result = runner.invoke(main, ["build", "steam"])
+    assert result.exit_code == 0, result.output
+    assert "shipped with datagen" in result.output
+    assert (tmp_path / "build" / "steam-sample" / "manifest.json").is_file()
+    stats = runner.invoke(main, ["stats", "build/steam-sample", "--json"])
+    assert json.loads(stats.output)["stats"]["users"] > 1000
+
+
+def test_quiet_prints_only_the_output_folder(runner):
+    result = runner.invoke(main, ["build", "steam", "--quiet", "--out", "x"])
+    lines = result.output.strip().splitlines()
+    assert lines[-1] == "x" and not any("✓" in line for line in lines)
+
+
+def test_data_env_variable_finds_raw_files(runner, shared_data, monkeypatch):
+    monkeypatch.setenv("DATAGEN_DATA", str(shared_data))
+    result = runner.invoke(main, ["build", "steam", "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == "build/steam"
+
+
+def test_errors_are_messages_not_tracebacks(runner):
+    result = runner.invoke(main, ["build", "nosuch"])
+    assert result.exit_code == 1
+    assert "Error: unknown source 'nosuch'" in result.output
+    assert "Traceback" not in result.output
+    bad_option = runner.invoke(main, ["build", "steam", "-O", "category_field"])
+    assert bad_option.exit_code == 2 and "KEY=VALUE" in bad_option.output
+
+
+def test_sources_lists_sources_and_presets(runner):
+    result = runner.invoke(main, ["sources"])
+    for name in ("steam", "amazon", "table", "lu2024", "cao2024", "instructrec"):
+        assert name in result.output

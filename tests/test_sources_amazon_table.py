@@ -1,0 +1,81 @@
+"""Amazon and table sources on the real shared files."""
+
+from __future__ import annotations
+
+import gzip
+
+import polars as pl
+import pytest
+
+from datagen.cleaning import clean_items
+from datagen.errors import DataError
+from datagen.pipeline import BuildConfig, build
+from datagen.report import BuildReport
+from datagen.sources.amazon import read_meta
+
+import duckdb
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_gift_cards_reviews_and_meta(shared_data, tmp_path):
+    result = build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=tmp_path / "gc"))
+    steps = {s["step"]: s for s in result.manifest["report"]["steps"]}
+    assert steps["unknown_item"]["before"] == 2972
+    assert result.tables.items["categories"].explode().drop_nulls().unique().to_list() == ["Gift Cards"]
+    assert "rating" in result.tables.interactions.columns
+    assert result.tables.interactions["rating"].is_between(1, 5).all()
+
+
+def test_reviews_without_meta_is_a_clear_error(shared_data, tmp_path):
+    with pytest.raises(DataError, match="meta_All_Beauty.json.gz") as error:
+        build(BuildConfig("amazon:All_Beauty", raw_dir=shared_data / "amazon", out_dir=tmp_path / "ab"))
+    assert "datagen download amazon All_Beauty" in str(error.value)
+    assert not (tmp_path / "ab").exists()
+
+
+def test_magazine_markup_titles_are_dropped_and_counted(shared_data):
+    report = BuildReport()
+    con = duckdb.connect()
+    items = read_meta(con, shared_data / "amazon" / "meta_Magazine_Subscriptions.json.gz", report)
+    cleaned = clean_items(items, max_title_tokens=64, report=report)
+    steps = {s["step"]: s for s in report.steps}
+    assert steps["duplicate_item_id"]["after"] == 2320  # the README: 2,320 unique asins
+    assert steps["empty_title"]["dropped"] > 0
+    assert not cleaned["title"].str.contains("<|&amp;").any()
+    assert "Disney & Me" in cleaned["title"].to_list()
+
+
+def test_ratings_only_csv(shared_data, tmp_path):
+    # The ratings-only CSV of amazon_v2 (item,user,rating,timestamp), made from the real 5-core file.
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    reviews = pl.read_ndjson(gzip.decompress((shared_data / "amazon" / "Gift_Cards_5.json.gz").read_bytes()))
+    reviews.select("asin", "reviewerID", "overall", "unixReviewTime").write_csv(raw / "Gift_Cards.csv", include_header=False)
+    (raw / "meta_Gift_Cards.json.gz").write_bytes((shared_data / "amazon" / "meta_Gift_Cards.json.gz").read_bytes())
+    from_csv = build(BuildConfig("amazon:Gift_Cards", raw_dir=raw, out_dir=tmp_path / "csv"))
+    from_json = build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=tmp_path / "json"))
+    assert from_csv.manifest["stats"] == from_json.manifest["stats"]
+    assert from_csv.tables.sequences["item_ids"].to_list() == from_json.tables.sequences["item_ids"].to_list()
+
+
+def test_scientific_catalog_through_table_config(shared_data, tmp_path):
+    result = build(
+        BuildConfig(f"table:{EXAMPLES / 'scientific.yaml'}", raw_dir=shared_data / "catalogs" / "scientific", out_dir=tmp_path / "sci")
+    )
+    stats = result.manifest["stats"]
+    assert (stats["users"], stats["items"], stats["interactions"]) == (8317, 4344, 58492)
+    assert stats["items_without_category"] == 131
+    assert result.manifest["source"]["order"] == "list"
+    # List order is the time order: user "0" is [0, 1, ..., 8] in the file.
+    first = result.tables.sequences.filter(pl.col("raw_user_id") == "0")
+    raw_ids = dict(result.tables.items.select("item_id", "raw_item_id").iter_rows())
+    assert [raw_ids[i] for i in first["item_ids"][0]] == [str(i) for i in range(9)]
+    # Root dropped, every prefix a category.
+    capacitor = result.tables.items.filter(pl.col("raw_item_id") == "0")["categories"][0].to_list()
+    assert capacitor == [
+        "Industrial Electrical",
+        "Industrial Electrical, Passive Components",
+        "Industrial Electrical, Passive Components, Capacitors",
+    ]
