@@ -15,6 +15,7 @@ import hashlib
 import io
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 import polars as pl
 
@@ -26,9 +27,55 @@ _NO_SEPARATOR = "\x1f"
 
 def read_lines(path: str | Path) -> pl.DataFrame:
     """Return the non-blank lines of `path` with their 1-based line numbers."""
-    raw = read_bytes(path)
+    frames = list(iter_line_chunks(path))
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema={"line": pl.UInt32, "text": pl.String})
+    if frame.is_empty():
+        raise DataError("file has no records (only blank lines)", path=path)
+    return frame
+
+
+def iter_line_chunks(path: str | Path, chunk_bytes: int = 64 << 20) -> Iterator[pl.DataFrame]:
+    """Yield the non-blank lines of `path` as frames of (line, text), about `chunk_bytes` of text each.
+
+    Big files (the 7.8M-line Steam reviews) are parsed chunk by chunk, so memory
+    holds one chunk of text at a time.
+    """
+    path = Path(path)
+    _check_file(path)
+    opener = gzip.open if _is_gzip(path) else open
+    first_line = 1
+    rest = b""
+    try:
+        with opener(path, "rb") as handle:
+            while True:
+                block = handle.read(chunk_bytes)
+                if not block:
+                    break
+                block = rest + block
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:
+                    rest = block
+                    continue
+                rest = block[cut:]
+                frame, first_line = _lines_frame(block[:cut], first_line)
+                yield frame
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(
+            f"broken gzip data ({error})",
+            path=path,
+            hint="The file is truncated or corrupt: download it again (`datagen download ...`).",
+        ) from None
+    if first_line == 1 and not rest:
+        raise DataError("file is empty once decompressed", path=path)
+    if rest:
+        frame, first_line = _lines_frame(rest + b"\n", first_line)
+        yield frame
+
+
+def _lines_frame(block: bytes, first_line: int) -> tuple[pl.DataFrame, int]:
+    """Parse a block of whole lines (ending in a newline) into (line, text), blank lines dropped."""
     frame = pl.read_csv(
-        io.BytesIO(raw),
+        io.BytesIO(block),
         has_header=False,
         separator=_NO_SEPARATOR,
         quote_char=None,
@@ -37,26 +84,33 @@ def read_lines(path: str | Path) -> pl.DataFrame:
         encoding="utf8-lossy",
         truncate_ragged_lines=True,
     )
-    del raw
+    next_line = first_line + block.count(b"\n")
     frame = (
-        frame.with_row_index("line", offset=1)
+        frame.with_row_index("line", offset=first_line)
         .with_columns(pl.col("text").str.strip_chars())
         .filter(pl.col("text").is_not_null() & (pl.col("text") != ""))
     )
-    if frame.is_empty():
-        raise DataError("file has no records (only blank lines)", path=path)
-    return frame
+    return frame, next_line
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise DataError("file not found", path=path)
+    if path.stat().st_size == 0:
+        raise DataError("file is empty (0 bytes); the download may have failed", path=path)
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
 
 
 def read_bytes(path: str | Path) -> bytes:
     """The file's content, gunzipped when it is gzip; clear errors for missing, empty or broken files."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=path)
+    _check_file(path)
     raw = path.read_bytes()
-    if not raw:
-        raise DataError("file is empty (0 bytes); the download may have failed", path=path)
-    if raw[:2] == b"\x1f\x8b":
+    if _is_gzip(path):
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as error:

@@ -19,7 +19,7 @@ import polars as pl
 
 from datagen.download import cache_dir
 from datagen.errors import DataError
-from datagen.rawfiles import read_lines
+from datagen.rawfiles import iter_line_chunks, read_lines
 from datagen.report import BuildReport
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, require_file
@@ -65,7 +65,33 @@ class SteamSource(Source):
 
 
 def read_reviews(path: Path, report: BuildReport) -> pl.DataFrame:
-    lines = read_lines(path)
+    parsed = pl.concat(_parse_review_chunk(chunk) for chunk in iter_line_chunks(path))
+    if parsed.is_empty():
+        raise DataError("file has no records (only blank lines)", path=path)
+    bad = parsed.filter(pl.col("field").is_not_null()).select(
+        "line",
+        "field",
+        pl.col("field").replace_strict(
+            {
+                "line": "not a dict literal",
+                "username": "missing or empty username",
+                "product_id": "missing or non-numeric product_id",
+                "date": "missing or invalid date (want 'YYYY-MM-DD')",
+            }
+        ).alias("reason"),
+    )
+    report.skip_bad_rows(bad, total=parsed.height, path=path, what="reviews")
+    return parsed.filter(pl.col("field").is_null()).select(
+        "raw_user_id",
+        "raw_item_id",
+        pl.col("date").cast(pl.Datetime("ms")).dt.epoch("s").alias("timestamp"),
+        pl.lit(None, pl.Float64).alias("rating"),
+        pl.col("line").cast(pl.Int64).alias("order_key"),
+    )
+
+
+def _parse_review_chunk(lines: pl.DataFrame) -> pl.DataFrame:
+    """(line, text) -> the three fields relied on, and the first missing one per line."""
     parsed = lines.select(
         "line",
         pl.coalesce(
@@ -81,27 +107,7 @@ def read_reviews(path: Path, report: BuildReport) -> pl.DataFrame:
         .when(pl.col("raw_item_id").is_null()).then(pl.lit("product_id"))
         .when(pl.col("date").is_null()).then(pl.lit("date"))
     )
-    parsed = parsed.with_columns(problem.alias("field"))
-    bad = parsed.filter(pl.col("field").is_not_null()).select(
-        "line",
-        "field",
-        pl.col("field").replace_strict(
-            {
-                "line": "not a dict literal",
-                "username": "missing or empty username",
-                "product_id": "missing or non-numeric product_id",
-                "date": "missing or invalid date (want 'YYYY-MM-DD')",
-            }
-        ).alias("reason"),
-    )
-    report.skip_bad_rows(bad, total=lines.height, path=path, what="reviews")
-    return parsed.filter(pl.col("field").is_null()).select(
-        "raw_user_id",
-        "raw_item_id",
-        pl.col("date").cast(pl.Datetime("ms")).dt.epoch("s").alias("timestamp"),
-        pl.lit(None, pl.Float64).alias("rating"),
-        pl.col("line").cast(pl.Int64).alias("order_key"),
-    )
+    return parsed.with_columns(problem.alias("field")).drop("is_record")
 
 
 def read_games(path: Path, category_field: str, report: BuildReport) -> pl.DataFrame:
