@@ -17,7 +17,7 @@ def shared_data() -> Path:
     folder = os.environ.get("DATAGEN_DATA")
     if not folder or not Path(folder).is_dir():
         pytest.skip("set DATAGEN_DATA to the shared data folder (README: Tests)")
-    return Path(folder)
+    return Path(folder).resolve()
 
 
 @pytest.fixture(scope="session")
