@@ -83,6 +83,8 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
     progress = progress or StepProgress(quiet=True)
     name, argument = parse_source_spec(config.source)
     source = get_source(name)
+    if source.argument and not argument:
+        raise DataError(f"source {name!r} needs an argument: {name}:{source.argument}")
     parameters = config.parameters()
     raw_dir, from_sample = resolve_raw_dir(source, argument, config.raw_dir)
     dataset_name = source.dataset_name(argument) + ("-sample" if from_sample else "")

@@ -60,3 +60,9 @@ def test_sources_lists_sources_and_presets(runner):
     result = runner.invoke(main, ["sources"])
     for name in ("steam", "amazon", "table", "lu2024", "cao2024", "instructrec"):
         assert name in result.output
+
+
+def test_source_that_needs_an_argument_says_so(runner):
+    result = runner.invoke(main, ["build", "table"])
+    assert result.exit_code == 1
+    assert "needs an argument: table:CONFIG.yaml" in result.output

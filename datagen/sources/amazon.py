@@ -21,7 +21,7 @@ import polars as pl
 from datagen.categories import category_prefixes
 from datagen.download import cache_dir
 from datagen.errors import DataError
-from datagen.rawfiles import read_lines
+from datagen.rawfiles import iter_line_chunks, read_lines
 from datagen.report import BuildReport
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, require_file
@@ -48,8 +48,6 @@ class AmazonSource(Source):
 
     def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:
         options = self.resolve_options(options)
-        if not argument:
-            raise DataError("amazon needs a category: `datagen build amazon:Gift_Cards`")
         category = argument
         kinds = [options["reviews"]] if options["reviews"] else list(REVIEW_FILES)
         if any(kind not in REVIEW_FILES for kind in kinds):
@@ -97,21 +95,28 @@ def _split_valid_json(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> tu
 
 
 def read_review_json(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport) -> pl.DataFrame:
-    lines = read_lines(path)
-    valid, invalid = _split_valid_json(con, lines)
-    con.register("valid", valid)
-    parsed = con.sql(
-        """
-        SELECT line,
-               text ->> '$.reviewerID' AS raw_user_id,
-               text ->> '$.asin' AS raw_item_id,
-               TRY_CAST(text ->> '$.unixReviewTime' AS BIGINT) AS timestamp,
-               TRY_CAST(text ->> '$.overall' AS DOUBLE) AS rating
-        FROM valid
-        """
-    ).pl()
-    con.unregister("valid")
-    return _keep_complete_interactions(parsed, invalid, lines.height, path, report)
+    parsed_chunks, invalid_chunks, total = [], [], 0
+    for lines in iter_line_chunks(path):
+        total += lines.height
+        valid, invalid = _split_valid_json(con, lines)
+        con.register("valid", valid)
+        parsed_chunks.append(
+            con.sql(
+                """
+                SELECT line,
+                       text ->> '$.reviewerID' AS raw_user_id,
+                       text ->> '$.asin' AS raw_item_id,
+                       TRY_CAST(text ->> '$.unixReviewTime' AS BIGINT) AS timestamp,
+                       TRY_CAST(text ->> '$.overall' AS DOUBLE) AS rating
+                FROM valid
+                """
+            ).pl()
+        )
+        con.unregister("valid")
+        invalid_chunks.append(invalid)
+    if total == 0:
+        raise DataError("file has no records (only blank lines)", path=path)
+    return _keep_complete_interactions(pl.concat(parsed_chunks), pl.concat(invalid_chunks), total, path, report)
 
 
 def read_ratings_csv(path: Path, report: BuildReport) -> pl.DataFrame:

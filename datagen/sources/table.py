@@ -48,8 +48,6 @@ class TableSource(Source):
 
     def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:
         self.resolve_options(options)
-        if not argument:
-            raise DataError("table needs a config: `datagen build table:my_catalog.yaml`")
         config_path = Path(argument)
         config = load_config(config_path)
         items_path = raw_dir / config["items"]["path"]
