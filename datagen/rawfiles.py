@@ -60,11 +60,7 @@ def iter_line_chunks(path: str | Path, chunk_bytes: int = 64 << 20) -> Iterator[
                 frame, first_line = _lines_frame(block[:cut], first_line)
                 yield frame
     except (OSError, EOFError, zlib.error) as error:
-        raise DataError(
-            f"broken gzip data ({error})",
-            path=path,
-            hint="The file is truncated or corrupt: download it again (`datagen download ...`).",
-        ) from None
+        raise _broken_gzip(path, error) from None
     if first_line == 1 and not rest:
         raise DataError("file is empty once decompressed", path=path)
     if rest:
@@ -100,6 +96,14 @@ def _check_file(path: Path) -> None:
         raise DataError("file is empty (0 bytes); the download may have failed", path=path)
 
 
+def _broken_gzip(path: Path, error: Exception) -> DataError:
+    return DataError(
+        f"broken gzip data ({error})",
+        path=path,
+        hint="The file is truncated or corrupt: download it again (`datagen download ...`).",
+    )
+
+
 def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as handle:
         return handle.read(2) == b"\x1f\x8b"
@@ -114,11 +118,7 @@ def read_bytes(path: str | Path) -> bytes:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as error:
-            raise DataError(
-                f"broken gzip data ({error})",
-                path=path,
-                hint="The file is truncated or corrupt: download it again (`datagen download ...`).",
-            ) from None
+            raise _broken_gzip(path, error) from None
         if not raw:
             raise DataError("file is empty once decompressed", path=path)
     return raw
