@@ -63,9 +63,14 @@ def category_prefixes(paths: pl.Series) -> tuple[pl.Series, int]:
         .group_by("row", maintain_order=True)
         .agg(pl.col("level"))
     )
-    prefixes = duckdb.sql(
-        "SELECT row, list_transform(range(1, len(level) + 1), lambda i: array_to_string(level[1:i], ', ')) AS prefixes FROM kept"
-    ).pl()
+    con = duckdb.connect()
+    try:
+        con.register("kept", kept)
+        prefixes = con.sql(
+            "SELECT row, list_transform(range(1, len(level) + 1), lambda i: array_to_string(level[1:i], ', ')) AS prefixes FROM kept"
+        ).pl()
+    finally:
+        con.close()
     prefixes = (
         pl.DataFrame({"row": range(len(paths))})
         .join(prefixes.cast({"row": pl.Int64}), on="row", how="left")

@@ -25,7 +25,6 @@ class BuildReport:
     max_bad_share: float = 0.01
     steps: list[dict] = field(default_factory=list)
     bad_rows: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
     def step(self, name: str, table: str, *, before: int, after: int, why: str) -> None:
@@ -75,5 +74,4 @@ class BuildReport:
             "steps": self.steps,
             "bad_rows": self.bad_rows,
             "counts": dict(sorted(self.counts.items())),
-            "notes": self.notes,
         }

@@ -14,7 +14,7 @@ shared cleaning in `datagen.pipeline` does the rest, so an adapter stays small:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -44,7 +44,6 @@ class RawCatalog:
     # "list": the raw data has no times, order_key alone gives the order.
     order: str = "timestamp"
     category_kind: str = ""
-    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.items = self.items.select(pl.col(name).cast(dtype) for name, dtype in ITEM_SCHEMA.items())
