@@ -66,3 +66,34 @@ def test_source_that_needs_an_argument_says_so(runner):
     result = runner.invoke(main, ["build", "table"])
     assert result.exit_code == 1
     assert "needs an argument: table:CONFIG.yaml" in result.output
+
+
+def test_plugin_source_registers_and_its_contract_is_checked(tmp_path):
+    # A minimal plug-in: a source class registered by decorator, as an entry point would load it.
+    import polars as pl
+
+    from datagen.errors import DataError
+    from datagen.pipeline import BuildConfig, build
+    from datagen.sources import available_sources, register_source
+    from datagen.sources.base import RawCatalog, Source
+
+    @register_source
+    class NoTitles(Source):
+        name = "test-no-titles"
+        summary = "a plug-in that forgets the title column"
+
+        def default_raw_dir(self, argument):
+            return tmp_path
+
+        def load(self, raw_dir, argument, options, report):
+            items = pl.DataFrame({"raw_item_id": ["1"], "categories": [["A"]]})
+            return RawCatalog(items=items, interactions=pl.DataFrame(), input_files=[])
+
+    assert "test-no-titles" in available_sources()
+    try:
+        with pytest.raises(DataError, match="returned items without column.s. title"):
+            build(BuildConfig("test-no-titles", out_dir=tmp_path / "out"))
+    finally:
+        from datagen import sources
+
+        sources._REGISTRY.pop("test-no-titles")

@@ -46,10 +46,13 @@ class RawCatalog:
     category_kind: str = ""
 
     def __post_init__(self) -> None:
-        self.items = self.items.select(pl.col(name).cast(dtype) for name, dtype in ITEM_SCHEMA.items())
-        self.interactions = self.interactions.select(
-            pl.col(name).cast(dtype) for name, dtype in INTERACTION_SCHEMA.items()
-        )
+        """Check the contract at the boundary, so a plug-in's mistake is named, not a Polars trace."""
+        for table, schema in (("items", ITEM_SCHEMA), ("interactions", INTERACTION_SCHEMA)):
+            frame = getattr(self, table)
+            missing = [name for name in schema if name not in frame.columns]
+            if missing:
+                raise DataError(f"the source returned {table} without column(s) {', '.join(missing)}; it must return {list(schema)}")
+            setattr(self, table, frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items()))
 
 
 class Source:
