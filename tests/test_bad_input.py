@@ -146,3 +146,12 @@ def test_crash_while_writing_leaves_nothing_half_written(tmp_path):
             (folder / "items.parquet").write_bytes(b"partial")
             raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_amazon_reviews_of_nothing_but_blank_lines(shared_data, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "Gift_Cards_5.json.gz").write_bytes(gzip.compress(b"\n \n"))
+    (raw / "meta_Gift_Cards.json.gz").write_bytes((shared_data / "amazon" / "meta_Gift_Cards.json.gz").read_bytes())
+    with pytest.raises(DataError, match=r"Gift_Cards_5.json.gz: file has no records"):
+        build(BuildConfig("amazon:Gift_Cards", raw_dir=raw, out_dir=tmp_path / "out"))

@@ -114,8 +114,6 @@ def read_review_json(con: duckdb.DuckDBPyConnection, path: Path, report: BuildRe
         )
         con.unregister("valid")
         invalid_chunks.append(invalid)
-    if total == 0:
-        raise DataError("file has no records (only blank lines)", path=path)
     return _keep_complete_interactions(pl.concat(parsed_chunks), pl.concat(invalid_chunks), total, path, report)
 
 
