@@ -22,6 +22,7 @@ from datagen.download import cache_dir, download, official_files
 from datagen.errors import DataError
 from datagen.presets import PRESETS
 from datagen.progress import StepProgress
+from datagen.teacher.cli import teacher
 
 console = Console()
 
@@ -47,6 +48,7 @@ def main() -> None:
       datagen build steam                 build the Steam sample shipped with datagen
       datagen sources                     what can be built, with which options
       datagen stats build/steam-sample    Table 1 and what cleaning dropped
+      datagen teacher --help              the SASRec teacher: train, eval, rank
     """
 
 
@@ -72,6 +74,8 @@ Examples:
   datagen build amazon:Gift_Cards --raw-dir ../shared/data/amazon
   datagen build table:examples/scientific.yaml --raw-dir ../shared/data/catalogs/scientific
       any catalog described by a YAML file
+  datagen build steam --no-teacher
+      canonical tables only (the teacher can follow: datagen teacher train build/steam-sample)
 """
 )
 @click.argument("source", metavar="SOURCE[:ARG]")
@@ -85,16 +89,23 @@ Examples:
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed for everything random in the build.")
 @click.option("--max-bad-share", type=click.FloatRange(0, 1), default=0.01, show_default=True, help="Share of bad rows per file that are skipped and counted; more is an error.")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A source option, e.g. category_field=tags (see `datagen sources`).")
+@click.option("--teacher/--no-teacher", default=True, show_default=True, help="Train the SASRec teacher into <out>/teacher/ (or reuse the previous build's when data and settings match).")
+@click.option("--teacher-epochs", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many teacher epochs (early stopping on valid NDCG@10, patience 10).")
+@click.option("--device", default="auto", show_default=True, help="Device for the teacher: cpu, cuda, ... (auto: CUDA when present).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, quiet):
-    """Clean, filter and split a SOURCE into canonical tables.
+def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, teacher, teacher_epochs, device, quiet):
+    """Clean, filter and split a SOURCE into canonical tables, and train its teacher.
 
     Writes items, interactions and sequences as parquet, plus manifest.json
-    (input checksums, parameters, rows dropped at each step) and stats.md
-    (Table 1 of Lu et al.). The folder appears only once complete.
+    (input checksums, parameters, rows dropped at each step), stats.md
+    (Table 1 of Lu et al.) and teacher/ (SASRec checkpoint and its evaluation
+    beside two baselines; `datagen teacher --help`). The folder appears only
+    once complete.
     """
     from datagen.pipeline import BuildConfig
     from datagen.pipeline import build as run_build
+    from datagen.teacher.folder import TeacherSettings
+    from datagen.teacher.train import TrainConfig
 
     config = BuildConfig(
         source=source,
@@ -108,6 +119,7 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
         seed=seed,
         max_bad_share=max_bad_share,
         options=_parse_options(options),
+        teacher=TeacherSettings(train=TrainConfig(epochs=teacher_epochs, seed=seed, device=device)) if teacher else None,
     )
     result = run_build(config, StepProgress(quiet=quiet))
     if not quiet:
@@ -181,6 +193,9 @@ def download_command(source, category, reviews, dest, base_url, quiet):
             task = bar.add_task(remote.name, total=None)
             path = download(remote, folder, lambda done, total, task=task: bar.update(task, completed=done, total=total))
             click.echo(str(path))
+
+
+main.add_command(teacher)
 
 
 def _print_summary(manifest: dict) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import requests
 
+from datagen.cache import cache_root
 from datagen.errors import DataError
 from datagen.rawfiles import sha256
 
@@ -48,7 +49,7 @@ class RemoteFile:
 
 def cache_dir() -> Path:
     """Where downloaded raw files live: $DATAGEN_CACHE/raw, default ~/.cache/datagen/raw."""
-    return Path(os.environ.get("DATAGEN_CACHE", Path.home() / ".cache" / "datagen")) / "raw"
+    return cache_root() / "raw"
 
 
 def official_files(source: str, category: str | None = None, reviews: str = "5core", base_url: str | None = None) -> list[RemoteFile]:

@@ -6,7 +6,9 @@
     458
 
 Output folder (written to a temporary folder, renamed into place when complete):
-items.parquet, interactions.parquet, sequences.parquet, manifest.json, stats.md.
+items.parquet, interactions.parquet, sequences.parquet, manifest.json, stats.md,
+and with `BuildConfig(teacher=TeacherSettings())` the SASRec teacher in teacher/
+(reused from the previous build when data and settings are unchanged).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from datagen import __version__
+from datagen.buildfolder import BuildFolder, data_version
 from datagen.cleaning import clean_interactions, clean_items, k_core, sample_users, unique_titles
 from datagen.errors import DataError
 from datagen.output import atomic_folder, write_json, write_parquet
@@ -30,6 +33,7 @@ from datagen.report import BuildReport
 from datagen.sources import get_source
 from datagen.split import CanonicalTables, split_tables
 from datagen.stats import table1, table1_markdown
+from datagen.teacher.folder import TeacherSettings, reuse_teacher, train_teacher
 
 DATA_ENV = "DATAGEN_DATA"
 MANIFEST_FORMAT = "datagen.canonical/1"
@@ -48,6 +52,7 @@ class BuildConfig:
     seed: int = 42
     max_bad_share: float = 0.01
     options: dict[str, str] = field(default_factory=dict)
+    teacher: TeacherSettings | None = None  # None: canonical tables only
 
     def parameters(self) -> dict:
         if self.preset is not None and self.preset not in PRESETS:
@@ -130,16 +135,24 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
         "stats": stats,
         "report": report.as_dict(),
     }
-    with progress.step(f"Writing {out_dir}"), atomic_folder(out_dir) as folder:
-        outputs = {}
-        for table_name in ("items", "interactions", "sequences"):
-            frame = getattr(tables, table_name)
-            path = folder / f"{table_name}.parquet"
-            write_parquet(frame, path)
-            outputs[path.name] = {"rows": frame.height, "sha256": sha256(path)}
-        manifest["outputs"] = outputs
-        write_json(manifest, folder / "manifest.json")
-        (folder / "stats.md").write_text(table1_markdown(dataset_name, stats))
+    with atomic_folder(out_dir) as folder:
+        with progress.step(f"Writing {out_dir}"):
+            outputs = {}
+            for table_name in ("items", "interactions", "sequences"):
+                frame = getattr(tables, table_name)
+                path = folder / f"{table_name}.parquet"
+                write_parquet(frame, path)
+                outputs[path.name] = {"rows": frame.height, "sha256": sha256(path)}
+            manifest["outputs"] = outputs
+            manifest["data_version"] = data_version(outputs)
+            write_json(manifest, folder / "manifest.json")
+            (folder / "stats.md").write_text(table1_markdown(dataset_name, stats))
+        if config.teacher is not None:
+            written = BuildFolder.open(folder)
+            if reuse_teacher(out_dir, written, config.teacher):
+                progress.done(f"Reused the SASRec teacher of {out_dir} (same data version and settings)")
+            else:
+                train_teacher(written, config.teacher, progress)
     return BuildResult(out_dir=out_dir, manifest=manifest, tables=tables)
 
 

@@ -1,4 +1,4 @@
-"""Progress on stderr for long steps (a spinner, then a tick with the time taken), silenced by --quiet.
+"""Progress on stderr for long steps (a spinner or a bar, then a tick with the time taken), silenced by --quiet.
 
     >>> progress = StepProgress(quiet=True)
     >>> with progress.step("k-core filtering"):
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 class StepProgress:
@@ -28,6 +29,24 @@ class StepProgress:
         with self.console.status(text):
             yield
         self.console.print(f"[green]✓[/green] {text} [dim]({time.perf_counter() - started:.1f} s)[/dim]")
+
+    @contextmanager
+    def bar(self, text: str, total: int) -> Iterator[Callable[[str], None]]:
+        """A progress bar of `total` steps; call the yielded function with a short note after each."""
+        if self.quiet:
+            yield lambda note: None
+            return
+        started = time.perf_counter()
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[note]}"))
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task(text, total=total, note="")
+            yield lambda note: progress.update(task, advance=1, note=note)
+            done = progress.tasks[0].completed
+        self.console.print(f"[green]✓[/green] {text}: {done:g} of at most {total} [dim]({time.perf_counter() - started:.1f} s)[/dim]")
+
+    def done(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(f"[green]✓[/green] {text}")
 
     def warn(self, text: str) -> None:
         """Warnings show even with --quiet: they change what the output means."""

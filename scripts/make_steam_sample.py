@@ -1,6 +1,6 @@
 """Cut the Steam sample shipped in datagen/sample_data/steam from the real files.
 
-    python scripts/make_steam_sample.py ../shared/data/steam --users 1500 --seed 0
+    python scripts/make_steam_sample.py ../shared/data/steam --users 4000 --seed 0
 
 Keeps every review line of `--users` users drawn with `--seed`, and every game
 line those reviews name, byte for byte, in the files' original order.
@@ -23,7 +23,7 @@ PRODUCT = re.compile(r"'product_id': '(\d+)'")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("raw_dir", type=Path)
-    parser.add_argument("--users", type=int, default=1500)
+    parser.add_argument("--users", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

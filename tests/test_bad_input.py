@@ -35,7 +35,7 @@ def test_a_few_malformed_lines_are_skipped_and_counted(steam_copy, tmp_path):
 def test_too_many_bad_lines_name_file_line_and_field(steam_copy, tmp_path):
     _rewrite_lines(
         steam_copy / "reviews_v2_windows.json.gz",
-        lambda lines: lines[:3] + [line.replace("'product_id'", "'productid'") for line in lines[3:400]] + lines[400:],
+        lambda lines: lines[:3] + [line.replace("'product_id'", "'productid'") for line in lines[3:1000]] + lines[1000:],
     )
     with pytest.raises(DataError) as error:
         build(BuildConfig("steam", raw_dir=steam_copy, out_dir=tmp_path / "out"))

@@ -18,15 +18,15 @@ def runner(monkeypatch, tmp_path):
     return CliRunner()
 
 
-@pytest.mark.parametrize("command", ["build", "sources", "stats", "download"])
+@pytest.mark.parametrize("command", ["build", "sources", "stats", "download", "teacher train", "teacher eval", "teacher rank"])
 def test_every_command_teaches_by_example(runner, command):
-    result = runner.invoke(main, [command, "--help"])
+    result = runner.invoke(main, [*command.split(), "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output and f"datagen {command}" in result.output
 
 
 def test_build_without_raw_files_uses_the_shipped_sample_loudly(runner, tmp_path):
-    result = runner.invoke(main, ["build", "steam"])
+    result = runner.invoke(main, ["build", "steam", "--no-teacher"])
     assert result.exit_code == 0, result.output
     assert "shipped with datagen" in result.output
     assert (tmp_path / "build" / "steam-sample" / "manifest.json").is_file()
@@ -35,14 +35,14 @@ def test_build_without_raw_files_uses_the_shipped_sample_loudly(runner, tmp_path
 
 
 def test_quiet_prints_only_the_output_folder(runner):
-    result = runner.invoke(main, ["build", "steam", "--quiet", "--out", "x"])
+    result = runner.invoke(main, ["build", "steam", "--no-teacher", "--quiet", "--out", "x"])
     lines = result.output.strip().splitlines()
     assert lines[-1] == "x" and not any("✓" in line for line in lines)
 
 
 def test_data_env_variable_finds_raw_files(runner, shared_data, monkeypatch):
     monkeypatch.setenv("DATAGEN_DATA", str(shared_data))
-    result = runner.invoke(main, ["build", "steam", "-q"])
+    result = runner.invoke(main, ["build", "steam", "--no-teacher", "-q"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == "build/steam"
 

@@ -1,0 +1,76 @@
+"""Read a finished `datagen build` folder: its manifest, tables and data version.
+
+The data version names the exact canonical tables (a hash of their sha256s), so
+anything derived from them (a teacher checkpoint, cached rankings) can say
+which data it belongs to.
+
+    >>> folder = BuildFolder.open("build/steam-sample")  # doctest: +SKIP
+    >>> folder.data_version, folder.n_items  # doctest: +SKIP
+    ('3f9c0a1b2d4e5f60', 819)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import polars as pl
+
+from datagen.errors import DataError
+
+TABLES = ("items", "interactions", "sequences")
+
+
+def data_version(outputs: dict) -> str:
+    """A short hash of the canonical tables' checksums (the manifest's `outputs`)."""
+    checksums = {name: outputs[name]["sha256"] for name in sorted(outputs) if name.endswith(".parquet")}
+    return hashlib.sha256(json.dumps(checksums, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class BuildFolder:
+    path: Path
+    manifest: dict
+
+    @classmethod
+    def open(cls, path: Path | str) -> BuildFolder:
+        path = Path(path)
+        manifest_path = path / "manifest.json"
+        if not manifest_path.is_file():
+            raise DataError(
+                "not a datagen build folder (no manifest.json)",
+                path=path,
+                hint="Run `datagen build SOURCE` first; it prints the folder it wrote.",
+            )
+        manifest = json.loads(manifest_path.read_text())
+        for table in TABLES:
+            if not (path / f"{table}.parquet").is_file():
+                raise DataError(f"build folder lacks {table}.parquet", path=path)
+        return cls(path=path, manifest=manifest)
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def data_version(self) -> str:
+        return data_version(self.manifest["outputs"])
+
+    @property
+    def max_history(self) -> int:
+        return self.manifest["parameters"]["max_history"]
+
+    @cached_property
+    def items(self) -> pl.DataFrame:
+        return pl.read_parquet(self.path / "items.parquet")
+
+    @cached_property
+    def sequences(self) -> pl.DataFrame:
+        return pl.read_parquet(self.path / "sequences.parquet")
+
+    @property
+    def n_items(self) -> int:
+        return self.items.height

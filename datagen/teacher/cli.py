@@ -1,0 +1,184 @@
+"""`datagen teacher train|eval|rank`: the SASRec teacher of a build, from the command line.
+
+    $ datagen teacher train build/steam
+    $ datagen teacher eval build/steam --json
+    $ datagen teacher rank build/steam --user 12 --include-category Strategy --top 5
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from datagen.buildfolder import BuildFolder
+from datagen.cache import cache_root
+from datagen.errors import DataError
+from datagen.progress import StepProgress
+from datagen.teacher.evaluate import SPLITS, report_markdown
+from datagen.teacher.folder import EvalSettings, TeacherSettings, evaluate_teacher, load_teacher, train_teacher
+from datagen.teacher.ranking import TeacherRanker
+from datagen.teacher.train import TrainConfig, resolve_device
+
+console = Console()
+BUILD_ARGUMENT = click.argument("build_dir", metavar="BUILD_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+DEVICE_OPTION = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when present).")
+
+
+@click.group()
+def teacher() -> None:
+    """Train, evaluate and query the SASRec teacher that augments labels.
+
+    \b
+    The teacher of a build lives in BUILD_DIR/teacher/ (sasrec.pt, report.json,
+    report.md). `datagen build` trains it too, unless --no-teacher.
+    """
+
+
+@teacher.command(
+    epilog="""\b
+Examples:
+  datagen teacher train build/steam
+  datagen teacher train build/steam --epochs 20 --dim 64 --device cuda
+"""
+)
+@BUILD_ARGUMENT
+@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many epochs.")
+@click.option("--patience", type=click.IntRange(min=1), default=10, show_default=True, help="Stop after this many epochs without a better valid NDCG@10.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--dim", type=click.IntRange(min=2), default=128, show_default=True, help="Embedding and hidden size.")
+@click.option("--inner-dim", type=click.IntRange(min=1), default=256, show_default=True, help="Feed-forward size.")
+@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--heads", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@DEVICE_OPTION
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def train(build_dir, epochs, patience, batch_size, learning_rate, dim, inner_dim, layers, heads, dropout, seed, device, quiet):
+    """Train SASRec on BUILD_DIR's train split, early-stopped on valid NDCG@10.
+
+    Then evaluates it beside most-popular and co-occurrence and writes
+    BUILD_DIR/teacher/. History length is the build's (its preset's) max_history.
+    """
+    folder = BuildFolder.open(build_dir)
+    settings = TeacherSettings(
+        dim=dim,
+        inner_dim=inner_dim,
+        layers=layers,
+        heads=heads,
+        dropout=dropout,
+        train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=learning_rate, seed=seed, device=device),
+    )
+    _check_settings(settings)
+    train_teacher(folder, settings, StepProgress(quiet=quiet))
+    if not quiet:
+        console.print((folder.path / "teacher" / "report.md").read_text())
+    click.echo(str(folder.path / "teacher"))
+
+
+def _check_settings(settings: TeacherSettings) -> None:
+    if settings.dim % settings.heads:
+        raise click.BadParameter(f"--dim {settings.dim} must be divisible by --heads {settings.heads}", param_hint="--dim")
+    try:
+        resolve_device(settings.train.device)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--device") from error
+
+
+@teacher.command(
+    "eval",
+    epilog="""\b
+Examples:
+  datagen teacher eval build/steam
+  datagen teacher eval build/steam --negatives 100 --k 1 --k 10 --json
+""",
+)
+@BUILD_ARGUMENT
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Another checkpoint of this build's data [default: BUILD_DIR/teacher/sasrec.pt].")
+@click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, default=(5, 10, 20), show_default=True, help="Cut-offs for HR@K and NDCG@K.")
+@click.option("--negatives", type=click.IntRange(min=1), default=99, show_default=True, help="Sampled protocol: negatives per target.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the sampled negatives.")
+@DEVICE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def eval_command(build_dir, checkpoint, ks, negatives, seed, device, as_json):
+    """HR@K and NDCG@K of the teacher, most-popular and co-occurrence.
+
+    Full ranking over every item the user has not interacted with, and
+    1 target + NEGATIVES sampled uniformly and by popularity; valid and test.
+    """
+    folder = BuildFolder.open(build_dir)
+    loaded = load_teacher(folder, checkpoint, device)
+    settings = EvalSettings(ks=tuple(sorted(set(ks))), negatives=negatives, seed=seed)
+    with StepProgress(quiet=as_json).step("Evaluating"):
+        report = evaluate_teacher(folder, loaded, settings)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        console.print(report_markdown(report, negatives))
+
+
+@teacher.command(
+    epilog="""\b
+Examples:
+  datagen teacher rank build/steam --user 0 --user 1
+      the top 10 for users 0 and 1 after their whole history (test split input)
+  datagen teacher rank build/steam --user 0 --include-category Strategy --top 5
+  datagen teacher rank build/steam --split valid --exclude-category Action --out ranks.parquet
+      every user, written to a parquet file
+"""
+)
+@BUILD_ARGUMENT
+@click.option("--user", "users", type=int, multiple=True, help="A user_id (see sequences.parquet) [default: every user].")
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="valid: rank after the train items; test: after train + valid.")
+@click.option("--top", "top_n", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--include-category", "include", multiple=True, help="Only items with one of these categories (+C).")
+@click.option("--exclude-category", "exclude", multiple=True, help="No items with any of these categories (-C).")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write every row (with target ranks) to this parquet file.")
+@click.option("--no-cache", is_flag=True, help=f"Do not read or write the ranking cache ({cache_root() / 'teacher'}).")
+@DEVICE_OPTION
+def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_cache, device):
+    """The teacher's top items for users, with history excluded and category filters.
+
+    Also gives the rank of each user's held-out target (the valid or test item)
+    among the allowed items.
+    """
+    folder = BuildFolder.open(build_dir)
+    loaded = load_teacher(folder, checkpoint, device)
+    sequences = folder.sequences
+    if users:
+        unknown = sorted(set(users) - set(sequences["user_id"].to_list()))
+        if unknown:
+            raise DataError(f"no user_id {unknown[0]} in this build (user ids are 0..{sequences.height - 1})", path=folder.path / "sequences.parquet")
+        sequences = sequences.filter(pl.col("user_id").is_in(list(users)))
+    history = sequences["train_item_ids"] if split == "valid" else sequences.select(pl.concat_list("train_item_ids", "valid_item_id"))["train_item_ids"]
+    target = f"{split}_item_id"
+    requests = pl.DataFrame({"history": history, "query_items": sequences.select(pl.concat_list(target))[target]})
+    if include:
+        requests = requests.with_columns(include_categories=pl.lit(list(include), dtype=pl.List(pl.String)))
+    if exclude:
+        requests = requests.with_columns(exclude_categories=pl.lit(list(exclude), dtype=pl.List(pl.String)))
+    ranker = TeacherRanker(loaded, folder.items, cache_dir=None if no_cache else cache_root() / "teacher")
+    ranked = ranker.rank(requests, top_n).with_columns(user_id=sequences["user_id"], target_item_id=sequences[target])
+    ranked = ranked.with_columns(target_rank=pl.col("query_ranks").list.first()).drop("query_items", "query_ranks")
+    if out:
+        ranked.write_parquet(out)
+        click.echo(str(out))
+        return
+    titles = dict(zip(folder.items["item_id"].to_list(), folder.items["title"].to_list()))
+    for row in ranked.head(20).iter_rows(named=True):
+        table = Table(title=f"user {row['user_id']}: top {top_n} of {row['allowed_count']} allowed items; "
+                      f"{split} target {titles[row['target_item_id']]!r} at rank {row['target_rank']}")
+        table.add_column("#", justify="right")
+        table.add_column("item_id", justify="right")
+        table.add_column("title")
+        for position, item in enumerate(row["top_items"], 1):
+            table.add_row(str(position), str(item), titles[item])
+        console.print(table)
+    if ranked.height > 20:
+        console.print(f"({ranked.height - 20} more users; use --out FILE.parquet for all)")

@@ -1,0 +1,157 @@
+"""HR@K and NDCG@K for next-item scorers, with full ranking and with sampled candidates.
+
+Protocol (leave-one-out, as in SASRec and all three papers):
+- valid: the input is the train items, the target the valid item;
+  test: the input is the train items and the valid item, the target the test item.
+  The scorer sees the last `max_history` input items.
+- Full ranking: the target is ranked against every item except those the user
+  has already interacted with (the whole input, not only the last window).
+- Sampled: the target against `negatives` items drawn without replacement from
+  the items the user has not interacted with, uniformly or in proportion to
+  train popularity (Gumbel top-k). The same candidates are used for every scorer.
+- rank = the number of competing items scoring higher than the target, plus those
+  scoring exactly the same (ties count against the target). HR@K = rank < K;
+  NDCG@K = 1 / log2(rank + 2) when rank < K, else 0 (one relevant item).
+
+    >>> report = evaluate({"SASRec": scorer}, sequences, n_items=3685, max_history=10)  # doctest: +SKIP
+    >>> report["full"]["test"]["SASRec"]["NDCG@10"]  # doctest: +SKIP
+    0.0912
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import polars as pl
+import torch
+
+from datagen.teacher.tensors import PAD, multi_hot, pad_lists
+
+SPLITS = ("valid", "test")
+KS = (5, 10, 20)
+
+
+@dataclass
+class SplitQueries:
+    """One split's evaluation queries: inputs (all earlier items) and targets."""
+
+    inputs: pl.Series  # list[int] per user, time-ordered
+    targets: torch.Tensor  # [users]
+
+
+def split_queries(sequences: pl.DataFrame, split: str) -> SplitQueries:
+    if split == "valid":
+        inputs = sequences["train_item_ids"]
+        targets = sequences["valid_item_id"]
+    elif split == "test":
+        inputs = sequences.select(pl.concat_list("train_item_ids", "valid_item_id"))["train_item_ids"]
+        targets = sequences["test_item_id"]
+    else:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    return SplitQueries(inputs=inputs, targets=torch.from_numpy(targets.to_numpy().astype("int64")))
+
+
+def _batches(queries: SplitQueries, batch_size: int):
+    for start in range(0, len(queries.inputs), batch_size):
+        inputs = queries.inputs.slice(start, batch_size)
+        yield start, inputs, queries.targets[start : start + batch_size]
+
+
+def _seen_mask(inputs: pl.Series, n_items: int) -> torch.Tensor:
+    return multi_hot(pad_lists(inputs, max(int(inputs.list.len().max()), 1)), n_items)
+
+
+def full_ranks(scorer, queries: SplitQueries, n_items: int, max_history: int, batch_size: int = 1024) -> torch.Tensor:
+    ranks = []
+    for _, inputs, targets in _batches(queries, batch_size):
+        scores = scorer.score(pad_lists(inputs, max_history)).cpu()
+        target_scores = scores.gather(1, targets[:, None])
+        competing = ~_seen_mask(inputs, n_items)
+        competing.scatter_(1, targets[:, None], False)
+        ranks.append(((scores >= target_scores) & competing).sum(1))
+    return torch.cat(ranks)
+
+
+def sample_candidates(
+    queries: SplitQueries, n_items: int, negatives: int, weights: torch.Tensor | None, seed: int, batch_size: int = 1024
+) -> torch.Tensor:
+    """[users, negatives] unseen non-target items (-1 where a user has too few), drawn without replacement."""
+    generator = torch.Generator().manual_seed(seed)
+    log_weights = torch.zeros(n_items, dtype=torch.float64) if weights is None else weights.double().log()
+    drawn = []
+    for _, inputs, targets in _batches(queries, batch_size):
+        uniform = torch.rand(len(targets), n_items, generator=generator, dtype=torch.float64)
+        keys = log_weights - torch.log(-torch.log(uniform.clamp_min(1e-300)))
+        excluded = _seen_mask(inputs, n_items)
+        excluded.scatter_(1, targets[:, None], True)
+        keys[excluded] = -math.inf
+        top_keys, top_items = keys.topk(min(negatives, n_items), dim=1)
+        drawn.append(torch.where(torch.isfinite(top_keys), top_items, PAD))
+    return torch.cat(drawn)
+
+
+def sampled_ranks(scorer, queries: SplitQueries, negatives: torch.Tensor, max_history: int, batch_size: int = 1024) -> torch.Tensor:
+    ranks = []
+    for start, inputs, targets in _batches(queries, batch_size):
+        scores = scorer.score(pad_lists(inputs, max_history)).cpu()
+        drawn = negatives[start : start + len(targets)]
+        negative_scores = scores.gather(1, drawn.clamp_min(0))
+        target_scores = scores.gather(1, targets[:, None])
+        ranks.append(((negative_scores >= target_scores) & (drawn >= 0)).sum(1))
+    return torch.cat(ranks)
+
+
+def rank_metrics(ranks: torch.Tensor, ks=KS) -> dict[str, float]:
+    ranks = ranks.double()
+    hits = {k: (ranks < k).double() for k in ks}
+    gains = 1.0 / torch.log2(ranks + 2)
+    metrics = {f"HR@{k}": hits[k].mean().item() for k in ks}
+    metrics.update({f"NDCG@{k}": (gains * hits[k]).mean().item() for k in ks})
+    return {name: round(value, 6) for name, value in metrics.items()}
+
+
+def evaluate(
+    scorers: dict,
+    sequences: pl.DataFrame,
+    n_items: int,
+    max_history: int,
+    popularity: torch.Tensor,
+    ks=KS,
+    negatives: int = 99,
+    samplings=("uniform", "popularity"),
+    seed: int = 42,
+    batch_size: int = 1024,
+) -> dict:
+    """{protocol: {split: {scorer name: {metric: value}}}}; protocols are `full` and `sampled-<sampling>`."""
+    report: dict = {"full": {}}
+    for index, split in enumerate(SPLITS):
+        queries = split_queries(sequences, split)
+        report["full"][split] = {
+            name: rank_metrics(full_ranks(scorer, queries, n_items, max_history, batch_size), ks) for name, scorer in scorers.items()
+        }
+        for sampling in samplings:
+            weights = popularity if sampling == "popularity" else None
+            drawn = sample_candidates(queries, n_items, negatives, weights, seed + index, batch_size)
+            report.setdefault(f"sampled-{sampling}", {})[split] = {
+                name: rank_metrics(sampled_ranks(scorer, queries, drawn, max_history, batch_size), ks)
+                for name, scorer in scorers.items()
+            }
+    return report
+
+
+def report_markdown(report: dict, negatives: int) -> str:
+    lines = []
+    for protocol, by_split in report.items():
+        title = "Full ranking (all items the user has not interacted with)" if protocol == "full" else (
+            f"Sampled: 1 target + {negatives} {protocol.removeprefix('sampled-')}-sampled negatives"
+        )
+        lines.append(f"### {title}\n")
+        metric_names = list(next(iter(next(iter(by_split.values())).values())))
+        lines.append("| split | model | " + " | ".join(metric_names) + " |")
+        lines.append("|---|---|" + "---:|" * len(metric_names))
+        for split, by_scorer in by_split.items():
+            for name, metrics in by_scorer.items():
+                lines.append(f"| {split} | {name} | " + " | ".join(f"{metrics[m]:.4f}" for m in metric_names) + " |")
+        lines.append("")
+    return "\n".join(lines)

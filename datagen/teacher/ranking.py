@@ -1,0 +1,190 @@
+"""Batched teacher rankings for label augmentation and rewards, cached on disk.
+
+A request is one row of a Polars frame:
+
+| column | type | meaning |
+|---|---|---|
+| `history` | list[int] | the user's items in time order; the teacher reads the last `max_history`, and **all** of them are excluded from the ranking |
+| `exclude` | list[int], optional | more items to leave out |
+| `candidates` | list[int], optional | rank only these (null: every item) |
+| `include_categories` | list[str], optional | keep items with at least one of these categories (+C) |
+| `exclude_categories` | list[str], optional | drop items with any of these categories (-C) |
+| `query_items` | list[int], optional | items whose rank to return |
+
+The answer adds `top_items` (at most `top_n` allowed items, best first; fewer
+when fewer are allowed, never padded with items that break the constraints),
+`allowed_count`, and `query_ranks` (0-based rank among the allowed items, null
+for an item that is not allowed). Ties in score go to the lower item id.
+
+Results are cached as parquet under
+`<cache>/<data version>/<checkpoint sha256>/<request hash>.parquet`, so the same
+requests to the same teacher on the same data are answered from disk.
+
+    >>> ranker = TeacherRanker(teacher, folder.items, cache_dir=Path("~/.cache/datagen/teacher"))  # doctest: +SKIP
+    >>> ranker.rank(pl.DataFrame({"history": [[3, 17, 42]], "include_categories": [["Strategy"]]}), top_n=5)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from datagen.errors import DataError
+from datagen.output import write_parquet
+from datagen.teacher.checkpoint import Teacher
+from datagen.teacher.tensors import PAD, multi_hot, pad_lists
+
+OPTIONAL_COLUMNS = {
+    "exclude": pl.List(pl.Int64),
+    "candidates": pl.List(pl.Int64),
+    "include_categories": pl.List(pl.String),
+    "exclude_categories": pl.List(pl.String),
+    "query_items": pl.List(pl.Int64),
+}
+RESULT_COLUMNS = ("top_items", "allowed_count", "query_ranks")
+
+
+class CategoryIndex:
+    """Which items carry which category, as a sparse [items, categories] matrix."""
+
+    def __init__(self, items: pl.DataFrame):
+        pairs = items.select("item_id", "categories").explode("categories").drop_nulls("categories")
+        self.names = sorted(set(pairs["categories"].to_list()))
+        self.ids = pl.DataFrame({"categories": self.names, "category_id": range(len(self.names))}, schema_overrides={"category_id": pl.Int64})
+        pairs = pairs.join(self.ids, on="categories")
+        indices = torch.from_numpy(np.stack([pairs["item_id"].to_numpy(), pairs["category_id"].to_numpy()]).astype(np.int64))
+        self.n_items = items.height
+        self.matrix = torch.sparse_coo_tensor(
+            indices, torch.ones(indices.shape[1]), (self.n_items, len(self.names)), check_invariants=True
+        ).coalesce()
+
+    def category_ids(self, names: pl.Series, column: str) -> pl.Series:
+        rows = pl.DataFrame({"row": range(len(names)), "categories": names}).explode("categories").drop_nulls("categories")
+        joined = rows.join(self.ids, on="categories", how="left")
+        unknown = joined.filter(pl.col("category_id").is_null())
+        if unknown.height:
+            raise DataError(
+                f"unknown category {unknown['categories'][0]!r} in request row {unknown['row'][0]}",
+                field=column,
+                hint="Categories are the strings in the build's items.parquet `categories` column.",
+            )
+        grouped = joined.group_by("row").agg("category_id")
+        return pl.DataFrame({"row": range(len(names))}).join(grouped, on="row", how="left").sort("row")["category_id"]
+
+    def items_having_any(self, category_lists: pl.Series) -> torch.Tensor:
+        """[rows, n_items] bool: the item has at least one of the row's categories."""
+        width = max(int(category_lists.list.len().max() or 0), 1)
+        chosen = multi_hot(pad_lists(category_lists, width), len(self.names)).float()
+        if not self.names:
+            return torch.zeros(len(category_lists), self.n_items, dtype=torch.bool)
+        return torch.sparse.mm(self.matrix, chosen.T).T > 0
+
+
+class TeacherRanker:
+    def __init__(self, teacher: Teacher, items: pl.DataFrame, cache_dir: Path | None = None, batch_size: int = 512):
+        self.teacher = teacher
+        self.model = teacher.model
+        self.n_items = teacher.model.config.n_items
+        if items.height != self.n_items:
+            raise DataError(f"the teacher knows {self.n_items} items but the catalog has {items.height}")
+        self.categories = CategoryIndex(items)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.batch_size = batch_size
+
+    def rank(self, requests: pl.DataFrame, top_n: int) -> pl.DataFrame:
+        requests = self._normalise(requests)
+        cache_path = self._cache_path(requests, top_n)
+        if cache_path is not None and cache_path.is_file():
+            return pl.concat([requests, pl.read_parquet(cache_path)], how="horizontal")
+        parts = [self._rank_batch(requests.slice(start, self.batch_size), top_n) for start in range(0, requests.height, self.batch_size)]
+        results = pl.concat(parts) if parts else pl.DataFrame(schema={"top_items": pl.List(pl.Int64), "allowed_count": pl.Int64, "query_ranks": pl.List(pl.Int64)})
+        if cache_path is not None:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = cache_path.with_name(f".{cache_path.name}.tmp-{os.getpid()}")
+            write_parquet(results, temporary)
+            os.replace(temporary, cache_path)
+        return pl.concat([requests, results], how="horizontal")
+
+    def _normalise(self, requests: pl.DataFrame) -> pl.DataFrame:
+        if "history" not in requests.columns:
+            raise DataError("ranking requests need a `history` column (list of item ids)", field="history")
+        extra = set(requests.columns) - {"history", *OPTIONAL_COLUMNS}
+        if extra:
+            raise DataError(f"unknown request columns {sorted(extra)}; known: history, {', '.join(OPTIONAL_COLUMNS)}")
+        columns = [pl.col("history").cast(pl.List(pl.Int64))]
+        for name, dtype in OPTIONAL_COLUMNS.items():
+            columns.append(pl.col(name).cast(dtype) if name in requests.columns else pl.lit(None, dtype=dtype).alias(name))
+        requests = requests.select(columns)
+        for name in ("history", "exclude", "candidates", "query_items"):
+            ids = requests[name].explode().drop_nulls()
+            if ids.len() and (ids.min() < 0 or ids.max() >= self.n_items):
+                raise DataError(f"item id out of range 0..{self.n_items - 1} in requests", field=name)
+        return requests
+
+    def _cache_path(self, requests: pl.DataFrame, top_n: int) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        buffer = io.BytesIO()
+        requests.write_ipc(buffer, compression="uncompressed")
+        digest = hashlib.sha256(f"top_n={top_n};".encode() + buffer.getvalue()).hexdigest()[:24]
+        return self.cache_dir / self.teacher.data_version / self.teacher.checkpoint_sha256[:16] / f"{digest}.parquet"
+
+    @torch.inference_mode()
+    def _rank_batch(self, batch: pl.DataFrame, top_n: int) -> pl.DataFrame:
+        device = next(self.model.parameters()).device
+        max_history = self.model.config.max_history
+        scores = self.model.score_next(pad_lists(batch["history"], max_history).to(device)).float().cpu()
+        allowed = ~self._multi_hot(batch["history"]) & ~self._multi_hot(batch["exclude"])
+        has_candidates = torch.from_numpy(batch["candidates"].is_not_null().to_numpy())
+        allowed &= self._multi_hot(batch["candidates"]) | ~has_candidates[:, None]
+        include = batch["include_categories"]
+        if include.is_not_null().any():
+            has_include = torch.from_numpy(include.is_not_null().to_numpy())
+            allowed &= self.categories.items_having_any(self.categories.category_ids(include, "include_categories")) | ~has_include[:, None]
+        exclude = batch["exclude_categories"]
+        if exclude.is_not_null().any():
+            allowed &= ~self.categories.items_having_any(self.categories.category_ids(exclude, "exclude_categories"))
+        scores[~allowed] = -torch.inf
+        order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+        allowed_count = allowed.sum(1)
+        width = min(top_n, self.n_items)
+        top = order[:, :width]
+        top = torch.where(torch.arange(width)[None, :] < allowed_count[:, None], top, PAD)
+        rank_of = torch.empty_like(order)
+        rank_of.scatter_(1, order, torch.arange(self.n_items).expand_as(order).contiguous())
+        query_width = max(int(batch["query_items"].list.len().max() or 0), 1)
+        queries = pad_lists(batch["query_items"], query_width)
+        query_ranks = rank_of.gather(1, queries.clamp_min(0))
+        query_allowed = allowed.gather(1, queries.clamp_min(0)) & (queries >= 0)
+        return pl.DataFrame(
+            {
+                "top_items": _rows_without_padding(top),
+                "allowed_count": allowed_count.numpy().astype(np.int64),
+                "query_ranks": _query_lists(query_ranks, query_allowed, queries, batch["query_items"]),
+            }
+        )
+
+    def _multi_hot(self, lists: pl.Series) -> torch.Tensor:
+        width = max(int(lists.list.len().max() or 0), 1)
+        return multi_hot(pad_lists(lists, width), self.n_items)
+
+
+def _rows_without_padding(padded: torch.Tensor) -> pl.Series:
+    return pl.Series(padded.numpy()).arr.to_list().list.eval(pl.element().filter(pl.element() >= 0))
+
+
+def _query_lists(ranks: torch.Tensor, allowed: torch.Tensor, queries: torch.Tensor, query_lists: pl.Series) -> pl.Series:
+    """Back to one list per row, as long as the row's query_items; null where the item is not allowed."""
+    lengths = query_lists.list.len().fill_null(0).to_numpy()
+    present = (queries >= 0).numpy()
+    values = np.where(allowed.numpy(), ranks.numpy(), -1)[present]
+    ranked = pl.DataFrame({"row": np.repeat(np.arange(len(lengths)), lengths), "rank": values.astype(np.int64)})
+    grouped = ranked.with_columns(pl.col("rank").replace(-1, None)).group_by("row", maintain_order=True).agg("rank")
+    every_row = pl.DataFrame({"row": np.arange(len(lengths))}).join(grouped, on="row", how="left", maintain_order="left")
+    return every_row["rank"].fill_null(pl.lit([], dtype=pl.List(pl.Int64)))

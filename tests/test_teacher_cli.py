@@ -1,0 +1,73 @@
+"""`datagen build` with its teacher, and `datagen teacher train|eval|rank`, on the shipped sample."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from datagen.cli import main
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """`datagen build steam` (the shipped sample) with a 2-epoch teacher."""
+    cwd = tmp_path_factory.mktemp("cli")
+    runner = CliRunner()
+    result = runner.invoke(main, ["build", "steam", "--teacher-epochs", "2", "-q", "--out", f"{cwd}/b"])
+    assert result.exit_code == 0, result.output
+    return runner, cwd
+
+
+def test_build_trains_the_teacher_then_reuses_it(built):
+    runner, cwd = built
+    teacher = f"{cwd}/b/teacher"
+    report = json.loads(open(f"{teacher}/report.json").read())
+    assert report["data_version"] == json.loads(open(f"{cwd}/b/manifest.json").read())["data_version"]
+    assert len(report["training"]["epochs"]) == 2
+    again = runner.invoke(main, ["build", "steam", "--teacher-epochs", "2", "--out", f"{cwd}/b"])
+    assert again.exit_code == 0, again.output
+    assert "Reused the SASRec teacher" in again.output
+    assert json.loads(open(f"{teacher}/report.json").read())["checkpoint_sha256"] == report["checkpoint_sha256"]
+
+
+def test_eval_prints_every_model_and_protocol(built):
+    runner, cwd = built
+    result = runner.invoke(main, ["teacher", "eval", f"{cwd}/b", "--json", "--negatives", "50", "--k", "10", "--k", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report) == {"full", "sampled-uniform", "sampled-popularity"}
+    assert set(report["full"]["test"]) == {"SASRec", "most-popular", "co-occurrence"}
+    assert set(report["full"]["test"]["SASRec"]) == {"HR@1", "HR@10", "NDCG@1", "NDCG@10"}
+
+
+def test_rank_shows_titles_and_writes_every_user(built):
+    runner, cwd = built
+    shown = runner.invoke(main, ["teacher", "rank", f"{cwd}/b", "--user", "0", "--include-category", "Strategy", "--top", "3", "--no-cache"])
+    assert shown.exit_code == 0, shown.output
+    assert "user 0: top 3 of" in shown.output
+    written = runner.invoke(main, ["teacher", "rank", f"{cwd}/b", "--exclude-category", "Action", "--out", f"{cwd}/ranks.parquet", "--no-cache"])
+    assert written.exit_code == 0, written.output
+    ranks = pl.read_parquet(f"{cwd}/ranks.parquet")
+    items = pl.read_parquet(f"{cwd}/b/items.parquet")
+    action = set(items.filter(pl.col("categories").list.contains("Action"))["item_id"].to_list())
+    assert ranks.height == pl.read_parquet(f"{cwd}/b/sequences.parquet").height
+    assert not action & set(ranks["top_items"].explode().to_list())
+
+
+def test_teacher_errors_are_clear(built):
+    runner, cwd = built
+    bad_heads = runner.invoke(main, ["teacher", "train", f"{cwd}/b", "--dim", "10", "--heads", "3"])
+    assert bad_heads.exit_code == 2 and "divisible" in bad_heads.output
+    unknown_user = runner.invoke(main, ["teacher", "rank", f"{cwd}/b", "--user", "999999"])
+    assert unknown_user.exit_code == 1 and "no user_id 999999" in unknown_user.output
+    tables_only = runner.invoke(main, ["build", "steam", "--no-teacher", "-q", "--out", f"{cwd}/t"])
+    assert tables_only.exit_code == 0
+    missing = runner.invoke(main, ["teacher", "eval", f"{cwd}/t"])
+    assert missing.exit_code == 1 and "no teacher checkpoint here" in missing.output and "datagen teacher train" in missing.output
+    other = runner.invoke(main, ["build", "steam", "--no-teacher", "-q", "--user-core", "6", "--out", f"{cwd}/other"])
+    assert other.exit_code == 0
+    refused = runner.invoke(main, ["teacher", "rank", f"{cwd}/other", "--checkpoint", f"{cwd}/b/teacher/sasrec.pt"])
+    assert refused.exit_code == 1 and "trained on data version" in refused.output
