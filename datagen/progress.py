@@ -37,6 +37,11 @@ class StepProgress:
             yield lambda note: None
             return
         started = time.perf_counter()
+        if not self.console.is_terminal:  # a log file: one line per step instead of a live bar
+            steps = iter(range(1, total + 1))
+            yield lambda note: self.console.print(f"{text} {next(steps)}/{total}: {note}")
+            self.console.print(f"[green]✓[/green] {text} [dim]({time.perf_counter() - started:.1f} s)[/dim]")
+            return
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[note]}"))
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task(text, total=total, note="")

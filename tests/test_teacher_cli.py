@@ -9,6 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from datagen.cli import main
+from datagen.sources.steam import SAMPLE_DIR
+
+SAMPLE = str(SAMPLE_DIR)  # explicit, so that $DATAGEN_DATA cannot swap in the real files
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +19,7 @@ def built(tmp_path_factory):
     """`datagen build steam` (the shipped sample) with a 2-epoch teacher."""
     cwd = tmp_path_factory.mktemp("cli")
     runner = CliRunner()
-    result = runner.invoke(main, ["build", "steam", "--teacher-epochs", "2", "-q", "--out", f"{cwd}/b"])
+    result = runner.invoke(main, ["build", "steam", "--raw-dir", SAMPLE, "--teacher-epochs", "2", "-q", "--out", f"{cwd}/b"])
     assert result.exit_code == 0, result.output
     return runner, cwd
 
@@ -27,7 +30,7 @@ def test_build_trains_the_teacher_then_reuses_it(built):
     report = json.loads(open(f"{teacher}/report.json").read())
     assert report["data_version"] == json.loads(open(f"{cwd}/b/manifest.json").read())["data_version"]
     assert len(report["training"]["epochs"]) == 2
-    again = runner.invoke(main, ["build", "steam", "--teacher-epochs", "2", "--out", f"{cwd}/b"])
+    again = runner.invoke(main, ["build", "steam", "--raw-dir", SAMPLE, "--teacher-epochs", "2", "--out", f"{cwd}/b"])
     assert again.exit_code == 0, again.output
     assert "Reused the SASRec teacher" in again.output
     assert json.loads(open(f"{teacher}/report.json").read())["checkpoint_sha256"] == report["checkpoint_sha256"]
@@ -63,11 +66,11 @@ def test_teacher_errors_are_clear(built):
     assert bad_heads.exit_code == 2 and "divisible" in bad_heads.output
     unknown_user = runner.invoke(main, ["teacher", "rank", f"{cwd}/b", "--user", "999999"])
     assert unknown_user.exit_code == 1 and "no user_id 999999" in unknown_user.output
-    tables_only = runner.invoke(main, ["build", "steam", "--no-teacher", "-q", "--out", f"{cwd}/t"])
+    tables_only = runner.invoke(main, ["build", "steam", "--raw-dir", SAMPLE, "--no-teacher", "-q", "--out", f"{cwd}/t"])
     assert tables_only.exit_code == 0
     missing = runner.invoke(main, ["teacher", "eval", f"{cwd}/t"])
     assert missing.exit_code == 1 and "no teacher checkpoint here" in missing.output and "datagen teacher train" in missing.output
-    other = runner.invoke(main, ["build", "steam", "--no-teacher", "-q", "--user-core", "6", "--out", f"{cwd}/other"])
+    other = runner.invoke(main, ["build", "steam", "--raw-dir", SAMPLE, "--no-teacher", "-q", "--user-core", "6", "--out", f"{cwd}/other"])
     assert other.exit_code == 0
     refused = runner.invoke(main, ["teacher", "rank", f"{cwd}/other", "--checkpoint", f"{cwd}/b/teacher/sasrec.pt"])
     assert refused.exit_code == 1 and "trained on data version" in refused.output

@@ -83,7 +83,7 @@ class Cooccurrence:
 
     def score(self, history: torch.Tensor) -> torch.Tensor:
         present = multi_hot(history.cpu(), self.n_items).double()
-        summed = torch.sparse.mm(self.counts, present.T).T  # C is symmetric
+        summed = torch.sparse.mm(self.counts, present.T.contiguous()).T  # C is symmetric; a strided operand is 10x slower
         return (summed + self.tie_breaker).to(history.device)
 
 
