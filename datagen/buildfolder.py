@@ -6,7 +6,7 @@ which data it belongs to.
 
     >>> folder = BuildFolder.open("build/steam-sample")  # doctest: +SKIP
     >>> folder.data_version, folder.n_items  # doctest: +SKIP
-    ('3f9c0a1b2d4e5f60', 819)
+    ('55289be03a99e202', 1753)
 """
 
 from __future__ import annotations

@@ -45,7 +45,6 @@ def training_windows(train_lists: pl.Series, width: int) -> tuple[torch.Tensor, 
     flat = train_lists.explode().to_numpy().astype(np.int64)
     starts = np.cumsum(lengths) - lengths
     pairs = np.maximum(lengths - 1, 0)
-    user = np.repeat(np.arange(len(lengths)), pairs)
     position = np.arange(pairs.sum()) - np.repeat(np.cumsum(pairs) - pairs, pairs)
     from_end = np.repeat(pairs, pairs) - 1 - position  # 0 = the newest pair
     window_in_user = from_end // width

@@ -1,0 +1,12 @@
+"""The SASRec teacher of Lu et al.: trained on a build, evaluated beside two baselines,
+and queried in batches for label augmentation and rewards.
+
+    >>> from datagen.buildfolder import BuildFolder
+    >>> from datagen.teacher.folder import TeacherSettings, train_teacher, load_teacher
+    >>> folder = BuildFolder.open("build/steam-sample")  # doctest: +SKIP
+    >>> teacher = train_teacher(folder, TeacherSettings(), StepProgress())  # doctest: +SKIP
+
+Modules: sasrec (the model), tensors (lists -> padded tensors), train, scorers
+(SASRec and the baselines), evaluate (HR/NDCG protocols), checkpoint, folder
+(<build>/teacher/), ranking (batched, cached answers), cli.
+"""
