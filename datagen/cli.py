@@ -124,6 +124,7 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
     result = run_build(config, StepProgress(quiet=quiet))
     if not quiet:
         _print_summary(result.manifest)
+        _print_teacher_summary(result.out_dir / "teacher" / "report.json")
     click.echo(str(result.out_dir))
 
 
@@ -196,6 +197,19 @@ def download_command(source, category, reviews, dest, base_url, quiet):
 
 
 main.add_command(teacher)
+
+
+def _print_teacher_summary(report_path: Path) -> None:
+    if not report_path.is_file():
+        return
+    report = json.loads(report_path.read_text())
+    full = report["evaluation"]["full"]
+    table = Table(title=f"SASRec teacher, full ranking (best epoch {report['training']['best_epoch']}; all metrics: teacher/report.md)")
+    for column in ("model", "valid HR@10", "valid NDCG@10", "test HR@10", "test NDCG@10"):
+        table.add_column(column, justify="right")
+    for model in full["test"]:
+        table.add_row(model, *(f"{full[split][model][metric]:.4f}" for split in ("valid", "test") for metric in ("HR@10", "NDCG@10")))
+    console.print(table)
 
 
 def _print_summary(manifest: dict) -> None:

@@ -47,7 +47,8 @@ OPTIONAL_COLUMNS = {
     "exclude_categories": pl.List(pl.String),
     "query_items": pl.List(pl.Int64),
 }
-RESULT_COLUMNS = ("top_items", "allowed_count", "query_ranks")
+# Part of every cache key: bump it when the meaning of an answer changes.
+RANKING_FORMAT = 1
 
 
 class CategoryIndex:
@@ -132,7 +133,7 @@ class TeacherRanker:
             return None
         buffer = io.BytesIO()
         requests.write_ipc(buffer, compression="uncompressed")
-        digest = hashlib.sha256(f"top_n={top_n};".encode() + buffer.getvalue()).hexdigest()[:24]
+        digest = hashlib.sha256(f"format={RANKING_FORMAT};top_n={top_n};".encode() + buffer.getvalue()).hexdigest()[:24]
         return self.cache_dir / self.teacher.data_version / self.teacher.checkpoint_sha256[:16] / f"{digest}.parquet"
 
     @torch.inference_mode()
