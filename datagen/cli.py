@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datagen import __version__
+from datagen.buildfolder import BuildFolder
 from datagen.download import cache_dir, download, official_files
 from datagen.errors import DataError
 from datagen.presets import PRESETS
@@ -153,10 +154,7 @@ def sources():
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest's stats and report as JSON.")
 def stats(path, as_json):
     """Show a build's Table 1 statistics and the rows each cleaning step dropped."""
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise DataError("not a datagen build folder (no manifest.json)", path=path)
-    manifest = json.loads(manifest_path.read_text())
+    manifest = BuildFolder.open(path).manifest
     if as_json:
         click.echo(json.dumps({"stats": manifest["stats"], "report": manifest["report"]}, indent=2))
         return

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import polars as pl
 import torch
 
-from datagen.teacher.tensors import PAD, multi_hot, pad_lists
+from datagen.teacher.tensors import PAD, lists_multi_hot, pad_lists
 
 SPLITS = ("valid", "test")
 KS = (5, 10, 20)
@@ -58,16 +58,12 @@ def _batches(queries: SplitQueries, batch_size: int):
         yield start, inputs, queries.targets[start : start + batch_size]
 
 
-def _seen_mask(inputs: pl.Series, n_items: int) -> torch.Tensor:
-    return multi_hot(pad_lists(inputs, max(int(inputs.list.len().max()), 1)), n_items)
-
-
 def full_ranks(scorer, queries: SplitQueries, n_items: int, max_history: int, batch_size: int = 1024) -> torch.Tensor:
     ranks = []
     for _, inputs, targets in _batches(queries, batch_size):
         scores = scorer.score(pad_lists(inputs, max_history)).cpu()
         target_scores = scores.gather(1, targets[:, None])
-        competing = ~_seen_mask(inputs, n_items)
+        competing = ~lists_multi_hot(inputs, n_items)
         competing.scatter_(1, targets[:, None], False)
         ranks.append(((scores >= target_scores) & competing).sum(1))
     return torch.cat(ranks)
@@ -83,7 +79,7 @@ def sample_candidates(
     for _, inputs, targets in _batches(queries, batch_size):
         uniform = torch.rand(len(targets), n_items, generator=generator, dtype=torch.float64)
         keys = log_weights - torch.log(-torch.log(uniform.clamp_min(1e-300)))
-        excluded = _seen_mask(inputs, n_items)
+        excluded = lists_multi_hot(inputs, n_items)
         excluded.scatter_(1, targets[:, None], True)
         keys[excluded] = -math.inf
         top_keys, top_items = keys.topk(min(negatives, n_items), dim=1)

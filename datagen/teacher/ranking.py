@@ -38,7 +38,7 @@ import torch
 from datagen.errors import DataError
 from datagen.output import write_parquet
 from datagen.teacher.checkpoint import Teacher
-from datagen.teacher.tensors import PAD, multi_hot, pad_lists
+from datagen.teacher.tensors import PAD, lists_multi_hot, pad_lists
 
 OPTIONAL_COLUMNS = {
     "exclude": pl.List(pl.Int64),
@@ -80,8 +80,7 @@ class CategoryIndex:
 
     def items_having_any(self, category_lists: pl.Series) -> torch.Tensor:
         """[rows, n_items] bool: the item has at least one of the row's categories."""
-        width = max(int(category_lists.list.len().max() or 0), 1)
-        chosen = multi_hot(pad_lists(category_lists, width), len(self.names)).float()
+        chosen = lists_multi_hot(category_lists, len(self.names)).float()
         if not self.names:
             return torch.zeros(len(category_lists), self.n_items, dtype=torch.bool)
         return torch.sparse.mm(self.matrix, chosen.T).T > 0
@@ -141,9 +140,9 @@ class TeacherRanker:
         device = next(self.model.parameters()).device
         max_history = self.model.config.max_history
         scores = self.model.score_next(pad_lists(batch["history"], max_history).to(device)).float().cpu()
-        allowed = ~self._multi_hot(batch["history"]) & ~self._multi_hot(batch["exclude"])
+        allowed = ~lists_multi_hot(batch["history"], self.n_items) & ~lists_multi_hot(batch["exclude"], self.n_items)
         has_candidates = torch.from_numpy(batch["candidates"].is_not_null().to_numpy())
-        allowed &= self._multi_hot(batch["candidates"]) | ~has_candidates[:, None]
+        allowed &= lists_multi_hot(batch["candidates"], self.n_items) | ~has_candidates[:, None]
         include = batch["include_categories"]
         if include.is_not_null().any():
             has_include = torch.from_numpy(include.is_not_null().to_numpy())
@@ -170,10 +169,6 @@ class TeacherRanker:
                 "query_ranks": _query_lists(query_ranks, query_allowed, queries, batch["query_items"]),
             }
         )
-
-    def _multi_hot(self, lists: pl.Series) -> torch.Tensor:
-        width = max(int(lists.list.len().max() or 0), 1)
-        return multi_hot(pad_lists(lists, width), self.n_items)
 
 
 def _rows_without_padding(padded: torch.Tensor) -> pl.Series:

@@ -34,6 +34,11 @@ def multi_hot(padded: torch.Tensor, n_items: int) -> torch.Tensor:
     return mask[:, 1:]
 
 
+def lists_multi_hot(lists: pl.Series, n_items: int) -> torch.Tensor:
+    """Every item of each list (null = none) -> [rows, n_items] bool."""
+    return multi_hot(pad_lists(lists, max(int(lists.list.len().max() or 0), 1)), n_items)
+
+
 def training_windows(train_lists: pl.Series, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut every train sequence into next-item windows: (inputs, targets), each [windows, width].
 
