@@ -19,6 +19,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from datagen.buildfolder import BuildFolder
 from datagen.output import atomic_folder, write_json
 from datagen.progress import StepProgress
@@ -124,6 +126,7 @@ def write_report(target: Path, folder: BuildFolder, teacher: Teacher, report: di
             "checkpoint_sha256": teacher.checkpoint_sha256,
             "model_config": teacher.model.config.as_dict(),
             "train_config": teacher.train_config,
+            "torch_version": torch.__version__,
             "cooccurrence_window": COOCCURRENCE_WINDOW,
             "training": teacher.log,
             "evaluation_settings": {"ks": list(evaluation.ks), "negatives": evaluation.negatives, "seed": evaluation.seed},
