@@ -58,15 +58,27 @@ def _batches(queries: SplitQueries, batch_size: int):
         yield start, inputs, queries.targets[start : start + batch_size]
 
 
-def full_ranks(scorer, queries: SplitQueries, n_items: int, max_history: int, batch_size: int = 1024) -> torch.Tensor:
-    ranks = []
-    for _, inputs, targets in _batches(queries, batch_size):
+def protocol_ranks(
+    scorer, queries: SplitQueries, n_items: int, max_history: int, sampled: dict[str, torch.Tensor] | None = None, batch_size: int = 1024
+) -> dict[str, torch.Tensor]:
+    """Target ranks under full ranking ("full") and against each `sampled` set of negatives, scoring each batch once."""
+    sampled = sampled or {}
+    ranks: dict[str, list[torch.Tensor]] = {"full": [], **{protocol: [] for protocol in sampled}}
+    for start, inputs, targets in _batches(queries, batch_size):
         scores = scorer.score(pad_lists(inputs, max_history)).cpu()
         target_scores = scores.gather(1, targets[:, None])
         competing = ~lists_multi_hot(inputs, n_items)
         competing.scatter_(1, targets[:, None], False)
-        ranks.append(((scores >= target_scores) & competing).sum(1))
-    return torch.cat(ranks)
+        ranks["full"].append(((scores >= target_scores) & competing).sum(1))
+        for protocol, negatives in sampled.items():
+            drawn = negatives[start : start + len(targets)]
+            negative_scores = scores.gather(1, drawn.clamp_min(0))
+            ranks[protocol].append(((negative_scores >= target_scores) & (drawn >= 0)).sum(1))
+    return {protocol: torch.cat(parts) for protocol, parts in ranks.items()}
+
+
+def full_ranks(scorer, queries: SplitQueries, n_items: int, max_history: int, batch_size: int = 1024) -> torch.Tensor:
+    return protocol_ranks(scorer, queries, n_items, max_history, batch_size=batch_size)["full"]
 
 
 def sample_candidates(
@@ -85,17 +97,6 @@ def sample_candidates(
         top_keys, top_items = keys.topk(min(negatives, n_items), dim=1)
         drawn.append(torch.where(torch.isfinite(top_keys), top_items, PAD))
     return torch.cat(drawn)
-
-
-def sampled_ranks(scorer, queries: SplitQueries, negatives: torch.Tensor, max_history: int, batch_size: int = 1024) -> torch.Tensor:
-    ranks = []
-    for start, inputs, targets in _batches(queries, batch_size):
-        scores = scorer.score(pad_lists(inputs, max_history)).cpu()
-        drawn = negatives[start : start + len(targets)]
-        negative_scores = scores.gather(1, drawn.clamp_min(0))
-        target_scores = scores.gather(1, targets[:, None])
-        ranks.append(((negative_scores >= target_scores) & (drawn >= 0)).sum(1))
-    return torch.cat(ranks)
 
 
 def rank_metrics(ranks: torch.Tensor, ks=KS) -> dict[str, float]:
@@ -120,19 +121,19 @@ def evaluate(
     batch_size: int = 1024,
 ) -> dict:
     """{protocol: {split: {scorer name: {metric: value}}}}; protocols are `full` and `sampled-<sampling>`."""
-    report: dict = {"full": {}}
+    protocols = ["full", *(f"sampled-{sampling}" for sampling in samplings)]
+    report: dict = {protocol: {} for protocol in protocols}
     for index, split in enumerate(SPLITS):
         queries = split_queries(sequences, split)
-        report["full"][split] = {
-            name: rank_metrics(full_ranks(scorer, queries, n_items, max_history, batch_size), ks) for name, scorer in scorers.items()
+        sampled = {
+            f"sampled-{sampling}": sample_candidates(
+                queries, n_items, negatives, popularity if sampling == "popularity" else None, seed + index, batch_size
+            )
+            for sampling in samplings
         }
-        for sampling in samplings:
-            weights = popularity if sampling == "popularity" else None
-            drawn = sample_candidates(queries, n_items, negatives, weights, seed + index, batch_size)
-            report.setdefault(f"sampled-{sampling}", {})[split] = {
-                name: rank_metrics(sampled_ranks(scorer, queries, drawn, max_history, batch_size), ks)
-                for name, scorer in scorers.items()
-            }
+        by_scorer = {name: protocol_ranks(scorer, queries, n_items, max_history, sampled, batch_size) for name, scorer in scorers.items()}
+        for protocol in protocols:
+            report[protocol][split] = {name: rank_metrics(ranks[protocol], ks) for name, ranks in by_scorer.items()}
     return report
 
 
