@@ -19,7 +19,7 @@ from datagen.buildfolder import BuildFolder
 from datagen.cache import cache_root
 from datagen.errors import DataError
 from datagen.progress import StepProgress
-from datagen.teacher.evaluate import SPLITS, report_markdown
+from datagen.teacher.evaluate import SPLITS, report_markdown, split_queries
 from datagen.teacher.folder import EvalSettings, TeacherSettings, evaluate_teacher, load_teacher, train_teacher
 from datagen.teacher.ranking import TeacherRanker
 from datagen.teacher.train import TrainConfig, resolve_device
@@ -156,9 +156,9 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
         if unknown:
             raise DataError(f"no user_id {unknown[0]} in this build (user ids are 0..{sequences.height - 1})", path=folder.path / "sequences.parquet")
         sequences = sequences.filter(pl.col("user_id").is_in(list(users)))
-    history = sequences["train_item_ids"] if split == "valid" else sequences.select(pl.concat_list("train_item_ids", "valid_item_id"))["train_item_ids"]
+    queries = split_queries(sequences, split)
     target = f"{split}_item_id"
-    requests = pl.DataFrame({"history": history, "query_items": sequences.select(pl.concat_list(target))[target]})
+    requests = pl.DataFrame({"history": queries.inputs, "query_items": sequences.select(pl.concat_list(target))[target]})
     if include:
         requests = requests.with_columns(include_categories=pl.lit(list(include), dtype=pl.List(pl.String)))
     if exclude:
