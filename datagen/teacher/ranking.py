@@ -111,6 +111,21 @@ class TeacherRanker:
             os.replace(temporary, cache_path)
         return pl.concat([requests, results], how="horizontal")
 
+    @torch.inference_mode()
+    def full_orders(self, histories: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Every item, best first, for each history (its own items last), and how many are not in it.
+
+        `order[i, :allowed[i]]` ranks all items but history i's; ties go to the lower id. Not cached:
+        label generation asks once per sample point.
+        """
+        device = next(self.model.parameters()).device
+        series = pl.Series(histories, dtype=pl.List(pl.Int64))
+        scores = self.model.score_next(pad_lists(series, self.model.config.max_history).to(device)).float().cpu()
+        seen = lists_multi_hot(series, self.n_items)
+        scores[seen] = -torch.inf
+        order = torch.sort(scores, dim=1, descending=True, stable=True).indices.to(torch.int32)
+        return order.numpy(), (self.n_items - seen.sum(1)).numpy()
+
     def _normalise(self, requests: pl.DataFrame) -> pl.DataFrame:
         if "history" not in requests.columns:
             raise DataError("ranking requests need a `history` column (list of item ids)", field="history")

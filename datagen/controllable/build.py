@@ -1,0 +1,241 @@
+"""Generate the controllable-recommendation dataset of a build: train, validation and test rows, and their label checks.
+
+    >>> folder = BuildFolder.open("build/steam-sample")  # doctest: +SKIP
+    >>> report = generate_controllable(folder, ControllableSettings(seed=42))  # doctest: +SKIP
+    >>> report["rows"]["test"]["i2_le"]  # doctest: +SKIP
+    3890
+
+Writes `<build>/data/controllable/{train,validation,test}-00000-of-00001.parquet`
+(the layout `push_to_hub` uses) and `<build>/reports/controllable.{json,md}`,
+each replaced only once complete.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from datagen.buildfolder import BuildFolder
+from datagen.catalog import Catalog
+from datagen.checks import Facts, TitleIndex, mean_scores, parse_answer, score
+from datagen.controllable.chat import chat_rows, load_sharegpt
+from datagen.controllable.rows import SCHEMA, sample_row
+from datagen.controllable.tasks import (
+    TASKS, TEMPLATE_VARIABLES, TEST_JOBS, TRAIN_JOBS, VALID_JOBS, Context, Job, Point, generate, generate_i3, sample_rng,
+)  # fmt: skip
+from datagen.output import atomic_folder, write_json, write_parquet
+from datagen.progress import StepProgress
+from datagen.teacher.folder import load_teacher
+from datagen.teacher.ranking import TeacherRanker
+from datagen.templates import TemplateLibrary
+
+REPORT_FORMAT = "datagen.controllable/1"
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class ControllableSettings:
+    seed: int = 42
+    train_copies: int = 1  # sample points per user in train (the paper: one per user and task)
+    valid_per_task: int = 320  # Lu et al. 3.1.1
+    teacher_list_size: int = 20  # the teacher's ranked list kept on each row
+    max_candidates: int = 20
+    chat: str | None = None  # a ShareGPT file or Hub id for I4
+    chat_ratio: float = 0.5  # I4 rows per other train row (Lu et al.: 50%)
+    template_dirs: tuple[Path, ...] = ()
+    device: str = "auto"
+    batch_size: int = 1024
+
+    def as_dict(self) -> dict:
+        settings = asdict(self)
+        settings["template_dirs"] = [str(path) for path in self.template_dirs]
+        return settings
+
+
+@dataclass
+class Generated:
+    rows: dict[str, list[dict]] = field(default_factory=lambda: {split: [] for split in SPLITS})
+    dropped: Counter = field(default_factory=Counter)
+
+
+def load_library(template_dirs=()) -> TemplateLibrary:
+    return TemplateLibrary.load(TEMPLATE_VARIABLES, template_dirs)
+
+
+def sample_points(sequences: pl.DataFrame, settings: ControllableSettings, dropped: Counter) -> list[tuple[Point, tuple[Job, ...]]]:
+    """Every (point, jobs) of the three splits (section 3.1.1 of Lu et al.)."""
+    users = sequences.sort("user_id").select("user_id", "train_item_ids", "valid_item_id", "test_item_id").rows()
+    planned = []
+    for user, train, valid, test in users:
+        for copy in range(settings.train_copies):
+            if len(train) < 2:
+                dropped[("train", "all", "train part shorter than 2 items")] += 1
+                continue
+            position = sample_rng(settings.seed, "train", "point", user, copy).randrange(1, len(train))
+            planned.append((Point(user, "train", copy, train[:position], train[position]), TRAIN_JOBS))
+    order = [user for user, *_ in users]
+    random.Random(f"{settings.seed}/validation/users").shuffle(order)
+    chosen = defaultdict(list)
+    for number, job in enumerate(VALID_JOBS):
+        # Each validation task gets its own users; they overlap only when there are too few.
+        for slot in range(min(settings.valid_per_task, len(order))):
+            chosen[order[(number * settings.valid_per_task + slot) % len(order)]].append(job)
+    for user, train, valid, test in users:
+        if user in chosen:
+            planned.append((Point(user, "validation", 0, train, valid), tuple(chosen[user])))
+    for user, train, valid, test in users:
+        planned.append((Point(user, "test", 0, [*train, valid], test), TEST_JOBS))
+    return planned
+
+
+def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress) -> tuple[Generated, Catalog, TemplateLibrary, str]:
+    catalog = Catalog(folder.items)
+    library = load_library(settings.template_dirs)
+    context = Context(catalog, library, folder.max_history, settings.teacher_list_size, settings.max_candidates)
+    ranker = TeacherRanker(load_teacher(folder, device=settings.device), folder.items)
+    generated = Generated()
+    planned = sample_points(folder.sequences, settings, generated.dropped)
+    batches = range(0, len(planned), settings.batch_size)
+    with progress.bar("Generating I0-I2 and the combined controls", total=len(batches)) as advance:
+        for start in batches:
+            chunk = planned[start : start + settings.batch_size]
+            orders, allowed_counts = ranker.full_orders([point.prefix for point, _ in chunk])
+            for (point, jobs), order, allowed in zip(chunk, orders, allowed_counts):
+                ranking = order[:allowed]
+                for job in jobs:
+                    _keep(generated, point.split, job.name, generate(job, point, ranking, settings.seed, context), catalog, point.copy)
+            advance(f"{min(start + settings.batch_size, len(planned))} sample points")
+    with progress.step("Generating I3 (item search)"):
+        for item in range(catalog.n_items):
+            _keep(generated, "train", "i3", generate_i3(item, settings.seed, context), catalog)
+    return generated, catalog, library, ranker.teacher.checkpoint_sha256
+
+
+def _keep(generated: Generated, split: str, job: str, outcome, catalog: Catalog, copy: int = 0) -> None:
+    if isinstance(outcome, str):
+        generated.dropped[(split, job, outcome)] += 1
+    else:
+        generated.rows[split].append(sample_row(outcome, catalog, split, copy))
+
+
+def label_checks(rows: list[dict], catalog: Catalog) -> dict[str, dict]:
+    """Per task: the metrics of the labels themselves, parsed back from the rendered answer text."""
+    index = TitleIndex(catalog.titles)
+    by_task = defaultdict(list)
+    for row in rows:
+        if row["family"] == "i4":
+            continue
+        items = parse_answer(row["completion"][0]["content"], index)
+        scores = score(items, Facts.from_row(row), catalog)
+        target_in_label = row["target_item_id"] in row["label_item_ids"]
+        scores["hr_where_target_in_label"] = scores["hr"] if target_in_label else None
+        scores["target_in_label"] = float(target_in_label)
+        by_task[row["task"]].append(scores)
+    checks = {}
+    for task in sorted(by_task, key=list(TASKS).index):
+        scores = by_task[task]
+        means = mean_scores(scores)
+        for extra in ("hr_where_target_in_label", "target_in_label"):
+            values = [s[extra] for s in scores if s[extra] is not None]
+            means[extra] = sum(values) / len(values) if values else None
+        checks[task] = {"rows": len(scores), **means}
+    return checks
+
+
+# What every label must show: metric -> the value, per constraint (None: any constraint).
+EXPECTED = {
+    "correct_count": (None, 1.0),
+    "repeat_item": (None, 0.0),
+    "non_exist": (None, 0.0),
+    "in_history": (None, 0.0),
+    "not_in_candidates": (None, 0.0),
+    "hr_where_target_in_label": (None, 1.0),
+    "cpa": (None, 1.0),
+    "tcp_excluded": (None, 0.0),
+}
+EXPECTED_TCP = {"include": 1.0, "include_and_exclude": 1.0, "exclude": 0.0}
+
+
+def check_failures(checks: dict[str, dict[str, dict]]) -> list[str]:
+    failures = []
+    for split, tasks in checks.items():
+        for task, values in tasks.items():
+            expected = {metric: value for metric, (_, value) in EXPECTED.items()}
+            if TASKS[task].constraint in EXPECTED_TCP:
+                expected["tcp"] = EXPECTED_TCP[TASKS[task].constraint]
+            for metric, value in expected.items():
+                if values.get(metric) is not None and abs(values[metric] - value) > 1e-9:
+                    failures.append(f"{split}/{task}: {metric} = {values[metric]:.4f}, expected {value}")
+    return failures
+
+
+def generate_controllable(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress | None = None) -> dict:
+    progress = progress or StepProgress(quiet=True)
+    generated, catalog, library, checkpoint_sha256 = generate_rows(folder, settings, progress)
+    chat_report = None
+    if settings.chat:
+        with progress.step(f"Mixing in I4 chat from {settings.chat}"):
+            conversations, dropped = load_sharegpt(settings.chat)
+            n_rows = round(settings.chat_ratio * len(generated.rows["train"]))
+            generated.rows["train"].extend(chat_rows(conversations, n_rows, settings.seed))
+            chat_report = {"source": str(settings.chat), "conversations": len(conversations), "dropped": dict(dropped), "rows": n_rows}
+    with progress.step("Checking the labels"):
+        checks = {split: label_checks(generated.rows[split], catalog) for split in SPLITS}
+        failures = check_failures(checks)
+    report = {
+        "format": REPORT_FORMAT,
+        "data_version": folder.data_version,
+        "teacher_checkpoint_sha256": checkpoint_sha256,
+        "settings": settings.as_dict(),
+        "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source} for t in library.templates],
+        "rows": {split: dict(Counter(row["task"] for row in generated.rows[split])) for split in SPLITS},
+        "dropped": [{"split": s, "job": j, "reason": r, "count": n} for (s, j, r), n in sorted(generated.dropped.items())],
+        "chat": chat_report,
+        "label_checks": checks,
+        "label_check_failures": failures,
+    }
+    with progress.step("Writing data/controllable"):
+        with atomic_folder(folder.path / "data" / "controllable") as out:
+            for split in SPLITS:
+                write_parquet(pl.DataFrame(generated.rows[split], schema=SCHEMA), out / f"{split}-00000-of-00001.parquet")
+        write_report(report, folder.path / "reports")
+    if failures:
+        progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
+    return report
+
+
+def write_report(report: dict, reports_dir: Path) -> None:
+    reports_dir.mkdir(exist_ok=True)
+    for name, text in (("controllable.json", None), ("controllable.md", report_markdown(report))):
+        temporary = reports_dir / f".{name}.tmp-{os.getpid()}"
+        if text is None:
+            write_json(report, temporary)
+        else:
+            temporary.write_text(text)
+        os.replace(temporary, reports_dir / name)
+
+
+CHECK_COLUMNS = ("correct_count", "repeat_item", "non_exist", "in_history", "hr_where_target_in_label", "tcp", "tcp_excluded", "cpa")
+
+
+def report_markdown(report: dict) -> str:
+    lines = ["# Controllable-recommendation dataset (Lu et al. 2024)", "", "## Rows", "", "| task | " + " | ".join(SPLITS) + " |", "|---|" + "---:|" * len(SPLITS)]
+    tasks = [task for task in [*TASKS, "i4_chat"] if any(task in report["rows"][split] for split in SPLITS)]
+    for task in tasks:
+        lines.append(f"| {task} | " + " | ".join(f"{report['rows'][split].get(task, 0):,}" for split in SPLITS) + " |")
+    lines += ["", "## Label checks", "", "Each label parsed back from its answer text and scored (`datagen.checks`); a blank cell does not apply.", ""]
+    lines += ["| split | task | rows | " + " | ".join(CHECK_COLUMNS) + " |", "|---|---|---:|" + "---:|" * len(CHECK_COLUMNS)]
+    for split, tasks_checked in report["label_checks"].items():
+        for task, values in tasks_checked.items():
+            cells = ["" if values.get(c) is None else f"{values[c]:.3f}" for c in CHECK_COLUMNS]
+            lines.append(f"| {split} | {task} | {values['rows']:,} | " + " | ".join(cells) + " |")
+    lines += ["", "Failures: " + ("; ".join(report["label_check_failures"]) if report["label_check_failures"] else "none"), ""]
+    if report["dropped"]:
+        lines += ["## Samples not generated", "", "| split | job | reason | count |", "|---|---|---|---:|"]
+        lines += [f"| {d['split']} | {d['job']} | {d['reason']} | {d['count']:,} |" for d in report["dropped"]]
+    return "\n".join(lines) + "\n"
