@@ -23,6 +23,7 @@ from datagen.download import cache_dir, download, official_files
 from datagen.errors import DataError
 from datagen.presets import PRESETS
 from datagen.progress import StepProgress
+from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, TEMPLATES_OPTION, generate, print_report, render, templates
 from datagen.teacher.cli import teacher
 
 console = Console()
@@ -50,6 +51,8 @@ def main() -> None:
       datagen sources                     what can be built, with which options
       datagen stats build/steam-sample    Table 1 and what cleaning dropped
       datagen teacher --help              the SASRec teacher: train, eval, rank
+      datagen render steam --task i2      generated rows with their facts
+      datagen templates                   the prompt templates, and how to add yours
     """
 
 
@@ -77,6 +80,8 @@ Examples:
       any catalog described by a YAML file
   datagen build steam --no-teacher
       canonical tables only (the teacher can follow: datagen teacher train build/steam-sample)
+  datagen build steam --raw-dir ../shared/data/steam --chat sharegpt.json
+      with I4: ShareGPT conversations mixed into train at --chat-ratio (0.5)
 """
 )
 @click.argument("source", metavar="SOURCE[:ARG]")
@@ -93,16 +98,22 @@ Examples:
 @click.option("--teacher/--no-teacher", default=True, show_default=True, help="Train the SASRec teacher into <out>/teacher/ (or reuse the previous build's when data and settings match).")
 @click.option("--teacher-epochs", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many teacher epochs (early stopping on valid NDCG@10, patience 10).")
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher: cpu, cuda, ... (auto: CUDA when present).")
+@click.option("--tasks/--no-tasks", default=True, show_default=True, help="Generate the controllable dataset (Lu et al. I0-I4) into <out>/data/controllable/ (needs the teacher).")
+@TEMPLATES_OPTION
+@CHAT_OPTION
+@CHAT_RATIO_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, teacher, teacher_epochs, device, quiet):
-    """Clean, filter and split a SOURCE into canonical tables, and train its teacher.
+def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, teacher, teacher_epochs, device, tasks, template_dirs, chat, chat_ratio, quiet):
+    """Clean, filter and split a SOURCE, train its teacher, and generate the task data.
 
     Writes items, interactions and sequences as parquet, plus manifest.json
     (input checksums, parameters, rows dropped at each step), stats.md
-    (Table 1 of Lu et al.) and teacher/ (SASRec checkpoint and its evaluation
-    beside two baselines; `datagen teacher --help`). The folder appears only
-    once complete.
+    (Table 1 of Lu et al.), teacher/ (SASRec checkpoint and its evaluation
+    beside two baselines; `datagen teacher --help`), and the controllable
+    dataset in data/controllable/ with its label checks in reports/
+    (`datagen render --help`). The folder appears only once complete.
     """
+    from datagen.controllable.build import ControllableSettings
     from datagen.pipeline import BuildConfig
     from datagen.pipeline import build as run_build
     from datagen.teacher.folder import TeacherSettings
@@ -121,11 +132,17 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
         max_bad_share=max_bad_share,
         options=_parse_options(options),
         teacher=TeacherSettings(train=TrainConfig(epochs=teacher_epochs, seed=seed, device=device)) if teacher else None,
+        controllable=ControllableSettings(seed=seed, chat=chat, chat_ratio=chat_ratio, template_dirs=tuple(template_dirs), device=device)
+        if tasks
+        else None,
     )
     result = run_build(config, StepProgress(quiet=quiet))
     if not quiet:
         _print_summary(result.manifest)
         _print_teacher_summary(result.out_dir / "teacher" / "report.json")
+        controllable_report = result.out_dir / "reports" / "controllable.json"
+        if tasks and controllable_report.is_file():
+            print_report(json.loads(controllable_report.read_text()))
     click.echo(str(result.out_dir))
 
 
@@ -195,6 +212,9 @@ def download_command(source, category, reviews, dest, base_url, quiet):
 
 
 main.add_command(teacher)
+main.add_command(generate)
+main.add_command(render)
+main.add_command(templates)
 
 
 def _print_teacher_summary(report_path: Path) -> None:

@@ -7,8 +7,10 @@
 
 Output folder (written to a temporary folder, renamed into place when complete):
 items.parquet, interactions.parquet, sequences.parquet, manifest.json, stats.md,
-and with `BuildConfig(teacher=TeacherSettings())` the SASRec teacher in teacher/
-(reused from the previous build when data and settings are unchanged).
+with `BuildConfig(teacher=TeacherSettings())` the SASRec teacher in teacher/
+(reused from the previous build when data and settings are unchanged), and with
+`controllable=ControllableSettings()` as well the dataset of Lu et al. in
+data/controllable/ with its report in reports/.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import polars as pl
 from datagen import __version__
 from datagen.buildfolder import BuildFolder, data_version
 from datagen.cleaning import clean_interactions, clean_items, k_core, sample_users, unique_titles
+from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.errors import DataError
 from datagen.output import atomic_folder, write_json, write_parquet
 from datagen.presets import DEFAULT_PARAMETERS, PRESETS
@@ -53,6 +56,7 @@ class BuildConfig:
     max_bad_share: float = 0.01
     options: dict[str, str] = field(default_factory=dict)
     teacher: TeacherSettings | None = None  # None: canonical tables only
+    controllable: ControllableSettings | None = None  # needs the teacher; None: no task data
 
     def parameters(self) -> dict:
         if self.preset is not None and self.preset not in PRESETS:
@@ -153,6 +157,10 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
                 progress.done(f"Reused the SASRec teacher of {out_dir} (same data version and settings)")
             else:
                 train_teacher(written, config.teacher, progress)
+            if config.controllable is not None:
+                generate_controllable(written, config.controllable, progress)
+        elif config.controllable is not None:
+            progress.warn("No teacher (--no-teacher), so no controllable dataset: its labels come from the teacher.")
     return BuildResult(out_dir=out_dir, manifest=manifest, tables=tables)
 
 

@@ -89,7 +89,7 @@ class Template:
         """(system message, user message). A variable the body uses but `values` lacks is an error."""
         try:
             return self.system, self.compiled.render(values).strip()
-        except jinja2.UndefinedError as error:
+        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as error:
             raise DataError(f"template {self.id!r}: {error.message}", path=self.path) from None
 
 

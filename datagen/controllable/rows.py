@@ -69,7 +69,8 @@ def template_values(sample: Sample, catalog: Catalog) -> dict:
 
 
 def sample_row(sample: Sample, catalog: Catalog, split: str, copy: int = 0) -> dict:
-    system, user = sample.template.render(template_values(sample, catalog))
+    values = template_values(sample, catalog)
+    system, user = sample.template.render({name: values[name] for name in sample.template.variables if name in values})
     answer = item_list([catalog.titles[i] for i in sample.label])
     prompt = [{"role": "system", "content": system}, {"role": "user", "content": user}]
     completion = [{"role": "assistant", "content": answer}]
@@ -95,6 +96,3 @@ def sample_row(sample: Sample, catalog: Catalog, split: str, copy: int = 0) -> d
         "completion": completion,
     }
 
-
-def rows_frame(rows: list[dict]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=SCHEMA)

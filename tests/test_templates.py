@@ -1,0 +1,120 @@
+"""Template lint: every template parses, declares exactly the variables it uses, uses only its task's
+variables, has a unique id, keeps the paper's wording, and renders the same for the same seed."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import jinja2
+import pytest
+from click.testing import CliRunner
+
+from datagen.cli import main
+from datagen.controllable.build import load_library
+from datagen.controllable.tasks import TEMPLATE_VARIABLES
+from datagen.errors import DataError
+from datagen.templates import ENVIRONMENT, shipped_template_dir
+
+SHIPPED = sorted(shipped_template_dir().rglob("*.jinja"))
+
+
+def test_the_shipped_folder_holds_every_listing():
+    library = load_library()
+    assert len(SHIPPED) == len(library.templates) == 11
+    assert len({t.id for t in library.templates}) == len(library.templates)
+    assert set(library.by_task) == set(TEMPLATE_VARIABLES)
+    assert len(library.intentions["positive"]) == len(library.intentions["negative"]) == 6
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_each_template_uses_only_what_its_task_provides(path):
+    template = next(t for t in load_library().templates if t.path == path)
+    used = jinja2.meta.find_undeclared_variables(ENVIRONMENT.parse(template.body))
+    assert used == set(template.variables)
+    assert used <= TEMPLATE_VARIABLES[template.task]
+    values = {name: f"<{name}>" for name in template.variables}
+    system, user = template.render(values)
+    assert system == "You are an expert recommender engine."
+    assert all(f"<{name}>" in user for name in template.variables)
+    missing = dict(values)
+    missing.pop(template.variables[0])
+    with pytest.raises(DataError, match="undefined"):
+        template.render(missing)
+
+
+def _paper_text() -> str:
+    data = os.environ.get("DATAGEN_DATA")
+    papers = Path(data).parent / "papers" if data else None
+    if not papers or not (papers / "000_93db8eae5377c305.txt").is_file():
+        pytest.skip("the papers folder lies beside $DATAGEN_DATA (../shared/papers)")
+    text = (papers / "000_93db8eae5377c305.txt").read_text()
+    appendix = text[text.index("#### Listing 1"):]
+    return " ".join(appendix.replace("\\_", "_").split())
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if "lu2024" in p.read_text().split("\n")[1]], ids=lambda p: p.stem)
+def test_lu2024_templates_are_the_listings_verbatim(path):
+    template = next(t for t in load_library().templates if t.path == path)
+    placeholders = {name: "{" + name + "}" for name in template.variables}
+    system, user = template.render(placeholders)
+    assert f"{system} {user}" in _paper_text()
+
+
+def test_intentions_are_listings_5_and_6_verbatim():
+    paper = _paper_text()
+    library = load_library()
+    for kind in ("positive", "negative"):
+        for phrase in library.intentions[kind]:
+            assert phrase.render(target_category="{target_category}") in paper
+
+
+def test_a_users_template_folder_is_used_without_code_changes(tmp_path):
+    (tmp_path / "mine.jinja").write_text(
+        "{#\nid: mine/i0-short\ntask: i0\nversion: 1\nsource: a user\nsystem: You recommend games.\n"
+        "variables: [history, item_count]\n#}\nI played {{ history }}. Name {{ item_count }} games.\n"
+    )
+    library = load_library([tmp_path])
+    assert "mine/i0-short" in [t.id for t in library.for_task("i0", with_candidates=False)]
+    listed = CliRunner().invoke(main, ["templates", "--templates", str(tmp_path)], terminal_width=200)
+    assert listed.exit_code == 0, listed.output
+    assert "mine/i0-short" in listed.output and "lu2024/i2-le" in listed.output
+
+
+@pytest.mark.parametrize(
+    ("body", "header_variables", "task", "message"),
+    [
+        ("{{ history }} {{ secret }}", "[history, secret]", "i0", "provides no secret"),
+        ("{{ history }}", "[history, item_count]", "i0", "declares"),
+        ("{{ history }", "[history]", "i0", "not valid Jinja"),
+        ("{{ history }}", "[history]", "i9", "unknown task"),
+    ],
+)
+def test_a_bad_template_names_its_file_and_field(tmp_path, body, header_variables, task, message):
+    path = tmp_path / "bad.jinja"
+    path.write_text(f"{{#\nid: bad\ntask: {task}\nversion: 1\nsource: x\nsystem: x\nvariables: {header_variables}\n#}}\n{body}\n")
+    with pytest.raises(DataError, match=message) as error:
+        load_library([tmp_path])
+    assert str(path) in str(error.value)
+
+
+def test_a_template_id_used_twice_is_refused(tmp_path):
+    shipped = next(p for p in SHIPPED if p.name == "i0.jinja")
+    (tmp_path / "copy.jinja").write_text(shipped.read_text())
+    with pytest.raises(DataError, match="used twice"):
+        load_library([tmp_path])
+
+
+def test_the_sandbox_blocks_unsafe_attributes(tmp_path):
+    (tmp_path / "evil.jinja").write_text(
+        "{#\nid: evil\ntask: i0\nversion: 1\nsource: x\nsystem: x\nvariables: [history]\n#}\n{{ history.__class__.__mro__ }}\n"
+    )
+    template = next(t for t in load_library([tmp_path]).templates if t.id == "evil")
+    with pytest.raises(DataError):
+        template.render({"history": "x"})
+
+
+def test_the_header_is_yaml_in_a_jinja_comment():
+    for path in SHIPPED:
+        assert re.match(r"\{#\nid: ", path.read_text()), path
