@@ -1,4 +1,4 @@
-"""`datagen build` with its teacher, and `datagen teacher train|eval|rank`, on the shipped sample."""
+"""`datagen build` with its teacher and controllable dataset, and `datagen teacher train|eval|rank`, on the shipped sample."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ def test_build_trains_the_teacher_then_reuses_it(built):
     again = runner.invoke(main, ["build", "steam", "--raw-dir", SAMPLE, "--teacher-epochs", "2", "--out", f"{cwd}/b"])
     assert again.exit_code == 0, again.output
     assert "Reused the SASRec teacher" in again.output
+    assert "Label checks passed" in again.output
+    assert sorted(p.name for p in (cwd / "b" / "data" / "controllable").iterdir()) == [
+        "test-00000-of-00001.parquet", "train-00000-of-00001.parquet", "validation-00000-of-00001.parquet",
+    ]  # fmt: skip
     assert json.loads(open(f"{teacher}/report.json").read())["checkpoint_sha256"] == report["checkpoint_sha256"]
 
 
