@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
@@ -19,7 +19,6 @@ from datagen.controllable.build import ControllableSettings, generate_controllab
 from datagen.controllable.chat import load_sharegpt
 from datagen.controllable.tasks import Context, generate
 from datagen.errors import DataError
-from datagen.teacher.folder import load_teacher
 from datagen.teacher.ranking import TeacherRanker
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -117,7 +116,7 @@ def test_rows_hold_the_facts_their_text_shows(generated):
 def test_generators_are_pure_functions_of_user_seed_and_teacher(sample_teacher):
     folder, teacher = sample_teacher
     context = Context(Catalog(folder.items), load_library(), folder.max_history)
-    planned, _ = sample_points(folder.sequences, ControllableSettings(seed=3), dropped=__import__("collections").Counter())
+    planned, _ = sample_points(folder.sequences, ControllableSettings(seed=3), dropped=Counter())
     point, jobs = next(p for p in planned if p[0].split == "test" and p[0].user_id == 5)
     order, allowed = TeacherRanker(teacher, folder.items).full_orders([point.prefix])
     ranking = order[0, : allowed[0]]

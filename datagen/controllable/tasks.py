@@ -123,12 +123,12 @@ class Context:
 @dataclass
 class Sample:
     task: str
-    template: Template
     k: int
     label: list[int]
     user_id: int | None
     history: list[int]
     target: int | None
+    template: Template | None = None  # drawn last, by _finish
     category: str | None = None
     excluded_category: str | None = None
     proportion: int | None = None
@@ -157,8 +157,10 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
     catalog = context.catalog
     target_categories = catalog.categories_of(point.target)
     fixed_k = job.k[0] == job.k[1]
-    base = dict(task=task, user_id=point.user_id, history=point.prefix[-context.max_history :], target=point.target)
-    base["teacher"] = ranking[: context.teacher_list_size].tolist()
+    base = dict(
+        task=task, user_id=point.user_id, history=point.prefix[-context.max_history :], target=point.target,
+        teacher=ranking[: context.teacher_list_size].tolist(),
+    )  # fmt: skip
 
     def capped(keep: np.ndarray) -> int:
         available = int(keep[ranking].sum())
@@ -167,7 +169,7 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
     constraint = spec.constraint
     if constraint == "none":
         label = take(ranking, k, first=point.target)
-        return _finish(Sample(template=None, k=k, label=label, **base), job, rng, context, None, point.prefix)
+        return _finish(Sample(k=k, label=label, **base), job, rng, context, None, point.prefix)
 
     if constraint in ("include", "at_least", "approximately", "include_and_exclude"):
         if not target_categories:
@@ -181,7 +183,7 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
         k = capped(keep)
         label = take(ranking, k, keep=keep, first=point.target)
         intention = _intention(rng, context, "positive", category)
-        return _finish(Sample(template=None, k=k, label=label, category=category, intention=intention, **base), job, rng, context, None, point.prefix)
+        return _finish(Sample(k=k, label=label, category=category, intention=intention, **base), job, rng, context, None, point.prefix)
 
     if constraint == "exclude":
         category = _most_frequent(ranking, k, context, skip=set(target_categories))
@@ -191,7 +193,7 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
         k = capped(keep)
         label = take(ranking, k, keep=keep, first=point.target)
         intention = _intention(rng, context, "negative", category)
-        return _finish(Sample(template=None, k=k, label=label, category=category, intention=intention, **base), job, rng, context, None, point.prefix)
+        return _finish(Sample(k=k, label=label, category=category, intention=intention, **base), job, rng, context, None, point.prefix)
 
     if constraint == "include_and_exclude":
         excluded = _most_frequent(ranking, k, context, skip=set(target_categories))
@@ -200,7 +202,7 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
         keep = catalog.mask(category) & ~catalog.mask(excluded)
         label = take(ranking, k, keep=keep, first=point.target)
         sample = Sample(
-            template=None, k=k, label=label, category=category, excluded_category=excluded,
+            k=k, label=label, category=category, excluded_category=excluded,
             intention=_intention(rng, context, "positive", category),
             negative_intention=_intention(rng, context, "negative", excluded), **base,
         )  # fmt: skip
@@ -223,7 +225,7 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
     label = _proportion_label(ranking, k, in_mask, constraint.removesuffix("_and_exclude"), proportion, point.target, allowed)
     if label is None:
         return "too few items to meet the proportion"
-    sample = Sample(template=None, k=k, label=label, category=category, excluded_category=excluded, proportion=proportion, **base)
+    sample = Sample(k=k, label=label, category=category, excluded_category=excluded, proportion=proportion, **base)
     if excluded is not None:
         sample.negative_intention = _intention(rng, context, "negative", excluded)
     return _finish(sample, job, rng, context, None, point.prefix)
@@ -252,7 +254,7 @@ def generate_i3(item: int, seed: int, context: Context) -> Sample | str:
     k = min(k, len(pool) + 1)
     label = [item] + [int(pool[i]) for i in rng.sample(range(len(pool)), k - 1)]
     sample = Sample(
-        task=task, template=None, k=k, label=label, user_id=None, history=[], target=item, category=category,
+        task=task, k=k, label=label, user_id=None, history=[], target=item, category=category,
         intention=_intention(rng, context, "positive" if task == "i3_pos" else "negative", category),
     )  # fmt: skip
     # Random labels: only items that break the intention make honest wrong candidates.
