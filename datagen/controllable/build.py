@@ -38,7 +38,7 @@ from datagen.templates import TemplateLibrary
 REPORT_FORMAT = "datagen.controllable/1"
 SPLITS = ("train", "validation", "test")
 ARROW_SCHEMA = pl.DataFrame(schema=SCHEMA).to_arrow().schema
-VALID_MARGIN = 0.1  # extra validation users per task, standing in for those whose sample cannot be made
+VALID_MARGIN = 0.25  # extra validation users per task, standing in for those whose sample cannot be made
 
 
 @dataclass

@@ -174,7 +174,13 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
     if constraint in ("include", "at_least", "approximately", "include_and_exclude"):
         if not target_categories:
             return "target has no category"
-        category = rng.choice(target_categories)
+        # C: a category of the target with enough unseen items (a small leaf category of a deep path
+        # often has fewer than k); in train, where k may shrink, any of them when none has enough.
+        need = proportion_counts(constraint, k, proportion)[0] if constraint in PROPORTION_CONSTRAINTS else k
+        roomy = [c for c in target_categories if int(catalog.mask(c)[ranking].sum()) >= need]
+        if not roomy and fixed_k:
+            return "no category of the target has enough unseen items"
+        category = rng.choice(roomy or target_categories)
     else:
         category = None
 
