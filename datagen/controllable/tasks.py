@@ -184,21 +184,15 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
     else:
         category = None
 
-    if constraint == "include":
-        keep = catalog.mask(category)
+    if constraint in ("include", "exclude"):
+        if constraint == "exclude":
+            category = _most_frequent(ranking, k, context, skip=set(target_categories))
+            if category is None:
+                return "no category to exclude in the teacher's list"
+        keep = catalog.mask(category) if constraint == "include" else ~catalog.mask(category)
         k = capped(keep)
         label = take(ranking, k, keep=keep, first=point.target)
-        intention = _intention(rng, context, "positive", category)
-        return _finish(Sample(k=k, label=label, category=category, intention=intention, **base), job, rng, context, None, point.prefix)
-
-    if constraint == "exclude":
-        category = _most_frequent(ranking, k, context, skip=set(target_categories))
-        if category is None:
-            return "no category to exclude in the teacher's list"
-        keep = ~catalog.mask(category)
-        k = capped(keep)
-        label = take(ranking, k, keep=keep, first=point.target)
-        intention = _intention(rng, context, "negative", category)
+        intention = _intention(rng, context, "positive" if constraint == "include" else "negative", category)
         return _finish(Sample(k=k, label=label, category=category, intention=intention, **base), job, rng, context, None, point.prefix)
 
     if constraint == "include_and_exclude":
