@@ -137,10 +137,10 @@ def score(items: Sequence[int | None], facts: Facts, catalog: Catalog) -> dict[s
     return result
 
 
-def mean_scores(scores: Sequence[dict[str, float | None]]) -> dict[str, float | None]:
+def mean_scores(scores: Sequence[dict[str, float | None]], metrics: Sequence[str] = METRICS) -> dict[str, float | None]:
     """Each metric's mean over the answers it applies to (None when it applies to none)."""
     means = {}
-    for metric in METRICS:
+    for metric in metrics:
         values = [s[metric] for s in scores if s[metric] is not None]
         means[metric] = sum(values) / len(values) if values else None
     return means

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from datagen.buildfolder import BuildFolder
 from datagen.catalog import Catalog
-from datagen.checks import Facts, TitleIndex, mean_scores, parse_answer, score
+from datagen.checks import METRICS, Facts, TitleIndex, mean_scores, parse_answer, score
 from datagen.controllable.chat import chat_rows, load_sharegpt
 from datagen.controllable.rows import SCHEMA, sample_row
 from datagen.controllable.tasks import (
@@ -158,11 +158,7 @@ def label_checks(rows: list[dict], catalog: Catalog) -> dict[str, dict]:
     checks = {}
     for task in sorted(by_task, key=list(TASKS).index):
         scores = by_task[task]
-        means = mean_scores(scores)
-        for extra in ("hr_where_target_in_label", "target_in_label"):
-            values = [s[extra] for s in scores if s[extra] is not None]
-            means[extra] = sum(values) / len(values) if values else None
-        checks[task] = {"rows": len(scores), **means}
+        checks[task] = {"rows": len(scores), **mean_scores(scores, (*METRICS, "hr_where_target_in_label", "target_in_label"))}
     return checks
 
 

@@ -118,13 +118,16 @@ class TeacherRanker:
         `order[i, :allowed[i]]` ranks all items but history i's; ties go to the lower id. Not cached:
         label generation asks once per sample point.
         """
-        device = next(self.model.parameters()).device
-        series = pl.Series(histories, dtype=pl.List(pl.Int64))
-        scores = self.model.score_next(pad_lists(series, self.model.config.max_history).to(device)).float().cpu()
-        seen = lists_multi_hot(series, self.n_items)
+        scores, seen = self._scores(pl.Series(histories, dtype=pl.List(pl.Int64)))
         scores[seen] = -torch.inf
         order = torch.sort(scores, dim=1, descending=True, stable=True).indices.to(torch.int32)
         return order.numpy(), (self.n_items - seen.sum(1)).numpy()
+
+    def _scores(self, histories: pl.Series) -> tuple[torch.Tensor, torch.Tensor]:
+        """[rows, n_items] teacher scores after each history (its last max_history items), and the history items."""
+        device = next(self.model.parameters()).device
+        padded = pad_lists(histories, self.model.config.max_history).to(device)
+        return self.model.score_next(padded).float().cpu(), lists_multi_hot(histories, self.n_items)
 
     def _normalise(self, requests: pl.DataFrame) -> pl.DataFrame:
         if "history" not in requests.columns:
@@ -152,10 +155,8 @@ class TeacherRanker:
 
     @torch.inference_mode()
     def _rank_batch(self, batch: pl.DataFrame, top_n: int) -> pl.DataFrame:
-        device = next(self.model.parameters()).device
-        max_history = self.model.config.max_history
-        scores = self.model.score_next(pad_lists(batch["history"], max_history).to(device)).float().cpu()
-        allowed = ~lists_multi_hot(batch["history"], self.n_items) & ~lists_multi_hot(batch["exclude"], self.n_items)
+        scores, seen = self._scores(batch["history"])
+        allowed = ~seen & ~lists_multi_hot(batch["exclude"], self.n_items)
         has_candidates = torch.from_numpy(batch["candidates"].is_not_null().to_numpy())
         allowed &= lists_multi_hot(batch["candidates"], self.n_items) | ~has_candidates[:, None]
         include = batch["include_categories"]
