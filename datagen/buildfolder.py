@@ -1,7 +1,9 @@
 """Read a finished `datagen build` folder: its manifest, tables and data version.
 
-The data version names the exact canonical tables (a hash of their sha256s), so
-anything derived from them (a teacher checkpoint, cached rankings) can say
+The canonical tables are the items and interactions configs of the dataset
+repository (data/items/, data/interactions/), plus sequences.parquet (a row a
+user, with the leave-one-out split). The data version names their exact files
+(a hash of their sha256s), so anything derived from them (a teacher checkpoint, cached rankings) can say
 which data it belongs to.
 
     >>> folder = BuildFolder.open("build/steam-sample")  # doctest: +SKIP
@@ -20,8 +22,8 @@ from pathlib import Path
 import polars as pl
 
 from datagen.errors import DataError
+from datagen.publish.layout import read_split
 
-TABLES = ("items", "interactions", "sequences")
 
 
 def data_version(outputs: dict) -> str:
@@ -46,9 +48,9 @@ class BuildFolder:
                 hint="Run `datagen build SOURCE` first; it prints the folder it wrote.",
             )
         manifest = json.loads(manifest_path.read_text())
-        for table in TABLES:
-            if not (path / f"{table}.parquet").is_file():
-                raise DataError(f"build folder lacks {table}.parquet", path=path)
+        for name in manifest.get("outputs", {}):
+            if not (path / name).is_file():
+                raise DataError(f"build folder lacks {name}", path=path, hint="Rebuild it with `datagen build`.")
         return cls(path=path, manifest=manifest)
 
     @property
@@ -65,7 +67,7 @@ class BuildFolder:
 
     @cached_property
     def items(self) -> pl.DataFrame:
-        return pl.read_parquet(self.path / "items.parquet")
+        return read_split(self.path, "items", "train")
 
     @cached_property
     def sequences(self) -> pl.DataFrame:

@@ -23,7 +23,9 @@ from datagen.download import cache_dir, download, official_files
 from datagen.errors import DataError
 from datagen.presets import PRESETS
 from datagen.progress import StepProgress
+from datagen.publish.release import DEFAULT_VERSION
 from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, TEMPLATES_OPTION, generate, print_report, render, templates
+from datagen.publish.cli import card, push, validate
 from datagen.teacher.cli import teacher
 
 console = Console()
@@ -53,6 +55,9 @@ def main() -> None:
       datagen teacher --help              the SASRec teacher: train, eval, rank
       datagen render steam --task i2      generated rows with their facts
       datagen templates                   the prompt templates, and how to add yours
+      datagen validate build/steam        check a dataset folder before a push
+      datagen push build/steam --repo ORG/NAME --dry-run
+                                          what would go to the Hub (drop --dry-run to push)
     """
 
 
@@ -102,8 +107,9 @@ Examples:
 @TEMPLATES_OPTION
 @CHAT_OPTION
 @CHAT_RATIO_OPTION
+@click.option("--version", "dataset_version", default=DEFAULT_VERSION, show_default=True, metavar="X.Y.Z", help="The dataset's semantic version, recorded in the manifest and card; `datagen push` tags it vX.Y.Z.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, teacher, teacher_epochs, device, tasks, template_dirs, chat, chat_ratio, quiet):
+def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, teacher, teacher_epochs, device, tasks, template_dirs, chat, chat_ratio, dataset_version, quiet):
     """Clean, filter and split a SOURCE, train its teacher, and generate the task data.
 
     Writes items, interactions and sequences as parquet, plus manifest.json
@@ -135,6 +141,7 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
         controllable=ControllableSettings(seed=seed, chat=chat, chat_ratio=chat_ratio, template_dirs=tuple(template_dirs), device=device)
         if tasks
         else None,
+        version=dataset_version,
     )
     result = run_build(config, StepProgress(quiet=quiet))
     if not quiet:
@@ -215,6 +222,9 @@ main.add_command(teacher)
 main.add_command(generate)
 main.add_command(render)
 main.add_command(templates)
+main.add_command(validate)
+main.add_command(card)
+main.add_command(push)
 
 
 def _print_teacher_summary(report_path: Path) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Iterator
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 @contextmanager
@@ -38,9 +40,29 @@ def atomic_folder(target: Path) -> Iterator[Path]:
 
 
 def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    # Fixed settings so that equal frames give byte-identical files.
-    frame.write_parquet(path, compression="zstd", compression_level=3, statistics=True, row_group_size=1 << 20)
+    """Fixed settings, so equal frames give byte-identical files, and the plain Arrow
+    types (string, list) that `datasets` writes too, rather than Polars' large ones."""
+    table = frame.to_arrow()
+    table = table.cast(pa.schema([field.with_type(plain_type(field.type)) for field in table.schema]))
+    pq.write_table(table, path, compression="zstd", compression_level=3, write_statistics=True, row_group_size=1 << 20)
+
+
+def plain_type(arrow_type: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
+        return pa.string()
+    if pa.types.is_large_binary(arrow_type) or pa.types.is_binary_view(arrow_type):
+        return pa.binary()
+    if pa.types.is_large_list(arrow_type) or pa.types.is_list_view(arrow_type) or pa.types.is_large_list_view(arrow_type):
+        return pa.list_(arrow_type.value_field.with_type(plain_type(arrow_type.value_type)))
+    if pa.types.is_list(arrow_type):
+        return pa.list_(arrow_type.value_field.with_type(plain_type(arrow_type.value_type)))
+    if pa.types.is_struct(arrow_type):
+        return pa.struct([field.with_type(plain_type(field.type)) for field in arrow_type])
+    return arrow_type
 
 
 def write_json(data: dict, path: Path) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    os.replace(temporary, path)

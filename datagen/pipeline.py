@@ -31,6 +31,8 @@ from datagen.errors import DataError
 from datagen.output import atomic_folder, write_json, write_parquet
 from datagen.presets import DEFAULT_PARAMETERS, PRESETS
 from datagen.progress import StepProgress
+from datagen.publish.layout import DATA_DIR, write_split
+from datagen.publish.release import DEFAULT_VERSION, check_version, finalize
 from datagen.rawfiles import sha256
 from datagen.report import BuildReport
 from datagen.sources import get_source
@@ -39,7 +41,8 @@ from datagen.stats import table1, table1_markdown
 from datagen.teacher.folder import TeacherSettings, reuse_teacher, train_teacher
 
 DATA_ENV = "DATAGEN_DATA"
-MANIFEST_FORMAT = "datagen.canonical/1"
+MANIFEST_FORMAT = "datagen.canonical/2"
+INTERACTION_SPLITS = {"train": "train", "validation": "valid", "test": "test"}  # HF split: the leave-one-out split
 
 
 @dataclass
@@ -57,6 +60,7 @@ class BuildConfig:
     options: dict[str, str] = field(default_factory=dict)
     teacher: TeacherSettings | None = None  # None: canonical tables only
     controllable: ControllableSettings | None = None  # needs the teacher; None: no task data
+    version: str = DEFAULT_VERSION  # the dataset's semantic version, chosen by the user
 
     def parameters(self) -> dict:
         if self.preset is not None and self.preset not in PRESETS:
@@ -95,6 +99,7 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
     if source.argument and not argument:
         raise DataError(f"source {name!r} needs an argument: {name}:{source.argument}")
     parameters = config.parameters()
+    check_version(config.version)
     raw_dir, from_sample = resolve_raw_dir(source, argument, config.raw_dir)
     dataset_name = source.dataset_name(argument) + ("-sample" if from_sample else "")
     if from_sample:
@@ -142,11 +147,8 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
     with atomic_folder(out_dir) as folder:
         with progress.step(f"Writing {out_dir}"):
             outputs = {}
-            for table_name in ("items", "interactions", "sequences"):
-                frame = getattr(tables, table_name)
-                path = folder / f"{table_name}.parquet"
-                write_parquet(frame, path)
-                outputs[path.name] = {"rows": frame.height, "sha256": sha256(path)}
+            for path, rows in write_canonical_tables(tables, folder):
+                outputs[path.relative_to(folder).as_posix()] = {"rows": rows, "sha256": sha256(path)}
             manifest["outputs"] = outputs
             manifest["data_version"] = data_version(outputs)
             write_json(manifest, folder / "manifest.json")
@@ -161,7 +163,19 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
                 generate_controllable(written, config.controllable, progress)
         elif config.controllable is not None:
             progress.warn("No teacher (--no-teacher), so no controllable dataset: its labels come from the teacher.")
+        with progress.step("Content hash, file list and dataset card"):
+            manifest = finalize(folder, config.version)
     return BuildResult(out_dir=out_dir, manifest=manifest, tables=tables)
+
+
+def write_canonical_tables(tables: CanonicalTables, folder: Path) -> list[tuple[Path, int]]:
+    """The items and interactions configs of the dataset repository, and sequences.parquet for the build's own use."""
+    written = [(path, tables.items.height) for path in write_split(tables.items, folder / DATA_DIR / "items", "train")]
+    for split, name in INTERACTION_SPLITS.items():
+        part = tables.interactions.filter(pl.col("split") == name).drop("split")
+        written += [(path, part.height) for path in write_split(part, folder / DATA_DIR / "interactions", split)]
+    write_parquet(tables.sequences, folder / "sequences.parquet")
+    return [*written, (folder / "sequences.parquet", tables.sequences.height)]
 
 
 def resolve_raw_dir(source, argument: str | None, raw_dir: Path | None) -> tuple[Path, bool]:

@@ -139,6 +139,13 @@ class TemplateLibrary:
             raise DataError(f"no template for task {task!r}{kind}", hint="`datagen templates` lists them.")
         return found
 
+    def write_sources(self, folder: Path) -> None:
+        """Copy each template and phrase set, byte for byte, to folder/<id>.jinja or .yaml (ids are unique)."""
+        for item in [*self.templates, *self.phrase_sets]:
+            destination = folder / f"{item.id}{item.path.suffix}"
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(item.path.read_bytes())
+
     def intention(self, kind: str, index: int, target_category: str) -> str:
         return self.intentions[kind][index].render(target_category=target_category).strip()
 

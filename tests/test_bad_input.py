@@ -130,11 +130,11 @@ def test_table_unknown_config_key(tmp_path):
 def test_failed_rebuild_keeps_the_previous_output(steam_copy, tmp_path):
     out = tmp_path / "out"
     first = build(BuildConfig("steam", raw_dir=steam_copy, out_dir=out))
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (steam_copy / "steam_games.json.gz").write_bytes(b"")
     with pytest.raises(DataError):
         build(BuildConfig("steam", raw_dir=steam_copy, out_dir=out))
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(os.listdir(tmp_path)) == ["out", "steam"]
     assert first.out_dir == out
 

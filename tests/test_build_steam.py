@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -13,8 +14,15 @@ from datagen.sources.steam import SAMPLE_DIR
 
 def test_sample_build_writes_canonical_tables(sample_build):
     out = sample_build.out_dir
-    assert sorted(p.name for p in out.iterdir()) == [
-        "interactions.parquet", "items.parquet", "manifest.json", "sequences.parquet", "stats.md"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and "images" not in p.parts) == [
+        "README.md",
+        "data/interactions/test-00000-of-00001.parquet",
+        "data/interactions/train-00000-of-00001.parquet",
+        "data/interactions/validation-00000-of-00001.parquet",
+        "data/items/train-00000-of-00001.parquet",
+        "manifest.json",
+        "sequences.parquet",
+        "stats.md",
     ]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"]["from_shipped_sample"] is True
@@ -23,7 +31,7 @@ def test_sample_build_writes_canonical_tables(sample_build):
     for name, entry in manifest["outputs"].items():
         assert pl.read_parquet(out / name).height == entry["rows"]
     stats = manifest["stats"]
-    assert stats["interactions"] == pl.read_parquet(out / "interactions.parquet").height
+    assert stats["interactions"] == sum(pl.read_parquet(path).height for path in (out / "data" / "interactions").glob("*.parquet"))
     assert stats["sparsity"] == pytest.approx(1 - stats["interactions"] / (stats["users"] * stats["items"]), abs=1e-6)
     # Every step's counts chain: what one step keeps, the next starts from.
     inter_steps = [s for s in manifest["report"]["steps"] if s["table"] == "interactions"]
@@ -61,10 +69,10 @@ def test_same_inputs_and_seed_give_byte_identical_files(tmp_path):
     outputs = []
     for run in ("a", "b"):
         result = build(BuildConfig("steam", raw_dir=SAMPLE_DIR, out_dir=tmp_path / run, max_users=800, seed=7))
-        outputs.append({p.name: p.read_bytes() for p in result.out_dir.iterdir()})
+        outputs.append({p.relative_to(result.out_dir): p.read_bytes() for p in result.out_dir.rglob("*") if p.is_file()})
     assert outputs[0] == outputs[1]
     other = build(BuildConfig("steam", raw_dir=SAMPLE_DIR, out_dir=tmp_path / "c", max_users=800, seed=8))
-    assert (other.out_dir / "sequences.parquet").read_bytes() != outputs[0]["sequences.parquet"]
+    assert (other.out_dir / "sequences.parquet").read_bytes() != outputs[0][Path("sequences.parquet")]
 
 
 def test_tags_option_changes_categories(tmp_path, sample_build):

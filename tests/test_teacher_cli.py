@@ -58,7 +58,7 @@ def test_rank_shows_titles_and_writes_every_user(built):
     written = runner.invoke(main, ["teacher", "rank", f"{cwd}/b", "--exclude-category", "Action", "--out", f"{cwd}/ranks.parquet", "--no-cache"])
     assert written.exit_code == 0, written.output
     ranks = pl.read_parquet(f"{cwd}/ranks.parquet")
-    items = pl.read_parquet(f"{cwd}/b/items.parquet")
+    items = pl.read_parquet(f"{cwd}/b/data/items/train-00000-of-00001.parquet")
     action = set(items.filter(pl.col("categories").list.contains("Action"))["item_id"].to_list())
     assert ranks.height == pl.read_parquet(f"{cwd}/b/sequences.parquet").height
     assert not action & set(ranks["top_items"].explode().to_list())

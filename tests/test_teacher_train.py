@@ -45,7 +45,7 @@ def test_a_teacher_of_other_data_is_refused(sample_teacher, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(folder.path, other)
     manifest = json.loads((other / "manifest.json").read_text())
-    manifest["outputs"]["items.parquet"]["sha256"] = "0" * 64
+    manifest["outputs"]["data/items/train-00000-of-00001.parquet"]["sha256"] = "0" * 64
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(DataError, match="Retrain it on this build"):
         load_teacher(BuildFolder.open(other))

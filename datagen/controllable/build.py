@@ -5,9 +5,9 @@
     >>> report["rows"]["test"]["i2_le"]  # doctest: +SKIP
     3890
 
-Writes `<build>/data/controllable/{train,validation,test}-00000-of-00001.parquet`
-(the layout `push_to_hub` uses) and `<build>/reports/controllable.{json,md}`,
-each replaced only once complete.
+Writes `<build>/data/controllable/{train,validation,test}-0000i-of-0000n.parquet`
+(the layout `push_to_hub` uses), the templates it used in `<build>/templates/controllable/`,
+and `<build>/reports/controllable.{json,md}`, each replaced only once complete.
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ from datagen.controllable.rows import SCHEMA, sample_row
 from datagen.controllable.tasks import (
     TASKS, TEMPLATE_VARIABLES, TEST_JOBS, TRAIN_JOBS, VALID_JOBS, Context, Job, Point, generate, generate_i3, sample_rng,
 )  # fmt: skip
-from datagen.output import atomic_folder, write_json, write_parquet
+from datagen.output import atomic_folder, write_json
+from datagen.publish.layout import DATA_DIR, write_split
 from datagen.progress import StepProgress
 from datagen.teacher.folder import load_teacher
 from datagen.teacher.ranking import TeacherRanker
 from datagen.templates import TemplateLibrary
 
 REPORT_FORMAT = "datagen.controllable/1"
+FAMILY = "controllable"  # the dataset config these rows make
 SPLITS = ("train", "validation", "test")
 ARROW_SCHEMA = pl.DataFrame(schema=SCHEMA).to_arrow().schema
 VALID_MARGIN = 0.25  # extra validation users per task, standing in for those whose sample cannot be made
@@ -214,10 +216,12 @@ def generate_controllable(folder: BuildFolder, settings: ControllableSettings, p
         "label_checks": checks,
         "label_check_failures": failures,
     }
-    with progress.step("Writing data/controllable"):
-        with atomic_folder(folder.path / "data" / "controllable") as out:
+    with progress.step(f"Writing {DATA_DIR}/{FAMILY} and templates/{FAMILY}"):
+        with atomic_folder(folder.path / DATA_DIR / FAMILY) as out:
             for split in SPLITS:
-                write_parquet(rows_frame(generated.rows[split]), out / f"{split}-00000-of-00001.parquet")
+                write_split(rows_frame(generated.rows[split]), out, split)
+        with atomic_folder(folder.path / "templates" / FAMILY) as out:
+            library.write_sources(out)
         write_report(report, folder.path / "reports")
     if failures:
         progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))

@@ -17,10 +17,12 @@ from rich.console import Console
 from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
-from datagen.controllable.build import SPLITS, ControllableSettings, generate_controllable, load_library
+from datagen.controllable.build import FAMILY, SPLITS, ControllableSettings, generate_controllable, load_library
 from datagen.controllable.tasks import TASKS, TEMPLATE_VARIABLES
 from datagen.errors import DataError
 from datagen.progress import StepProgress
+from datagen.publish.layout import DATA_DIR, data_files, read_split
+from datagen.publish.release import finalize
 
 console = Console()
 
@@ -105,7 +107,9 @@ def generate(build_name, template_dirs, chat, chat_ratio, seed, train_copies, de
     """(Re)generate the controllable dataset of a BUILD from its tables and teacher.
 
     `datagen build` already does this; run it again after changing templates or
-    the chat file. Writes data/controllable/ and reports/controllable.{json,md}.
+    the chat file. Writes data/controllable/, templates/controllable/ and
+    reports/controllable.{json,md}, then the manifest's file list, content hash
+    and the card (README.md).
     """
     folder = resolve_build(build_name)
     settings = ControllableSettings(
@@ -117,6 +121,7 @@ def generate(build_name, template_dirs, chat, chat_ratio, seed, train_copies, de
         device=device,
     )
     report = generate_controllable(folder, settings, StepProgress(quiet=quiet))
+    finalize(folder.path)
     if not quiet:
         print_report(report)
     click.echo(str(folder.path / "data" / "controllable"))
@@ -159,14 +164,14 @@ Examples:
 def render(build_name, task, split, count, seed, as_json):
     """Print generated rows with their structured facts: what the model will be taught."""
     folder = resolve_build(build_name)
-    path = folder.path / "data" / "controllable" / f"{split}-00000-of-00001.parquet"
-    if not path.is_file():
-        raise DataError("no controllable dataset in this build", path=path, hint=f"Run `datagen generate {folder.path}`.")
-    frame = pl.read_parquet(path)
+    if FAMILY not in data_files(folder.path):
+        raise DataError("no controllable dataset in this build", path=folder.path / DATA_DIR / FAMILY, hint=f"Run `datagen generate {folder.path}`.")
+    everything = read_split(folder.path, FAMILY, split)
+    frame = everything
     if task:
         frame = frame.filter((pl.col("task") == task) | (pl.col("family") == task))
         if frame.is_empty():
-            raise DataError(f"no {split} rows of task {task!r}; tasks: {', '.join(sorted(set(pl.read_parquet(path)['task'])))}")
+            raise DataError(f"no {split} rows of task {task!r}; tasks: {', '.join(sorted(set(everything['task'])))}")
     picked = sorted(random.Random(seed).sample(range(frame.height), min(count, frame.height)))
     titles = folder.items.sort("item_id")["title"].to_list()
     for index in picked:

@@ -19,6 +19,7 @@ from datagen.buildfolder import BuildFolder
 from datagen.cache import cache_root
 from datagen.errors import DataError
 from datagen.progress import StepProgress
+from datagen.publish.release import finalize
 from datagen.teacher.evaluate import SPLITS, report_markdown, split_queries
 from datagen.teacher.folder import EvalSettings, TeacherSettings, evaluate_teacher, load_teacher, train_teacher
 from datagen.teacher.ranking import TeacherRanker
@@ -76,6 +77,7 @@ def train(build_dir, epochs, patience, batch_size, learning_rate, dim, inner_dim
     )
     _check_settings(settings)
     train_teacher(folder, settings, StepProgress(quiet=quiet))
+    finalize(folder.path)  # the manifest lists teacher/ with its checksums
     if not quiet:
         console.print((folder.path / "teacher" / "report.md").read_text())
     click.echo(str(folder.path / "teacher"))

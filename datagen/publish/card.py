@@ -1,0 +1,194 @@
+"""The dataset card (README.md): YAML metadata for the Hub, then a body for readers.
+
+Generated from manifest.json, the reports and the data files, never edited by
+hand; `datagen card FOLDER` writes it again (after a text or template change).
+
+    >>> write_card(Path("build/steam"), manifest)  # doctest: +SKIP
+
+The YAML header is written with `datasets`' and `huggingface_hub`'s own classes
+(`DatasetInfosDict`, `MetadataConfigs`, `DatasetCardData`), as `push_to_hub` does.
+The body is `card.md.jinja`, rendered in Jinja's sandbox with strict undefined.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import jinja2
+import polars as pl
+import pyarrow.parquet as pq
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from datagen.publish.layout import read_split
+from datagen.publish.plots import write_plots
+
+CARD_TEMPLATE = "card.md.jinja"
+SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                   (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]  # fmt: skip
+CONFIG_ABOUT = {
+    "controllable": "Controllable recommendation instructions I0-I4 of Lu et al. 2024, labels from the SASRec teacher",
+    "instructrec": "InstructRec instructions (Zhang et al. 2023)",
+    "recknowledge": "Recommendation-knowledge tasks (Cao et al. 2024)",
+    "items": "The item catalog: dense item_id, the source's id, title, categories",
+    "interactions": "User-item interactions, split leave-one-out: each user's last item is test, the one before validation",
+}
+CANONICAL_CONFIGS = ("items", "interactions")
+SOURCE_CITATIONS = {"steam": ["kang2018"], "amazon": ["ni2019"]}
+FAMILY_CITATIONS = {"controllable": ["lu2024"], "instructrec": ["zhang2023"], "recknowledge": ["cao2024"]}
+TAGS = ["recommendation", "recommender-systems", "instruction-tuning", "sequential-recommendation", "datagen"]
+SAMPLE_SPLITS = ("test", "train", "validation")
+
+ENVIRONMENT = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+ENVIRONMENT.filters["n"] = lambda value: f"{value:,}" if isinstance(value, int) else value
+ENVIRONMENT.filters["f"] = lambda value, digits=4: "" if value is None else f"{value:.{digits}f}"
+
+
+def size_category(rows: int) -> str:
+    return next((name for limit, name in SIZE_CATEGORIES if rows < limit), "n>1B")
+
+
+def card_metadata(folder: Path, manifest: dict):
+    """The YAML header: license, task categories, size, tags, configs and dataset_info, as push_to_hub writes them."""
+    from datasets import DatasetInfo, Features
+    from datasets.info import DatasetInfosDict
+    from datasets.splits import SplitDict, SplitInfo
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+
+    configs = manifest["configs"]
+    task_configs = [name for name in configs if name not in CANONICAL_CONFIGS]
+    default = default_config(manifest)
+    card = manifest.get("card", {})
+    metadata = DatasetCardData(
+        pretty_name=pretty_name(manifest),
+        license=card.get("license", "other"),
+        language=["en"],
+        task_categories=["text-generation"],
+        size_categories=[size_category(sum(split["rows"] for name in (task_configs or ["interactions"]) for split in configs[name].values()))],
+        tags=[*TAGS, manifest["source"]["name"]],
+    )
+    infos = {}
+    for name, splits in configs.items():
+        first = folder / next(iter(splits.values()))["files"][0]
+        features = Features.from_arrow_schema(pq.read_schema(first))
+        split_infos, download, in_memory = {}, 0, 0
+        for split, entry in splits.items():
+            num_bytes = sum(uncompressed_bytes(folder / path) for path in entry["files"])
+            split_infos[split] = SplitInfo(split, num_bytes=num_bytes, num_examples=entry["rows"])
+            download += sum(manifest["files"][path]["bytes"] for path in entry["files"])
+            in_memory += num_bytes
+        infos[name] = DatasetInfo(features=features, config_name=name, splits=SplitDict(split_infos), download_size=download, dataset_size=in_memory)
+    DatasetInfosDict(infos).to_dataset_card_data(metadata)
+    MetadataConfigs(
+        {
+            name: {"data_files": [{"split": split, "path": f"data/{name}/{split}-*"} for split in splits], **({"default": True} if name == default else {})}
+            for name, splits in configs.items()
+        }
+    ).to_dataset_card_data(metadata)
+    return metadata
+
+
+def uncompressed_bytes(path: Path) -> int:
+    """The data's size before compression (the parquet row groups' total_byte_size), standing in
+    for the in-memory size that push_to_hub reports as num_bytes, without reading the data."""
+    metadata = pq.read_metadata(path)
+    return sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+
+
+def default_config(manifest: dict) -> str:
+    """The first task config (what most users load), else the first config."""
+    names = list(manifest["configs"])
+    return next((name for name in names if name not in CANONICAL_CONFIGS), names[0])
+
+
+def pretty_name(manifest: dict) -> str:
+    return f"{manifest['name']} instructions for LLM recommenders (datagen)"
+
+
+def read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def task_counts(folder: Path, manifest: dict) -> list[dict]:
+    """Rows per config, task, template and split."""
+    counts: dict[tuple[str, str, str], dict[str, int]] = {}
+    for config, splits in manifest["configs"].items():
+        for split in splits:
+            columns = pl.read_parquet_schema(folder / splits[split]["files"][0]).names()
+            if "template_id" not in columns:
+                break
+            frame = read_split(folder, config, split, columns=["task", "template_id"]).with_columns(pl.col("template_id").fill_null(""))
+            for task, template_id, n in frame.group_by("task", "template_id").len().iter_rows():
+                counts.setdefault((config, task, template_id), {})[split] = n
+    return [{"config": c, "task": t, "template_id": tid, "rows": rows} for (c, t, tid), rows in sorted(counts.items())]
+
+
+def sample_rows(folder: Path, manifest: dict) -> list[dict]:
+    """The first row of each task (test first, then train, then validation), with its messages."""
+    samples, seen = [], set()
+    for config, splits in manifest["configs"].items():
+        for split in SAMPLE_SPLITS:
+            if split not in splits or "task" not in pl.read_parquet_schema(folder / splits[split]["files"][0]).names():
+                continue
+            frame = read_split(folder, config, split)
+            for task in sorted(set(frame["task"].to_list())):
+                if (config, task) in seen:
+                    continue
+                seen.add((config, task))
+                row = frame.filter(pl.col("task") == task).row(0, named=True)
+                facts = {key: value for key, value in row.items() if key not in ("messages", "prompt", "completion") and value not in (None, [])}
+                samples.append({"config": config, "split": split, "task": task, "facts": facts, "messages": row["messages"]})
+    return samples
+
+
+def templates_used(folder: Path) -> list[dict]:
+    """The prompt templates copied into the repository's templates/ folder."""
+    found = []
+    for path in sorted((folder / "templates").rglob("*")):
+        if path.suffix in (".jinja", ".yaml"):
+            found.append({"path": path.relative_to(folder).as_posix(), "text": path.read_text(encoding="utf-8").strip()})
+    return found
+
+
+def citations(manifest: dict) -> list[str]:
+    bibtex = yaml.safe_load(files("datagen.publish").joinpath("citations.yaml").read_text())
+    keys = [key for family in manifest["configs"] for key in FAMILY_CITATIONS.get(family, [])]
+    keys += SOURCE_CITATIONS.get(manifest["source"]["name"], [])
+    keys += ["kang2018"] if "teacher/report.json" in manifest["files"] else []
+    return [bibtex[key].strip() for key in dict.fromkeys(keys)]
+
+
+def card_body(folder: Path, manifest: dict, plots: dict[str, str]) -> str:
+    template = ENVIRONMENT.from_string(files("datagen.publish").joinpath(CARD_TEMPLATE).read_text())
+    card = manifest.get("card", {})
+    return template.render(
+        manifest=manifest,
+        pretty_name=pretty_name(manifest),
+        repo=card.get("repo") or "ORG/NAME",
+        license=card.get("license", "other"),
+        configs=manifest["configs"],
+        default_config=default_config(manifest),
+        config_about=CONFIG_ABOUT,
+        plots=plots,
+        teacher=read_json(folder / "teacher" / "report.json"),
+        controllable=read_json(folder / "reports" / "controllable.json"),
+        task_counts=task_counts(folder, manifest),
+        samples=sample_rows(folder, manifest),
+        templates=templates_used(folder),
+        citations=citations(manifest),
+        json=lambda value: json.dumps(value, ensure_ascii=False),
+    )
+
+
+def write_card(folder: Path, manifest: dict) -> Path:
+    """Draw the plots and write README.md (atomically)."""
+    plots = write_plots(folder, manifest)
+    text = f"---\n{card_metadata(folder, manifest).to_yaml()}\n---\n\n{card_body(folder, manifest, plots).strip()}\n"
+    path = folder / "README.md"
+    temporary = folder / ".README.md.tmp"
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+    return path

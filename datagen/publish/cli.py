@@ -1,0 +1,104 @@
+"""`datagen push`, `datagen card` and `datagen validate`: publishing from the command line.
+
+    $ datagen validate build/steam
+    $ datagen card build/steam --repo my-org/steam-controllable
+    $ datagen push build/steam --repo my-org/steam-controllable --dry-run
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from datagen.output import write_json
+from datagen.publish.card import write_card
+from datagen.publish.hub import plan_push, push as push_to_hub
+from datagen.publish.validate import read_manifest, validate as validate_folder
+
+FOLDER_ARGUMENT = click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  datagen push build/steam --repo my-org/steam-controllable --dry-run
+  datagen push build/steam --repo my-org/steam-controllable
+  datagen push build/steam --repo my-org/steam-controllable --private --tag v1.0.0-rc.1
+\b
+Then anyone can load exactly this version:
+  load_dataset("my-org/steam-controllable", "controllable", revision="v1.0.0")
+"""
+)
+@FOLDER_ARGUMENT
+@click.option("--repo", required=True, metavar="ORG/NAME", help="The dataset repository on the Hub (created if missing).")
+@click.option("--private", is_flag=True, help="Create the repository private (an existing one keeps its visibility).")
+@click.option("--tag", metavar="vX.Y.Z", help="Tag for this commit [default: v<version in manifest.json>].")
+@click.option("--no-tag", is_flag=True, help="Upload without tagging.")
+@click.option("--dry-run", is_flag=True, help="List exactly what would be uploaded, and touch nothing.")
+@click.option("--force", is_flag=True, help="Move the tag if it already exists (otherwise refused).")
+def push(folder, repo, private, tag, no_tag, dry_run, force):
+    """Upload a dataset FOLDER to the Hub as one commit, then tag it.
+
+    The folder is checked against its manifest first (as `datagen validate`),
+    and the card names the repository. The token comes from `hf auth login` or
+    HF_TOKEN and is never printed; HF_ENDPOINT picks another server. A failed
+    upload creates no tag and leaves the repository as it was.
+    """
+    manifest = read_manifest(folder)
+    tag = None if no_tag else (tag or f"v{manifest['version']}")
+    plan = plan_push(folder, repo, tag, private)
+    if not dry_run and manifest.get("card", {}).get("repo") != repo:
+        manifest.setdefault("card", {})["repo"] = repo
+        write_json(manifest, folder / "manifest.json")
+        write_card(folder, manifest)
+        plan = plan_push(folder, repo, tag, private)
+    click.echo(f"{'Would upload' if dry_run else 'Uploading'} {len(plan.files)} files ({plan.total_bytes:,} bytes) to datasets/{repo}, then tag {tag or '(none)'}:")
+    for entry in plan.files:
+        click.echo(f"  {entry.bytes:>12,}  {entry.path}")
+    if dry_run:
+        return
+    url = push_to_hub(plan, force=force)
+    click.echo(f"Pushed: {url}")
+    if tag:
+        click.echo(f'Load it: load_dataset("{repo}", revision="{tag}")')
+
+
+@click.command(epilog="\b\nExamples:\n  datagen card build/steam\n  datagen card build/steam --repo my-org/steam-controllable --license cc-by-4.0")
+@FOLDER_ARGUMENT
+@click.option("--repo", metavar="ORG/NAME", help="The Hub repository the card's examples load from.")
+@click.option("--license", "license_id", metavar="ID", help="The Hub licence id for the YAML header [default: other, with the source's terms in the text].")
+def card(folder, repo, license_id):
+    """Write FOLDER's dataset card (README.md and images/) again from its manifest and data.
+
+    The card is generated, never edited by hand: run this after changing
+    datagen's card text, or to set the repository or licence it names.
+    """
+    manifest = read_manifest(folder)
+    settings = manifest.setdefault("card", {})
+    settings.update({key: value for key, value in (("repo", repo), ("license", license_id)) if value})
+    write_json(manifest, folder / "manifest.json")
+    click.echo(str(write_card(folder, manifest)))
+
+
+@click.command(epilog="\b\nExample:\n  datagen validate build/steam && datagen push build/steam --repo my-org/steam")
+@FOLDER_ARGUMENT
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as a JSON list.")
+def validate(folder, as_json):
+    """Check FOLDER against its manifest: every file's sha256, rows and schema, the content hash, the card's configs.
+
+    Exits 1 and lists each problem when something does not match.
+    """
+    manifest = read_manifest(folder)
+    problems = validate_folder(folder)
+    if as_json:
+        click.echo(json.dumps(problems, indent=2))
+    elif problems:
+        click.echo(f"{folder}: {len(problems)} problem(s):", err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
+    else:
+        click.echo(f"{folder}: OK, version {manifest['version']}, content {manifest['content_hash'][:16]}, {len(manifest['files'])} files")
+    sys.exit(1 if problems else 0)

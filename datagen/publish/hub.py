@@ -1,0 +1,144 @@
+"""Push a dataset folder to the Hugging Face Hub as one commit, then tag it.
+
+    >>> plan = plan_push(Path("build/steam"), "my-org/steam-controllable")  # doctest: +SKIP
+    >>> [entry.path for entry in plan.files][:2]  # doctest: +SKIP
+    ['README.md', 'data/controllable/test-00000-of-00001.parquet']
+    >>> push(plan)  # doctest: +SKIP
+    'https://huggingface.co/datasets/my-org/steam-controllable/commit/3c1f...'
+
+The token comes from `hf auth login` or $HF_TOKEN (huggingface_hub's own
+lookup) and is handed only to huggingface_hub: it is never printed, logged or
+written, and every error message is scrubbed of it. $HF_ENDPOINT picks the server.
+
+Order: check the folder, reach the server and the token (whoami), refuse an
+existing tag unless forced, then one commit with every file of the folder
+(and deletions of remote files it no longer has). Only after the commit
+succeeds is the tag moved or created, so a failed upload leaves the repository
+and its tags as they were (a Hub commit is atomic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from datagen.errors import DataError
+from datagen.publish.release import repository_files
+from datagen.publish.validate import read_manifest, validate
+
+REPO_TYPE = "dataset"
+KEEP_REMOTE = (".gitattributes",)  # the Hub manages it
+
+
+class PushError(DataError):
+    """A push that could not be done; the message never holds the token."""
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    path: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    folder: Path
+    repo: str
+    tag: str | None
+    private: bool
+    version: str
+    content_hash: str
+    files: tuple[UploadFile, ...]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(entry.bytes for entry in self.files)
+
+
+def plan_push(folder: Path, repo: str, tag: str | None = None, private: bool = False) -> PushPlan:
+    """What a push would upload; refuses a folder that does not match its manifest."""
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise PushError(f"repository {repo!r} is not ORG/NAME", hint="e.g. --repo my-org/steam-controllable")
+    manifest = read_manifest(folder)
+    problems = validate(folder)
+    if problems:
+        raise PushError(
+            "the folder does not match its manifest:\n  " + "\n  ".join(problems), path=folder, hint="Rebuild it, or run `datagen card FOLDER` after a card change."
+        )
+    files = tuple(UploadFile(name, (folder / name).stat().st_size) for name in repository_files(folder))
+    return PushPlan(folder, repo, tag, private, manifest["version"], manifest["content_hash"], files)
+
+
+def endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _scrub(text: str, token: str | None) -> str:
+    return text.replace(token, "hf_***") if token else text
+
+
+def _is_network_error(error: BaseException) -> bool:
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return isinstance(error, OSError) or bool(names & {"TransportError", "ConnectionError", "Timeout", "TimeoutException"})
+
+
+def _explain(error: Exception, plan: PushPlan, token: str, step: str) -> PushError:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    detail = _scrub(f"{type(error).__name__}: {error}", token).splitlines()[0]
+    if isinstance(error, HfHubHTTPError) and error.response is not None:
+        status = error.response.status_code
+        hints = {401: "The token was refused: log in again (`hf auth login`) or set HF_TOKEN.",
+                 403: f"The token may not write to {plan.repo}: it needs write access to that organisation."}  # fmt: skip
+        return PushError(f"{step} failed at {endpoint()} (HTTP {status}): {detail}", hint=hints.get(status, "Nothing was tagged."))
+    if _is_network_error(error):
+        return PushError(
+            f"the Hub at {endpoint()} could not be reached (step: {step}; {detail})",
+            hint="Check the network, a proxy, or HF_ENDPOINT. Nothing was tagged; the repository is as it was.",
+        )
+    return PushError(f"{step} failed: {detail}", hint="Nothing was tagged; the repository is as it was.")
+
+
+def push(plan: PushPlan, force: bool = False) -> str:
+    """Upload as one commit, then tag; returns the commit's URL."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
+
+    if constants.HF_HUB_OFFLINE:
+        raise PushError("HF_HUB_OFFLINE is set, so nothing can be pushed", hint="Unset HF_HUB_OFFLINE (and connect) to push.")
+    token = get_token()
+    if not token:
+        raise PushError("no Hugging Face token", hint="Run `hf auth login`, or set HF_TOKEN to a token with write access.")
+    api = HfApi(token=token)
+    step = "reach the Hub"
+    try:
+        api.whoami()
+        step = f"create {plan.repo}"
+        api.create_repo(plan.repo, repo_type=REPO_TYPE, private=plan.private, exist_ok=True)
+        step = f"read the tags of {plan.repo}"
+        tag_exists = plan.tag is not None and plan.tag in {ref.name for ref in api.list_repo_refs(plan.repo, repo_type=REPO_TYPE).tags}
+        if tag_exists and not force:
+            raise PushError(f"tag {plan.tag} already exists in {plan.repo}", hint="Pick a new --version/--tag, or pass --force to move the tag.")
+        step = f"list the files of {plan.repo}"
+        uploading = {entry.path for entry in plan.files}
+        stale = [name for name in api.list_repo_files(plan.repo, repo_type=REPO_TYPE) if name not in uploading and name not in KEEP_REMOTE]
+        operations = [CommitOperationAdd(path_in_repo=entry.path, path_or_fileobj=str(plan.folder / entry.path)) for entry in plan.files]
+        operations += [CommitOperationDelete(path_in_repo=name) for name in stale]
+        step = f"upload to {plan.repo}"
+        commit = api.create_commit(
+            plan.repo,
+            operations=operations,
+            repo_type=REPO_TYPE,
+            commit_message=f"datagen: version {plan.version}, content {plan.content_hash[:16]}",
+        )
+        if plan.tag is not None:
+            step = f"tag {plan.tag}"
+            if tag_exists:
+                api.delete_tag(plan.repo, tag=plan.tag, repo_type=REPO_TYPE)
+            api.create_tag(plan.repo, tag=plan.tag, revision=commit.oid, repo_type=REPO_TYPE, tag_message=f"version {plan.version}")
+    except PushError:
+        raise
+    except Exception as error:  # noqa: BLE001  (every failure becomes one scrubbed message)
+        raise _explain(error, plan, token, step) from None
+    return commit.commit_url

@@ -1,0 +1,66 @@
+"""The file layout of a Hugging Face dataset repository, as `push_to_hub` writes it.
+
+One folder per config under data/, one or more parquet shards per split:
+
+    data/controllable/train-00000-of-00001.parquet
+    data/interactions/validation-00000-of-00001.parquet
+
+    >>> write_split(frame, Path("build/steam/data/items"), "train")  # doctest: +SKIP
+    [PosixPath('build/steam/data/items/train-00000-of-00001.parquet')]
+    >>> data_files(Path("build/steam"))["interactions"]  # doctest: +SKIP
+    {'train': ['data/interactions/train-00000-of-00001.parquet'], 'validation': [...], 'test': [...]}
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import polars as pl
+
+from datagen.errors import DataError
+from datagen.output import write_parquet
+
+DATA_DIR = "data"
+SPLIT_ORDER = ("train", "validation", "test")
+MAX_SHARD_BYTES = 500 << 20  # push_to_hub's default max_shard_size ("500MB"), measured in memory as there
+SHARD_NAME = re.compile(r"^(?P<split>\w+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
+
+
+def write_split(frame: pl.DataFrame, config_dir: Path, split: str, max_shard_bytes: int = MAX_SHARD_BYTES) -> list[Path]:
+    """Write `frame` as the shards of one split into a config's folder; equal frames give equal bytes."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    count = max(1, math.ceil(frame.estimated_size() / max_shard_bytes))
+    rows_per_shard = math.ceil(frame.height / count) if frame.height else 0
+    paths = []
+    for index in range(count):
+        path = config_dir / shard_name(split, index, count)
+        write_parquet(frame.slice(index * rows_per_shard, rows_per_shard), path)
+        paths.append(path)
+    return paths
+
+
+def data_files(folder: Path) -> dict[str, dict[str, list[str]]]:
+    """{config: {split: [shard paths relative to folder]}}, configs by name, splits train/validation/test first."""
+    configs: dict[str, dict[str, list[str]]] = {}
+    for config_dir in sorted(p for p in (folder / DATA_DIR).glob("*") if p.is_dir()):
+        splits: dict[str, list[str]] = {}
+        for path in sorted(config_dir.glob("*.parquet")):
+            match = SHARD_NAME.match(path.name)
+            if match:
+                splits.setdefault(match["split"], []).append(path.relative_to(folder).as_posix())
+        order = {split: rank for rank, split in enumerate(SPLIT_ORDER)}
+        configs[config_dir.name] = dict(sorted(splits.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+    return configs
+
+
+def read_split(folder: Path, config: str, split: str, columns: list[str] | None = None) -> pl.DataFrame:
+    paths = data_files(folder).get(config, {}).get(split)
+    if not paths:
+        raise DataError(f"no {config}/{split} data in this folder", path=folder / DATA_DIR / config)
+    return pl.concat([pl.read_parquet(folder / path, columns=columns) for path in paths])
