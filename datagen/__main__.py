@@ -1,0 +1,5 @@
+"""`python -m datagen ...`: the same as the `datagen` command."""
+
+from datagen.cli import main
+
+main()
