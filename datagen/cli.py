@@ -87,6 +87,8 @@ Examples:
       canonical tables only (the teacher can follow: datagen teacher train build/steam-sample)
   datagen build steam --raw-dir ../shared/data/steam --chat sharegpt.json
       with I4: ShareGPT conversations mixed into train at --chat-ratio (0.5)
+  datagen build steam --raw-dir ../shared/data/steam --version 1.1.0
+      the version the card and manifest record, and `datagen push` tags (v1.1.0)
 """
 )
 @click.argument("source", metavar="SOURCE[:ARG]")
@@ -112,12 +114,14 @@ Examples:
 def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, teacher, teacher_epochs, device, tasks, template_dirs, chat, chat_ratio, dataset_version, quiet):
     """Clean, filter and split a SOURCE, train its teacher, and generate the task data.
 
-    Writes items, interactions and sequences as parquet, plus manifest.json
-    (input checksums, parameters, rows dropped at each step), stats.md
-    (Table 1 of Lu et al.), teacher/ (SASRec checkpoint and its evaluation
-    beside two baselines; `datagen teacher --help`), and the controllable
-    dataset in data/controllable/ with its label checks in reports/
-    (`datagen render --help`). The folder appears only once complete.
+    The output folder is a Hugging Face dataset repository: configs items,
+    interactions and controllable under data/ (the controllable dataset's label
+    checks in reports/, `datagen render --help`), the templates used,
+    manifest.json (version, content hash, input checksums, parameters, rows
+    dropped at each step, every file's sha256), the generated card README.md
+    with its plots, stats.md (Table 1 of Lu et al.), and teacher/ (SASRec and
+    its evaluation beside two baselines; `datagen teacher --help`). The folder
+    appears only once complete; `datagen push` uploads it.
     """
     from datagen.controllable.build import ControllableSettings
     from datagen.pipeline import BuildConfig

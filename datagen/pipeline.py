@@ -6,11 +6,13 @@
     458
 
 Output folder (written to a temporary folder, renamed into place when complete):
-items.parquet, interactions.parquet, sequences.parquet, manifest.json, stats.md,
-with `BuildConfig(teacher=TeacherSettings())` the SASRec teacher in teacher/
-(reused from the previous build when data and settings are unchanged), and with
+a Hugging Face dataset repository. data/items/ and data/interactions/ (the
+canonical tables), sequences.parquet, manifest.json, stats.md; with
+`BuildConfig(teacher=TeacherSettings())` the SASRec teacher in teacher/ (reused
+from the previous build when data and settings are unchanged), and with
 `controllable=ControllableSettings()` as well the dataset of Lu et al. in
-data/controllable/ with its report in reports/.
+data/controllable/ with its templates and report; last, the content hash, file
+list and card (`datagen.publish.release.finalize`).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ class CategoryIndex:
             raise DataError(
                 f"unknown category {unknown['categories'][0]!r} in request row {unknown['row'][0]}",
                 field=column,
-                hint="Categories are the strings in the build's items.parquet `categories` column.",
+                hint="Categories are the strings in `categories` column of the build's items (data/items/).",
             )
         grouped = joined.group_by("row").agg("category_id")
         return pl.DataFrame({"row": range(len(names))}).join(grouped, on="row", how="left").sort("row")["category_id"]
