@@ -3,8 +3,8 @@
 The canonical tables are the items and interactions configs of the dataset
 repository (data/items/, data/interactions/), plus sequences.parquet (a row a
 user, with the leave-one-out split). The data version names their exact files
-(a hash of their sha256s), so anything derived from them (a teacher checkpoint, cached rankings) can say
-which data it belongs to.
+(a hash of their sha256s), so anything derived from them (a teacher
+checkpoint, cached rankings) can say which data it belongs to.
 
     >>> folder = BuildFolder.open("build/steam-sample")  # doctest: +SKIP
     >>> folder.data_version, folder.n_items  # doctest: +SKIP
@@ -23,7 +23,6 @@ import polars as pl
 
 from datagen.errors import DataError
 from datagen.publish.layout import read_split
-
 
 
 def data_version(outputs: dict) -> str:

@@ -23,9 +23,9 @@ from datagen.download import cache_dir, download, official_files
 from datagen.errors import DataError
 from datagen.presets import PRESETS
 from datagen.progress import StepProgress
-from datagen.publish.release import DEFAULT_VERSION
 from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, TEMPLATES_OPTION, generate, print_report, render, templates
 from datagen.publish.cli import card, push, validate
+from datagen.publish.release import DEFAULT_VERSION
 from datagen.teacher.cli import teacher
 
 console = Console()

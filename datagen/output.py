@@ -52,9 +52,7 @@ def plain_type(arrow_type: pa.DataType) -> pa.DataType:
         return pa.string()
     if pa.types.is_large_binary(arrow_type) or pa.types.is_binary_view(arrow_type):
         return pa.binary()
-    if pa.types.is_large_list(arrow_type) or pa.types.is_list_view(arrow_type) or pa.types.is_large_list_view(arrow_type):
-        return pa.list_(arrow_type.value_field.with_type(plain_type(arrow_type.value_type)))
-    if pa.types.is_list(arrow_type):
+    if any(check(arrow_type) for check in (pa.types.is_list, pa.types.is_large_list, pa.types.is_list_view, pa.types.is_large_list_view)):
         return pa.list_(arrow_type.value_field.with_type(plain_type(arrow_type.value_type)))
     if pa.types.is_struct(arrow_type):
         return pa.struct([field.with_type(plain_type(field.type)) for field in arrow_type])

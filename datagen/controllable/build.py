@@ -30,8 +30,8 @@ from datagen.controllable.tasks import (
     TASKS, TEMPLATE_VARIABLES, TEST_JOBS, TRAIN_JOBS, VALID_JOBS, Context, Job, Point, generate, generate_i3, sample_rng,
 )  # fmt: skip
 from datagen.output import atomic_folder, write_json
-from datagen.publish.layout import DATA_DIR, write_split
 from datagen.progress import StepProgress
+from datagen.publish.layout import DATA_DIR, write_split
 from datagen.teacher.folder import load_teacher
 from datagen.teacher.ranking import TeacherRanker
 from datagen.templates import TemplateLibrary
@@ -235,13 +235,10 @@ def rows_frame(rows: list[dict]) -> pl.DataFrame:
 
 def write_report(report: dict, reports_dir: Path) -> None:
     reports_dir.mkdir(exist_ok=True)
-    for name, text in (("controllable.json", None), ("controllable.md", report_markdown(report))):
-        temporary = reports_dir / f".{name}.tmp-{os.getpid()}"
-        if text is None:
-            write_json(report, temporary)
-        else:
-            temporary.write_text(text)
-        os.replace(temporary, reports_dir / name)
+    write_json(report, reports_dir / "controllable.json")
+    temporary = reports_dir / f".controllable.md.tmp-{os.getpid()}"
+    temporary.write_text(report_markdown(report))
+    os.replace(temporary, reports_dir / "controllable.md")
 
 
 CHECK_COLUMNS = ("correct_count", "repeat_item", "non_exist", "in_history", "hr_where_target_in_label", "tcp", "tcp_excluded", "cpa")

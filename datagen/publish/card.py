@@ -179,7 +179,7 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str]) -> str:
         samples=sample_rows(folder, manifest),
         templates=templates_used(folder),
         citations=citations(manifest),
-        json=lambda value: json.dumps(value, ensure_ascii=False),
+        json=lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent),
     )
 
 
