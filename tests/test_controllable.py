@@ -167,5 +167,8 @@ def test_bad_chat_files_are_clear_errors(tmp_path):
 
 def test_a_hub_chat_dataset_offline_fails_with_a_clear_message(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # Both libraries read the variable at import, and other tests may have imported them already.
+    for module in ("datasets.config", "huggingface_hub.constants"):
+        monkeypatch.setattr(f"{module}.HF_HUB_OFFLINE", True)
     with pytest.raises(DataError, match="Hub"):
         load_sharegpt("anon8231489123/ShareGPT_Vicuna_unfiltered")
