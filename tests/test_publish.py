@@ -320,3 +320,14 @@ def test_a_full_real_steam_build_loads_every_config_and_split(shared_data, tmp_p
         assert {split: part["rows"] for split, part in loaded[config].items()} == {split: entry["rows"] for split, entry in splits.items()}
     assert loaded["interactions"]["test"]["rows"] == loaded["interactions"]["validation"]["rows"] == 15744
     assert sum(part["rows"] for part in loaded["controllable"].values()) > 200_000
+
+
+def test_a_big_split_is_written_as_numbered_shards_that_read_back_whole(sample_release, tmp_path):
+    from datagen.publish.layout import data_files, read_split, write_split
+
+    items = read_split(sample_release, "items", "train")
+    config_dir = tmp_path / "repo" / "data" / "items"
+    paths = write_split(items, config_dir, "train", max_shard_bytes=items.estimated_size() // 3 + 1)
+    assert [path.name for path in paths] == [f"train-0000{i}-of-00003.parquet" for i in range(3)]
+    assert data_files(tmp_path / "repo") == {"items": {"train": [f"data/items/{path.name}" for path in paths]}}
+    assert read_split(tmp_path / "repo", "items", "train").equals(items)
