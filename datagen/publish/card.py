@@ -161,7 +161,7 @@ def citations(manifest: dict) -> list[str]:
     return [bibtex[key].strip() for key in dict.fromkeys(keys)]
 
 
-def card_body(folder: Path, manifest: dict, plots: dict[str, str]) -> str:
+def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: list[dict]) -> str:
     template = ENVIRONMENT.from_string(files("datagen.publish").joinpath(CARD_TEMPLATE).read_text())
     card = manifest.get("card", {})
     return template.render(
@@ -175,7 +175,7 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str]) -> str:
         plots=plots,
         teacher=read_json(folder / "teacher" / "report.json"),
         controllable=read_json(folder / "reports" / "controllable.json"),
-        task_counts=task_counts(folder, manifest),
+        task_counts=task_rows,
         samples=sample_rows(folder, manifest),
         templates=templates_used(folder),
         citations=citations(manifest),
@@ -185,8 +185,9 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str]) -> str:
 
 def write_card(folder: Path, manifest: dict) -> Path:
     """Draw the plots and write README.md (atomically)."""
-    plots = write_plots(folder, manifest)
-    text = f"---\n{card_metadata(folder, manifest).to_yaml()}\n---\n\n{card_body(folder, manifest, plots).strip()}\n"
+    task_rows = task_counts(folder, manifest)
+    plots = write_plots(folder, task_rows)
+    text = f"---\n{card_metadata(folder, manifest).to_yaml()}\n---\n\n{card_body(folder, manifest, plots, task_rows).strip()}\n"
     path = folder / "README.md"
     temporary = folder / ".README.md.tmp"
     temporary.write_text(text, encoding="utf-8")

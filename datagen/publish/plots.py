@@ -1,6 +1,6 @@
 """The card's plots, as PNG files in the repository's images/ folder.
 
-    >>> write_plots(Path("build/steam"), manifest)  # doctest: +SKIP
+    >>> write_plots(Path("build/steam"), task_counts(folder, manifest))  # doctest: +SKIP
     {'history_length': 'images/history_length.png', 'categories': 'images/categories.png', 'rows_per_task': ...}
 
 Matplotlib's Agg backend with fixed size, dpi and no timestamp in the PNG, so a
@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import polars as pl  # noqa: E402
 
-from datagen.publish.layout import data_files, read_split  # noqa: E402
+from datagen.publish.layout import read_split  # noqa: E402
 
 IMAGES_DIR = "images"
 TOP_CATEGORIES = 20
@@ -64,20 +64,13 @@ def categories(folder: Path, path: Path) -> None:
     _save(figure, path)
 
 
-def column_names(folder: Path, config: str, split: str) -> list[str]:
-    return pl.read_parquet_schema(folder / data_files(folder)[config][split][0]).names()
-
-
-def rows_per_task(configs: dict, folder: Path, path: Path) -> bool:
-    """Rows per task and split of every task config (those with a `task` column); False when there are none."""
+def rows_per_task(task_rows: list[dict], path: Path) -> bool:
+    """Rows per task and split (`task_rows` as `card.task_counts` gives them); False when there are none."""
     counts: dict[tuple[str, str], int] = {}
-    for config, splits in configs.items():
-        for split in splits:
-            if "task" not in column_names(folder, config, split):
-                break
-            frame = read_split(folder, config, split, columns=["task"])
-            for task, n in frame.group_by("task").len().iter_rows():
-                counts[(f"{config}/{task}", split)] = n
+    for entry in task_rows:
+        for split, n in entry["rows"].items():
+            key = (f"{entry['config']}/{entry['task']}", split)
+            counts[key] = counts.get(key, 0) + n
     if not counts:
         return False
     tasks = sorted({task for task, _ in counts}, reverse=True)
@@ -100,7 +93,7 @@ def rows_per_task(configs: dict, folder: Path, path: Path) -> bool:
     return True
 
 
-def write_plots(folder: Path, manifest: dict) -> dict[str, str]:
+def write_plots(folder: Path, task_rows: list[dict]) -> dict[str, str]:
     """Draw the plots into folder/images/; {name: relative path} of those drawn."""
     images = folder / IMAGES_DIR
     images.mkdir(exist_ok=True)
@@ -109,8 +102,7 @@ def write_plots(folder: Path, manifest: dict) -> dict[str, str]:
     drawn["history_length"] = f"{IMAGES_DIR}/history_length.png"
     categories(folder, images / "categories.png")
     drawn["categories"] = f"{IMAGES_DIR}/categories.png"
-    task_configs = {name: splits for name, splits in manifest["configs"].items() if name not in ("items", "interactions")}
-    if rows_per_task(task_configs, folder, images / "rows_per_task.png"):
+    if rows_per_task(task_rows, images / "rows_per_task.png"):
         drawn["rows_per_task"] = f"{IMAGES_DIR}/rows_per_task.png"
     else:
         (images / "rows_per_task.png").unlink(missing_ok=True)
