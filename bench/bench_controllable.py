@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import shutil
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
 from datagen.buildfolder import BuildFolder
 from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.progress import StepProgress
@@ -44,15 +44,13 @@ def main() -> None:
         "rows_per_split": {split: sum(counts.values()) for split, counts in report["rows"].items()},
         "wall_s": round(wall, 1),
         "rows_per_s": round(rows / wall),
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "peak_rss_gib": peak_rss_gib(),
         "label_check_failures": len(report["label_check_failures"]),
         "torch_threads": torch.get_num_threads(),
         "machine": platform.machine(),
     }
     print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results" / f"controllable-{args.build.name}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(f"controllable-{args.build.name}", result)
 
 
 if __name__ == "__main__":

@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
+from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
 
 def run_one(raw_dir: Path) -> dict:
     from datagen.pipeline import BuildConfig, build
@@ -35,7 +33,7 @@ def run_one(raw_dir: Path) -> dict:
         "raw_dir": str(raw_dir),
         "review_lines": steps["unknown_item"]["before"],
         "wall_s": round(wall, 1),
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "peak_rss_gib": peak_rss_gib(),
         "stats": result.manifest["stats"],
     }
 
@@ -58,8 +56,7 @@ def main() -> None:
     for row in rows:
         s = row["stats"]
         print(f"| {row['raw_dir']} | {row['review_lines']:,} | {s['users']:,} | {s['items']:,} | {s['interactions']:,} | {row['wall_s']} | {row['peak_rss_gib']} |")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "pipeline.json").write_text(json.dumps(rows, indent=2) + "\n")
+    save_result("pipeline", rows)
 
 
 if __name__ == "__main__":

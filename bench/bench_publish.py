@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
 from datagen.publish.release import finalize
 from datagen.publish.validate import validate
 
@@ -53,14 +53,12 @@ def main() -> None:
         "repository_bytes": repository_bytes,
         **timings,
         "validate_problems": problems,
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "peak_rss_gib": peak_rss_gib(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
     }
     print(json.dumps(result, indent=2))
-    out = Path(__file__).parent / "results" / f"publish-{args.build.name}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    save_result(f"publish-{args.build.name}", result)
 
 
 if __name__ == "__main__":

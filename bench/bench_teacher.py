@@ -14,7 +14,6 @@ Markdown table and writes bench/results/teacher-<build>-<device>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -22,14 +21,12 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from recording import save_result  # bench/recording.py (the script's folder is on sys.path)
 from datagen.buildfolder import BuildFolder
 from datagen.teacher.checkpoint import Teacher
 from datagen.teacher.folder import TeacherSettings
 from datagen.teacher.ranking import TeacherRanker
 from datagen.teacher.train import TrainConfig, resolve_device, train_sasrec
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
 
 def most_common_category(folder: BuildFolder) -> str:
     return folder.items["categories"].explode().drop_nulls().value_counts(sort=True)["categories"][0]
@@ -88,9 +85,7 @@ def main() -> None:
         "later_epoch_seconds": round(sum(epoch_seconds[1:]) / max(len(epoch_seconds) - 1, 1), 2),
         "ranking": ranking,
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"teacher-{folder.name}-{device.type}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    out = save_result(f"teacher-{folder.name}-{device.type}", record)
     print(f"| {folder.name} | {device} ({record['torch_threads']} threads) | {record['training_pairs']:,} pairs | "
           f"epoch 1: {record['first_epoch_seconds']} s, later: {record['later_epoch_seconds']} s |")
     for name, row in ranking.items():
