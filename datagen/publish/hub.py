@@ -14,7 +14,8 @@ Order: check the folder, reach the server and the token (whoami), refuse an
 existing tag unless forced, then one commit with every file of the folder
 (and deletions of remote files it no longer has). Only after the commit
 succeeds is the tag moved or created, so a failed upload leaves the repository
-and its tags as they were (a Hub commit is atomic).
+and its tags as they were (a Hub commit is atomic); a failure at the tag itself
+says so and names the commit.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ def endpoint() -> str:
     return constants.ENDPOINT
 
 
-def _scrub(text: str, token: str | None) -> str:
-    return text.replace(token, "hf_***") if token else text
+def _detail(error: Exception, token: str) -> str:
+    """The error's first line, with the token masked should any library have put it there."""
+    return f"{type(error).__name__}: {error}".replace(token, "hf_***").splitlines()[0]
 
 
 def _is_network_error(error: BaseException) -> bool:
@@ -87,7 +89,7 @@ def _is_network_error(error: BaseException) -> bool:
 def _explain(error: Exception, plan: PushPlan, token: str, step: str) -> PushError:
     from huggingface_hub.errors import HfHubHTTPError
 
-    detail = _scrub(f"{type(error).__name__}: {error}", token).splitlines()[0]
+    detail = _detail(error, token)
     if isinstance(error, HfHubHTTPError) and error.response is not None:
         status = error.response.status_code
         hints = {401: "The token was refused: log in again (`hf auth login`) or set HF_TOKEN.",
@@ -111,7 +113,7 @@ def push(plan: PushPlan, force: bool = False) -> str:
     if not token:
         raise PushError("no Hugging Face token", hint="Run `hf auth login`, or set HF_TOKEN to a token with write access.")
     api = HfApi(token=token)
-    step = "reach the Hub"
+    step, commit = "reach the Hub", None
     try:
         api.whoami()
         step = f"create {plan.repo}"
@@ -140,5 +142,10 @@ def push(plan: PushPlan, force: bool = False) -> str:
     except PushError:
         raise
     except Exception as error:  # noqa: BLE001  (every failure becomes one scrubbed message)
+        if commit is not None:  # the files are up; only the tag is missing
+            raise PushError(
+                f"uploaded as {commit.commit_url}, but could not {step}: {_detail(error, token)}",
+                hint=f"Tag commit {commit.oid} by hand (HfApi().create_tag) or push again with --force.",
+            ) from None
         raise _explain(error, plan, token, step) from None
     return commit.commit_url
