@@ -59,6 +59,10 @@ def main() -> None:
       datagen validate build/steam        check a dataset folder before a push
       datagen push build/steam --repo ORG/NAME --dry-run
                                           what would go to the Hub (drop --dry-run to push)
+      datagen train sft steam/smollm2-135m/sft
+                                          LoRA SFT as a recipe says (see recipes/)
+      datagen eval --recipe steam/smollm2-135m/sft --model sft=runs/steam-smollm2-135m-sft/merged
+                                          the paper's metrics and tables for any model
     """
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -109,7 +110,8 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
     """Generate answers to a dataset's test rows and score them with the paper's metrics."""
     from datagen.errors import DataError
     from datagen.output import write_json
-    from datagen.training.evaluate import TEACHER, generate_answers, load_catalog, score_model, score_teacher, select_rows
+    from datagen.progress import StepProgress
+    from datagen.training.evaluate import TEACHER, generate_answers, load_catalog, score_model, score_teacher, select_rows, unanswered
     from datagen.training.recipe import EvaluationSpec
     from datagen.training.tables import paper_tables
 
@@ -137,8 +139,11 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         from datagen.training.generate import make_generator
 
         click.echo(f"{name}: answering with {reference}", err=True)
-        generator = make_generator(reference, dtype=dtype, batch_size=batch_size or settings.batch_size, backend=backend)
-        answers = generate_answers(rows, generator, out_dir / f"{name}.jsonl", max_new_tokens or settings.max_new_tokens)
+        size = batch_size or settings.batch_size
+        answers_path = out_dir / f"{name}.jsonl"
+        generator = make_generator(reference, dtype=dtype, batch_size=size, backend=backend)
+        with StepProgress().bar(f"{name}: answering", total=math.ceil(unanswered(rows, answers_path).height / size)) as advance:
+            answers = generate_answers(rows, generator, answers_path, max_new_tokens or settings.max_new_tokens, on_batch=advance)
         results[name] = score_model(rows, answers, catalog)
     tables = paper_tables(results)
     out_dir.mkdir(parents=True, exist_ok=True)

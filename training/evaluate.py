@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -71,10 +72,14 @@ def read_answers(path: Path) -> dict[str, str]:
     return answers
 
 
-def generate_answers(rows: pl.DataFrame, generator, path: Path, max_tokens: int | None = None) -> dict[str, str]:
+def unanswered(rows: pl.DataFrame, path: Path) -> pl.DataFrame:
+    return rows.filter(~pl.col("id").is_in(list(read_answers(path))))
+
+
+def generate_answers(rows: pl.DataFrame, generator, path: Path, max_tokens: int | None = None, on_batch: Callable[[str], None] | None = None) -> dict[str, str]:
     """Answer every row not answered yet in `path` (JSON lines of id and answer), appending batch by batch."""
     answers = read_answers(path)
-    todo = rows.filter(~pl.col("id").is_in(list(answers)))
+    todo = unanswered(rows, path)
     if todo.height:
         ids = todo["id"].to_list()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +90,8 @@ def generate_answers(rows: pl.DataFrame, generator, path: Path, max_tokens: int 
                     handle.write(json.dumps({"id": ids[i], "answer": text}, ensure_ascii=False) + "\n")
                     answers[ids[i]] = text
                 handle.flush()
+                if on_batch is not None:
+                    on_batch(f"{len(answers)} answers")
 
             generator.generate(todo["prompt"].to_list(), [max_tokens or max_new_tokens(k) for k in todo["k"].to_list()], on_batch=save)
     return answers

@@ -66,8 +66,8 @@ def sft_config(recipe: Recipe, has_eval: bool):
 
 
 def _last_checkpoint(output_dir: Path) -> str | None:
-    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]) if p.name.rsplit("-", 1)[1].isdigit() else -1)
-    return str(checkpoints[-1]) if checkpoints else None
+    steps = {int(p.name.removeprefix("checkpoint-")): p for p in output_dir.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()}
+    return str(steps[max(steps)]) if steps else None
 
 
 def _dataset_identity(path: str) -> dict:
@@ -93,8 +93,12 @@ def export_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> Path:
     return merged_dir
 
 
-def train_sft(recipe: Recipe, resume: bool = False) -> Path:
-    """Train the recipe; returns the merged model's folder."""
+def train_sft(recipe: Recipe, resume: bool = False, model_and_tokenizer=None, callbacks=(), export: bool = True) -> Path:
+    """Train the recipe; returns the merged model's folder.
+
+    `model_and_tokenizer` replaces the recipe's model (the benchmark's random
+    Llama-2-7b); `export=False` skips the adapter, merged model and run.json.
+    """
     import transformers
     import trl
     from peft import LoraConfig
@@ -105,7 +109,7 @@ def train_sft(recipe: Recipe, resume: bool = False) -> Path:
     held_out = evaluation_rows(recipe.dataset)
     config = sft_config(recipe, held_out is not None)
     transformers.set_seed(config.seed)
-    model, tokenizer = load_model(recipe.model.name_or_path, recipe.model.revision, recipe.model.dtype)
+    model, tokenizer = model_and_tokenizer or load_model(recipe.model.name_or_path, recipe.model.revision, recipe.model.dtype)
     lora = LoraConfig(
         r=recipe.lora.r,
         lora_alpha=recipe.lora.alpha,
@@ -121,12 +125,15 @@ def train_sft(recipe: Recipe, resume: bool = False) -> Path:
         eval_dataset=held_out,
         processing_class=tokenizer,
         peft_config=lora,
-        callbacks=[_metrics_logger()(output_dir / "metrics.jsonl")],
+        callbacks=[_metrics_logger()(output_dir / "metrics.jsonl"), *callbacks],
     )
-    checkpoint = _last_checkpoint(output_dir) if resume or recipe.training.get("resume_from_checkpoint") else None
+    requested = recipe.training.get("resume_from_checkpoint")
+    checkpoint = requested if isinstance(requested, str) else (_last_checkpoint(output_dir) if resume or requested else None)
     trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model(str(output_dir / "adapter"))
     merged = output_dir / "merged"
+    if not export:
+        return merged
+    trainer.save_model(str(output_dir / "adapter"))
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(output_dir / "adapter")
         export_merged(output_dir / "adapter", merged, recipe.model.dtype)
