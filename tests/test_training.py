@@ -152,3 +152,15 @@ def test_model_references_fail_clearly(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
     assert result.returncode != 0
     assert "hf download meta-llama/Llama-2-7b-chat-hf" in result.stderr and "not in the local Hugging Face cache" in result.stderr
+
+
+def test_a_missing_dataset_says_it_is_neither_a_folder_nor_reachable(monkeypatch, tmp_path):
+    import datasets
+    import huggingface_hub
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(DataError, match="'builds/nowhere' is not a local folder") as error:
+        select_rows("builds/nowhere", ("i0",))
+    assert "datagen build SOURCE --out builds/nowhere" in str(error.value)

@@ -7,8 +7,8 @@
 
 A mixture entry's `weight` is its share of the training stream: entries are
 interleaved at random in those proportions (seeded, as
-`datasets.interleave_datasets` does) until the first runs out, so no row is repeated. Without weights, the entries are
-concatenated and shuffled.
+`datasets.interleave_datasets` does) until the first runs out, so no row is
+repeated. Without weights, the entries are concatenated and shuffled.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def read_config(path: str, config: str, split: str, revision: str | None = None)
         loaded = datasets.load_dataset(path, config, split=split, revision=revision)
     except Exception as error:
         raise DataError(
-            f"could not load {config}/{split} of the Hub dataset {path!r} (revision {revision or 'main'}): {type(error).__name__}: {error}",
-            hint="Offline, point dataset.path at a local folder made by `datagen build` (or a copy of the Hub repository).",
+            f"{path!r} is not a local folder, and as a Hub dataset its {config}/{split} could not be loaded (revision {revision or 'main'}): {type(error).__name__}: {error}",
+            hint=f"For a local dataset run `datagen build SOURCE --out {path}` first (or set dataset.path / --dataset); offline, Hub repos cannot be read.",
         ) from None
     return pl.from_arrow(loaded.with_format("arrow")[:])
 
