@@ -140,6 +140,8 @@ def test_eval_command_with_the_real_model_writes_tables_and_reuses_answers(tasks
     assert "| base |" in (tmp_path / "tables.md").read_text()
     again = CliRunner().invoke(main, arguments)
     assert again.exit_code == 0 and (tmp_path / "base.jsonl").read_text() == answers
+    other_settings = CliRunner().invoke(main, [*arguments[:-4], "--max-new-tokens", "25", "--out", str(tmp_path)])
+    assert other_settings.exit_code == 1 and "came from another model or other settings" in other_settings.output
 
 
 def test_model_references_fail_clearly(tmp_path):

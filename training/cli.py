@@ -87,9 +87,10 @@ Examples:
   datagen eval --dataset my-org/steam-controllable --revision v1.0.0 --model my-org/my-recommender
 
 \b
-Writes into --out: <model>.jsonl (the answers, reused by a later run),
-results.json (every metric per model and task) and tables.md (Tables 2-5 and 7
-of Lu et al. 2024, the teacher and each model as rows).
+Writes into --out: <model>.jsonl (the answers, reused by a later run of the
+same model: <model>.model.json records which), results.json (every metric
+per model and task) and tables.md (Tables 2-5 and 7 of Lu et al. 2024, the
+teacher and each model as rows).
 """,
 )
 @click.option("--model", "models", multiple=True, metavar="[NAME=]MODEL", help="A model to evaluate (repeatable): a Hub id, a folder (merged model or LoRA adapter), a .gguf file, or package:DIST.")
@@ -111,7 +112,7 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
     from datagen.errors import DataError
     from datagen.output import write_json
     from datagen.progress import StepProgress
-    from datagen.training.evaluate import TEACHER, generate_answers, load_catalog, score_model, score_teacher, select_rows, unanswered
+    from datagen.training.evaluate import TEACHER, check_answers_belong_to, generate_answers, load_catalog, score_model, score_teacher, select_rows, unanswered
     from datagen.training.recipe import EvaluationSpec
     from datagen.training.tables import paper_tables
 
@@ -137,13 +138,16 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
     for name, reference in _models(models).items():
         _require_training_packages()
         from datagen.training.generate import make_generator
+        from datagen.training.models import model_identity
 
         click.echo(f"{name}: answering with {reference}", err=True)
         size = batch_size or settings.batch_size
         answers_path = out_dir / f"{name}.jsonl"
+        tokens = max_new_tokens or settings.max_new_tokens
+        check_answers_belong_to(answers_path, {"model": model_identity(reference), "dtype": dtype, "max_new_tokens": tokens})
         generator = make_generator(reference, dtype=dtype, batch_size=size, backend=backend)
         with StepProgress().bar(f"{name}: answering", total=math.ceil(unanswered(rows, answers_path).height / size)) as advance:
-            answers = generate_answers(rows, generator, answers_path, max_new_tokens or settings.max_new_tokens, on_batch=advance)
+            answers = generate_answers(rows, generator, answers_path, tokens, on_batch=advance)
         results[name] = score_model(rows, answers, catalog)
     tables = paper_tables(results)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,15 @@ def unanswered(rows: pl.DataFrame, path: Path) -> pl.DataFrame:
     return rows.filter(~pl.col("id").is_in(list(read_answers(path))))
 
 
+def check_answers_belong_to(path: Path, identity: dict) -> None:
+    """Answers are reused only for the same model and settings: `<name>.model.json` beside them records which."""
+    record = path.with_suffix(".model.json")
+    if path.is_file() and record.is_file() and json.loads(record.read_text()) != identity:
+        raise DataError("these answers came from another model or other settings (see the .model.json beside them)", path=path, hint="delete the file, or give another --out or model name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(identity, indent=1, sort_keys=True) + "\n")
+
+
 def generate_answers(rows: pl.DataFrame, generator, path: Path, max_tokens: int | None = None, on_batch: Callable[[str], None] | None = None) -> dict[str, str]:
     """Answer every row not answered yet in `path` (JSON lines of id and answer), appending batch by batch."""
     answers = read_answers(path)

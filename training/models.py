@@ -86,6 +86,15 @@ def resolve_model(reference: str) -> Path | str:
     raise DataError(f"model {reference!r} is not a folder, a .gguf file, package:DIST or a Hub id (ORG/NAME)")
 
 
+def model_identity(reference: str) -> dict:
+    """What identifies a model's weights: a Hub id as it is; for files, each weight file's name, size and mtime."""
+    source = resolve_model(reference)
+    if isinstance(source, str):
+        return {"reference": reference, "hub_id": source}
+    weights = sorted(p for p in source.iterdir() if p.suffix in {".safetensors", ".bin", ".gguf"})
+    return {"reference": reference, "weights": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in weights]}
+
+
 def torch_dtype(name: str):
     """`auto`: bfloat16 on a GPU, float32 on the CPU; else the named torch dtype."""
     import torch
