@@ -13,6 +13,7 @@ import yaml
 from datagen.controllable.tasks import TASKS
 from datagen.errors import DataError
 from datagen.training.recipe import RECIPES_DIR, find_recipe, load_recipe
+from datagen.training.grpo import grpo_config
 from datagen.training.sft import sft_config
 
 RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if "accelerate" not in p.relative_to(RECIPES_DIR).parts)
@@ -30,7 +31,7 @@ def test_the_recipes_the_issue_asks_for_are_shipped():
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(RECIPES_DIR)))
 def test_recipe_loads_and_its_references_exist(path):
     text = path.read_text()
-    assert text.startswith("#") and re.search(r"datagen (train sft|eval)", text.split("\n\n")[0]), "a recipe opens with the commands that run it"
+    assert text.startswith("#") and re.search(r"datagen (train (sft|grpo)|eval)", text.split("\n\n")[0]), "a recipe opens with the commands that run it"
     recipe = load_recipe(path)
     for component in recipe.dataset.mixture:
         assert component.config in CONFIGS
@@ -40,11 +41,17 @@ def test_recipe_loads_and_its_references_exist(path):
     if reference.startswith("package:"):
         files = metadata.files(reference.removeprefix("package:"))
         assert any(str(f).endswith(".gguf") for f in files)
+    elif reference.startswith("runs/"):  # the model another shipped recipe trains
+        assert reference in {f"{load_recipe(other).training['output_dir']}/merged" for other in RECIPES}
     else:
         assert re.fullmatch(r"[\w.-]+/[\w.-]+", reference), "a Hub id"
-    config = sft_config(recipe, has_eval=True)  # every `training` key is a real SFTConfig argument
+    if path.stem.startswith("grpo"):
+        config = grpo_config(recipe)  # every `training` key is a real GRPOConfig argument
+        assert config.num_generations == 2 and config.beta == 0.3
+    else:
+        config = sft_config(recipe, has_eval=True)  # every `training` key is a real SFTConfig argument
+        assert config.completion_only_loss is True
     assert config.output_dir == recipe.training["output_dir"]
-    assert config.completion_only_loss is True
 
 
 @pytest.mark.parametrize("path", RECIPES + ACCELERATE, ids=lambda p: str(p.relative_to(RECIPES_DIR)))

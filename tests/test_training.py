@@ -1,4 +1,4 @@
-"""SFT, evaluation and model loading with the real SmolLM2-135M-Instruct and real rows of the Steam sample build."""
+"""SFT, GRPO, evaluation and model loading with the real SmolLM2-135M-Instruct and real rows of the Steam sample build."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from datagen.checks import Facts, TitleIndex, parse_answer, score
 from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.errors import DataError
-from datagen.training.data import training_rows
+from datagen.training.data import read_config, training_rows
+from datagen.rewards import answer_rewards, teacher_ranks
 from datagen.training.evaluate import TEACHER, score_model, score_teacher, select_rows
+from datagen.training.grpo import FACT_COLUMNS, RuleReward, train_grpo
 from datagen.training.models import load_model, load_tokenizer
 from datagen.training.recipe import load_recipe
 from datagen.training.sft import train_sft
@@ -166,3 +168,34 @@ def test_a_missing_dataset_says_it_is_neither_a_folder_nor_reachable(monkeypatch
     with pytest.raises(DataError, match="'builds/nowhere' is not a local folder") as error:
         select_rows("builds/nowhere", ("i0",))
     assert "datagen build SOURCE --out builds/nowhere" in str(error.value)
+
+
+def test_grpo_rewards_real_answers_by_the_rules_and_trains(tasks_build, tmp_path):
+    """Two GRPO steps on real Steam prompts, rewarded against the build's real teacher."""
+
+    reward = RuleReward(str(tasks_build))
+    rows = read_config(str(tasks_build), "controllable", "train").filter(pl.col("task").is_in(["i0", "i1_pos", "i2_le"])).head(6)
+    columns = {name: rows[name].to_list() for name in FACT_COLUMNS}
+    labels = rows["completion"].to_list()
+    logged = {}
+    values = reward(rows["prompt"].to_list(), labels, log_metric=logged.__setitem__, **columns)
+    orders, _ = reward.ranker.full_orders(columns["history_item_ids"])
+    index = TitleIndex(reward.catalog.titles)
+    for value, label, row, order in zip(values, labels, rows.iter_rows(named=True), orders):
+        assert value == answer_rewards(parse_answer(label[-1]["content"], index), Facts.from_row(row), reward.catalog, teacher_ranks(order)).sequence
+    assert logged["rules/illegal_share"] == 0.0  # the build's own labels break no rule
+
+    overrides = [
+        f"dataset.path={tasks_build}",
+        "dataset.max_train_rows=8",
+        f"model.name_or_path={MODEL}",
+        f"training.output_dir={tmp_path / 'grpo'}",
+        "training.max_steps=2",
+        "training.max_completion_length=24",
+        "training.save_steps=2",
+    ]
+    merged = train_grpo(load_recipe("steam/smollm2-135m/grpo", overrides))
+    assert (merged / "model.safetensors").is_file()
+    logs = [json.loads(line) for line in (tmp_path / "grpo" / "metrics.jsonl").read_text().splitlines()]
+    assert {"reward", "kl", "rules/list_reward", "rules/item_reward_sum"} <= set(logs[0])
+    assert json.loads((tmp_path / "grpo" / "run.json").read_text())["trainer"] == "GRPOTrainer"

@@ -66,6 +66,32 @@ def sft(recipe, overrides, resume):
     click.echo(f"merged model: {merged}")
 
 
+
+@train.command(
+    epilog="""\b
+Examples:
+  datagen train grpo steam/smollm2-135m/grpo
+  datagen train grpo steam/smollm2-135m/grpo training.max_steps=5 --resume
+"""
+)
+@click.argument("recipe")
+@click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")
+def grpo(recipe, overrides, resume):
+    """GRPO with TRL's GRPOTrainer, rewarded by the rules of Lu et al. 2024.
+
+    Each sampled answer gets sum(R_item) + 10 R_list (Eq. 1-5, Algorithm 1)
+    against the build's catalog and SASRec teacher, so the dataset must be a
+    local build. Writes what `train sft` writes.
+    """
+    _require_training_packages()
+    from datagen.training.grpo import train_grpo
+
+    loaded = load_recipe(recipe, overrides)
+    click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
+    merged = train_grpo(loaded, resume=resume)
+    click.echo(f"merged model: {merged}")
+
 def _models(values: tuple[str, ...]) -> dict[str, str]:
     models = {}
     for value in values:

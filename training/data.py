@@ -63,7 +63,7 @@ def component_rows(spec: DatasetSpec, component: Component, split: str | None = 
 def _as_dataset(rows: pl.DataFrame):
     import datasets
 
-    return datasets.Dataset(rows.select(TRAIN_COLUMNS).to_arrow())
+    return datasets.Dataset(rows.to_arrow())
 
 
 def interleave(parts: list[pl.DataFrame], weights: list[float], seed: int) -> pl.DataFrame:
@@ -85,10 +85,10 @@ def interleave(parts: list[pl.DataFrame], weights: list[float], seed: int) -> pl
     return stacked[[int(offsets[part] + row) for part, row in order]]
 
 
-def training_rows(spec: DatasetSpec):
-    """The training stream as a `datasets.Dataset` of prompt/completion rows."""
+def training_rows(spec: DatasetSpec, columns: list[str] = TRAIN_COLUMNS):
+    """The training stream as a `datasets.Dataset` of `columns` (prompt/completion for SFT)."""
     parts = [
-        component_rows(spec, component).select(TRAIN_COLUMNS).sample(fraction=1.0, shuffle=True, seed=spec.seed + number)
+        component_rows(spec, component).select(columns).sample(fraction=1.0, shuffle=True, seed=spec.seed + number)
         for number, component in enumerate(spec.mixture)
     ]
     if spec.mixture[0].weight is not None and len(parts) > 1:

@@ -6,91 +6,23 @@
 
 Rows are conversational prompt/completion pairs, rendered with the model's own
 chat template; the loss is on the completion (the answer) only. What lands in
-`training.output_dir`: `checkpoint-N/` (resumable with `--resume`), the final
-LoRA adapter in `adapter/`, the adapter merged into the base in `merged/`
-(a plain transformers folder, loadable anywhere), `metrics.jsonl` (every logged
-step), TensorBoard event files in `runs/`, and `run.json` (the resolved recipe,
-the dataset's version and content hash, the package versions).
+`training.output_dir` is listed in `datagen.training.runs`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
-from datagen import __version__
-from datagen.errors import DataError
-from datagen.output import atomic_folder, write_json
 from datagen.training.data import evaluation_rows, training_rows
-from datagen.training.models import load_model, resolve_model
 from datagen.training.recipe import Recipe
-
-
-def _metrics_logger():
-    from transformers import TrainerCallback
-
-    class JsonlMetrics(TrainerCallback):
-        """Appends every log (loss, learning rate, eval loss, ...) as one JSON line to metrics.jsonl."""
-
-        def __init__(self, path: Path):
-            self.path = path
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                with self.path.open("a") as handle:
-                    handle.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
-
-    return JsonlMetrics
+from datagen.training.runs import run_trainer, trainer_config
 
 
 def sft_config(recipe: Recipe, has_eval: bool):
-    """TRL's SFTConfig from the recipe's `training` keys, with device-dependent defaults filled in."""
-    import torch
+    """TRL's SFTConfig from the recipe's `training` keys; the loss on the completion only unless the recipe says otherwise."""
     from trl import SFTConfig
 
-    on_gpu = torch.cuda.is_available()
-    args = dict(recipe.training)
-    args.pop("resume_from_checkpoint", None)
-    args.setdefault("use_cpu", not on_gpu)
-    args.setdefault("bf16", on_gpu and torch.cuda.is_bf16_supported())
-    args.setdefault("completion_only_loss", True)
-    args.setdefault("report_to", ["tensorboard"])
-    if has_eval:
-        args.setdefault("eval_strategy", "steps" if args.get("eval_steps") else "epoch")
-    known = {f.name for f in dataclasses.fields(SFTConfig)}
-    unknown = sorted(set(args) - known)
-    if unknown:
-        raise DataError(f"unknown key {unknown[0]!r}: `training` takes TRL SFTConfig's arguments", path=recipe.path, line="training")
-    return SFTConfig(**args)
-
-
-def _last_checkpoint(output_dir: Path) -> str | None:
-    steps = {int(p.name.removeprefix("checkpoint-")): p for p in output_dir.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()}
-    return str(steps[max(steps)]) if steps else None
-
-
-def _dataset_identity(path: str) -> dict:
-    manifest_path = Path(path) / "manifest.json"
-    if not manifest_path.is_file():
-        return {"path": path}
-    manifest = json.loads(manifest_path.read_text())
-    return {"path": path, "version": manifest.get("version"), "content_hash": manifest.get("content_hash")}
-
-
-def export_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> Path:
-    """Load the saved adapter onto its base, merge, and write a plain model folder (atomically)."""
-    from peft import AutoPeftModelForCausalLM
-    from transformers import AutoTokenizer
-
-    from datagen.training.models import torch_dtype
-
-    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch_dtype(dtype)).merge_and_unload()
-    tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
-    with atomic_folder(merged_dir) as folder:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-    return merged_dir
+    return trainer_config(SFTConfig, recipe, has_eval, completion_only_loss=True)
 
 
 def train_sft(recipe: Recipe, resume: bool = False, model_and_tokenizer=None, callbacks=(), export: bool = True) -> Path:
@@ -99,61 +31,8 @@ def train_sft(recipe: Recipe, resume: bool = False, model_and_tokenizer=None, ca
     `model_and_tokenizer` replaces the recipe's model (the benchmark's random
     Llama-2-7b); `export=False` skips the adapter, merged model and run.json.
     """
-    import transformers
-    import trl
-    from peft import LoraConfig
     from trl import SFTTrainer
 
-    output_dir = recipe.output_dir
-    train = training_rows(recipe.dataset)
     held_out = evaluation_rows(recipe.dataset)
     config = sft_config(recipe, held_out is not None)
-    transformers.set_seed(config.seed)
-    model, tokenizer = model_and_tokenizer or load_model(recipe.model.name_or_path, recipe.model.revision, recipe.model.dtype)
-    lora = LoraConfig(
-        r=recipe.lora.r,
-        lora_alpha=recipe.lora.alpha,
-        lora_dropout=recipe.lora.dropout,
-        target_modules=recipe.lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=train,
-        eval_dataset=held_out,
-        processing_class=tokenizer,
-        peft_config=lora,
-        callbacks=[_metrics_logger()(output_dir / "metrics.jsonl"), *callbacks],
-    )
-    requested = recipe.training.get("resume_from_checkpoint")
-    checkpoint = requested if isinstance(requested, str) else (_last_checkpoint(output_dir) if resume or requested else None)
-    trainer.train(resume_from_checkpoint=checkpoint)
-    merged = output_dir / "merged"
-    if not export:
-        return merged
-    trainer.save_model(str(output_dir / "adapter"))
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(output_dir / "adapter")
-        export_merged(output_dir / "adapter", merged, recipe.model.dtype)
-        write_json(
-            {
-                "recipe": str(recipe.path),
-                "resolved": {
-                    "dataset": dataclasses.asdict(recipe.dataset),
-                    "model": dataclasses.asdict(recipe.model),
-                    "lora": dataclasses.asdict(recipe.lora),
-                    "training": recipe.training,
-                },
-                "dataset": _dataset_identity(recipe.dataset.path),
-                "model_source": str(resolve_model(recipe.model.name_or_path)),
-                "train_rows": len(train),
-                "eval_rows": 0 if held_out is None else len(held_out),
-                "resumed_from": checkpoint,
-                "global_step": trainer.state.global_step,
-                "versions": {"datagen": __version__, "transformers": transformers.__version__, "trl": trl.__version__},
-            },
-            output_dir / "run.json",
-        )
-    return merged
+    return run_trainer(SFTTrainer, recipe, config, training_rows(recipe.dataset), held_out, resume, model_and_tokenizer, callbacks, export)

@@ -1,0 +1,150 @@
+"""Run a TRL trainer on a recipe with a LoRA adapter, then export: the part SFT and GRPO share.
+
+    >>> config = trainer_config(SFTConfig, recipe, has_eval=True, completion_only_loss=True)  # doctest: +SKIP
+    >>> merged = run_trainer(SFTTrainer, recipe, config, train, held_out)  # doctest: +SKIP
+
+Into `training.output_dir` go `checkpoint-N/` (resumable), the final adapter in
+`adapter/`, the adapter merged into the base in `merged/` (a plain transformers
+folder, written atomically), `metrics.jsonl` (every logged step), TensorBoard
+event files in `runs/`, and `run.json` (the resolved recipe, the dataset's
+version and content hash, the package versions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from datagen import __version__
+from datagen.errors import DataError
+from datagen.output import atomic_folder, write_json
+from datagen.training.models import load_model, resolve_model, torch_dtype
+from datagen.training.recipe import Recipe
+
+
+def _metrics_logger():
+    from transformers import TrainerCallback
+
+    class JsonlMetrics(TrainerCallback):
+        """Appends every log (loss, learning rate, eval loss, rewards, ...) as one JSON line to metrics.jsonl."""
+
+        def __init__(self, path: Path):
+            self.path = path
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                with self.path.open("a") as handle:
+                    handle.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+
+    return JsonlMetrics
+
+
+def trainer_config(config_class, recipe: Recipe, has_eval: bool, **defaults):
+    """`config_class` (a TRL config) from the recipe's `training` keys, with device-dependent defaults filled in."""
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    args = dict(recipe.training)
+    args.pop("resume_from_checkpoint", None)
+    args.setdefault("use_cpu", not on_gpu)
+    args.setdefault("bf16", on_gpu and torch.cuda.is_bf16_supported())
+    args.setdefault("report_to", ["tensorboard"])
+    for key, value in defaults.items():
+        args.setdefault(key, value)
+    if has_eval:
+        args.setdefault("eval_strategy", "steps" if args.get("eval_steps") else "epoch")
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise DataError(f"unknown key {unknown[0]!r}: `training` takes TRL {config_class.__name__}'s arguments", path=recipe.path, line="training")
+    return config_class(**args)
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    steps = {int(p.name.removeprefix("checkpoint-")): p for p in output_dir.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()}
+    return str(steps[max(steps)]) if steps else None
+
+
+def dataset_identity(path: str) -> dict:
+    manifest_path = Path(path) / "manifest.json"
+    if not manifest_path.is_file():
+        return {"path": path}
+    manifest = json.loads(manifest_path.read_text())
+    return {"path": path, "version": manifest.get("version"), "content_hash": manifest.get("content_hash")}
+
+
+def export_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> Path:
+    """Load the saved adapter onto its base, merge, and write a plain model folder (atomically)."""
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoTokenizer
+
+    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch_dtype(dtype)).merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
+    with atomic_folder(merged_dir) as folder:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    return merged_dir
+
+
+def run_trainer(trainer_class, recipe: Recipe, config, train, held_out=None, resume: bool = False, model_and_tokenizer=None, callbacks=(), export: bool = True, **trainer_kwargs) -> Path:
+    """Train the recipe's model (or `model_and_tokenizer`) with a LoRA adapter; returns the merged model's folder.
+
+    `export=False` skips the adapter, merged model and run.json (benchmarks).
+    """
+    import transformers
+    import trl
+    from peft import LoraConfig
+
+    output_dir = recipe.output_dir
+    transformers.set_seed(config.seed)
+    model, tokenizer = model_and_tokenizer or load_model(recipe.model.name_or_path, recipe.model.revision, recipe.model.dtype)
+    lora = LoraConfig(
+        r=recipe.lora.r,
+        lora_alpha=recipe.lora.alpha,
+        lora_dropout=recipe.lora.dropout,
+        target_modules=recipe.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    trainer = trainer_class(
+        model=model,
+        args=config,
+        train_dataset=train,
+        eval_dataset=held_out,
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[_metrics_logger()(output_dir / "metrics.jsonl"), *callbacks],
+        **trainer_kwargs,
+    )
+    requested = recipe.training.get("resume_from_checkpoint")
+    checkpoint = requested if isinstance(requested, str) else (last_checkpoint(output_dir) if resume or requested else None)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    merged = output_dir / "merged"
+    if not export:
+        return merged
+    trainer.save_model(str(output_dir / "adapter"))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(output_dir / "adapter")
+        export_merged(output_dir / "adapter", merged, recipe.model.dtype)
+        write_json(
+            {
+                "recipe": str(recipe.path),
+                "trainer": trainer_class.__name__,
+                "resolved": {
+                    "dataset": dataclasses.asdict(recipe.dataset),
+                    "model": dataclasses.asdict(recipe.model),
+                    "lora": dataclasses.asdict(recipe.lora),
+                    "training": recipe.training,
+                },
+                "dataset": dataset_identity(recipe.dataset.path),
+                "model_source": str(resolve_model(recipe.model.name_or_path)),
+                "train_rows": len(train),
+                "eval_rows": 0 if held_out is None else len(held_out),
+                "resumed_from": checkpoint,
+                "global_step": trainer.state.global_step,
+                "versions": {"datagen": __version__, "transformers": transformers.__version__, "trl": trl.__version__},
+            },
+            output_dir / "run.json",
+        )
+    return merged
