@@ -61,6 +61,8 @@ def main() -> None:
                                           what would go to the Hub (drop --dry-run to push)
       datagen train sft steam/smollm2-135m/sft
                                           LoRA SFT as a recipe says (see recipes/)
+      datagen train ppo steam/smollm2-135m/ppo
+                                          PPO on the SFT model with the paper's token-level rewards
       datagen train grpo steam/smollm2-135m/grpo
                                           GRPO on the SFT model, rewarded by the paper's rules
       datagen eval --recipe steam/smollm2-135m/sft --model sft=runs/steam-smollm2-135m-sft/merged

@@ -14,6 +14,7 @@ from datagen.controllable.tasks import TASKS
 from datagen.errors import DataError
 from datagen.training.recipe import RECIPES_DIR, find_recipe, load_recipe
 from datagen.training.grpo import grpo_config
+from datagen.training.ppo import PpoSettings
 from datagen.training.sft import sft_config
 
 RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if "accelerate" not in p.relative_to(RECIPES_DIR).parts)
@@ -31,7 +32,7 @@ def test_the_recipes_the_issue_asks_for_are_shipped():
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(RECIPES_DIR)))
 def test_recipe_loads_and_its_references_exist(path):
     text = path.read_text()
-    assert text.startswith("#") and re.search(r"datagen (train (sft|grpo)|eval)", text.split("\n\n")[0]), "a recipe opens with the commands that run it"
+    assert text.startswith("#") and re.search(r"datagen (train (sft|ppo|grpo)|eval)", text.split("\n\n")[0]), "a recipe opens with the commands that run it"
     recipe = load_recipe(path)
     for component in recipe.dataset.mixture:
         assert component.config in CONFIGS
@@ -45,7 +46,11 @@ def test_recipe_loads_and_its_references_exist(path):
         assert reference in {f"{load_recipe(other).training['output_dir']}/merged" for other in RECIPES}
     else:
         assert re.fullmatch(r"[\w.-]+/[\w.-]+", reference), "a Hub id"
-    if path.stem.startswith("grpo"):
+    if path.stem.startswith("ppo"):
+        config = PpoSettings.from_recipe(recipe)  # every `training` key is a PPO setting
+        assert (config.kl_coef, config.gamma, config.lam, config.clip_range, config.value_loss_coef, config.entropy_coef, config.learning_rate) == (0.3, 0.99, 0.95, 0.2, 0.5, 0.01, 5e-6)
+        assert (recipe.lora.r, recipe.lora.alpha, config.samples_per_prompt, config.temperature) == (4, 2, 2, 0.7)
+    elif path.stem.startswith("grpo"):
         config = grpo_config(recipe)  # every `training` key is a real GRPOConfig argument
         assert config.num_generations == 2 and config.beta == 0.3
     else:

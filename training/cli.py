@@ -92,6 +92,35 @@ def grpo(recipe, overrides, resume):
     merged = train_grpo(loaded, resume=resume)
     click.echo(f"merged model: {merged}")
 
+
+@train.command(
+    epilog="""\b
+Examples:
+  datagen train ppo steam/smollm2-135m/ppo
+  datagen train ppo steam/smollm2-135m/ppo training.max_steps=100 --resume
+"""
+)
+@click.argument("recipe")
+@click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")
+def ppo(recipe, overrides, resume):
+    """PPO with the token-level rule rewards of Lu et al. 2024 (Eq. 1-6).
+
+    Actor and critic are two LoRA adapters on the recipe's (SFT) model, with a
+    value head; the reference is the model without adapters. Each step samples
+    answers, puts R_item on each title's last token and 10 R_list on the last,
+    subtracts the KL to the reference per token, and takes clipped PPO steps.
+    Writes checkpoint-N/, adapter/ (the actor and value head), merged/,
+    metrics.jsonl and run.json into training.output_dir.
+    """
+    _require_training_packages()
+    from datagen.training.ppo import train_ppo
+
+    loaded = load_recipe(recipe, overrides)
+    click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
+    merged = train_ppo(loaded, resume=resume)
+    click.echo(f"merged model: {merged}")
+
 def _models(values: tuple[str, ...]) -> dict[str, str]:
     models = {}
     for value in values:
