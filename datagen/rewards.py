@@ -68,6 +68,11 @@ class AnswerRewards:
     def sequence(self) -> float:
         return sum(self.item) + LIST_AMPLIFICATION * self.list
 
+    @property
+    def illegal_share(self) -> float:
+        """The share of answer lines that break a rule (Eq. 1's -1; legal lines score above 0)."""
+        return sum(score == -1.0 for score in self.scores) / len(self.scores) if self.scores else 0.0
+
 
 def teacher_ranks(order: Sequence[int]) -> np.ndarray:
     """Each item's 0-based rank, from the teacher's full ranking (item ids, best first)."""

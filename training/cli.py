@@ -39,6 +39,22 @@ def train():
     """Fine-tune a model on a datagen dataset, as a recipe says."""
 
 
+def _recipe_arguments(command):
+    """RECIPE, SECTION.KEY=VALUE overrides and --resume: what every `train` command takes."""
+    command = click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")(command)
+    command = click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")(command)
+    return click.argument("recipe")(command)
+
+
+def _train(train_function, recipe: str, overrides: tuple[str, ...], resume: bool) -> None:
+    """Load the recipe, say what will be trained where, train, print the merged model's folder."""
+    _require_training_packages()
+    loaded = load_recipe(recipe, overrides)
+    click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
+    merged = train_function(loaded, resume=resume)
+    click.echo(f"merged model: {merged}")
+
+
 @train.command(
     epilog="""\b
 Examples:
@@ -48,49 +64,16 @@ Examples:
   accelerate launch --config_file recipes/accelerate/ddp.yaml -m datagen train sft steam/llama-2-7b-chat/sft
 """
 )
-@click.argument("recipe")
-@click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
-@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")
+@_recipe_arguments
 def sft(recipe, overrides, resume):
     """LoRA SFT with TRL's SFTTrainer: loss on the answer only, the model's own chat template.
 
     Writes checkpoints, the adapter, the merged model (merged/), metrics.jsonl
     and TensorBoard logs into the recipe's training.output_dir.
     """
-    _require_training_packages()
-    from datagen.training.sft import train_sft
+    from datagen.training.sft import train_sft  # torch and TRL load inside, when it runs
 
-    loaded = load_recipe(recipe, overrides)
-    click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
-    merged = train_sft(loaded, resume=resume)
-    click.echo(f"merged model: {merged}")
-
-
-
-@train.command(
-    epilog="""\b
-Examples:
-  datagen train grpo steam/smollm2-135m/grpo
-  datagen train grpo steam/smollm2-135m/grpo training.max_steps=5 --resume
-"""
-)
-@click.argument("recipe")
-@click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
-@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")
-def grpo(recipe, overrides, resume):
-    """GRPO with TRL's GRPOTrainer, rewarded by the rules of Lu et al. 2024.
-
-    Each sampled answer gets sum(R_item) + 10 R_list (Eq. 1-5, Algorithm 1)
-    against the build's catalog and SASRec teacher, so the dataset must be a
-    local build. Writes what `train sft` writes.
-    """
-    _require_training_packages()
-    from datagen.training.grpo import train_grpo
-
-    loaded = load_recipe(recipe, overrides)
-    click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
-    merged = train_grpo(loaded, resume=resume)
-    click.echo(f"merged model: {merged}")
+    _train(train_sft, recipe, overrides, resume)
 
 
 @train.command(
@@ -100,9 +83,7 @@ Examples:
   datagen train ppo steam/smollm2-135m/ppo training.max_steps=100 --resume
 """
 )
-@click.argument("recipe")
-@click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
-@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")
+@_recipe_arguments
 def ppo(recipe, overrides, resume):
     """PPO with the token-level rule rewards of Lu et al. 2024 (Eq. 1-6).
 
@@ -113,13 +94,30 @@ def ppo(recipe, overrides, resume):
     Writes checkpoint-N/, adapter/ (the actor and value head), merged/,
     metrics.jsonl and run.json into training.output_dir.
     """
-    _require_training_packages()
-    from datagen.training.ppo import train_ppo
+    from datagen.training.ppo import train_ppo  # torch and TRL load inside, when it runs
 
-    loaded = load_recipe(recipe, overrides)
-    click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
-    merged = train_ppo(loaded, resume=resume)
-    click.echo(f"merged model: {merged}")
+    _train(train_ppo, recipe, overrides, resume)
+
+
+@train.command(
+    epilog="""\b
+Examples:
+  datagen train grpo steam/smollm2-135m/grpo
+  datagen train grpo steam/smollm2-135m/grpo training.max_steps=5 --resume
+"""
+)
+@_recipe_arguments
+def grpo(recipe, overrides, resume):
+    """GRPO with TRL's GRPOTrainer, rewarded by the rules of Lu et al. 2024.
+
+    Each sampled answer gets sum(R_item) + 10 R_list (Eq. 1-5, Algorithm 1)
+    against the build's catalog and SASRec teacher, so the dataset must be a
+    local build. Writes what `train sft` writes.
+    """
+    from datagen.training.grpo import train_grpo  # torch and TRL load inside, when it runs
+
+    _train(train_grpo, recipe, overrides, resume)
+
 
 def _models(values: tuple[str, ...]) -> dict[str, str]:
     models = {}

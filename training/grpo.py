@@ -59,7 +59,7 @@ class RuleReward:
         if log_metric is not None:
             log_metric("rules/item_reward_sum", fmean(sum(p.item) for p in parts))
             log_metric("rules/list_reward", fmean(p.list for p in parts))
-            log_metric("rules/illegal_share", fmean(sum(s == -1.0 for s in p.scores) / max(len(p.scores), 1) for p in parts))
+            log_metric("rules/illegal_share", fmean(p.illegal_share for p in parts))
         return [p.sequence for p in parts]
 
 

@@ -35,7 +35,7 @@ from datagen.training.data import training_rows
 from datagen.training.evaluate import max_new_tokens as answer_length
 from datagen.training.grpo import FACT_COLUMNS, RuleReward
 from datagen.training.recipe import Recipe
-from datagen.training.runs import dataset_identity, last_checkpoint
+from datagen.training.runs import dataset_identity, last_checkpoint, lora_config
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class PpoLearner:
 
     def __init__(self, recipe: Recipe, settings: PpoSettings, reward: RuleReward):
         import torch
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
         from datagen.training.models import load_model
 
@@ -93,7 +93,7 @@ class PpoLearner:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        lora = LoraConfig(r=recipe.lora.r, lora_alpha=recipe.lora.alpha, lora_dropout=recipe.lora.dropout, target_modules=recipe.lora.target_modules, task_type="CAUSAL_LM")
+        lora = lora_config(recipe)
         self.model = get_peft_model(base, lora, adapter_name="actor")
         self.model.add_adapter("critic", lora)
         self.model.to(self.device)
@@ -313,7 +313,7 @@ def train_ppo(recipe: Recipe, resume: bool = False) -> Path:
                 "reward": sum(p.sequence for p in parts) / len(parts),
                 "reward_item_sum": sum(sum(p.item) for p in parts) / len(parts),
                 "reward_list": sum(p.list for p in parts) / len(parts),
-                "illegal_share": sum(sum(x == -1.0 for x in p.scores) / max(len(p.scores), 1) for p in parts) / len(parts),
+                "illegal_share": sum(p.illegal_share for p in parts) / len(parts),
                 "kl": (batch["kl"].sum(1)).mean().item(),
                 **logs,
             }

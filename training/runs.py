@@ -87,6 +87,14 @@ def export_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> Path:
     return merged_dir
 
 
+def lora_config(recipe: Recipe):
+    """peft's LoraConfig from the recipe's `lora` section."""
+    from peft import LoraConfig
+
+    spec = recipe.lora
+    return LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=spec.target_modules, task_type="CAUSAL_LM")
+
+
 def run_trainer(trainer_class, recipe: Recipe, config, train, held_out=None, resume: bool = False, model_and_tokenizer=None, callbacks=(), export: bool = True, **trainer_kwargs) -> Path:
     """Train the recipe's model (or `model_and_tokenizer`) with a LoRA adapter; returns the merged model's folder.
 
@@ -94,18 +102,10 @@ def run_trainer(trainer_class, recipe: Recipe, config, train, held_out=None, res
     """
     import transformers
     import trl
-    from peft import LoraConfig
 
     output_dir = recipe.output_dir
     transformers.set_seed(config.seed)
     model, tokenizer = model_and_tokenizer or load_model(recipe.model.name_or_path, recipe.model.revision, recipe.model.dtype)
-    lora = LoraConfig(
-        r=recipe.lora.r,
-        lora_alpha=recipe.lora.alpha,
-        lora_dropout=recipe.lora.dropout,
-        target_modules=recipe.lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer = trainer_class(
         model=model,
@@ -113,7 +113,7 @@ def run_trainer(trainer_class, recipe: Recipe, config, train, held_out=None, res
         train_dataset=train,
         eval_dataset=held_out,
         processing_class=tokenizer,
-        peft_config=lora,
+        peft_config=lora_config(recipe),
         callbacks=[_metrics_logger()(output_dir / "metrics.jsonl"), *callbacks],
         **trainer_kwargs,
     )
