@@ -153,13 +153,12 @@ class PpoLearner:
             "response_mask": response_mask.to(self.device),
             "scores": scores.to(self.device),
             "parts": parts,
-            "answers": answers,
         }
 
     # -- forward passes --------------------------------------------------------------------------
 
-    def _forward(self, batch: dict, adapter: str | None, hidden: bool = False):
-        """Log-probabilities of the response tokens (and entropies), or the critic's values, under `adapter` (None: the reference)."""
+    def _forward(self, batch: dict, adapter: str | None, hidden: bool = False, entropy: bool = False):
+        """Log-probabilities of the response tokens (with their entropies when asked), or the critic's values, under `adapter` (None: the reference)."""
         import contextlib
 
         import torch
@@ -167,21 +166,24 @@ class PpoLearner:
         ids = torch.cat([batch["prompt_ids"], batch["response_ids"]], dim=1)
         mask = torch.cat([batch["prompt_mask"], batch["response_mask"]], dim=1)
         start = batch["prompt_ids"].shape[1] - 1
+        width = batch["response_ids"].shape[1]
         if adapter is None:
             context = self.model.disable_adapter()
         else:
             self.model.set_adapter(adapter)
             context = contextlib.nullcontext()
         with context:
-            output = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=hidden)
+            # the responses end every row, so only the last width + 1 positions need logits
+            output = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=hidden, logits_to_keep=width + 1)
         if hidden:
             states = output.hidden_states[-1][:, start:-1]
             return self.value_head(states.float()).squeeze(-1)
-        logits = output.logits[:, start:-1].float() / self.settings.temperature
+        logits = output.logits[:, :-1].float() / self.settings.temperature
         log_probs = torch.log_softmax(logits, dim=-1)
         taken = log_probs.gather(-1, batch["response_ids"].unsqueeze(-1)).squeeze(-1)
-        entropy = -(log_probs.exp() * log_probs).sum(-1)
-        return taken, entropy
+        if not entropy:
+            return taken
+        return taken, -(log_probs.exp() * log_probs).sum(-1)
 
     # -- advantages ------------------------------------------------------------------------------
 
@@ -192,8 +194,8 @@ class PpoLearner:
         s = self.settings
         mask = batch["response_mask"]
         with torch.no_grad():
-            old, _ = self._forward(batch, "actor")
-            reference, _ = self._forward(batch, None)
+            old = self._forward(batch, "actor")
+            reference = self._forward(batch, None)
             values = self._forward(batch, "critic", hidden=True) * mask
         scores = batch["scores"]
         if s.whiten_rewards:
@@ -228,7 +230,7 @@ class PpoLearner:
             for start in range(0, size, s.minibatch_size):
                 part = {key: value[start : start + s.minibatch_size] for key, value in batch.items() if isinstance(value, torch.Tensor)}
                 mask = part["response_mask"]
-                new, entropy = self._forward(part, "actor")
+                new, entropy = self._forward(part, "actor", entropy=True)
                 ratio = torch.exp(new - part["old_log_probs"])
                 clipped = torch.clamp(ratio, 1 - s.clip_range, 1 + s.clip_range)
                 policy_loss = masked_mean(torch.max(-part["advantages"] * ratio, -part["advantages"] * clipped), mask)
@@ -314,7 +316,7 @@ def train_ppo(recipe: Recipe, resume: bool = False) -> Path:
                 "reward_item_sum": sum(sum(p.item) for p in parts) / len(parts),
                 "reward_list": sum(p.list for p in parts) / len(parts),
                 "illegal_share": sum(p.illegal_share for p in parts) / len(parts),
-                "kl": (batch["kl"].sum(1)).mean().item(),
+                "kl": batch["kl"].sum(1).mean().item(),
                 **logs,
             }
             if step % settings.logging_steps == 0:
