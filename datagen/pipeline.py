@@ -29,6 +29,7 @@ from datagen import __version__
 from datagen.buildfolder import BuildFolder, data_version
 from datagen.cleaning import clean_interactions, clean_items, k_core, sample_users, unique_titles
 from datagen.controllable.build import ControllableSettings, generate_controllable
+from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge
 from datagen.errors import DataError
 from datagen.output import atomic_folder, write_json, write_parquet
 from datagen.presets import DEFAULT_PARAMETERS, PRESETS
@@ -62,6 +63,7 @@ class BuildConfig:
     options: dict[str, str] = field(default_factory=dict)
     teacher: TeacherSettings | None = None  # None: canonical tables only
     controllable: ControllableSettings | None = None  # needs the teacher; None: no task data
+    recknowledge: RecKnowledgeSettings | None = None  # Cao et al. 2024's tasks; None: not made
     version: str = DEFAULT_VERSION  # the dataset's semantic version, chosen by the user
 
     def parameters(self) -> dict:
@@ -165,6 +167,8 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
                 generate_controllable(written, config.controllable, progress)
         elif config.controllable is not None:
             progress.warn("No teacher (--no-teacher), so no controllable dataset: its labels come from the teacher.")
+        if config.recknowledge is not None:
+            generate_recknowledge(BuildFolder.open(folder), config.recknowledge, progress)
         with progress.step("Content hash, file list and dataset card"):
             manifest = finalize(folder, config.version)
     return BuildResult(out_dir=out_dir, manifest=manifest, tables=tables)

@@ -14,6 +14,10 @@ YAML inside a Jinja comment; its body is the user message:
     #}
     You need to generate a recommendation list ... {{ history }} ... {{ item_count }} different items.
 
+An optional `dataset:` key names the dataset config the template belongs to
+(`controllable`, the default, or `recknowledge`); each config's generator loads
+only its own templates, so one `--templates` folder can hold templates of both.
+
 A `*.yaml` file with `positive:` and `negative:` lists is a phrase set: the
 synthetic intentions of Listings 5 and 6, drawn per sample.
 
@@ -40,6 +44,8 @@ from datagen.errors import DataError
 TEMPLATES_ENV = "DATAGEN_TEMPLATES"
 HEADER = re.compile(r"\A\{#(.*?)#\}\n?", re.DOTALL)
 HEADER_KEYS = {"id", "task", "version", "source", "system", "variables"}
+DATASETS = ("controllable", "recknowledge")  # the configs whose rows are rendered from templates
+DEFAULT_DATASET = "controllable"
 PHRASE_KINDS = ("positive", "negative")
 
 ENVIRONMENT = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
@@ -72,6 +78,7 @@ def _compile(text: str, path: Path, what: str) -> tuple[jinja2.Template, set[str
 @dataclass(frozen=True)
 class Template:
     id: str
+    dataset: str
     task: str
     version: int
     source: str
@@ -96,6 +103,7 @@ class Template:
 @dataclass(frozen=True)
 class PhraseSet:
     id: str
+    dataset: str
     source: str
     variables: tuple[str, ...]
     phrases: dict[str, tuple[jinja2.Template, ...]]
@@ -117,14 +125,21 @@ class TemplateLibrary:
         }
 
     @classmethod
-    def load(cls, task_variables: Mapping[str, set[str]], extra_dirs: tuple[Path, ...] | list[Path] = ()) -> TemplateLibrary:
+    def load(
+        cls, task_variables: Mapping[str, set[str]], extra_dirs: tuple[Path, ...] | list[Path] = (), dataset: str = DEFAULT_DATASET
+    ) -> TemplateLibrary:
+        """The templates and phrase sets of one dataset config, from every template folder."""
         templates: list[Template] = []
         phrase_sets: list[PhraseSet] = []
         for folder in template_dirs(extra_dirs):
             for path in sorted(folder.rglob("*.jinja")):
-                templates.append(_read_template(path, task_variables))
+                template = _read_template(path, task_variables, dataset)
+                if template is not None:
+                    templates.append(template)
             for path in sorted(folder.rglob("*.yaml")):
-                phrase_sets.append(_read_phrases(path))
+                phrase_set = _read_phrases(path)
+                if phrase_set.dataset == dataset:
+                    phrase_sets.append(phrase_set)
         seen: dict[str, Path] = {}
         for item in [*templates, *phrase_sets]:
             if item.id in seen:
@@ -160,15 +175,21 @@ def _read_header(path: Path, text: str, keys: set[str]) -> dict:
     missing = sorted(keys - set(header))
     if missing:
         raise DataError(f"header lacks {', '.join(missing)}", path=path, field=missing[0])
+    header.setdefault("dataset", DEFAULT_DATASET)
+    if header["dataset"] not in DATASETS:
+        raise DataError(f"unknown dataset {header['dataset']!r}; datasets: {', '.join(DATASETS)}", path=path, field="dataset")
     return header
 
 
-def _read_template(path: Path, task_variables: Mapping[str, set[str]]) -> Template:
+def _read_template(path: Path, task_variables: Mapping[str, set[str]], dataset: str) -> Template | None:
+    """The template in `path`, checked against `task_variables`; None when it belongs to another dataset config."""
     text = path.read_text(encoding="utf-8")
     match = HEADER.match(text)
     if not match:
         raise DataError("a template starts with a {# ... #} header (id, task, version, source, system, variables)", path=path, line=1)
     header = _read_header(path, match.group(1), HEADER_KEYS)
+    if header["dataset"] != dataset:
+        return None
     body = text[match.end():].strip()
     task = header["task"]
     if task not in task_variables:
@@ -186,6 +207,7 @@ def _read_template(path: Path, task_variables: Mapping[str, set[str]]) -> Templa
         )
     return Template(
         id=str(header["id"]),
+        dataset=dataset,
         task=task,
         version=int(header["version"]),
         source=str(header["source"]),
@@ -212,4 +234,4 @@ def _read_phrases(path: Path) -> PhraseSet:
                 raise DataError(f"{kind} phrase {number} uses {sorted(used - declared)}, not declared", path=path, field=kind)
             compiled.append(template)
         phrases[kind], texts[kind] = tuple(compiled), tuple(map(str, entries))
-    return PhraseSet(id=str(header["id"]), source=str(header["source"]), variables=tuple(declared), phrases=phrases, texts=texts, path=path)
+    return PhraseSet(id=str(header["id"]), dataset=header["dataset"], source=str(header["source"]), variables=tuple(declared), phrases=phrases, texts=texts, path=path)

@@ -15,9 +15,16 @@ from datagen.cli import main
 from datagen.controllable.build import load_library
 from datagen.controllable.tasks import TEMPLATE_VARIABLES
 from datagen.errors import DataError
+from datagen.recknowledge import build as recknowledge
 from datagen.templates import ENVIRONMENT, shipped_template_dir
 
-SHIPPED = sorted(shipped_template_dir().rglob("*.jinja"))
+SHIPPED = sorted((shipped_template_dir() / "controllable").rglob("*.jinja"))
+ALL_SHIPPED = sorted(shipped_template_dir().rglob("*.jinja"))
+# dataset folder -> (its library, the variables each of its tasks provides, the system prompt)
+DATASETS = {
+    "controllable": (load_library, TEMPLATE_VARIABLES, "You are an expert recommender engine."),
+    "recknowledge": (recknowledge.load_library, recknowledge.TEMPLATE_VARIABLES, ""),  # Cao et al. prompt T5 without one
+}
 
 
 def test_the_shipped_folder_holds_every_listing():
@@ -28,15 +35,23 @@ def test_the_shipped_folder_holds_every_listing():
     assert len(library.intentions["positive"]) == len(library.intentions["negative"]) == 6
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_each_dataset_loads_only_its_own_templates():
+    recknowledge_library = recknowledge.load_library()
+    assert {t.dataset for t in recknowledge_library.templates} == {"recknowledge"}
+    assert set(recknowledge_library.by_task) == set(recknowledge.TASKS)
+    assert len(ALL_SHIPPED) == len(load_library().templates) + len(recknowledge_library.templates)
+
+
+@pytest.mark.parametrize("path", ALL_SHIPPED, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_each_template_uses_only_what_its_task_provides(path):
-    template = next(t for t in load_library().templates if t.path == path)
+    load, task_variables, system_prompt = DATASETS[path.parent.name]
+    template = next(t for t in load().templates if t.path == path)
     used = jinja2.meta.find_undeclared_variables(ENVIRONMENT.parse(template.body))
     assert used == set(template.variables)
-    assert used <= TEMPLATE_VARIABLES[template.task]
+    assert used <= task_variables[template.task]
     values = {name: f"<{name}>" for name in template.variables}
     system, user = template.render(values)
-    assert system == "You are an expert recommender engine."
+    assert system == system_prompt
     assert all(f"<{name}>" in user for name in template.variables)
     missing = dict(values)
     missing.pop(template.variables[0])
@@ -116,5 +131,5 @@ def test_the_sandbox_blocks_unsafe_attributes(tmp_path):
 
 
 def test_the_header_is_yaml_in_a_jinja_comment():
-    for path in SHIPPED:
+    for path in ALL_SHIPPED:
         assert re.match(r"\{#\nid: ", path.read_text()), path

@@ -31,6 +31,7 @@ TEMPLATES_OPTION = click.option(
     help="A folder of extra templates (*.jinja) or intention phrases (*.yaml), used beside the shipped ones. Repeatable; also $DATAGEN_TEMPLATES.",
 )  # fmt: skip
 CHAT_OPTION = click.option("--chat", metavar="FILE|ORG/NAME", help="ShareGPT conversations for I4 (a JSON/JSONL file or a Hub dataset id), mixed into train.")
+RENDERED_DATASETS = (FAMILY, "recknowledge")
 CHAT_RATIO_OPTION = click.option("--chat-ratio", type=click.FloatRange(min=0), default=0.5, show_default=True, help="I4 rows per other train row (Lu et al.: 50%).")
 
 
@@ -55,30 +56,37 @@ def templates(template_dirs, show):
     """List the prompt templates (shipped ones and yours) with their task and variables.
 
     A template is a Jinja file with a YAML header in a {# ... #} comment (id, task,
-    version, source, system, variables). Drop one into a folder passed with
-    --templates and `datagen build`/`generate` draw it for its task, no code needed.
+    version, source, system, variables, and dataset: controllable, the default, or
+    recknowledge). Drop one into a folder passed with --templates and `datagen
+    build`/`generate`/`recknowledge` draw it for its task, no code needed.
     """
+    from datagen.recknowledge.build import TEMPLATE_VARIABLES as RECKNOWLEDGE_VARIABLES
+    from datagen.recknowledge.build import load_library as load_recknowledge
+
     library = load_library(template_dirs)
+    everything = [*library.templates, *load_recknowledge(template_dirs).templates]
     if show:
-        found = [t for t in library.templates if t.id == show]
+        found = [t for t in everything if t.id == show]
         if not found:
             raise DataError(f"no template {show!r}", hint="`datagen templates` lists the ids.")
         click.echo(f"# {found[0].path}")
         click.echo(found[0].path.read_text())
         return
     table = Table(title="Templates (--show ID for the text, source and file)")
-    table.add_column("id", no_wrap=True)
-    table.add_column("task", no_wrap=True)
+    for column in ("id", "dataset", "task"):
+        table.add_column(column, no_wrap=True)
     table.add_column("v")
     table.add_column("variables")
-    for template in library.templates:
-        table.add_row(template.id, template.task, str(template.version), ", ".join(template.variables))
+    for template in everything:
+        table.add_row(template.id, template.dataset, template.task, str(template.version), ", ".join(template.variables))
     console.print(table)
     provided = Table(title="Variables each task gives its templates")
+    provided.add_column("dataset", no_wrap=True)
     provided.add_column("task", no_wrap=True)
     provided.add_column("variables")
-    for task, names in TEMPLATE_VARIABLES.items():
-        provided.add_row(task, ", ".join(sorted(names)))
+    for dataset, variables in ((FAMILY, TEMPLATE_VARIABLES), ("recknowledge", RECKNOWLEDGE_VARIABLES)):
+        for task, names in variables.items():
+            provided.add_row(dataset, task, ", ".join(sorted(names)))
     console.print(provided)
     for phrase_set in library.phrase_sets:
         console.print(f"[bold]{phrase_set.id}[/bold] ({phrase_set.source}, {phrase_set.path}):")
@@ -153,23 +161,26 @@ Examples:
   datagen render steam --task i2 --n 3
   datagen render build/steam --task i1_neg --split test --n 2
   datagen render steam-sample --task i0 --json
+  datagen render build/amazon-gift_cards --dataset recknowledge --task mim
 """
 )
 @click.argument("build_name", metavar="BUILD")
-@click.option("--task", default=None, help="A task (i0, i1_pos, i2_le, ...) or family (i0, i1, i2, i3, i4, combined).")
+@click.option("--dataset", type=click.Choice(RENDERED_DATASETS), default=FAMILY, show_default=True, help="Which generated dataset config.")
+@click.option("--task", default=None, help="A task (i0, i1_pos, i2_le, ...; retrieval, mim, ...) or controllable family (i0, i1, i2, i3, i4, combined).")
 @click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True)
 @click.option("--n", "count", type=click.IntRange(min=1), default=3, show_default=True, help="How many rows.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Which rows: a random draw with this seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON lines.")
-def render(build_name, task, split, count, seed, as_json):
+def render(build_name, dataset, task, split, count, seed, as_json):
     """Print generated rows with their structured facts: what the model will be taught."""
     folder = resolve_build(build_name)
-    if FAMILY not in data_files(folder.path):
-        raise DataError("no controllable dataset in this build", path=folder.path / DATA_DIR / FAMILY, hint=f"Run `datagen generate {folder.path}`.")
-    everything = read_split(folder.path, FAMILY, split)
+    if dataset not in data_files(folder.path):
+        hint = f"datagen generate {folder.path}" if dataset == FAMILY else f"datagen {dataset} {folder.path}"
+        raise DataError(f"no {dataset} dataset in this build", path=folder.path / DATA_DIR / dataset, hint=f"Run `{hint}`.")
+    everything = read_split(folder.path, dataset, split)
     frame = everything
     if task:
-        frame = frame.filter((pl.col("task") == task) | (pl.col("family") == task))
+        frame = frame.filter((pl.col("task") == task) | (pl.col("family") == task) if "family" in frame.columns else pl.col("task") == task)
         if frame.is_empty():
             raise DataError(f"no {split} rows of task {task!r}; tasks: {', '.join(sorted(set(everything['task'])))}")
     picked = sorted(random.Random(seed).sample(range(frame.height), min(count, frame.height)))
@@ -179,32 +190,42 @@ def render(build_name, task, split, count, seed, as_json):
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
-            _print_row(row, titles)
+            _print_row(row, _facts(dataset, row, titles))
 
 
-def _print_row(row: dict, titles: list[str]) -> None:
+def _facts(dataset: str, row: dict, titles: list[str]) -> list[tuple[str, str]]:
+    if dataset != FAMILY:
+        from datagen.recknowledge.cli import recknowledge_facts
+
+        return recknowledge_facts(row, titles)
+    if row["family"] == "i4":
+        return []
+
     def named(ids):
         return "; ".join(f"{titles[i]} [{i}]" for i in ids) if ids else "-"
 
-    facts = Table(title=f"{row['id']}  (template {row['template_id']})", show_header=False, title_justify="left")
-    facts.add_column(style="bold")
-    facts.add_column()
-    if row["family"] != "i4":
-        target = row["target_item_id"]
-        for name, value in (
-            ("task", f"{row['task']} (constraint: {row['constraint']})"),
-            ("k", str(row["k"])),
-            ("history", named(row["history_item_ids"])),
-            ("target", "-" if target is None else named([target])),
-            ("category", row["target_category"] or "-"),
-            ("excluded category", row["excluded_category"] or "-"),
-            ("proportion", "-" if row["proportion"] is None else f"{row['proportion']}%"),
-            ("candidates", named(row["candidate_item_ids"])),
-            ("teacher's top items", named(row["teacher_item_ids"])),
-            ("label", named(row["label_item_ids"])),
-        ):
-            facts.add_row(name, value)
-    console.print(facts)
+    target = row["target_item_id"]
+    return [
+        ("task", f"{row['task']} (constraint: {row['constraint']})"),
+        ("k", str(row["k"])),
+        ("history", named(row["history_item_ids"])),
+        ("target", "-" if target is None else named([target])),
+        ("category", row["target_category"] or "-"),
+        ("excluded category", row["excluded_category"] or "-"),
+        ("proportion", "-" if row["proportion"] is None else f"{row['proportion']}%"),
+        ("candidates", named(row["candidate_item_ids"])),
+        ("teacher's top items", named(row["teacher_item_ids"])),
+        ("label", named(row["label_item_ids"])),
+    ]
+
+
+def _print_row(row: dict, facts: list[tuple[str, str]]) -> None:
+    table = Table(title=f"{row['id']}  (template {row['template_id']})", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in facts:
+        table.add_row(name, value)
+    console.print(table)
     for message in row["messages"]:
         console.print(f"[bold cyan]{message['role']}:[/bold cyan]")
         console.print(message["content"], markup=False, highlight=False)

@@ -31,7 +31,8 @@ SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"
 CONFIG_ABOUT = {
     "controllable": "Controllable recommendation instructions I0-I4 of Lu et al. 2024, labels from the SASRec teacher",
     "instructrec": "InstructRec instructions (Zhang et al. 2023)",
-    "recknowledge": "Recommendation-knowledge tasks (Cao et al. 2024)",
+    "recknowledge": "Recommendation-knowledge tasks of Cao et al. 2024: retrieval, ranking, rating prediction, MIM, MLM, BPR",
+    "recknowledge_items": "The short item ids (I123) of the recknowledge prompts: item_id, short_id, title",
     "items": "The item catalog: dense item_id, the source's id, title, categories",
     "interactions": "User-item interactions, split leave-one-out: each user's last item is test, the one before validation",
 }
@@ -175,6 +176,7 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: li
         plots=plots,
         teacher=read_json(folder / "teacher" / "report.json"),
         controllable=read_json(folder / "reports" / "controllable.json"),
+        recknowledge=read_json(folder / "reports" / "recknowledge.json"),
         task_counts=task_rows,
         samples=sample_rows(folder, manifest),
         templates=templates_used(folder),

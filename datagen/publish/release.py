@@ -108,6 +108,9 @@ def task_settings(folder: Path) -> tuple[dict, list[dict]]:
         chat = report["settings"].get("chat")
         if chat and Path(chat).is_file():
             inputs.append({"file": Path(chat).name, "bytes": Path(chat).stat().st_size, "sha256": sha256(Path(chat)), "used_for": "controllable i4_chat"})
+    recknowledge = folder / "reports" / "recknowledge.json"
+    if recknowledge.is_file():
+        settings["recknowledge"] = json.loads(recknowledge.read_text())["settings"]
     return settings, inputs
 
 

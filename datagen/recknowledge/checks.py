@@ -1,0 +1,126 @@
+"""Label checks of the recommendation-knowledge rows: every answer parsed back from its text and compared.
+
+    >>> checks = label_checks(rows, BuildFolder.open("build/steam-sample"), ids)  # doctest: +SKIP
+    >>> checks["train"]["ranking"]["failures"]  # doctest: +SKIP
+    []
+
+What holds for a correct dataset, per task:
+- retrieval, ranking, BPR: the answer names the target; ranking and BPR
+  candidates are distinct, hold the target exactly once, and none is in the
+  user's sequence;
+- rating: the answer is "yes" exactly when the user's rating of the target,
+  read from the interactions config, is above 3;
+- MIM: the answer names exactly the masked items, in order, and the prompt hides
+  exactly that many;
+- MLM: putting the spans back into the prompt gives the sub-sequence's text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import polars as pl
+
+from datagen.buildfolder import BuildFolder
+from datagen.publish.layout import read_split
+from datagen.recknowledge.samples import MASK, YES, ItemText, uncorrupt
+
+SHORT_ID = re.compile(r"\bI\d+\b")
+ITEM_ID = re.compile(r"Item ID: (I\d+), Title: ")
+MAX_EXAMPLES = 3  # failing row ids named per check
+
+
+def label_checks(rows: dict[str, list[dict]], folder: BuildFolder, ids: list[str]) -> dict[str, dict[str, dict]]:
+    """{split: {task: {"rows", "checked", "failures"}}}; a failure names the check, how many rows and a few ids."""
+    item_of = {short: item for item, short in enumerate(ids)}
+    text = ItemText(ids, folder.items.sort("item_id")["title"].to_list())
+    sequences = {user: set(items) for user, items in folder.sequences.select("user_id", "item_ids").rows()}
+    ratings = _ratings(folder)
+    results = {}
+    for split, split_rows in rows.items():
+        by_task = defaultdict(list)
+        for row in split_rows:
+            by_task[row["task"]].append(row)
+        results[split] = {}
+        for task, task_rows in by_task.items():
+            failed = defaultdict(list)
+            checks = CHECKS[task]
+            for row in task_rows:
+                context = {"item_of": item_of, "text": text, "sequence": sequences[row["user_id"]], "ratings": ratings}
+                for name, check in checks.items():
+                    if not check(row, context):
+                        failed[name].append(row["id"])
+            failures = [f"{name}: {len(ids_)} rows, e.g. {', '.join(ids_[:MAX_EXAMPLES])}" for name, ids_ in failed.items()]
+            results[split][task] = {"rows": len(task_rows), "checked": list(checks), "failures": failures}
+    return results
+
+
+def _ratings(folder: BuildFolder) -> dict[tuple[int, int], set[float]] | None:
+    parts = [read_split(folder.path, "interactions", split) for split in ("train", "validation", "test")]
+    if "rating" not in parts[0].columns:
+        return None
+    ratings = defaultdict(set)
+    for user, item, rating in pl.concat(parts).select("user_id", "item_id", "rating").rows():
+        ratings[(user, item)].add(rating)
+    return ratings
+
+
+def _answer(row: dict) -> str:
+    return row["completion"][0]["content"]
+
+
+def _prompt(row: dict) -> str:
+    return row["prompt"][-1]["content"]
+
+
+def _named(row: dict, context: dict) -> list[int | None]:
+    """The items an answer names: "Item ID: I1, Title: ...;" entries, or a bare short id."""
+    answer = _answer(row)
+    shorts = ITEM_ID.findall(answer) if "Item ID: " in answer else [answer] if SHORT_ID.fullmatch(answer) else []
+    return [context["item_of"].get(short) for short in shorts]
+
+
+def _candidates_fair(row: dict, context: dict) -> bool:
+    candidates = row["candidate_item_ids"]
+    return len(set(candidates)) == len(candidates) and candidates.count(row["target_item_id"]) == 1
+
+
+def _candidates_unseen(row: dict, context: dict) -> bool:
+    return not any(item in context["sequence"] and item != row["target_item_id"] for item in row["candidate_item_ids"])
+
+
+def _candidates_shown(row: dict, context: dict) -> bool:
+    return SHORT_ID.findall(_prompt(row))[-len(row["candidate_item_ids"]) :] == [context["text"].ids[i] for i in row["candidate_item_ids"]]
+
+
+def _names_target(row: dict, context: dict) -> bool:
+    return _named(row, context) == [row["target_item_id"]]
+
+
+def _rating_label(row: dict, context: dict) -> bool:
+    user_ratings = context["ratings"].get((row["user_id"], row["target_item_id"]), set())
+    return row["target_rating"] in user_ratings and (_answer(row) == YES) == (row["target_rating"] > 3)
+
+
+def _mim_answer(row: dict, context: dict) -> bool:
+    return _named(row, context) == row["label_item_ids"] and row["label_item_ids"] == [row["history_item_ids"][p] for p in row["masked_positions"]]
+
+
+def _mim_prompt(row: dict, context: dict) -> bool:
+    return _prompt(row).count(MASK) == len(row["label_item_ids"])
+
+
+def _mlm_spans(row: dict, context: dict) -> bool:
+    return uncorrupt(_prompt(row), _answer(row)) == context["text"].items(row["history_item_ids"])
+
+
+CHECKS = {
+    "retrieval": {"answer is the target": _names_target},
+    "ranking": {"answer is the target": _names_target, "target once, no repeats": _candidates_fair,
+                "no candidate in the sequence": _candidates_unseen, "prompt lists the candidates": _candidates_shown},  # fmt: skip
+    "rating": {"yes exactly when the rating > 3": _rating_label},
+    "mim": {"answer is the masked items": _mim_answer, "prompt hides that many": _mim_prompt},
+    "mlm": {"spans restore the text": _mlm_spans},
+    "bpr": {"answer is the target": _names_target, "target once, no repeats": _candidates_fair, "negative not in the sequence": _candidates_unseen},
+}
