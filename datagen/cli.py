@@ -26,6 +26,7 @@ from datagen.progress import StepProgress
 from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, TEMPLATES_OPTION, generate, print_report, render, templates
 from datagen.publish.cli import card, push, validate
 from datagen.publish.release import DEFAULT_VERSION
+from datagen.instructrec.cli import instructrec
 from datagen.recknowledge.cli import recknowledge
 from datagen.teacher.cli import teacher
 from datagen.training.cli import evaluate, train
@@ -57,6 +58,7 @@ def main() -> None:
       datagen teacher --help              the SASRec teacher: train, eval, rank
       datagen render steam --task i2      generated rows with their facts
       datagen recknowledge build/steam    Cao et al.'s retrieval, ranking, rating, MIM, MLM, BPR rows
+      datagen instructrec build/steam     InstructRec's templates filled from the build
       datagen templates                   the prompt templates, and how to add yours
       datagen validate build/steam        check a dataset folder before a push
       datagen push build/steam --repo ORG/NAME --dry-run
@@ -98,8 +100,8 @@ Examples:
       canonical tables only (the teacher can follow: datagen teacher train build/steam-sample)
   datagen build steam --raw-dir ../shared/data/steam --chat sharegpt.json
       with I4: ShareGPT conversations mixed into train at --chat-ratio (0.5)
-  datagen build amazon:Gift_Cards --raw-dir ../shared/data/amazon --recknowledge
-      also Cao et al. 2024's retrieval, ranking, rating, MIM, MLM and BPR rows
+  datagen build amazon:Gift_Cards --raw-dir ../shared/data/amazon --recknowledge --instructrec
+      also Cao et al. 2024's retrieval, ranking, rating, MIM, MLM and BPR rows, and InstructRec's
   datagen build steam --raw-dir ../shared/data/steam --version 1.1.0
       the version the card and manifest record, and `datagen push` tags (v1.1.0)
 """
@@ -120,16 +122,17 @@ Examples:
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher: cpu, cuda, ... (auto: CUDA when present).")
 @click.option("--tasks/--no-tasks", default=True, show_default=True, help="Generate the controllable dataset (Lu et al. I0-I4) into <out>/data/controllable/ (needs the teacher).")
 @click.option("--recknowledge", is_flag=True, help="Also generate Cao et al. 2024's tasks into <out>/data/recknowledge/ (defaults of `datagen recknowledge`).")
+@click.option("--instructrec", is_flag=True, help="Also fill InstructRec's templates into <out>/data/instructrec/ (defaults of `datagen instructrec`).")
 @TEMPLATES_OPTION
 @CHAT_OPTION
 @CHAT_RATIO_OPTION
 @click.option("--version", "dataset_version", default=DEFAULT_VERSION, show_default=True, metavar="X.Y.Z", help="The dataset's semantic version, recorded in the manifest and card; `datagen push` tags it vX.Y.Z.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, teacher, teacher_epochs, device, tasks, recknowledge, template_dirs, chat, chat_ratio, dataset_version, quiet):
+def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, teacher, teacher_epochs, device, tasks, recknowledge, instructrec, template_dirs, chat, chat_ratio, dataset_version, quiet):
     """Clean, filter and split a SOURCE, train its teacher, and generate the task data.
 
     The output folder is a Hugging Face dataset repository: configs items,
-    interactions and controllable (and recknowledge) under data/ (the controllable dataset's label
+    interactions and controllable (and recknowledge, instructrec) under data/ (the controllable dataset's label
     checks in reports/, `datagen render --help`), the templates used,
     manifest.json (version, content hash, input checksums, parameters, rows
     dropped at each step, every file's sha256), the generated card README.md
@@ -139,6 +142,7 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
     """
     from datagen.controllable.build import ControllableSettings
     from datagen.pipeline import BuildConfig
+    from datagen.instructrec.build import InstructRecSettings
     from datagen.recknowledge.build import RecKnowledgeSettings
     from datagen.pipeline import build as run_build
     from datagen.teacher.folder import TeacherSettings
@@ -161,6 +165,7 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
         if tasks
         else None,
         recknowledge=RecKnowledgeSettings(seed=seed, template_dirs=tuple(template_dirs)) if recknowledge else None,
+        instructrec=InstructRecSettings(seed=seed, template_dirs=tuple(template_dirs), device=device) if instructrec else None,
         version=dataset_version,
     )
     result = run_build(config, StepProgress(quiet=quiet))
@@ -241,6 +246,7 @@ def download_command(source, category, reviews, dest, base_url, quiet):
 main.add_command(teacher)
 main.add_command(generate)
 main.add_command(recknowledge)
+main.add_command(instructrec)
 main.add_command(render)
 main.add_command(templates)
 main.add_command(validate)

@@ -29,6 +29,7 @@ from datagen import __version__
 from datagen.buildfolder import BuildFolder, data_version
 from datagen.cleaning import clean_interactions, clean_items, k_core, sample_users, unique_titles
 from datagen.controllable.build import ControllableSettings, generate_controllable
+from datagen.instructrec.build import InstructRecSettings, generate_instructrec
 from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge
 from datagen.errors import DataError
 from datagen.output import atomic_folder, write_json, write_parquet
@@ -64,6 +65,7 @@ class BuildConfig:
     teacher: TeacherSettings | None = None  # None: canonical tables only
     controllable: ControllableSettings | None = None  # needs the teacher; None: no task data
     recknowledge: RecKnowledgeSettings | None = None  # Cao et al. 2024's tasks; None: not made
+    instructrec: InstructRecSettings | None = None  # Zhang et al. 2023's templates; None: not made
     version: str = DEFAULT_VERSION  # the dataset's semantic version, chosen by the user
 
     def parameters(self) -> dict:
@@ -169,6 +171,8 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
             progress.warn("No teacher (--no-teacher), so no controllable dataset: its labels come from the teacher.")
         if config.recknowledge is not None:
             generate_recknowledge(BuildFolder.open(folder), config.recknowledge, progress)
+        if config.instructrec is not None:
+            generate_instructrec(BuildFolder.open(folder), config.instructrec, progress)
         with progress.step("Content hash, file list and dataset card"):
             manifest = finalize(folder, config.version)
     return BuildResult(out_dir=out_dir, manifest=manifest, tables=tables)

@@ -15,7 +15,7 @@ YAML inside a Jinja comment; its body is the user message:
     You need to generate a recommendation list ... {{ history }} ... {{ item_count }} different items.
 
 An optional `dataset:` key names the dataset config the template belongs to
-(`controllable`, the default, or `recknowledge`); each config's generator loads
+(`controllable`, the default, `recknowledge` or `instructrec`); each config's generator loads
 only its own templates, so one `--templates` folder can hold templates of both.
 
 A `*.yaml` file with `positive:` and `negative:` lists is a phrase set: the
@@ -44,7 +44,7 @@ from datagen.errors import DataError
 TEMPLATES_ENV = "DATAGEN_TEMPLATES"
 HEADER = re.compile(r"\A\{#(.*?)#\}\n?", re.DOTALL)
 HEADER_KEYS = {"id", "task", "version", "source", "system", "variables"}
-DATASETS = ("controllable", "recknowledge")  # the configs whose rows are rendered from templates
+DATASETS = ("controllable", "recknowledge", "instructrec")  # the configs whose rows are rendered from templates
 DEFAULT_DATASET = "controllable"
 PHRASE_KINDS = ("positive", "negative")
 
@@ -87,6 +87,7 @@ class Template:
     body: str
     path: Path
     compiled: jinja2.Template
+    header: Mapping[str, object]  # every header key, including those only one dataset reads (e.g. query_from)
 
     @property
     def uses_candidates(self) -> bool:
@@ -216,6 +217,7 @@ def _read_template(path: Path, task_variables: Mapping[str, set[str]], dataset: 
         body=body,
         path=path,
         compiled=compiled,
+        header=header,
     )
 
 

@@ -15,6 +15,7 @@ from datagen.cli import main
 from datagen.controllable.build import load_library
 from datagen.controllable.tasks import TEMPLATE_VARIABLES
 from datagen.errors import DataError
+from datagen.instructrec import build as instructrec
 from datagen.recknowledge import build as recknowledge
 from datagen.templates import ENVIRONMENT, shipped_template_dir
 
@@ -24,6 +25,7 @@ ALL_SHIPPED = sorted(shipped_template_dir().rglob("*.jinja"))
 DATASETS = {
     "controllable": (load_library, TEMPLATE_VARIABLES, "You are an expert recommender engine."),
     "recknowledge": (recknowledge.load_library, recknowledge.TEMPLATE_VARIABLES, ""),  # Cao et al. prompt T5 without one
+    "instructrec": (instructrec.load_library, instructrec.TEMPLATE_VARIABLES, ""),  # so does InstructRec
 }
 
 
@@ -39,7 +41,9 @@ def test_each_dataset_loads_only_its_own_templates():
     recknowledge_library = recknowledge.load_library()
     assert {t.dataset for t in recknowledge_library.templates} == {"recknowledge"}
     assert set(recknowledge_library.by_task) == set(recknowledge.TASKS)
-    assert len(ALL_SHIPPED) == len(load_library().templates) + len(recknowledge_library.templates)
+    instructrec_library = instructrec.load_library()
+    assert {t.dataset for t in instructrec_library.templates} == {"instructrec"}
+    assert len(ALL_SHIPPED) == len(load_library().templates) + len(recknowledge_library.templates) + len(instructrec_library.templates)
 
 
 @pytest.mark.parametrize("path", ALL_SHIPPED, ids=lambda p: f"{p.parent.name}/{p.stem}")

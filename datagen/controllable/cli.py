@@ -31,7 +31,7 @@ TEMPLATES_OPTION = click.option(
     help="A folder of extra templates (*.jinja) or intention phrases (*.yaml), used beside the shipped ones. Repeatable; also $DATAGEN_TEMPLATES.",
 )  # fmt: skip
 CHAT_OPTION = click.option("--chat", metavar="FILE|ORG/NAME", help="ShareGPT conversations for I4 (a JSON/JSONL file or a Hub dataset id), mixed into train.")
-RENDERED_DATASETS = (FAMILY, "recknowledge")
+RENDERED_DATASETS = (FAMILY, "recknowledge", "instructrec")
 CHAT_RATIO_OPTION = click.option("--chat-ratio", type=click.FloatRange(min=0), default=0.5, show_default=True, help="I4 rows per other train row (Lu et al.: 50%).")
 
 
@@ -56,15 +56,18 @@ def templates(template_dirs, show):
     """List the prompt templates (shipped ones and yours) with their task and variables.
 
     A template is a Jinja file with a YAML header in a {# ... #} comment (id, task,
-    version, source, system, variables, and dataset: controllable, the default, or
-    recknowledge). Drop one into a folder passed with --templates and `datagen
-    build`/`generate`/`recknowledge` draw it for its task, no code needed.
+    version, source, system, variables, and dataset: controllable, the default,
+    recknowledge or instructrec). Drop one into a folder passed with --templates
+    and `datagen build`/`generate`/`recknowledge`/`instructrec` draw it for its
+    task, no code needed.
     """
+    from datagen.instructrec.build import TEMPLATE_VARIABLES as INSTRUCTREC_VARIABLES
+    from datagen.instructrec.build import load_library as load_instructrec
     from datagen.recknowledge.build import TEMPLATE_VARIABLES as RECKNOWLEDGE_VARIABLES
     from datagen.recknowledge.build import load_library as load_recknowledge
 
     library = load_library(template_dirs)
-    everything = [*library.templates, *load_recknowledge(template_dirs).templates]
+    everything = [*library.templates, *load_recknowledge(template_dirs).templates, *load_instructrec(template_dirs).templates]
     if show:
         found = [t for t in everything if t.id == show]
         if not found:
@@ -84,7 +87,7 @@ def templates(template_dirs, show):
     provided.add_column("dataset", no_wrap=True)
     provided.add_column("task", no_wrap=True)
     provided.add_column("variables")
-    for dataset, variables in ((FAMILY, TEMPLATE_VARIABLES), ("recknowledge", RECKNOWLEDGE_VARIABLES)):
+    for dataset, variables in ((FAMILY, TEMPLATE_VARIABLES), ("recknowledge", RECKNOWLEDGE_VARIABLES), ("instructrec", INSTRUCTREC_VARIABLES)):
         for task, names in variables.items():
             provided.add_row(dataset, task, ", ".join(sorted(names)))
     console.print(provided)
@@ -162,6 +165,7 @@ Examples:
   datagen render build/steam --task i1_neg --split test --n 2
   datagen render steam-sample --task i0 --json
   datagen render build/amazon-gift_cards --dataset recknowledge --task mim
+  datagen render build/amazon-gift_cards --dataset instructrec --task select
 """
 )
 @click.argument("build_name", metavar="BUILD")
@@ -194,10 +198,14 @@ def render(build_name, dataset, task, split, count, seed, as_json):
 
 
 def _facts(dataset: str, row: dict, titles: list[str]) -> list[tuple[str, str]]:
-    if dataset != FAMILY:
+    if dataset == "recknowledge":
         from datagen.recknowledge.cli import recknowledge_facts
 
         return recknowledge_facts(row, titles)
+    if dataset == "instructrec":
+        from datagen.instructrec.cli import instructrec_facts
+
+        return instructrec_facts(row, titles)
     if row["family"] == "i4":
         return []
 

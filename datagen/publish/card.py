@@ -30,7 +30,7 @@ SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"
                    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]  # fmt: skip
 CONFIG_ABOUT = {
     "controllable": "Controllable recommendation instructions I0-I4 of Lu et al. 2024, labels from the SASRec teacher",
-    "instructrec": "InstructRec instructions (Zhang et al. 2023)",
+    "instructrec": "InstructRec instructions (Zhang et al. 2023): the appendix templates, T0 yes/no, T2 generation, T3 selection",
     "recknowledge": "Recommendation-knowledge tasks of Cao et al. 2024: retrieval, ranking, rating prediction, MIM, MLM, BPR",
     "recknowledge_items": "The short item ids (I123) of the recknowledge prompts: item_id, short_id, title",
     "items": "The item catalog: dense item_id, the source's id, title, categories",
@@ -163,8 +163,11 @@ def citations(manifest: dict) -> list[str]:
 
 
 def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: list[dict]) -> str:
+    from datagen.instructrec.build import skipped_per_template
+
     template = ENVIRONMENT.from_string(files("datagen.publish").joinpath(CARD_TEMPLATE).read_text())
     card = manifest.get("card", {})
+    instructrec = read_json(folder / "reports" / "instructrec.json")
     return template.render(
         manifest=manifest,
         pretty_name=pretty_name(manifest),
@@ -177,6 +180,8 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: li
         teacher=read_json(folder / "teacher" / "report.json"),
         controllable=read_json(folder / "reports" / "controllable.json"),
         recknowledge=read_json(folder / "reports" / "recknowledge.json"),
+        instructrec=instructrec,
+        instructrec_skipped=skipped_per_template(instructrec) if instructrec else {},
         task_counts=task_rows,
         samples=sample_rows(folder, manifest),
         templates=templates_used(folder),

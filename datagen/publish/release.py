@@ -108,9 +108,10 @@ def task_settings(folder: Path) -> tuple[dict, list[dict]]:
         chat = report["settings"].get("chat")
         if chat and Path(chat).is_file():
             inputs.append({"file": Path(chat).name, "bytes": Path(chat).stat().st_size, "sha256": sha256(Path(chat)), "used_for": "controllable i4_chat"})
-    recknowledge = folder / "reports" / "recknowledge.json"
-    if recknowledge.is_file():
-        settings["recknowledge"] = json.loads(recknowledge.read_text())["settings"]
+    for dataset in ("recknowledge", "instructrec"):
+        report = folder / "reports" / f"{dataset}.json"
+        if report.is_file():
+            settings[dataset] = json.loads(report.read_text())["settings"]
     return settings, inputs
 
 

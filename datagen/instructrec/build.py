@@ -1,0 +1,332 @@
+"""Generate the InstructRec dataset (Zhang et al. 2023) from a build: its 38 appendix templates, filled per user.
+
+    >>> report = generate_instructrec(BuildFolder.open("build/steam-sample"), InstructRecSettings())  # doctest: +SKIP
+    >>> report["rows"]["test"]["select"]  # doctest: +SKIP
+    4000
+
+One sample point per user and split (train: a random position in the train
+part; validation and test: the held-out items). For each task the point gets
+one template, drawn among those its facts can fill. A template needing the
+explicit preference (P2) or vague intention (I1) of a teacher LLM is usable only
+with those annotations; without them it is skipped and the report counts the
+rows it could not make, per template and reason. Writes `<build>/data/instructrec/`,
+`templates/instructrec/` and `reports/instructrec.{json,md}`, each replaced only
+once complete.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from datagen.buildfolder import BuildFolder
+from datagen.output import atomic_folder, write_json
+from datagen.progress import StepProgress
+from datagen.publish.layout import DATA_DIR, write_split
+from datagen.templates import Template, TemplateLibrary
+
+DATASET = "instructrec"
+REPORT_FORMAT = "datagen.instructrec/1"
+SPLITS = ("train", "validation", "test")
+ANNOTATIONS = ("explicit_preference", "vague_intention")  # what only a teacher LLM can write (section 2.2.1)
+_FILLS = {"explicit_preference", "vague_intention", "specific_intention", "query"}
+# What each task gives its templates, and what its answer is (README, "InstructRec").
+TEMPLATE_VARIABLES: dict[str, set[str]] = {
+    "recommend": {"history"} | _FILLS,  # T2: the target's title
+    "select": {"history", "candidates"} | _FILLS,  # T3: the target's title, among 10 candidates
+    "pointwise": {"history", "explicit_preference", "candidate_item"},  # T0: Yes / No
+    "cot": {"history"},  # the preference, then the target
+    "infer_preference": {"history", "target_item"},  # the explicit preference
+    "write_query": {"history", "target_item"},  # the target's category path
+    "infer_history": {"query", "target_item"},  # the history's titles
+    "predict_query_and_item": {"history"},  # the target's category path and title
+    "infer_history_and_next": {"query"},  # the history's titles and the target's
+}
+TASKS = tuple(TEMPLATE_VARIABLES)
+EVALUATION_TASKS = ("recommend", "select", "pointwise")
+PATH_ANSWERS = ("write_query", "predict_query_and_item")  # answers holding the target's category path
+ANSWER_NEEDS = {"cot": "explicit_preference", "infer_preference": "explicit_preference"}  # annotations the answer itself is
+YES, NO = "Yes", "No"
+
+MESSAGE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+IDS = pl.List(pl.Int64)
+SCHEMA = {
+    "id": pl.String,
+    "task": pl.String,
+    "template_id": pl.String,
+    "instruction_format": pl.String,
+    "user_id": pl.Int64,
+    "history_item_ids": IDS,
+    "target_item_id": pl.Int64,
+    "candidate_item_ids": IDS,
+    "query_kind": pl.String,
+    "specific_intention": pl.String,
+    "messages": MESSAGE,
+    "prompt": MESSAGE,
+    "completion": MESSAGE,
+}
+ARROW_SCHEMA = pl.DataFrame(schema=SCHEMA).to_arrow().schema
+
+
+@dataclass
+class InstructRecSettings:
+    seed: int = 42
+    max_history: int = 20  # P1: the most recent titles shown
+    candidates: int = 10  # T3: the target and 9 negatives
+    negatives: str = "random"  # or "teacher": the SASRec teacher's best-ranked items (section 3.3.1)
+    valid_users: int = 3000
+    template_dirs: tuple[Path, ...] = ()
+    device: str = "auto"
+
+    def as_dict(self) -> dict:
+        settings = asdict(self)
+        settings["template_dirs"] = [str(path) for path in self.template_dirs]
+        return settings
+
+
+def load_library(template_dirs=()) -> TemplateLibrary:
+    return TemplateLibrary.load(TEMPLATE_VARIABLES, template_dirs, dataset=DATASET)
+
+
+def required_annotations(template: Template) -> set[str]:
+    """Annotations without which `template` cannot make a row (its query may come from a filled kind instead)."""
+    optional = set(template.header.get("optional") or [])
+    needed = {name for name in template.variables if name in ANNOTATIONS and name not in optional}
+    if template.task in ANSWER_NEEDS:
+        needed.add(ANSWER_NEEDS[template.task])
+    return needed
+
+
+def query_kinds(template: Template, available: set[str]) -> list[str]:
+    return [kind for kind in template.header.get("query_from") or [] if kind in available]
+
+
+def usable(template: Template, available: set[str]) -> str | None:
+    """None when `available` facts fill `template`, else why not."""
+    missing = required_annotations(template) - available
+    if missing:
+        return f"needs {' and '.join(sorted(missing))} (no annotator)"
+    if "query" in template.variables and not query_kinds(template, available):
+        fillable = "specific_intention" in template.header["query_from"]
+        return "the target has no category for its query (no annotator)" if fillable else f"its query needs {' or '.join(template.header['query_from'])} (no annotator)"
+    if ("specific_intention" in template.variables or template.task in PATH_ANSWERS) and "specific_intention" not in available:
+        return "the target has no category"
+    return None
+
+
+def quoted(titles: list[str]) -> str:
+    return ", ".join(f"'{title}'" for title in titles)
+
+
+@dataclass
+class Point:
+    user_id: int
+    split: str
+    history: list[int]  # every earlier item; the prompt shows the last max_history
+    target: int
+    sequence: set[int]  # the user's whole sequence: never a negative
+
+
+class Generator:
+    def __init__(self, folder: BuildFolder, settings: InstructRecSettings, library: TemplateLibrary):
+        items = folder.items.sort("item_id")
+        self.titles = items["title"].to_list()
+        # The category path in the source's order (Amazon: root first), joined as section 2.2.1's example.
+        self.paths = [", ".join(dict.fromkeys(c or [])) for c in items["categories"].to_list()]
+        self.settings, self.library = settings, library
+        self.n_items = items.height
+
+    def rows(self, point: Point, task: str, hard_negatives: list[int] | None, skipped: Counter) -> list[dict]:
+        rng = random.Random(f"{self.settings.seed}/{point.split}/{task}/{point.user_id}")
+        available = {"specific_intention"} if self.paths[point.target] else set()
+        templates = self.library.for_task(task)
+        fits = [t for t in templates if usable(t, available) is None]
+        for template in templates:
+            if template not in fits:
+                skipped[(point.split, task, template.id, usable(template, available))] += 1
+        if not fits:
+            return []
+        template = rng.choice(fits)
+        kinds = query_kinds(template, available)
+        query_kind = rng.choice(kinds) if kinds else None
+        history = point.history[-self.settings.max_history :]
+        values = {
+            "history": quoted([self.titles[i] for i in history]),
+            "explicit_preference": "",
+            "specific_intention": self.paths[point.target],
+            "target_item": f"'{self.titles[point.target]}'",
+        }
+        if query_kind:
+            values["query"] = values[query_kind]
+        base = {"task": task, "template": template, "point": point, "history": history, "query_kind": query_kind}
+        if task == "pointwise":
+            # T0 with balanced labels: the target (Yes) and one random negative (No) from every point.
+            negative = self._negatives(rng, point, 1)[0]
+            return [
+                self._row(base, {**values, "candidate_item": f"'{self.titles[item]}'"}, answer, [item], suffix)
+                for item, answer, suffix in ((point.target, YES, "yes"), (negative, NO, "no"))
+            ]
+        candidates = None
+        if task == "select":
+            negatives = hard_negatives[: self.settings.candidates - 1] if hard_negatives is not None else self._negatives(rng, point, self.settings.candidates - 1)
+            candidates = list(negatives)
+            candidates.insert(rng.randrange(len(candidates) + 1), point.target)
+            values["candidates"] = quoted([self.titles[i] for i in candidates])
+        return [self._row(base, values, self._answer(task, point, history), candidates)]
+
+    def _answer(self, task: str, point: Point, history: list[int]) -> str:
+        target = self.titles[point.target]
+        if task in ("recommend", "select"):
+            return target
+        if task == "write_query":
+            return self.paths[point.target]
+        if task == "predict_query_and_item":
+            return f"Query: {self.paths[point.target]}\nProduct: {target}"
+        raise ValueError(f"task {task!r} answers with an annotation; it has no rows without an annotator")
+
+    def _negatives(self, rng: random.Random, point: Point, n: int) -> list[int]:
+        picked: list[int] = []
+        while len(picked) < n:  # the catalog holds far more than n items outside one user's sequence
+            item = rng.randrange(self.n_items)
+            if item not in point.sequence and item not in picked:
+                picked.append(item)
+        return picked
+
+    def _row(self, base: dict, values: dict, answer: str, candidates: list[int] | None, suffix: str = "") -> dict:
+        template, point = base["template"], base["point"]
+        system, user = template.render({name: values[name] for name in template.variables})
+        prompt = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        completion = [{"role": "assistant", "content": answer}]
+        return {
+            "id": f"{point.split}/{base['task']}/{point.user_id}" + (f"/{suffix}" if suffix else ""),
+            "task": base["task"],
+            "template_id": template.id,
+            "instruction_format": template.source.split(": ", 1)[-1],
+            "user_id": point.user_id,
+            "history_item_ids": base["history"],
+            "target_item_id": point.target,
+            "candidate_item_ids": candidates,
+            "query_kind": base["query_kind"],
+            "specific_intention": self.paths[point.target] or None,
+            "messages": prompt + completion,
+            "prompt": prompt,
+            "completion": completion,
+        }
+
+
+def sample_points(folder: BuildFolder, settings: InstructRecSettings) -> list[Point]:
+    users = folder.sequences.sort("user_id").select("user_id", "item_ids", "train_item_ids", "valid_item_id", "test_item_id").rows()
+    order = [user for user, *_ in users]
+    random.Random(f"{settings.seed}/instructrec/validation-users").shuffle(order)
+    validation = set(order[: settings.valid_users])
+    points = []
+    for user, items, train, valid, test in users:
+        if len(train) >= 2:
+            position = random.Random(f"{settings.seed}/train/point/{user}").randrange(1, len(train))
+            points.append(Point(user, "train", train[:position], train[position], set(items)))
+        if user in validation:
+            points.append(Point(user, "validation", list(train), valid, set(items)))
+        points.append(Point(user, "test", [*train, valid], test, set(items)))
+    return points
+
+
+def teacher_negatives(folder: BuildFolder, points: list[Point], settings: InstructRecSettings) -> list[list[int]]:
+    """Per point, the teacher's best-ranked items that are not the target (the user's items are ranked out)."""
+    from datagen.teacher.folder import load_teacher
+    from datagen.teacher.ranking import TeacherRanker
+
+    ranker = TeacherRanker(load_teacher(folder, device=settings.device), folder.items)
+    negatives = []
+    for start in range(0, len(points), 1024):
+        chunk = points[start : start + 1024]
+        orders, allowed = ranker.full_orders([point.history for point in chunk])
+        for point, order, count in zip(chunk, orders, allowed):
+            ranking = np.asarray(order[:count])
+            ranking = ranking[[item not in point.sequence for item in ranking.tolist()]]
+            negatives.append(ranking[: settings.candidates - 1].tolist())
+    return negatives
+
+
+def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, progress: StepProgress | None = None) -> dict:
+    from datagen.instructrec.checks import label_checks
+
+    progress = progress or StepProgress(quiet=True)
+    if settings.negatives not in ("random", "teacher"):
+        raise ValueError(f"negatives must be 'random' or 'teacher', not {settings.negatives!r}")
+    library = load_library(settings.template_dirs)
+    generator = Generator(folder, settings, library)
+    points = sample_points(folder, settings)
+    hard = teacher_negatives(folder, points, settings) if settings.negatives == "teacher" else [None] * len(points)
+    rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    skipped: Counter = Counter()
+    with progress.bar("Generating InstructRec rows", total=len(SPLITS)) as advance:
+        for split in SPLITS:
+            tasks = TASKS if split == "train" else EVALUATION_TASKS
+            for point, negatives in zip(points, hard):
+                if point.split == split:
+                    for task in tasks:
+                        rows[split] += generator.rows(point, task, negatives, skipped)
+            advance(f"{split}: {len(rows[split]):,} rows")
+    with progress.step("Checking the labels"):
+        checks = label_checks(rows, folder, generator.paths)
+    failures = [f"{split}/{task}: {problem}" for split, tasks in checks.items() for task, result in tasks.items() for problem in result["failures"]]
+    report = {
+        "format": REPORT_FORMAT,
+        "data_version": folder.data_version,
+        "settings": settings.as_dict(),
+        "annotator": None,
+        "templates": [
+            {"id": t.id, "task": t.task, "version": t.version, "source": t.source, "needs": sorted(required_annotations(t))} for t in library.templates
+        ],
+        "rows": {split: dict(Counter(row["task"] for row in rows[split])) for split in SPLITS},
+        "rows_per_template": {split: dict(sorted(Counter(row["template_id"] for row in rows[split]).items())) for split in SPLITS},
+        "skipped": [{"split": s, "task": t, "template": tid, "reason": r, "count": n} for (s, t, tid, r), n in sorted(skipped.items())],
+        "label_checks": checks,
+        "label_check_failures": failures,
+    }
+    with progress.step(f"Writing {DATA_DIR}/{DATASET} and templates/{DATASET}"):
+        with atomic_folder(folder.path / DATA_DIR / DATASET) as out:
+            for split in SPLITS:
+                write_split(pl.from_arrow(pa.Table.from_pylist(rows[split], schema=ARROW_SCHEMA)), out, split)
+        with atomic_folder(folder.path / "templates" / DATASET) as out:
+            library.write_sources(out)
+        reports = folder.path / "reports"
+        reports.mkdir(exist_ok=True)
+        write_json(report, reports / f"{DATASET}.json")
+        temporary = reports / f".{DATASET}.md.tmp-{os.getpid()}"
+        temporary.write_text(report_markdown(report))
+        os.replace(temporary, reports / f"{DATASET}.md")
+    if failures:
+        progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
+    return report
+
+
+def skipped_per_template(report: dict) -> dict[tuple[str, str], int]:
+    """(template, reason) -> rows not made, over all splits."""
+    totals: Counter = Counter()
+    for entry in report["skipped"]:
+        totals[(entry["template"], entry["reason"])] += entry["count"]
+    return dict(sorted(totals.items()))
+
+
+def report_markdown(report: dict) -> str:
+    lines = ["# InstructRec dataset (Zhang et al. 2023)", "", "## Rows per task", "", "| task | " + " | ".join(SPLITS) + " |", "|---|" + "---:|" * len(SPLITS)]
+    for task in TASKS:
+        lines.append(f"| {task} | " + " | ".join(f"{report['rows'][split].get(task, 0):,}" for split in SPLITS) + " |")
+    lines += ["", "## Rows per template", "", "| template | " + " | ".join(SPLITS) + " |", "|---|" + "---:|" * len(SPLITS)]
+    for template in report["templates"]:
+        lines.append(f"| {template['id']} | " + " | ".join(f"{report['rows_per_template'][split].get(template['id'], 0):,}" for split in SPLITS) + " |")
+    lines += ["", "## Templates skipped", "", "A template is drawn only where its facts exist; these could not be used (sample points, with the reason):", ""]
+    lines += ["| template | reason | points |", "|---|---|---:|"] + [f"| {t} | {r} | {n:,} |" for (t, r), n in skipped_per_template(report).items()]
+    lines += ["", "## Label checks", "", "| split | task | rows | checked | failures |", "|---|---|---:|---|---|"]
+    for split, tasks in report["label_checks"].items():
+        for task, result in tasks.items():
+            lines.append(f"| {split} | {task} | {result['rows']:,} | {'; '.join(result['checked'])} | {'; '.join(result['failures']) or 'none'} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,92 @@
+"""Label checks of the InstructRec rows: each answer read back from its text and compared with the facts.
+
+    >>> label_checks(rows, BuildFolder.open("build/steam-sample"), paths)["test"]["select"]["failures"]  # doctest: +SKIP
+    []
+
+- recommend, select: the answer is the target's title; select's candidates are
+  distinct, hold the target exactly once, none is in the user's sequence, and
+  the prompt shows them all;
+- pointwise: "Yes" exactly when the candidate is the target, negatives are not
+  in the user's sequence, and Yes and No are equally many;
+- write_query, predict_query_and_item: the answer carries the target's category path.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from datagen.buildfolder import BuildFolder
+
+MAX_EXAMPLES = 3
+
+
+def label_checks(rows: dict[str, list[dict]], folder: BuildFolder, paths: list[str]) -> dict[str, dict[str, dict]]:
+    titles = folder.items.sort("item_id")["title"].to_list()
+    sequences = {user: set(items) for user, items in folder.sequences.select("user_id", "item_ids").rows()}
+    context = {"titles": titles, "paths": paths, "sequences": sequences}
+    results = {}
+    for split, split_rows in rows.items():
+        by_task = defaultdict(list)
+        for row in split_rows:
+            by_task[row["task"]].append(row)
+        results[split] = {}
+        for task, task_rows in by_task.items():
+            failed = defaultdict(list)
+            for name, check in ROW_CHECKS.get(task, {}).items():
+                for row in task_rows:
+                    if not check(row, context):
+                        failed[name].append(row["id"])
+            failures = [f"{name}: {len(ids)} rows, e.g. {', '.join(ids[:MAX_EXAMPLES])}" for name, ids in failed.items()]
+            if task == "pointwise":
+                answers = [_answer(row) for row in task_rows]
+                if answers.count("Yes") != answers.count("No"):
+                    failures.append(f"Yes and No equally many: {answers.count('Yes')} vs {answers.count('No')}")
+            checked = list(ROW_CHECKS.get(task, {})) + (["Yes and No equally many"] if task == "pointwise" else [])
+            results[split][task] = {"rows": len(task_rows), "checked": checked, "failures": failures}
+    return results
+
+
+def _answer(row: dict) -> str:
+    return row["completion"][0]["content"]
+
+
+def _prompt(row: dict) -> str:
+    return row["prompt"][-1]["content"]
+
+
+def _names_target(row: dict, context: dict) -> bool:
+    return _answer(row) == context["titles"][row["target_item_id"]]
+
+
+def _candidates_fair(row: dict, context: dict) -> bool:
+    candidates = row["candidate_item_ids"]
+    return len(set(candidates)) == len(candidates) and candidates.count(row["target_item_id"]) == 1
+
+
+def _candidates_unseen(row: dict, context: dict) -> bool:
+    sequence = context["sequences"][row["user_id"]]
+    return not any(item in sequence for item in row["candidate_item_ids"] if item != row["target_item_id"])
+
+
+def _candidates_shown(row: dict, context: dict) -> bool:
+    return all(f"'{context['titles'][item]}'" in _prompt(row) for item in row["candidate_item_ids"])
+
+
+def _yes_for_the_target(row: dict, context: dict) -> bool:
+    (candidate,) = row["candidate_item_ids"]
+    return (_answer(row) == "Yes") == (candidate == row["target_item_id"]) and f"'{context['titles'][candidate]}'" in _prompt(row)
+
+
+def _carries_the_path(row: dict, context: dict) -> bool:
+    path = context["paths"][row["target_item_id"]]
+    return bool(path) and path in _answer(row)
+
+
+ROW_CHECKS = {
+    "recommend": {"answer is the target": _names_target},
+    "select": {"answer is the target": _names_target, "target once, no repeats": _candidates_fair,
+               "no negative in the sequence": _candidates_unseen, "prompt shows the candidates": _candidates_shown},  # fmt: skip
+    "pointwise": {"Yes exactly for the target": _yes_for_the_target, "no negative in the sequence": _candidates_unseen},
+    "write_query": {"answer is the category path": _carries_the_path},
+    "predict_query_and_item": {"answer carries the category path": _carries_the_path},
+}
