@@ -47,7 +47,7 @@ def split_tables(items: pl.DataFrame, interactions: pl.DataFrame) -> CanonicalTa
         con.execute(
             """
             CREATE TABLE ordered AS
-            SELECT u.user_id, i.item_id, x.timestamp, x.rating,
+            SELECT u.user_id, i.item_id, x.timestamp, x.rating, x.review,
                    (row_number() OVER (PARTITION BY u.user_id ORDER BY x.timestamp NULLS LAST, x.order_key) - 1)::INTEGER AS position,
                    count(*) OVER (PARTITION BY u.user_id)::INTEGER AS length
             FROM inter_in x JOIN user_ids u USING (raw_user_id) JOIN item_ids i USING (raw_item_id)
@@ -55,7 +55,7 @@ def split_tables(items: pl.DataFrame, interactions: pl.DataFrame) -> CanonicalTa
         ).fetchall()
         interactions_out = con.sql(
             """
-            SELECT user_id, item_id, timestamp, rating, position,
+            SELECT user_id, item_id, timestamp, rating, review, position,
                    CASE WHEN position = length - 1 THEN 'test'
                         WHEN position = length - 2 THEN 'valid' ELSE 'train' END AS split
             FROM ordered ORDER BY user_id, position
@@ -84,8 +84,9 @@ def split_tables(items: pl.DataFrame, interactions: pl.DataFrame) -> CanonicalTa
         valid_item_id=pl.col("item_ids").list.get(-2),
         test_item_id=pl.col("item_ids").list.get(-1),
     )
-    if interactions_out["rating"].null_count() == interactions_out.height:
-        interactions_out = interactions_out.drop("rating")
+    for optional in ("rating", "review"):
+        if interactions_out[optional].null_count() == interactions_out.height:
+            interactions_out = interactions_out.drop(optional)
     if interactions_out["timestamp"].null_count() == interactions_out.height:
         interactions_out = interactions_out.drop("timestamp")
         sequences = sequences.drop("timestamps")

