@@ -15,9 +15,10 @@ from datagen.cli import main
 from datagen.controllable.build import load_library
 from datagen.controllable.tasks import TEMPLATE_VARIABLES
 from datagen.errors import DataError
+from datagen.instructrec import annotator
 from datagen.instructrec import build as instructrec
 from datagen.recknowledge import build as recknowledge
-from datagen.templates import ENVIRONMENT, shipped_template_dir
+from datagen.templates import ENVIRONMENT, TemplateLibrary, shipped_template_dir
 
 SHIPPED = sorted((shipped_template_dir() / "controllable").rglob("*.jinja"))
 ALL_SHIPPED = sorted(shipped_template_dir().rglob("*.jinja"))
@@ -26,6 +27,7 @@ DATASETS = {
     "controllable": (load_library, TEMPLATE_VARIABLES, "You are an expert recommender engine."),
     "recknowledge": (recknowledge.load_library, recknowledge.TEMPLATE_VARIABLES, ""),  # Cao et al. prompt T5 without one
     "instructrec": (instructrec.load_library, instructrec.TEMPLATE_VARIABLES, ""),  # so does InstructRec
+    "instructrec-annotator": (lambda: TemplateLibrary.load(annotator.TEMPLATE_VARIABLES, dataset=annotator.DATASET), annotator.TEMPLATE_VARIABLES, None),
 }
 
 
@@ -43,7 +45,7 @@ def test_each_dataset_loads_only_its_own_templates():
     assert set(recknowledge_library.by_task) == set(recknowledge.TASKS)
     instructrec_library = instructrec.load_library()
     assert {t.dataset for t in instructrec_library.templates} == {"instructrec"}
-    assert len(ALL_SHIPPED) == len(load_library().templates) + len(recknowledge_library.templates) + len(instructrec_library.templates)
+    assert len(ALL_SHIPPED) == sum(len(load().templates) for load, _, _ in DATASETS.values())
 
 
 @pytest.mark.parametrize("path", ALL_SHIPPED, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -55,7 +57,7 @@ def test_each_template_uses_only_what_its_task_provides(path):
     assert used <= task_variables[template.task]
     values = {name: f"<{name}>" for name in template.variables}
     system, user = template.render(values)
-    assert system == system_prompt
+    assert system == system_prompt if system_prompt is not None else system  # None: the template's own, never empty
     assert all(f"<{name}>" in user for name in template.variables)
     missing = dict(values)
     missing.pop(template.variables[0])

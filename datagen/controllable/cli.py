@@ -31,8 +31,8 @@ TEMPLATES_OPTION = click.option(
     help="A folder of extra templates (*.jinja) or intention phrases (*.yaml), used beside the shipped ones. Repeatable; also $DATAGEN_TEMPLATES.",
 )  # fmt: skip
 CHAT_OPTION = click.option("--chat", metavar="FILE|ORG/NAME", help="ShareGPT conversations for I4 (a JSON/JSONL file or a Hub dataset id), mixed into train.")
-RENDERED_DATASETS = (FAMILY, "recknowledge", "instructrec")
 CHAT_RATIO_OPTION = click.option("--chat-ratio", type=click.FloatRange(min=0), default=0.5, show_default=True, help="I4 rows per other train row (Lu et al.: 50%).")
+RENDERED_DATASETS = (FAMILY, "recknowledge", "instructrec")  # the configs `datagen render` shows
 
 
 def resolve_build(name_or_path: str) -> BuildFolder:
@@ -210,7 +210,7 @@ def _facts(dataset: str, row: dict, titles: list[str]) -> list[tuple[str, str]]:
         return []
 
     def named(ids):
-        return "; ".join(f"{titles[i]} [{i}]" for i in ids) if ids else "-"
+        return named_items(ids, titles)
 
     target = row["target_item_id"]
     return [
@@ -225,6 +225,11 @@ def _facts(dataset: str, row: dict, titles: list[str]) -> list[tuple[str, str]]:
         ("teacher's top items", named(row["teacher_item_ids"])),
         ("label", named(row["label_item_ids"])),
     ]
+
+
+def named_items(ids: list[int] | None, titles: list[str]) -> str:
+    """ "Title [id]; ..." for the facts table, or "-"."""
+    return "; ".join(f"{titles[i]} [{i}]" for i in ids) if ids else "-"
 
 
 def _print_row(row: dict, facts: list[tuple[str, str]]) -> None:

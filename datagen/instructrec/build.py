@@ -16,7 +16,6 @@ once complete.
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -24,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from datagen.buildfolder import BuildFolder
-from datagen.output import atomic_folder, write_json
+from datagen.generated import chat_columns, check_failures, write_generated
 from datagen.progress import StepProgress
-from datagen.publish.layout import DATA_DIR, write_split
+from datagen.publish.layout import DATA_DIR
 from datagen.templates import Template, TemplateLibrary
 
 DATASET = "instructrec"
@@ -216,8 +214,6 @@ class Generator:
     def _row(self, base: dict, values: dict, answer: str, candidates: list[int] | None, suffix: str = "") -> dict:
         template, point = base["template"], base["point"]
         system, user = template.render({name: values[name] for name in template.variables})
-        prompt = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-        completion = [{"role": "assistant", "content": answer}]
         return {
             "id": f"{point.split}/{base['task']}/{point.user_id}" + (f"/{suffix}" if suffix else ""),
             "task": base["task"],
@@ -231,9 +227,7 @@ class Generator:
             "specific_intention": self.paths[point.target] or None,
             "explicit_preference": base["annotations"].get("explicit_preference"),
             "vague_intention": base["annotations"].get("vague_intention"),
-            "messages": prompt + completion,
-            "prompt": prompt,
-            "completion": completion,
+            **chat_columns(system, user, answer),
         }
 
 
@@ -329,7 +323,7 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
             advance(f"{split}: {len(rows[split]):,} rows")
     with progress.step("Checking the labels"):
         checks = label_checks(rows, folder, generator.paths)
-    failures = [f"{split}/{task}: {problem}" for split, tasks in checks.items() for task, result in tasks.items() for problem in result["failures"]]
+    failures = check_failures(checks)
     report = {
         "format": REPORT_FORMAT,
         "data_version": folder.data_version,
@@ -345,17 +339,7 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
         "label_check_failures": failures,
     }
     with progress.step(f"Writing {DATA_DIR}/{DATASET} and templates/{DATASET}"):
-        with atomic_folder(folder.path / DATA_DIR / DATASET) as out:
-            for split in SPLITS:
-                write_split(pl.from_arrow(pa.Table.from_pylist(rows[split], schema=ARROW_SCHEMA)), out, split)
-        with atomic_folder(folder.path / "templates" / DATASET) as out:
-            library.write_sources(out)
-        reports = folder.path / "reports"
-        reports.mkdir(exist_ok=True)
-        write_json(report, reports / f"{DATASET}.json")
-        temporary = reports / f".{DATASET}.md.tmp-{os.getpid()}"
-        temporary.write_text(report_markdown(report))
-        os.replace(temporary, reports / f"{DATASET}.md")
+        write_generated(folder, DATASET, rows, ARROW_SCHEMA, library, report, report_markdown(report))
     if failures:
         progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
     return report

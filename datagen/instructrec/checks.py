@@ -13,36 +13,20 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from datagen.buildfolder import BuildFolder
-
-MAX_EXAMPLES = 3
+from datagen.generated import run_row_checks
 
 
 def label_checks(rows: dict[str, list[dict]], folder: BuildFolder, paths: list[str]) -> dict[str, dict[str, dict]]:
     titles = folder.items.sort("item_id")["title"].to_list()
     sequences = {user: set(items) for user, items in folder.sequences.select("user_id", "item_ids").rows()}
-    context = {"titles": titles, "paths": paths, "sequences": sequences}
-    results = {}
-    for split, split_rows in rows.items():
-        by_task = defaultdict(list)
-        for row in split_rows:
-            by_task[row["task"]].append(row)
-        results[split] = {}
-        for task, task_rows in by_task.items():
-            failed = defaultdict(list)
-            for name, check in ROW_CHECKS.get(task, {}).items():
-                for row in task_rows:
-                    if not check(row, context):
-                        failed[name].append(row["id"])
-            failures = [f"{name}: {len(ids)} rows, e.g. {', '.join(ids[:MAX_EXAMPLES])}" for name, ids in failed.items()]
-            if task == "pointwise":
-                answers = [_answer(row) for row in task_rows]
-                if answers.count("Yes") != answers.count("No"):
-                    failures.append(f"Yes and No equally many: {answers.count('Yes')} vs {answers.count('No')}")
-            checked = list(ROW_CHECKS.get(task, {})) + (["Yes and No equally many"] if task == "pointwise" else [])
-            results[split][task] = {"rows": len(task_rows), "checked": checked, "failures": failures}
+    results = run_row_checks(rows, ROW_CHECKS, {"titles": titles, "paths": paths, "sequences": sequences})
+    for split, tasks in results.items():
+        if "pointwise" in tasks:
+            answers = [_answer(row) for row in rows[split] if row["task"] == "pointwise"]
+            tasks["pointwise"]["checked"].append("Yes and No equally many")
+            if answers.count("Yes") != answers.count("No"):
+                tasks["pointwise"]["failures"].append(f"Yes and No equally many: {answers.count('Yes')} vs {answers.count('No')}")
     return results
 
 

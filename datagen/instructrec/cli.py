@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from datagen.controllable.cli import TEMPLATES_OPTION, resolve_build
+from datagen.controllable.cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.errors import DataError
 from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec, skipped_per_template
 from datagen.progress import StepProgress
@@ -113,7 +113,7 @@ def instructrec_facts(row: dict, titles: list[str]) -> list[tuple[str, str]]:
     """The facts `datagen render` shows beside an instructrec row."""
 
     def named(ids):
-        return "; ".join(f"{titles[i]} [{i}]" for i in ids) if ids else "-"
+        return named_items(ids, titles)
 
     return [
         ("task", f"{row['task']} {row['instruction_format']}"),

@@ -17,7 +17,6 @@ replaced only once complete.
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -25,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from datagen.buildfolder import BuildFolder
-from datagen.output import atomic_folder, write_json
+from datagen.generated import chat_columns, check_failures, write_generated
+from datagen.output import atomic_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, read_split, write_split
 from datagen.recknowledge.checks import label_checks
@@ -122,11 +121,9 @@ def _row(context: Context, sequence: UserSequence, split: str, task: str, key: s
     values = {"catalog_noun": context.catalog_noun, **facts.pop("values")}
     system, user = template.render({name: values[name] for name in template.variables})
     answer = facts.pop("answer")
-    prompt = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-    completion = [{"role": "assistant", "content": answer}]
     row = {name: None for name in SCHEMA}
     row.update(id=f"{split}/{task}/{sequence.user_id}/{key}", task=task, template_id=template.id, user_id=sequence.user_id, epoch=0)
-    row.update(facts, messages=prompt + completion, prompt=prompt, completion=completion)
+    row.update(facts, **chat_columns(system, user, answer))
     return row
 
 
@@ -179,10 +176,9 @@ def auxiliary_rows(context: Context, sequence: UserSequence, positions: list[int
     template = rng.choice(context.library.for_task("mlm"))
     _, sequence_text = template.render({"sequence": text.items(span)})
     source, target_spans = corrupt_spans(rng, sequence_text, settings.mask_ratio, settings.mean_span)
-    prompt, completion = [{"role": "user", "content": source}], [{"role": "assistant", "content": target_spans}]
     row = {name: None for name in SCHEMA}
     row.update(id=f"train/mlm/{sequence.user_id}/{key}", task="mlm", template_id=template.id, user_id=sequence.user_id, epoch=epoch,
-               history_item_ids=span, label_item_ids=[], messages=prompt + completion, prompt=prompt, completion=completion)  # fmt: skip
+               history_item_ids=span, label_item_ids=[], **chat_columns("", source, target_spans))  # fmt: skip
     rows.append(row)
     rng = random.Random(f"{settings.seed}/train/bpr/{sequence.user_id}/{key}")
     negative = popularity_negatives(numpy_rng(settings.seed, "train", "bpr", sequence.user_id, key), context.weights, 1, items)
@@ -247,7 +243,7 @@ def generate_recknowledge(folder: BuildFolder, settings: RecKnowledgeSettings, p
     rows, dropped, ids, library = generate_rows(folder, settings, progress)
     with progress.step("Checking the labels"):
         checks = label_checks(rows, folder, ids)
-    failures = [f"{split}/{task}: {problem}" for split, tasks in checks.items() for task, result in tasks.items() for problem in result["failures"]]
+    failures = check_failures(checks)
     report = {
         "format": REPORT_FORMAT,
         "data_version": folder.data_version,
@@ -259,20 +255,10 @@ def generate_recknowledge(folder: BuildFolder, settings: RecKnowledgeSettings, p
         "label_check_failures": failures,
     }
     with progress.step(f"Writing {DATA_DIR}/{DATASET}, {DATA_DIR}/{ID_CONFIG} and templates/{DATASET}"):
-        with atomic_folder(folder.path / DATA_DIR / DATASET) as out:
-            for split in SPLITS:
-                write_split(pl.from_arrow(pa.Table.from_pylist(rows[split], schema=ARROW_SCHEMA)), out, split)
+        write_generated(folder, DATASET, rows, ARROW_SCHEMA, library, report, report_markdown(report))
         with atomic_folder(folder.path / DATA_DIR / ID_CONFIG) as out:
             mapping = folder.items.sort("item_id").select("item_id", pl.Series("short_id", ids), "title")
             write_split(mapping, out, "train")
-        with atomic_folder(folder.path / "templates" / DATASET) as out:
-            library.write_sources(out)
-        reports = folder.path / "reports"
-        reports.mkdir(exist_ok=True)
-        write_json(report, reports / f"{DATASET}.json")
-        temporary = reports / f".{DATASET}.md.tmp-{os.getpid()}"
-        temporary.write_text(report_markdown(report))
-        os.replace(temporary, reports / f"{DATASET}.md")
     if failures:
         progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
     return report

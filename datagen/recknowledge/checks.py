@@ -23,37 +23,23 @@ from collections import defaultdict
 import polars as pl
 
 from datagen.buildfolder import BuildFolder
+from datagen.generated import run_row_checks
 from datagen.publish.layout import read_split
 from datagen.recknowledge.samples import MASK, YES, ItemText, uncorrupt
 
 SHORT_ID = re.compile(r"\bI\d+\b")
 ITEM_ID = re.compile(r"Item ID: (I\d+), Title: ")
-MAX_EXAMPLES = 3  # failing row ids named per check
 
 
 def label_checks(rows: dict[str, list[dict]], folder: BuildFolder, ids: list[str]) -> dict[str, dict[str, dict]]:
     """{split: {task: {"rows", "checked", "failures"}}}; a failure names the check, how many rows and a few ids."""
-    item_of = {short: item for item, short in enumerate(ids)}
-    text = ItemText(ids, folder.items.sort("item_id")["title"].to_list())
-    sequences = {user: set(items) for user, items in folder.sequences.select("user_id", "item_ids").rows()}
-    ratings = _ratings(folder)
-    results = {}
-    for split, split_rows in rows.items():
-        by_task = defaultdict(list)
-        for row in split_rows:
-            by_task[row["task"]].append(row)
-        results[split] = {}
-        for task, task_rows in by_task.items():
-            failed = defaultdict(list)
-            checks = CHECKS[task]
-            for row in task_rows:
-                context = {"item_of": item_of, "text": text, "sequence": sequences[row["user_id"]], "ratings": ratings}
-                for name, check in checks.items():
-                    if not check(row, context):
-                        failed[name].append(row["id"])
-            failures = [f"{name}: {len(ids_)} rows, e.g. {', '.join(ids_[:MAX_EXAMPLES])}" for name, ids_ in failed.items()]
-            results[split][task] = {"rows": len(task_rows), "checked": list(checks), "failures": failures}
-    return results
+    context = {
+        "item_of": {short: item for item, short in enumerate(ids)},
+        "text": ItemText(ids, folder.items.sort("item_id")["title"].to_list()),
+        "sequences": {user: set(items) for user, items in folder.sequences.select("user_id", "item_ids").rows()},
+        "ratings": _ratings(folder),
+    }
+    return run_row_checks(rows, CHECKS, context)
 
 
 def _ratings(folder: BuildFolder) -> dict[tuple[int, int], set[float]] | None:
@@ -87,7 +73,8 @@ def _candidates_fair(row: dict, context: dict) -> bool:
 
 
 def _candidates_unseen(row: dict, context: dict) -> bool:
-    return not any(item in context["sequence"] and item != row["target_item_id"] for item in row["candidate_item_ids"])
+    sequence = context["sequences"][row["user_id"]]
+    return not any(item in sequence and item != row["target_item_id"] for item in row["candidate_item_ids"])
 
 
 def _candidates_shown(row: dict, context: dict) -> bool:

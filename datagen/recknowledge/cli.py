@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from datagen.controllable.cli import TEMPLATES_OPTION, resolve_build
+from datagen.controllable.cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
 from datagen.recknowledge.build import DATASET, SPLITS, TASKS, RecKnowledgeSettings, generate_recknowledge
@@ -85,7 +85,7 @@ def recknowledge_facts(row: dict, titles: list[str]) -> list[tuple[str, str]]:
     """The facts `datagen render` shows beside a recknowledge row."""
 
     def named(ids):
-        return "; ".join(f"{titles[i]} [{i}]" for i in ids) if ids else "-"
+        return named_items(ids, titles)
 
     target = row["target_item_id"]
     return [

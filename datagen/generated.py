@@ -1,0 +1,72 @@
+"""What every generated dataset config shares: its chat columns, its per-row label checks, and writing it out.
+
+    >>> chat_columns("", "Which game next?", "I42")["prompt"]
+    [{'role': 'user', 'content': 'Which game next?'}]
+    >>> write_generated(folder, "recknowledge", rows, schema, library, report, markdown)  # doctest: +SKIP
+
+`write_generated` writes `<build>/data/<config>/`, `templates/<config>/` and
+`reports/<config>.{json,md}`, each replaced only once complete.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Callable
+
+import polars as pl
+import pyarrow as pa
+
+from datagen.buildfolder import BuildFolder
+from datagen.output import atomic_folder, write_json
+from datagen.publish.layout import DATA_DIR, write_split
+from datagen.templates import TemplateLibrary
+
+MAX_EXAMPLES = 3  # failing row ids a check names
+RowCheck = Callable[[dict, dict], bool]
+
+
+def chat_columns(system: str, user: str, answer: str) -> dict[str, list[dict]]:
+    """messages, and the same split as prompt/completion; no system message when `system` is empty."""
+    prompt = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    completion = [{"role": "assistant", "content": answer}]
+    return {"messages": prompt + completion, "prompt": prompt, "completion": completion}
+
+
+def run_row_checks(rows: dict[str, list[dict]], checks: dict[str, dict[str, RowCheck]], context: dict) -> dict[str, dict[str, dict]]:
+    """{split: {task: {"rows", "checked", "failures"}}}: each check of a row's task on each row; a failure names a few rows."""
+    results = {}
+    for split, split_rows in rows.items():
+        by_task = defaultdict(list)
+        for row in split_rows:
+            by_task[row["task"]].append(row)
+        results[split] = {}
+        for task, task_rows in by_task.items():
+            failed = defaultdict(list)
+            for name, check in checks.get(task, {}).items():
+                for row in task_rows:
+                    if not check(row, context):
+                        failed[name].append(row["id"])
+            failures = [f"{name}: {len(ids)} rows, e.g. {', '.join(ids[:MAX_EXAMPLES])}" for name, ids in failed.items()]
+            results[split][task] = {"rows": len(task_rows), "checked": list(checks.get(task, {})), "failures": failures}
+    return results
+
+
+def check_failures(checks: dict[str, dict[str, dict]]) -> list[str]:
+    return [f"{split}/{task}: {problem}" for split, tasks in checks.items() for task, result in tasks.items() for problem in result["failures"]]
+
+
+def write_generated(
+    folder: BuildFolder, config: str, rows: dict[str, list[dict]], schema: pa.Schema, library: TemplateLibrary, report: dict, markdown: str
+) -> None:
+    with atomic_folder(folder.path / DATA_DIR / config) as out:
+        for split, split_rows in rows.items():
+            write_split(pl.from_arrow(pa.Table.from_pylist(split_rows, schema=schema)), out, split)
+    with atomic_folder(folder.path / "templates" / config) as out:
+        library.write_sources(out)
+    reports = folder.path / "reports"
+    reports.mkdir(exist_ok=True)
+    write_json(report, reports / f"{config}.json")
+    temporary = reports / f".{config}.md.tmp-{os.getpid()}"
+    temporary.write_text(markdown)
+    os.replace(temporary, reports / f"{config}.md")
