@@ -46,6 +46,10 @@ class OpenAIChat:
     def identity(self) -> str:
         return f"openai-compatible {self.url} model={self.model}"
 
+    @property
+    def name(self) -> str:
+        return f"{self.model} at {self.url}"
+
     def complete(self, prompts: Sequence[Messages], max_tokens: int) -> list[str]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(lambda messages: self._complete_one(messages, max_tokens), prompts))
@@ -98,6 +102,10 @@ class LocalChat:
         from datagen.training.models import model_identity
 
         return "local " + json.dumps(model_identity(self.reference), sort_keys=True)
+
+    @property
+    def name(self) -> str:
+        return self.reference
 
     def complete(self, prompts: Sequence[Messages], max_tokens: int) -> list[str]:
         if self._generator is None:

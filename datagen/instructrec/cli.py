@@ -101,8 +101,8 @@ def print_report(report: dict) -> None:
         for reason, templates in reasons.items():
             console.print(f"templates not used where {reason}: {', '.join(templates)}")
     if report["annotator"]:
-        a = report["annotator"]
-        console.print(f"annotations by {a['model']}: {a['asked']:,} asked, {a['cached']:,} from the cache, {a['generated']:,} generated in {a['seconds']:.1f} s, {a['empty']:,} empty")
+        a, run = report["annotator"], report["annotation_run"]
+        console.print(f"annotations by {a['model']}: {a['asked']:,} asked, {run['cached']:,} from the cache, {run['generated']:,} generated in {run['seconds']:.1f} s, {a['empty']:,} empty")
     if report["label_check_failures"]:
         console.print(f"[bold red]Label checks failed:[/bold red] {'; '.join(report['label_check_failures'])}")
     else:
