@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from datagen.buildfolder import BuildFolder
 from datagen.cli import main
-from datagen.instructrec.build import InstructRecSettings, generate_instructrec, load_library, required_annotations, skipped_per_template
+from datagen.instructrec.build import FILL_END, InstructRecSettings, generate_instructrec, join_fills, load_library, required_annotations, skipped_per_template
 from datagen.pipeline import BuildConfig, build
 from datagen.publish.layout import read_split
 from datagen.teacher.folder import load_teacher
@@ -79,6 +79,16 @@ def test_i2_is_the_targets_category_path(gift_cards):
     assert rows.height > 0
     for row in rows.iter_rows(named=True):
         assert paths[row["target_item_id"]] and paths[row["target_item_id"]] in row["prompt"][-1]["content"]
+
+
+def test_an_annotations_stop_gives_way_to_the_templates():
+    library = load_library()
+    a04 = next(t for t in library.templates if t.id == "zhang2023/a04")  # "...preference. {P2}. Please predict..."
+    preference = "The user prefers puzzle games."
+    _, text = a04.render({"history": "'Portal'", "explicit_preference": preference + FILL_END})
+    assert "The user prefers puzzle games. Please predict" in join_fills(text)
+    assert join_fills(f"tastes: {preference}{FILL_END}, please") == "tastes: The user prefers puzzle games, please"
+    assert join_fills(f"query: {preference}{FILL_END} and ultimately") == f"query: {preference} and ultimately"  # no stop follows: kept
 
 
 def test_the_wording_is_the_appendixs(shared_data):

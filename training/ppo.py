@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -304,6 +305,7 @@ def train_ppo(recipe: Recipe, resume: bool = False) -> Path:
     metrics = output_dir / "metrics.jsonl"
     with StepProgress().bar("PPO", total=settings.max_steps - step) as advance:
         while step < settings.max_steps:
+            started = time.perf_counter()
             start = (step * settings.prompts_per_step) % len(prompts)
             rows = [prompts[(start + i) % len(prompts)] for i in range(settings.prompts_per_step)]
             batch = learner.advantages(learner.rollout(rows, seed=settings.seed + step))
@@ -318,6 +320,7 @@ def train_ppo(recipe: Recipe, resume: bool = False) -> Path:
                 "illegal_share": sum(p.illegal_share for p in parts) / len(parts),
                 "kl": batch["kl"].sum(1).mean().item(),
                 **logs,
+                "step_seconds": round(time.perf_counter() - started, 2),
             }
             if step % settings.logging_steps == 0:
                 with metrics.open("a") as handle:

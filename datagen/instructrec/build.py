@@ -17,6 +17,7 @@ once complete.
 from __future__ import annotations
 
 import random
+import re
 import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -50,6 +51,9 @@ TEMPLATE_VARIABLES: dict[str, set[str]] = {
     "infer_history_and_next": {"query"},  # the history's titles and the target's
 }
 TASKS = tuple(TEMPLATE_VARIABLES)
+SENTENCE_FILLS = {"explicit_preference", "vague_intention", "query"}  # an LLM's sentences, which end in their own stop
+FILL_END = "\x00"  # marks where such a fill ends while rendering
+FILL_JOIN = re.compile(r"[.!?]?\x00(?=[.,])|\x00")
 EVALUATION_TASKS = ("recommend", "select", "pointwise")
 PATH_ANSWERS = ("write_query", "predict_query_and_item")  # answers holding the target's category path
 ANSWER_NEEDS = {"cot": "explicit_preference", "infer_preference": "explicit_preference"}  # annotations the answer itself is
@@ -215,7 +219,8 @@ class Generator:
 
     def _row(self, base: dict, values: dict, answer: str, candidates: list[int] | None, suffix: str = "") -> dict:
         template, point = base["template"], base["point"]
-        system, user = template.render({name: values[name] for name in template.variables})
+        fills = {name: values[name] + FILL_END if name in SENTENCE_FILLS and values[name] else values[name] for name in template.variables}
+        system, user = (join_fills(text) for text in template.render(fills))
         return {
             "id": f"{point.split}/{base['task']}/{point.user_id}" + (f"/{suffix}" if suffix else ""),
             "task": base["task"],
@@ -231,6 +236,11 @@ class Generator:
             "vague_intention": base["annotations"].get("vague_intention"),
             **chat_columns(system, user, answer),
         }
+
+
+def join_fills(text: str) -> str:
+    """Drop an annotation's own final stop where the template goes on with '.' or ',' ("tastes.. Your" -> "tastes. Your")."""
+    return FILL_JOIN.sub("", text)
 
 
 def sample_points(folder: BuildFolder, settings: InstructRecSettings) -> list[Point]:
