@@ -35,7 +35,8 @@ class OpenAIChat:
 
     def __init__(self, base_url: str, model: str, api_key_env: str = KEY_ENV, concurrency: int = 4,
                  requests_per_second: float | None = None, max_retries: int = 4, timeout: float = 120.0):  # fmt: skip
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self.model, self.api_key_env = model, api_key_env
         self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
         self.interval = 1.0 / requests_per_second if requests_per_second else 0.0
@@ -48,7 +49,7 @@ class OpenAIChat:
 
     @property
     def name(self) -> str:
-        return f"{self.model} at {self.url}"
+        return f"{self.model} at {self.base_url}"
 
     def complete(self, prompts: Sequence[Messages], max_tokens: int) -> list[str]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:

@@ -63,7 +63,8 @@ def prompt_key(model: str, messages: list[dict], max_tokens: int) -> str:
 @dataclass
 class AnnotationStats:
     asked: int = 0
-    cached: int = 0
+    cached: int = 0  # answered from the cache
+    repeated: int = 0  # the same prompt as another of this call (identical reviews, say): asked once
     generated: int = 0
     empty: int = 0
     seconds: float = 0.0
@@ -92,6 +93,7 @@ class Annotator:
         model = self.identity
         keys = [prompt_key(model, messages, MAX_TOKENS) for messages in prompts]
         answers = self.cache.get_many(sorted(set(keys)))
+        from_cache = sum(key in answers for key in keys)
         missing = list(dict.fromkeys(key for key in keys if key not in answers))
         by_key = dict(zip(keys, prompts))
         started = time.perf_counter()
@@ -107,7 +109,8 @@ class Annotator:
         result = [answers[key] for key in keys]
         self.stats.asked += len(keys)
         self.stats.generated += len(missing)
-        self.stats.cached += len(keys) - len(missing)
+        self.stats.cached += from_cache
+        self.stats.repeated += len(keys) - from_cache - len(missing)
         self.stats.empty += sum(not text for text in result)
         self.stats.seconds += time.perf_counter() - started
         self.stats.per_kind[kind] = self.stats.per_kind.get(kind, 0) + len(keys)

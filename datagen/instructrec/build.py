@@ -304,7 +304,8 @@ def annotate_points(annotator, folder: BuildFolder, points: list[Point], generat
     with progress.bar(f"Annotating with {annotator.backend.name}", total=batches) as advance:
         preferences = annotator.annotate("explicit_preference", [{"history": history} for history in histories], advance)
         intentions = annotator.annotate("vague_intention", [{"review": targets[index]} for index in with_review], advance)
-    progress.done(f"Annotations: {annotator.stats.generated} generated, {annotator.stats.cached} from the cache, {annotator.stats.empty} empty")
+    stats = annotator.stats
+    progress.done(f"Annotations: {stats.generated:,} generated, {stats.repeated:,} repeated prompts, {stats.cached:,} from the cache, {stats.empty:,} empty")
     annotations = [{"explicit_preference": preference} if preference else {} for preference in preferences]
     for index, intention in zip(with_review, intentions):
         if intention:
@@ -357,7 +358,7 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
     if failures:
         progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
     if annotator is not None:  # how this run got them: returned, not written, so a rebuild from the cache writes the same bytes
-        report["annotation_run"] = {key: getattr(annotator.stats, key) for key in ("generated", "cached", "seconds")}
+        report["annotation_run"] = {key: getattr(annotator.stats, key) for key in ("generated", "repeated", "cached", "seconds")}
     return report
 
 

@@ -102,7 +102,10 @@ def print_report(report: dict) -> None:
             console.print(f"templates not used where {reason}: {', '.join(templates)}")
     if report["annotator"]:
         a, run = report["annotator"], report["annotation_run"]
-        console.print(f"annotations by {a['model']}: {a['asked']:,} asked, {run['cached']:,} from the cache, {run['generated']:,} generated in {run['seconds']:.1f} s, {a['empty']:,} empty")
+        console.print(
+            f"annotations by {a['model']}: {a['asked']:,} asked; {run['generated']:,} generated in {run['seconds']:.1f} s,"
+            f" {run['repeated']:,} repeated prompts, {run['cached']:,} from the cache; {a['empty']:,} empty"
+        )
     if report["label_check_failures"]:
         console.print(f"[bold red]Label checks failed:[/bold red] {'; '.join(report['label_check_failures'])}")
     else:
