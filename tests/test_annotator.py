@@ -90,6 +90,7 @@ def test_the_api_key_goes_in_the_header_only(monkeypatch):
 def test_clean_annotation_keeps_the_first_line():
     assert clean_annotation('\n"The user prefers puzzle games."\nMore text') == "The user prefers puzzle games."
     assert clean_annotation("   \n") == ""
+    assert clean_annotation('The user prefers a "Belk Gift Card."') == 'The user prefers a "Belk Gift Card."'  # not wrapped: kept
 
 
 def test_instructrec_cli_needs_url_and_model_for_openai(tiny_gift_cards, tmp_path):

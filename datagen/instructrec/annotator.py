@@ -7,7 +7,9 @@
 The prompts are templates (`templates/instructrec-annotator/`). Every answer is
 cached in `$DATAGEN_CACHE/annotations.sqlite` under a hash of (model identity,
 prompt, max_tokens): answers are greedy, so a rebuild asks the model nothing it
-has answered before. An empty answer stays empty and is counted, never replaced.
+has answered before. The cache keeps the model's words as they came;
+`clean_annotation` (the first line, unwrapped) runs on the way out. An empty
+answer stays empty and is counted, never replaced.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ DATASET = "instructrec-annotator"
 TEMPLATE_VARIABLES = {"explicit_preference": {"history"}, "vague_intention": {"review"}}
 MAX_TOKENS = 64
 MAX_REVIEW_CHARS = 1500  # a review is cut here before it goes into a prompt
+QUOTES = "\"“”"
 
 
 class AnnotationCache:
@@ -101,12 +104,11 @@ class Annotator:
         for start in batches:
             chunk = missing[start : start + self.batch_size]
             texts = self.backend.complete([by_key[key] for key in chunk], MAX_TOKENS)
-            cleaned = [clean_annotation(text) for text in texts]
-            self.cache.put_many([(key, model, json.dumps(by_key[key], ensure_ascii=False), text) for key, text in zip(chunk, cleaned)])
-            answers.update(zip(chunk, cleaned))
+            self.cache.put_many([(key, model, json.dumps(by_key[key], ensure_ascii=False), text) for key, text in zip(chunk, texts)])
+            answers.update(zip(chunk, texts))
             if progress is not None:
                 progress(f"{kind}: {min(start + self.batch_size, len(missing))}/{len(missing)} asked")
-        result = [answers[key] for key in keys]
+        result = [clean_annotation(answers[key]) for key in keys]  # the cache keeps the model's words as they came
         self.stats.asked += len(keys)
         self.stats.generated += len(missing)
         self.stats.cached += from_cache
@@ -118,9 +120,11 @@ class Annotator:
 
 
 def clean_annotation(text: str) -> str:
-    """The first non-empty line, without surrounding quotes."""
+    """The first non-empty line, unwrapped if the whole line is quoted (a quote inside it stays)."""
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return line.strip('"“”').strip()
+    if len(line) >= 2 and line[0] in QUOTES and line[-1] in QUOTES:
+        line = line[1:-1].strip()
+    return line
 
 
 def review_for_prompt(review: str | None) -> str | None:
