@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import asdict
 from typing import Callable
 
 import polars as pl
@@ -31,6 +32,23 @@ def chat_columns(system: str, user: str, answer: str) -> dict[str, list[dict]]:
     prompt = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
     completion = [{"role": "assistant", "content": answer}]
     return {"messages": prompt + completion, "prompt": prompt, "completion": completion}
+
+
+def answer_text(row: dict) -> str:
+    """The answer of a row made with `chat_columns`."""
+    return row["completion"][0]["content"]
+
+
+def prompt_text(row: dict) -> str:
+    """The user message of a row made with `chat_columns`."""
+    return row["prompt"][-1]["content"]
+
+
+def settings_dict(settings) -> dict:
+    """A generator's settings dataclass as JSON for its report: template folders as strings."""
+    values = asdict(settings)
+    values["template_dirs"] = [str(path) for path in settings.template_dirs]
+    return values
 
 
 def run_row_checks(rows: dict[str, list[dict]], checks: dict[str, dict[str, RowCheck]], context: dict) -> dict[str, dict[str, dict]]:

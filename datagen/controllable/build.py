@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -29,6 +29,7 @@ from datagen.controllable.rows import SCHEMA, sample_row
 from datagen.controllable.tasks import (
     TASKS, TEMPLATE_VARIABLES, TEST_JOBS, TRAIN_JOBS, VALID_JOBS, Context, Job, Point, generate, generate_i3, sample_rng,
 )  # fmt: skip
+from datagen.generated import settings_dict
 from datagen.output import atomic_folder, write_json
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, write_split
@@ -57,9 +58,7 @@ class ControllableSettings:
     batch_size: int = 1024
 
     def as_dict(self) -> dict:
-        settings = asdict(self)
-        settings["template_dirs"] = [str(path) for path in self.template_dirs]
-        return settings
+        return settings_dict(self)
 
 
 @dataclass

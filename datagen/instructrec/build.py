@@ -20,14 +20,14 @@ import random
 import re
 import shutil
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from datagen.buildfolder import BuildFolder
-from datagen.generated import chat_columns, check_failures, write_generated
+from datagen.generated import chat_columns, check_failures, settings_dict, write_generated
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
@@ -94,9 +94,7 @@ class InstructRecSettings:
     device: str = "auto"
 
     def as_dict(self) -> dict:
-        settings = asdict(self)
-        settings["template_dirs"] = [str(path) for path in self.template_dirs]
-        return settings
+        return settings_dict(self)
 
 
 def load_library(template_dirs=()) -> TemplateLibrary:

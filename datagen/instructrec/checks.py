@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from datagen.buildfolder import BuildFolder
-from datagen.generated import run_row_checks
+from datagen.generated import answer_text, prompt_text, run_row_checks
 
 
 def label_checks(rows: dict[str, list[dict]], folder: BuildFolder, paths: list[str]) -> dict[str, dict[str, dict]]:
@@ -23,23 +23,15 @@ def label_checks(rows: dict[str, list[dict]], folder: BuildFolder, paths: list[s
     results = run_row_checks(rows, ROW_CHECKS, {"titles": titles, "paths": paths, "sequences": sequences})
     for split, tasks in results.items():
         if "pointwise" in tasks:
-            answers = [_answer(row) for row in rows[split] if row["task"] == "pointwise"]
+            answers = [answer_text(row) for row in rows[split] if row["task"] == "pointwise"]
             tasks["pointwise"]["checked"].append("Yes and No equally many")
             if answers.count("Yes") != answers.count("No"):
                 tasks["pointwise"]["failures"].append(f"Yes and No equally many: {answers.count('Yes')} vs {answers.count('No')}")
     return results
 
 
-def _answer(row: dict) -> str:
-    return row["completion"][0]["content"]
-
-
-def _prompt(row: dict) -> str:
-    return row["prompt"][-1]["content"]
-
-
 def _names_target(row: dict, context: dict) -> bool:
-    return _answer(row) == context["titles"][row["target_item_id"]]
+    return answer_text(row) == context["titles"][row["target_item_id"]]
 
 
 def _candidates_fair(row: dict, context: dict) -> bool:
@@ -53,17 +45,17 @@ def _candidates_unseen(row: dict, context: dict) -> bool:
 
 
 def _candidates_shown(row: dict, context: dict) -> bool:
-    return all(f"'{context['titles'][item]}'" in _prompt(row) for item in row["candidate_item_ids"])
+    return all(f"'{context['titles'][item]}'" in prompt_text(row) for item in row["candidate_item_ids"])
 
 
 def _yes_for_the_target(row: dict, context: dict) -> bool:
     (candidate,) = row["candidate_item_ids"]
-    return (_answer(row) == "Yes") == (candidate == row["target_item_id"]) and f"'{context['titles'][candidate]}'" in _prompt(row)
+    return (answer_text(row) == "Yes") == (candidate == row["target_item_id"]) and f"'{context['titles'][candidate]}'" in prompt_text(row)
 
 
 def _carries_the_path(row: dict, context: dict) -> bool:
     path = context["paths"][row["target_item_id"]]
-    return bool(path) and path in _answer(row)
+    return bool(path) and path in answer_text(row)
 
 
 ROW_CHECKS = {

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from datagen.buildfolder import BuildFolder
-from datagen.generated import chat_columns, check_failures, write_generated
+from datagen.generated import chat_columns, check_failures, settings_dict, write_generated
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, read_split, write_split
@@ -87,9 +87,7 @@ class RecKnowledgeSettings:
     template_dirs: tuple[Path, ...] = ()
 
     def as_dict(self) -> dict:
-        settings = asdict(self)
-        settings["template_dirs"] = [str(path) for path in self.template_dirs]
-        return settings
+        return settings_dict(self)
 
 
 def load_library(template_dirs=()) -> TemplateLibrary:

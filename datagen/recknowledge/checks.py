@@ -23,7 +23,7 @@ from collections import defaultdict
 import polars as pl
 
 from datagen.buildfolder import BuildFolder
-from datagen.generated import run_row_checks
+from datagen.generated import answer_text, prompt_text, run_row_checks
 from datagen.publish.layout import read_split
 from datagen.recknowledge.samples import MASK, YES, ItemText, uncorrupt
 
@@ -52,17 +52,9 @@ def _ratings(folder: BuildFolder) -> dict[tuple[int, int], set[float]] | None:
     return ratings
 
 
-def _answer(row: dict) -> str:
-    return row["completion"][0]["content"]
-
-
-def _prompt(row: dict) -> str:
-    return row["prompt"][-1]["content"]
-
-
 def _named(row: dict, context: dict) -> list[int | None]:
     """The items an answer names: "Item ID: I1, Title: ...;" entries, or a bare short id."""
-    answer = _answer(row)
+    answer = answer_text(row)
     shorts = ITEM_ID.findall(answer) if "Item ID: " in answer else [answer] if SHORT_ID.fullmatch(answer) else []
     return [context["item_of"].get(short) for short in shorts]
 
@@ -78,7 +70,7 @@ def _candidates_unseen(row: dict, context: dict) -> bool:
 
 
 def _candidates_shown(row: dict, context: dict) -> bool:
-    return SHORT_ID.findall(_prompt(row))[-len(row["candidate_item_ids"]) :] == [context["text"].ids[i] for i in row["candidate_item_ids"]]
+    return SHORT_ID.findall(prompt_text(row))[-len(row["candidate_item_ids"]) :] == [context["text"].ids[i] for i in row["candidate_item_ids"]]
 
 
 def _names_target(row: dict, context: dict) -> bool:
@@ -87,7 +79,7 @@ def _names_target(row: dict, context: dict) -> bool:
 
 def _rating_label(row: dict, context: dict) -> bool:
     user_ratings = context["ratings"].get((row["user_id"], row["target_item_id"]), set())
-    return row["target_rating"] in user_ratings and (_answer(row) == YES) == (row["target_rating"] > 3)
+    return row["target_rating"] in user_ratings and (answer_text(row) == YES) == (row["target_rating"] > 3)
 
 
 def _mim_answer(row: dict, context: dict) -> bool:
@@ -95,11 +87,11 @@ def _mim_answer(row: dict, context: dict) -> bool:
 
 
 def _mim_prompt(row: dict, context: dict) -> bool:
-    return _prompt(row).count(MASK) == len(row["label_item_ids"])
+    return prompt_text(row).count(MASK) == len(row["label_item_ids"])
 
 
 def _mlm_spans(row: dict, context: dict) -> bool:
-    return uncorrupt(_prompt(row), _answer(row)) == context["text"].items(row["history_item_ids"])
+    return uncorrupt(prompt_text(row), answer_text(row)) == context["text"].items(row["history_item_ids"])
 
 
 CHECKS = {
