@@ -82,10 +82,6 @@ class Annotator:
         self.batch_size = batch_size
         self.stats = AnnotationStats()
 
-    @property
-    def identity(self) -> str:
-        return self.backend.identity
-
     def annotate(self, kind: str, values: list[dict], progress=None) -> list[str]:
         """One annotation per entry of `values` (the template's variables), from the cache or the model."""
         template = self.library.for_task(kind)[0]
@@ -93,7 +89,7 @@ class Annotator:
         for entry in values:
             system, user = template.render(entry)
             prompts.append([{"role": "system", "content": system}, {"role": "user", "content": user}])
-        model = self.identity
+        model = self.backend.identity
         keys = [prompt_key(model, messages, MAX_TOKENS) for messages in prompts]
         answers = self.cache.get_many(sorted(set(keys)))
         from_cache = sum(key in answers for key in keys)

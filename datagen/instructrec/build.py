@@ -155,11 +155,11 @@ class Generator:
         rng = random.Random(f"{self.settings.seed}/{point.split}/{task}/{point.user_id}")
         available = ({"specific_intention"} if self.paths[point.target] else set()) | set(annotations)
         annotating = self.settings.annotator is not None
-        templates = self.library.for_task(task)
-        fits = [t for t in templates if usable(t, available, annotating) is None]
-        for template in templates:
-            if template not in fits:
-                skipped[(point.split, task, template.id, usable(template, available, annotating))] += 1
+        reasons = [(template, usable(template, available, annotating)) for template in self.library.for_task(task)]
+        fits = [template for template, reason in reasons if reason is None]
+        for template, reason in reasons:
+            if reason is not None:
+                skipped[(point.split, task, template.id, reason)] += 1
         if not fits:
             return []
         template = rng.choice(fits)
