@@ -23,8 +23,16 @@ from datagen.report import BuildReport
 MIN_SEQUENCE_LENGTH = 3
 
 
-def clean_items(items: pl.DataFrame, *, max_title_tokens: int, report: BuildReport) -> pl.DataFrame:
-    """Clean titles and categories; drop items without id or title; one row per id."""
+def clean_items(items: pl.DataFrame, *, max_title_tokens: int, report: BuildReport, has_titles: bool = True) -> pl.DataFrame:
+    """Clean titles and categories; drop items without id or title; one row per id.
+
+    An interactions-only catalog (`has_titles=False`) keeps its null titles.
+    """
+    if not has_titles:
+        before = items.height
+        items = items.filter(pl.col("raw_item_id").is_not_null() & (pl.col("raw_item_id") != "")).unique("raw_item_id", maintain_order=True)
+        report.step("missing_item_id", "items", before=before, after=items.height, why="item without an id, or the same id again")
+        return items
     titles = clean_text(items["title"])
     too_long = int((count_word_pieces(titles) > max_title_tokens).sum())
     items = items.with_columns(

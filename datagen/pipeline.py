@@ -68,10 +68,11 @@ class BuildConfig:
     instructrec: InstructRecSettings | None = None  # Zhang et al. 2023's templates; None: not made
     version: str = DEFAULT_VERSION  # the dataset's semantic version, chosen by the user
 
-    def parameters(self) -> dict:
+    def parameters(self, source_defaults: dict | None = None) -> dict:
+        """Defaults, then the source's own (a table config's `parameters`), then the preset, then the flags."""
         if self.preset is not None and self.preset not in PRESETS:
             raise DataError(f"unknown preset {self.preset!r}; presets: {', '.join(PRESETS)}")
-        chosen = dict(DEFAULT_PARAMETERS)
+        chosen = {**DEFAULT_PARAMETERS, **(source_defaults or {})}
         if self.preset:
             chosen.update({k: v for k, v in PRESETS[self.preset].items() if k != "about"})
         for key in ("user_core", "item_core", "max_title_tokens"):
@@ -104,7 +105,7 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
     source = get_source(name)
     if source.argument and not argument:
         raise DataError(f"source {name!r} needs an argument: {name}:{source.argument}")
-    parameters = config.parameters()
+    parameters = config.parameters(source.default_parameters(argument))
     check_version(config.version)
     raw_dir, from_sample = resolve_raw_dir(source, argument, config.raw_dir)
     dataset_name = source.dataset_name(argument) + ("-sample" if from_sample else "")
@@ -118,15 +119,19 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
 
     with progress.step(f"Reading {name} files from {raw_dir}"):
         raw = source.load(raw_dir, argument, config.options, report)
+    if not raw.has_titles:
+        _refuse_titled_families(config)
     with progress.step("Cleaning items and interactions"):
-        items = clean_items(raw.items, max_title_tokens=parameters["max_title_tokens"], report=report)
+        items = clean_items(raw.items, max_title_tokens=parameters["max_title_tokens"], report=report, has_titles=raw.has_titles)
         interactions = clean_interactions(raw.interactions, items, report=report)
         interactions = sample_users(interactions, max_users=config.max_users, seed=config.seed, report=report)
     with progress.step(f"{parameters['user_core']}-user / {parameters['item_core']}-item core filtering"):
         interactions = k_core(interactions, user_core=parameters["user_core"], item_core=parameters["item_core"], report=report)
     with progress.step("Unique titles, ids and leave-one-out split"):
         popularity = interactions.group_by("raw_item_id").agg(pl.len().alias("popularity"))
-        items = unique_titles(items.join(popularity, on="raw_item_id", how="semi"), popularity, report)
+        items = items.join(popularity, on="raw_item_id", how="semi")
+        if raw.has_titles:
+            items = unique_titles(items, popularity, report)
         tables = split_tables(items, interactions)
     stats = table1(tables)
     manifest = {
@@ -140,6 +145,7 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
             "from_shipped_sample": from_sample,
             "order": raw.order,
             "categories": raw.category_kind,
+            "has_titles": raw.has_titles,
         },
         "inputs": [{"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)} for path in raw.input_files],
         "parameters": parameters,
@@ -176,6 +182,20 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
         with progress.step("Content hash, file list and dataset card"):
             manifest = finalize(folder, config.version)
     return BuildResult(out_dir=out_dir, manifest=manifest, tables=tables)
+
+
+def _refuse_titled_families(config: BuildConfig) -> None:
+    """An interactions-only catalog has no titles, and every family's prompts name items by title: say so before any work."""
+    asked = [
+        flag
+        for flag, wanted in (("the controllable tasks (default; --no-tasks)", config.controllable if config.teacher else None), ("--recknowledge", config.recknowledge), ("--instructrec", config.instructrec))
+        if wanted is not None
+    ]
+    if asked:
+        raise DataError(
+            f"this catalog has no item titles (an interactions-only table config), so {' and '.join(asked)} cannot name any item",
+            hint="Build its canonical tables and SASRec teacher only (--no-tasks), or add an `items` section with titles to the config.",
+        )
 
 
 def write_canonical_tables(tables: CanonicalTables, folder: Path) -> list[tuple[Path, int]]:

@@ -12,6 +12,7 @@ from datagen.errors import DataError
 from datagen.pipeline import BuildConfig, build
 from datagen.report import BuildReport
 from datagen.sources.amazon import read_meta
+from datagen.sources.table import load_config
 
 import duckdb
 from pathlib import Path
@@ -79,3 +80,80 @@ def test_scientific_catalog_through_table_config(shared_data, tmp_path):
         "Industrial Electrical, Passive Components",
         "Industrial Electrical, Passive Components, Capacitors",
     ]
+
+
+def test_the_sasrec_games_file_is_a_teacher_only_catalog(shared_data, tmp_path):
+    """Space-separated "user item" lines without a header or titles, kept as the SASRec paper's authors filtered them."""
+    games = shared_data / "catalogs" / "amazon-games-sasrec"
+    result = build(BuildConfig(f"table:{EXAMPLES / 'amazon-games-sasrec.yaml'}", raw_dir=games, out_dir=tmp_path / "games"))
+    raw = pl.read_csv(games / "Video.txt", separator=" ", has_header=False, new_columns=["user", "item"])
+    kept_users = raw.group_by("user").len().filter(pl.col("len") >= 3)["user"]
+    stats = result.manifest["stats"]
+    assert (stats["users"], stats["interactions"]) == (kept_users.len(), raw.filter(pl.col("user").is_in(kept_users.to_list())).height)
+    assert stats["items"] == raw.filter(pl.col("user").is_in(kept_users.to_list()))["item"].n_unique()
+    assert result.manifest["parameters"]["user_core"] == 3 and result.manifest["parameters"]["item_core"] == 1
+    assert result.manifest["source"]["has_titles"] is False
+    assert result.tables.items["title"].is_null().all()
+    # File order is time order: user 1's items, in the file's order.
+    first = result.tables.sequences.filter(pl.col("raw_user_id") == "1")
+    raw_ids = dict(result.tables.items.select("item_id", "raw_item_id").iter_rows())
+    assert [int(raw_ids[i]) for i in first["item_ids"][0]] == raw.filter(pl.col("user") == 1)["item"].to_list()
+
+
+@pytest.mark.parametrize(
+    "families, named",
+    [
+        ({"teacher": "yes", "controllable": "yes"}, "the controllable tasks"),
+        ({"recknowledge": "yes"}, "--recknowledge"),
+        ({"instructrec": "yes"}, "--instructrec"),
+    ],
+)
+def test_families_that_name_items_are_refused_before_any_work(shared_data, tmp_path, families, named):
+    from datagen.controllable.build import ControllableSettings
+    from datagen.instructrec.build import InstructRecSettings
+    from datagen.recknowledge.build import RecKnowledgeSettings
+    from datagen.teacher.folder import TeacherSettings
+
+    settings = {"teacher": TeacherSettings(), "controllable": ControllableSettings(), "recknowledge": RecKnowledgeSettings(), "instructrec": InstructRecSettings()}
+    config = BuildConfig(
+        f"table:{EXAMPLES / 'amazon-games-sasrec.yaml'}",
+        raw_dir=shared_data / "catalogs" / "amazon-games-sasrec",
+        out_dir=tmp_path / "games",
+        **{name: settings[name] for name in families},
+    )
+    with pytest.raises(DataError, match=f"no item titles .*so {named}.* cannot name any item"):
+        build(config)
+    assert not (tmp_path / "games").exists()
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("separator: '::'", "separator must be one single-byte character"),
+        ("columns: user", "columns must be a list of column names"),
+        ("format: jsonl\n  separator: ' '", "are for format csv only"),
+    ],
+)
+def test_csv_options_are_checked(tmp_path, body, message):
+    config = tmp_path / "c.yaml"
+    base = {"format": "csv"} if "format:" not in body else {}
+    lines = [f"  {key}: {value}" for key, value in base.items()] + [f"  {body}"]
+    config.write_text("interactions:\n  path: x.txt\n  user: u\n  item: i\n  order: list\n" + "\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=message):
+        load_config(config)
+
+
+def test_table_parameters_are_defaults_below_flags(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("parameters: {user_core: 3, max_history: 15}\ninteractions: {path: x.txt, format: csv, user: u, item: i, order: list}\n")
+    source_defaults = load_config(config)["parameters"]
+    assert BuildConfig("x").parameters(source_defaults)["user_core"] == 3
+    assert BuildConfig("x").parameters(source_defaults)["max_history"] == 15
+    assert BuildConfig("x", user_core=7).parameters(source_defaults)["user_core"] == 7
+    assert BuildConfig("x", preset="cao2024").parameters(source_defaults)["max_history"] == 20
+    config.write_text("parameters: {user_cores: 3}\ninteractions: {path: x.txt, format: csv, user: u, item: i, order: list}\n")
+    with pytest.raises(DataError, match="unknown key parameters.user_cores"):
+        load_config(config)
+    config.write_text("parameters: {item_core: 0}\ninteractions: {path: x.txt, format: csv, user: u, item: i, order: list}\n")
+    with pytest.raises(DataError, match="parameters.item_core must be a whole number >= 1"):
+        load_config(config)

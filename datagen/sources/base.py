@@ -46,6 +46,8 @@ class RawCatalog:
     # "list": the raw data has no times, order_key alone gives the order.
     order: str = "timestamp"
     category_kind: str = ""
+    # False for an interactions-only catalog: titles are null, and only the teacher can be built.
+    has_titles: bool = True
 
     def __post_init__(self) -> None:
         """Check the contract at the boundary, so a plug-in's mistake is named, not a Polars trace."""
@@ -75,6 +77,10 @@ class Source:
     def dataset_name(self, argument: str | None) -> str:
         """The build's name, and so its default output folder build/<name>."""
         return f"{self.name}-{argument}" if argument else self.name
+
+    def default_parameters(self, argument: str | None) -> dict:
+        """Build parameters this catalog sets for itself (user_core, ...): above the defaults, below presets and flags."""
+        return {}
 
     def default_raw_dir(self, argument: str | None) -> Path | None:
         """Where raw files are when the user gives no --raw-dir (None: nowhere known)."""

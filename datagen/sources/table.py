@@ -7,6 +7,13 @@ csv, jsonl, or json-object: one JSON object keyed by id), which column holds
 what, how categories are split, and whether a user's order comes from a
 timestamp or from list order. See examples/scientific.yaml for every key.
 Paths are relative to --raw-dir, or to the config's folder without one.
+
+A csv file may use another `separator` and have no header (`columns` names
+them). Without an `items` section the catalog is interactions only: items have
+no titles, so the build can train and evaluate the teacher but no family that
+names items (examples/amazon-games-sasrec.yaml). `parameters` sets the build's
+defaults for this catalog (user_core, item_core, max_title_tokens,
+max_history); --preset and the command-line flags still override them.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ FORMATS = ("parquet", "csv", "jsonl", "json-object")
 KEY = "_key"  # json-object: the object's key
 VALUE = "_value"  # json-object interactions: each element of the key's list
 
-ITEM_KEYS = {"path", "format", "id", "title", "categories", "categories_split", "categories_hierarchy"}
-INTERACTION_KEYS = {"path", "format", "user", "item", "timestamp", "rating", "order"}
+FILE_KEYS = {"path", "format", "separator", "columns"}
+ITEM_KEYS = FILE_KEYS | {"id", "title", "categories", "categories_split", "categories_hierarchy"}
+INTERACTION_KEYS = FILE_KEYS | {"user", "item", "timestamp", "rating", "order"}
+PARAMETER_KEYS = {"user_core": 1, "item_core": 1, "max_title_tokens": 1, "max_history": 1}  # name: least value
 
 
 @register_source
@@ -46,14 +55,26 @@ class TableSource(Source):
             return self.name
         return str(load_config(Path(argument)).get("name") or Path(argument).stem)
 
+    def default_parameters(self, argument: str | None) -> dict:
+        return dict(load_config(Path(argument)).get("parameters") or {}) if argument else {}
+
     def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:
         self.resolve_options(options)
         config_path = Path(argument)
         config = load_config(config_path)
-        items_path = raw_dir / config["items"]["path"]
         interactions_path = raw_dir / config["interactions"]["path"]
-        items, hierarchy = read_items(items_path, config["items"], config_path, report)
         interactions, order = read_interactions(interactions_path, config["interactions"], config_path, report)
+        if "items" not in config:
+            return RawCatalog(
+                items=untitled_items(interactions),
+                interactions=interactions,
+                input_files=[config_path, interactions_path],
+                order=order,
+                category_kind="none: an interactions-only catalog",
+                has_titles=False,
+            )
+        items_path = raw_dir / config["items"]["path"]
+        items, hierarchy = read_items(items_path, config["items"], config_path, report)
         return RawCatalog(
             items=items,
             interactions=interactions,
@@ -61,6 +82,14 @@ class TableSource(Source):
             order=order,
             category_kind=f"{hierarchy} categories from the config {config_path.name}",
         )
+
+
+def untitled_items(interactions: pl.DataFrame) -> pl.DataFrame:
+    """The items of an interactions-only catalog: every id seen, no title, no categories."""
+    ids = interactions["raw_item_id"].unique().sort()
+    return pl.DataFrame(
+        {"raw_item_id": ids, "title": pl.Series([None] * len(ids), dtype=pl.String), "categories": pl.Series([[]] * len(ids), dtype=pl.List(pl.String))}
+    )
 
 
 def load_config(path: Path) -> dict:
@@ -72,14 +101,17 @@ def load_config(path: Path) -> dict:
         raise DataError(f"not valid YAML: {error}", path=path) from None
     if not isinstance(config, dict):
         raise DataError("the config must be a mapping with `items` and `interactions`", path=path)
-    unknown = set(config) - {"name", "items", "interactions"}
+    unknown = set(config) - {"name", "items", "interactions", "parameters"}
     if unknown:
-        raise DataError(f"unknown key {sorted(unknown)[0]!r}", path=path, hint="Top-level keys: name, items, interactions.")
+        raise DataError(f"unknown key {sorted(unknown)[0]!r}", path=path, hint="Top-level keys: name, items, interactions, parameters.")
+    _check_parameters(config.get("parameters"), path)
     for section, allowed, required in (
         ("items", ITEM_KEYS, ("path", "format", "id", "title")),
         ("interactions", INTERACTION_KEYS, ("path", "format", "user", "item", "order")),
     ):
         body = config.get(section)
+        if body is None and section == "items":
+            continue  # an interactions-only catalog
         if not isinstance(body, dict):
             raise DataError(f"missing section {section!r}", path=path)
         for key in sorted(set(body) - allowed):
@@ -89,13 +121,32 @@ def load_config(path: Path) -> dict:
                 raise DataError(f"{section}.{key} is required", path=path)
         if body["format"] not in FORMATS:
             raise DataError(f"{section}.format must be one of {', '.join(FORMATS)}, not {body['format']!r}", path=path)
+        if ("separator" in body or "columns" in body) and body["format"] != "csv":
+            raise DataError(f"{section}.separator and {section}.columns are for format csv only", path=path)
+        if "separator" in body and not (isinstance(body["separator"], str) and len(body["separator"].encode()) == 1):
+            raise DataError(f"{section}.separator must be one single-byte character (e.g. \"\\t\" or \" \"), not {body['separator']!r}", path=path)
+        columns = body.get("columns")
+        if columns is not None and not (isinstance(columns, list) and columns and all(isinstance(c, str) and c for c in columns)):
+            raise DataError(f"{section}.columns must be a list of column names (for a file without a header)", path=path)
     if config["interactions"]["order"] not in ("timestamp", "list"):
         raise DataError("interactions.order must be timestamp or list", path=path)
     if config["interactions"]["order"] == "timestamp" and not config["interactions"].get("timestamp"):
         raise DataError("interactions.order is timestamp, so interactions.timestamp must name a column", path=path)
-    if config["items"].get("categories_hierarchy", "set") not in ("set", "path"):
+    if config.get("items") and config["items"].get("categories_hierarchy", "set") not in ("set", "path"):
         raise DataError("items.categories_hierarchy must be set or path", path=path)
     return config
+
+
+def _check_parameters(parameters, path: Path) -> None:
+    if parameters is None:
+        return
+    if not isinstance(parameters, dict):
+        raise DataError("parameters must be a mapping, e.g. {user_core: 3, item_core: 1}", path=path)
+    for key, value in parameters.items():
+        if key not in PARAMETER_KEYS:
+            raise DataError(f"unknown key parameters.{key}", path=path, hint=f"parameters takes: {', '.join(PARAMETER_KEYS)}.")
+        if not isinstance(value, int) or isinstance(value, bool) or value < PARAMETER_KEYS[key]:
+            raise DataError(f"parameters.{key} must be a whole number >= {PARAMETER_KEYS[key]}, not {value!r}", path=path)
 
 
 def read_frame(path: Path, spec: dict, config_path: Path, section: str) -> pl.DataFrame:
@@ -108,12 +159,13 @@ def read_frame(path: Path, spec: dict, config_path: Path, section: str) -> pl.Da
         if fmt == "parquet":
             frame = pl.read_parquet(raw)
         elif fmt == "csv":
-            frame = pl.read_csv(raw, infer_schema=False)
+            columns = spec.get("columns")
+            frame = pl.read_csv(raw, infer_schema=False, separator=spec.get("separator", ","), has_header=columns is None, new_columns=columns)
         else:
             frame = pl.read_ndjson(raw, infer_schema_length=None)
     except (pl.exceptions.PolarsError, OSError) as error:
         raise DataError(f"cannot read as {fmt}: {error}", path=path, hint=f"Check {section}.format in {config_path}.") from None
-    first_line = 2 if fmt == "csv" else 1
+    first_line = 2 if fmt == "csv" and not spec.get("columns") else 1
     return frame.with_row_index("line", offset=first_line)
 
 
