@@ -29,6 +29,8 @@ from datagen.publish.release import DEFAULT_VERSION
 from datagen.instructrec.cli import instructrec
 from datagen.recknowledge.cli import recknowledge
 from datagen.teacher.cli import teacher
+from datagen.teacher.folder import LABEL_SOURCE_CHOICES
+from datagen.teacher.train import TrainConfig
 from datagen.training.cli import evaluate, train
 
 console = Console()
@@ -117,8 +119,9 @@ Examples:
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed for everything random in the build.")
 @click.option("--max-bad-share", type=click.FloatRange(0, 1), default=0.01, show_default=True, help="Share of bad rows per file that are skipped and counted; more is an error.")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A source option, e.g. category_field=tags (see `datagen sources`).")
-@click.option("--teacher/--no-teacher", default=True, show_default=True, help="Train the SASRec teacher into <out>/teacher/ (or reuse the previous build's when data and settings match).")
-@click.option("--teacher-epochs", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many teacher epochs (early stopping on valid NDCG@10, patience 10).")
+@click.option("--teacher", "label_source", type=click.Choice(LABEL_SOURCE_CHOICES), default="auto", show_default=True, help="Train the SASRec teacher into <out>/teacher/ (resumed from the cache, or reused from the previous build when data and settings match); what ranks items for the labels: sasrec, cooccurrence, or auto (the better on validation NDCG@10).")
+@click.option("--no-teacher", is_flag=True, help="Canonical tables only: no teacher, so no controllable dataset.")
+@click.option("--teacher-epochs", type=click.IntRange(min=1), default=TrainConfig.epochs, show_default=True, help="At most this many teacher epochs (early stopping on validation NDCG@10; `datagen teacher train --help` has every setting).")
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher: cpu, cuda, ... (auto: CUDA when present).")
 @click.option("--tasks/--no-tasks", default=True, show_default=True, help="Generate the controllable dataset (Lu et al. I0-I4) into <out>/data/controllable/ (needs the teacher).")
 @click.option("--recknowledge", is_flag=True, help="Also generate Cao et al. 2024's tasks into <out>/data/recknowledge/ (defaults of `datagen recknowledge`).")
@@ -128,7 +131,7 @@ Examples:
 @CHAT_RATIO_OPTION
 @click.option("--version", "dataset_version", default=DEFAULT_VERSION, show_default=True, metavar="X.Y.Z", help="The dataset's semantic version, recorded in the manifest and card; `datagen push` tags it vX.Y.Z.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, teacher, teacher_epochs, device, tasks, recknowledge, instructrec, template_dirs, chat, chat_ratio, dataset_version, quiet):
+def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, label_source, no_teacher, teacher_epochs, device, tasks, recknowledge, instructrec, template_dirs, chat, chat_ratio, dataset_version, quiet):
     """Clean, filter and split a SOURCE, train its teacher, and generate the task data.
 
     The output folder is a Hugging Face dataset repository: configs items,
@@ -146,7 +149,6 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
     from datagen.recknowledge.build import RecKnowledgeSettings
     from datagen.pipeline import build as run_build
     from datagen.teacher.folder import TeacherSettings
-    from datagen.teacher.train import TrainConfig
 
     config = BuildConfig(
         source=source,
@@ -160,7 +162,7 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
         seed=seed,
         max_bad_share=max_bad_share,
         options=_parse_options(options),
-        teacher=TeacherSettings(train=TrainConfig(epochs=teacher_epochs, seed=seed, device=device)) if teacher else None,
+        teacher=None if no_teacher else TeacherSettings(label_source=label_source, train=TrainConfig(epochs=teacher_epochs, seed=seed, device=device)),
         controllable=ControllableSettings(seed=seed, chat=chat, chat_ratio=chat_ratio, template_dirs=tuple(template_dirs), device=device)
         if tasks
         else None,
@@ -262,10 +264,10 @@ def _print_teacher_summary(report_path: Path) -> None:
     report = json.loads(report_path.read_text())
     full = report["evaluation"]["full"]
     table = Table(title=f"SASRec teacher, full ranking (best epoch {report['training']['best_epoch']}; all metrics: teacher/report.md)")
-    for column in ("model", "valid HR@10", "valid NDCG@10", "test HR@10", "test NDCG@10"):
+    for column in ("model", "validation HR@10", "validation NDCG@10", "test HR@10", "test NDCG@10"):
         table.add_column(column, justify="right")
     for model in full["test"]:
-        table.add_row(model, *(f"{full[split][model][metric]:.4f}" for split in ("valid", "test") for metric in ("HR@10", "NDCG@10")))
+        table.add_row(model, *(f"{full[split][model][metric]:.4f}" for split in ("validation", "test") for metric in ("HR@10", "NDCG@10")))
     console.print(table)
 
 

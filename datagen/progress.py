@@ -31,21 +31,31 @@ class StepProgress:
         self.console.print(f"[green]✓[/green] {text} [dim]({time.perf_counter() - started:.1f} s)[/dim]")
 
     @contextmanager
-    def bar(self, text: str, total: int) -> Iterator[Callable[[str], None]]:
-        """A progress bar of `total` steps; call the yielded function with a short note after each."""
+    def bar(self, text: str, total: int) -> Iterator[Callable[..., None]]:
+        """A progress bar of `total` steps; call the yielded function with a short note after each.
+
+        `advance(note, steps=0)` only changes the note (progress within a long step).
+        """
         if self.quiet:
-            yield lambda note: None
+            yield lambda note, steps=1: None
             return
         started = time.perf_counter()
         if not self.console.is_terminal:  # a log file: one line per step instead of a live bar
-            steps = iter(range(1, total + 1))
-            yield lambda note: self.console.print(f"{text} {next(steps)}/{total}: {note}")
+            done = 0
+
+            def log_line(note: str, steps: int = 1) -> None:
+                nonlocal done
+                if steps:
+                    done += steps
+                    self.console.print(f"{text} {done}/{total}: {note}")
+
+            yield log_line
             self.console.print(f"[green]✓[/green] {text} [dim]({time.perf_counter() - started:.1f} s)[/dim]")
             return
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[note]}"))
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task(text, total=total, note="")
-            yield lambda note: progress.update(task, advance=1, note=note)
+            yield lambda note, steps=1: progress.update(task, advance=steps, note=note)
             done = progress.tasks[0].completed
         self.console.print(f"[green]✓[/green] {text}: {done:g} of at most {total} [dim]({time.perf_counter() - started:.1f} s)[/dim]")
 

@@ -11,6 +11,18 @@ from datagen.pipeline import BuildConfig, build
 from datagen.sources.steam import SAMPLE_DIR
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """One fresh $DATAGEN_CACHE for the session: no test reads a teacher state or ranking another run left in ~/.cache."""
+    previous = os.environ.get("DATAGEN_CACHE")
+    os.environ["DATAGEN_CACHE"] = str(tmp_path_factory.mktemp("session-cache"))
+    yield
+    if previous is None:
+        del os.environ["DATAGEN_CACHE"]
+    else:
+        os.environ["DATAGEN_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The folder of real Steam/Amazon/catalog files (../shared/data in CI, via $DATAGEN_DATA)."""

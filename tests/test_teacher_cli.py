@@ -76,5 +76,5 @@ def test_teacher_errors_are_clear(built):
     assert missing.exit_code == 1 and "no teacher checkpoint here" in missing.output and "datagen teacher train" in missing.output
     other = runner.invoke(main, ["build", "steam", "--raw-dir", SAMPLE, "--no-teacher", "-q", "--user-core", "6", "--out", f"{cwd}/other"])
     assert other.exit_code == 0
-    refused = runner.invoke(main, ["teacher", "rank", f"{cwd}/other", "--checkpoint", f"{cwd}/b/teacher/sasrec.pt"])
+    refused = runner.invoke(main, ["teacher", "rank", f"{cwd}/other", "--checkpoint", f"{cwd}/b/teacher/model.safetensors"])
     assert refused.exit_code == 1 and "trained on data version" in refused.output

@@ -40,7 +40,7 @@ def test_full_ranking_excludes_the_users_items():
     sequences = _tiny_sequences()
     popular = MostPopular(train_popularity(sequences["train_item_ids"], 6))
     # popularity order (ties to the lower id): 0, 1, 2, 3, 4, 5
-    valid = full_ranks(popular, split_queries(sequences, "valid"), n_items=6, max_history=10)
+    valid = full_ranks(popular, split_queries(sequences, "validation"), n_items=6, max_history=10)
     # user 0 saw {0, 1}, target 3 loses to 2 only; user 1 saw {0, 1, 2}, target 4 loses to 3; user 2 saw {0}, target 1 wins
     assert valid.tolist() == [1, 1, 0]
     test = full_ranks(popular, split_queries(sequences, "test"), n_items=6, max_history=10)
@@ -49,7 +49,7 @@ def test_full_ranking_excludes_the_users_items():
 
 
 def test_ties_count_against_the_target():
-    ranks = full_ranks(EqualScores(), split_queries(_tiny_sequences(), "valid"), n_items=6, max_history=10)
+    ranks = full_ranks(EqualScores(), split_queries(_tiny_sequences(), "validation"), n_items=6, max_history=10)
     assert ranks.tolist() == [3, 2, 4]  # every unseen item other than the target
 
 

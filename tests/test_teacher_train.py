@@ -1,4 +1,4 @@
-"""Training on the real sample: better than most-popular, deterministic, checkpoints tied to their data."""
+"""Training on the real sample: better than most-popular, deterministic, resumable, checkpoints tied to their data."""
 
 from __future__ import annotations
 
@@ -10,16 +10,21 @@ import torch
 
 from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
-from datagen.teacher.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from safetensors.torch import load_file
+
+from datagen.teacher.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, load_checkpoint, save_checkpoint
 from datagen.teacher.folder import load_teacher
-from datagen.teacher.sasrec import SASRecConfig
+from datagen.teacher.objectives import FULL_SOFTMAX_MAX_ITEMS, TrainingObjective, resolve_objective
+from datagen.teacher.evaluate import full_ranks, rank_metrics, split_queries
+from datagen.teacher.sasrec import SASRec, SASRecConfig
+from datagen.teacher.scorers import MostPopular, train_popularity
 from datagen.teacher.train import TrainConfig, train_sasrec
 
 
 def test_a_few_epochs_beat_most_popular_on_the_real_sample(sample_teacher):
     folder, _ = sample_teacher
     report = json.loads((folder.path / "teacher" / "report.json").read_text())["evaluation"]
-    for split in ("valid", "test"):
+    for split in ("validation", "test"):
         full = report["full"][split]
         assert full["SASRec"]["NDCG@10"] > 1.1 * full["most-popular"]["NDCG@10"], (split, full)
         assert full["SASRec"]["HR@10"] > full["most-popular"]["HR@10"], (split, full)
@@ -32,9 +37,59 @@ def test_training_is_deterministic_on_cpu(sample_build, tmp_path):
     paths = []
     for run in range(2):
         result = train_sasrec(sequences, config, TrainConfig(epochs=2, seed=3, device="cpu"))
-        paths.append(tmp_path / f"run{run}.pt")
-        save_checkpoint(paths[-1], result.model, "v", {"seed": 3}, {"epochs": [{"loss": e["loss"]} for e in result.epochs]})
-    assert paths[0].read_bytes() == paths[1].read_bytes()
+        paths.append(tmp_path / f"run{run}")
+        paths[-1].mkdir()
+        save_checkpoint(paths[-1], result.model, "v", {"seed": 3}, {"epochs": [{"loss": e["loss"]} for e in result.epochs]}, "sasrec")
+    assert (paths[0] / CHECKPOINT_NAME).read_bytes() == (paths[1] / CHECKPOINT_NAME).read_bytes()
+    assert load_checkpoint(paths[0]).label_source == "sasrec"
+
+
+@pytest.mark.parametrize("objective", ["softmax", "sampled-softmax", "bce"])
+def test_every_objective_learns_on_the_real_sample(sample_build, objective):
+    sequences = sample_build.tables.sequences
+    config = SASRecConfig(n_items=sample_build.tables.items.height, max_history=20, dim=64, inner_dim=128)
+    train_config = TrainConfig(epochs=6, validate_every=1, objective=objective, negatives=128, batch_size=64, learning_rate=3e-3, device="cpu")
+    result = train_sasrec(sequences, config, train_config)
+    assert result.objective == objective
+    ndcgs = [entry["validation_ndcg@10"] for entry in result.epochs]
+    assert result.best_validation_ndcg == max(ndcgs)
+    popular = MostPopular(train_popularity(sequences["train_item_ids"], config.n_items))
+    popular_ndcg = rank_metrics(full_ranks(popular, split_queries(sequences, "validation"), config.n_items, 20), ks=(10,))["NDCG@10"]
+    print(objective, ndcgs, popular_ndcg)
+    assert result.best_validation_ndcg > 1.1 * popular_ndcg, (ndcgs, popular_ndcg)
+
+
+def test_auto_objective_follows_the_catalog_size():
+    assert resolve_objective("auto", FULL_SOFTMAX_MAX_ITEMS) == "softmax"
+    assert resolve_objective("auto", FULL_SOFTMAX_MAX_ITEMS + 1) == "sampled-softmax"
+    assert resolve_objective("bce", 10) == "bce"
+    with pytest.raises(ValueError, match="objective must be one of"):
+        resolve_objective("hinge", 10)
+
+
+def _largest_tensor_kept_for_backward(objective_name: str, n_items: int) -> int:
+    model = SASRec(SASRecConfig(n_items=n_items, max_history=50, dim=16, inner_dim=16))
+    targets = torch.randint(0, n_items, (128, 50), generator=torch.Generator().manual_seed(0))
+    objective = TrainingObjective(objective_name, torch.ones(n_items), negatives=256, generator=torch.Generator().manual_seed(0))
+    sizes = []
+
+    def pack(tensor):
+        sizes.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = objective(model, model.hidden_states(targets), targets)
+    loss.backward()
+    assert torch.isfinite(loss)
+    return max(sizes)
+
+
+def test_sampled_softmax_keeps_no_positions_by_items_tensor():
+    """200k items, 128 x 50 positions: the full softmax keeps [6,400, 200,000] logits for backward; the sampled one nothing near."""
+    positions_by_items = 128 * 50 * 200_000
+    assert _largest_tensor_kept_for_backward("sampled-softmax", 200_000) < positions_by_items / 100
+    assert _largest_tensor_kept_for_backward("bce", 200_000) < positions_by_items / 100
+    assert _largest_tensor_kept_for_backward("softmax", 20_000) >= 128 * 50 * 20_000
 
 
 def test_a_teacher_of_other_data_is_refused(sample_teacher, tmp_path):
@@ -51,11 +106,28 @@ def test_a_teacher_of_other_data_is_refused(sample_teacher, tmp_path):
         load_teacher(BuildFolder.open(other))
 
 
-def test_a_broken_checkpoint_is_a_clear_error(tmp_path):
-    path = tmp_path / CHECKPOINT_NAME
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(DataError, match="cannot read the teacher checkpoint"):
-        load_checkpoint(path)
-    torch.save({"format": "something else"}, path)
-    with pytest.raises(DataError, match="not a datagen SASRec checkpoint"):
-        load_checkpoint(path)
+def test_a_broken_checkpoint_is_a_clear_error(sample_teacher, tmp_path):
+    folder, _ = sample_teacher
+    copied = tmp_path / "teacher"
+    shutil.copytree(folder.path / "teacher", copied)
+    (copied / CHECKPOINT_NAME).write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="cannot read the teacher weights"):
+        load_checkpoint(copied)
+    (copied / CONFIG_NAME).write_text('{"format": "something else"}')
+    with pytest.raises(DataError, match="not a datagen SASRec config"):
+        load_checkpoint(copied)
+    old = tmp_path / "sasrec.pt"
+    torch.save({"format": "datagen.sasrec/1"}, old)
+    with pytest.raises(DataError, match="older sasrec.pt checkpoints are not read"):
+        load_checkpoint(old)
+
+
+def test_the_checkpoint_is_safetensors_and_json(sample_teacher):
+    folder, teacher = sample_teacher
+    config = json.loads((folder.path / "teacher" / CONFIG_NAME).read_text())
+    assert config["data_version"] == folder.data_version
+    assert config["model_config"] == teacher.model.config.as_dict()
+    assert config["model_config"]["max_history"] == 50 != folder.max_history  # the teacher's own history length
+    weights = load_file(folder.path / "teacher" / CHECKPOINT_NAME)
+    for name, tensor in teacher.model.state_dict().items():
+        assert torch.equal(weights[name], tensor.cpu()), name

@@ -100,7 +100,13 @@ def task_settings(folder: Path) -> tuple[dict, list[dict]]:
     teacher = folder / "teacher" / "report.json"
     if teacher.is_file():
         report = json.loads(teacher.read_text())
-        settings["teacher"] = {"model": report["model_config"], "train": report["train_config"]}
+        settings["teacher"] = {
+            "model": report["model_config"],
+            "train": report["train_config"],
+            "objective": report["training"]["objective"],
+            "label_source": report["label_source"],
+            "baseline_check": report["baseline_check"],
+        }
     controllable = folder / "reports" / "controllable.json"
     if controllable.is_file():
         report = json.loads(controllable.read_text())

@@ -6,7 +6,7 @@ and queried in batches for label augmentation and rewards.
     >>> folder = BuildFolder.open("build/steam-sample")  # doctest: +SKIP
     >>> teacher = train_teacher(folder, TeacherSettings(), StepProgress())  # doctest: +SKIP
 
-Modules: sasrec (the model), tensors (lists -> padded tensors), train, scorers
+Modules: sasrec (the model), tensors (lists -> padded tensors), objectives (losses), train, scorers
 (SASRec and the baselines), evaluate (HR/NDCG protocols), checkpoint, folder
 (<build>/teacher/), ranking (batched, cached answers), cli.
 """

@@ -1,83 +1,123 @@
-"""Save and load a trained teacher with its config and the data version it was trained on.
+"""Save and load a trained teacher: safetensors weights beside a JSON config, tied to one data version.
 
-A checkpoint holds the SASRec weights, the model and training configs, the
-training log and the data version of the build it learned from. Loading it for
-another build's data is refused: item ids would mean different items.
+    teacher/model.safetensors   the SASRec weights (no pickle: safe to load from the Hub)
+    teacher/config.json         format, data version, model and training config, the
+                                objective used, the training log, and the label source
 
-    >>> teacher = load_checkpoint("build/steam/teacher/sasrec.pt", expected_data_version=folder.data_version)  # doctest: +SKIP
+Loading a teacher for another build's data is refused: item ids would mean
+different items.
+
+    >>> teacher = load_checkpoint(Path("build/steam/teacher/model.safetensors"), expected_data_version=folder.data_version)  # doctest: +SKIP
     >>> teacher.model.config.n_items  # doctest: +SKIP
     3685
 """
 
 from __future__ import annotations
 
-import io
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from datagen.errors import DataError
 from datagen.rawfiles import sha256
 from datagen.teacher.sasrec import SASRec, SASRecConfig
+from datagen.teacher.scorers import SASRecScorer
 
-CHECKPOINT_FORMAT = "datagen.sasrec/1"
-CHECKPOINT_NAME = "sasrec.pt"
+CHECKPOINT_FORMAT = "datagen.sasrec/2"
+CHECKPOINT_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+LABEL_SOURCES = ("sasrec", "cooccurrence")
 
 
 @dataclass
 class Teacher:
+    """The trained SASRec of a build, and the scorer whose rankings make its labels."""
+
     model: SASRec
     data_version: str
     train_config: dict
-    log: dict  # best epoch, valid NDCG@10, per-epoch entries
+    log: dict  # objective, best epoch, validation NDCG@10, per-epoch entries
     checkpoint_sha256: str
+    label_source: str = "sasrec"  # "cooccurrence" when the build chose the baseline over SASRec
+    scorer: object = field(default=None)  # .score(padded histories) -> [rows, n_items]; SASRec's by default
+
+    def __post_init__(self) -> None:
+        if self.scorer is None:
+            self.scorer = SASRecScorer(self.model)
+
+    @property
+    def max_history(self) -> int:
+        return self.model.config.max_history
 
 
-def save_checkpoint(path: Path, model: SASRec, data_version: str, train_config: dict, log: dict) -> str:
-    """Write the checkpoint (via a temporary file, then rename); returns its sha256."""
-    payload = {
+def save_checkpoint(folder: Path, model: SASRec, data_version: str, train_config: dict, log: dict, label_source: str) -> str:
+    """Write model.safetensors and config.json into `folder` (each via a temporary file); returns the weights' sha256."""
+    folder = Path(folder)
+    weights = folder / CHECKPOINT_NAME
+    temporary = weights.with_name(f".{weights.name}.tmp-{os.getpid()}")
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    # One metadata key: safetensors writes several in no fixed order, and the file must be byte-identical run to run.
+    save_file(state, temporary, metadata={"datagen": json.dumps({"format": CHECKPOINT_FORMAT, "data_version": data_version}, sort_keys=True)})
+    os.replace(temporary, weights)
+    config = {
         "format": CHECKPOINT_FORMAT,
         "data_version": data_version,
         "model_config": model.config.as_dict(),
         "train_config": train_config,
+        "label_source": label_source,
         "log": log,
-        "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_bytes(buffer.getvalue())
-    os.replace(temporary, path)
-    return sha256(path)
+    temporary = folder / f".{CONFIG_NAME}.tmp-{os.getpid()}"
+    temporary.write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(temporary, folder / CONFIG_NAME)
+    return sha256(weights)
 
 
-def load_checkpoint(path: Path, expected_data_version: str | None = None, device: str | torch.device = "cpu") -> Teacher:
+def load_checkpoint(path: Path, expected_data_version: str | None = None, device="cpu") -> Teacher:
+    """`path`: a model.safetensors with its config.json beside it (or the folder holding both)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("no teacher checkpoint here", path=path, hint="Train one with `datagen teacher train BUILD_DIR`.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a broken file
-        raise DataError(f"cannot read the teacher checkpoint ({type(error).__name__}: {error})", path=path) from error
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise DataError(f"not a datagen SASRec checkpoint (expected format {CHECKPOINT_FORMAT})", path=path)
-    if expected_data_version is not None and payload["data_version"] != expected_data_version:
+    weights = path / CHECKPOINT_NAME if path.is_dir() else path
+    config_path = weights.with_name(CONFIG_NAME)
+    if not weights.is_file():
+        raise DataError("no teacher checkpoint here", path=weights, hint="Train one with `datagen teacher train BUILD_DIR`.")
+    if weights.suffix != ".safetensors":
         raise DataError(
-            f"this teacher was trained on data version {payload['data_version']}, "
+            "not a datagen teacher checkpoint (teachers are model.safetensors with a config.json beside them)",
+            path=weights,
+            hint="Retrain it with `datagen teacher train BUILD_DIR` (older sasrec.pt checkpoints are not read).",
+        )
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DataError(f"cannot read the teacher's config ({error})", path=config_path) from None
+    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"not a datagen SASRec config (expected format {CHECKPOINT_FORMAT})", path=config_path)
+    if expected_data_version is not None and config["data_version"] != expected_data_version:
+        raise DataError(
+            f"this teacher was trained on data version {config['data_version']}, "
             f"but the build has data version {expected_data_version}; its item ids would name other items",
-            path=path,
+            path=weights,
             hint="Retrain it on this build: `datagen teacher train BUILD_DIR`.",
         )
-    model = SASRec(SASRecConfig(**payload["model_config"]))
-    model.load_state_dict(payload["state_dict"])
+    try:
+        state = load_file(weights)
+    except (SafetensorError, OSError) as error:
+        raise DataError(f"cannot read the teacher weights ({error})", path=weights) from None
+    model = SASRec(SASRecConfig(**config["model_config"]))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise DataError(f"the weights do not fit the config beside them ({error})", path=weights) from None
     model.to(device).eval()
     return Teacher(
         model=model,
-        data_version=payload["data_version"],
-        train_config=payload["train_config"],
-        log=payload["log"],
-        checkpoint_sha256=sha256(path),
+        data_version=config["data_version"],
+        train_config=config["train_config"],
+        log=config["log"],
+        checkpoint_sha256=sha256(weights),
+        label_source=config.get("label_source", "sasrec"),
     )

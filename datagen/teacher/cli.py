@@ -21,13 +21,22 @@ from datagen.errors import DataError
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
 from datagen.teacher.evaluate import SPLITS, report_markdown, split_queries
-from datagen.teacher.folder import EvalSettings, TeacherSettings, evaluate_teacher, load_teacher, train_teacher
+from datagen.teacher.folder import LABEL_SOURCE_CHOICES, EvalSettings, TeacherSettings, evaluate_teacher, load_teacher, train_teacher
+from datagen.teacher.objectives import FULL_SOFTMAX_MAX_ITEMS, OBJECTIVES
 from datagen.teacher.ranking import TeacherRanker
 from datagen.teacher.train import TrainConfig, resolve_device
 
 console = Console()
 BUILD_ARGUMENT = click.argument("build_dir", metavar="BUILD_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
 DEVICE_OPTION = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when present).")
+LABEL_SOURCE_OPTION = click.option(
+    "--teacher",
+    "label_source",
+    type=click.Choice(LABEL_SOURCE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="What ranks items for the labels: sasrec, cooccurrence, or auto (the better on validation NDCG@10).",
+)
 
 
 @click.group()
@@ -35,45 +44,78 @@ def teacher() -> None:
     """Train, evaluate and query the SASRec teacher that augments labels.
 
     \b
-    The teacher of a build lives in BUILD_DIR/teacher/ (sasrec.pt, report.json,
-    report.md). `datagen build` trains it too, unless --no-teacher.
+    The teacher of a build lives in BUILD_DIR/teacher/ (model.safetensors,
+    config.json, report.json, report.md). `datagen build` trains it too,
+    unless --no-teacher.
     """
+
+
+TRAIN_DEFAULTS = TrainConfig()
+SETTINGS_DEFAULTS = TeacherSettings()
 
 
 @teacher.command(
-    epilog="""\b
+    epilog=f"""\b
 Examples:
   datagen teacher train build/steam
   datagen teacher train build/steam --epochs 20 --dim 64 --device cuda
+  datagen teacher train build/amazon-games-sasrec --objective sampled-softmax --negatives 512
+  datagen teacher train build/steam --teacher sasrec
+      labels from SASRec even where co-occurrence does better on validation
+\b
+Objectives (--objective): softmax over every item; sampled-softmax over
+NEGATIVES items drawn half by popularity, half uniformly, with the logQ correction; bce, the paper's
+one negative per position. auto: softmax up to {FULL_SOFTMAX_MAX_ITEMS:,} items, else sampled-softmax.
+The training state is kept in $DATAGEN_CACHE/teacher-training/ after every
+epoch: run the same command again after a kill and it goes on from there.
 """
 )
 @BUILD_ARGUMENT
-@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many epochs.")
-@click.option("--patience", type=click.IntRange(min=1), default=10, show_default=True, help="Stop after this many epochs without a better valid NDCG@10.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate.")
-@click.option("--dim", type=click.IntRange(min=2), default=128, show_default=True, help="Embedding and hidden size.")
-@click.option("--inner-dim", type=click.IntRange(min=1), default=256, show_default=True, help="Feed-forward size.")
-@click.option("--layers", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--heads", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.epochs, show_default=True, help="At most this many epochs.")
+@click.option("--patience", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.patience, show_default=True, help="Stop after this many validations without a better validation NDCG@10.")
+@click.option("--validate-every", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.validate_every, show_default=True, help="Epochs between validations.")
+@click.option("--validation-users", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.validation_users, show_default=True, help="Validate on at most this many users (a seeded sample); the final report uses all.")
+@click.option("--objective", type=click.Choice(OBJECTIVES), default=TRAIN_DEFAULTS.objective, show_default=True, help="Training loss (see below).")
+@click.option("--negatives", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.negatives, show_default=True, help="sampled-softmax: negatives per batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.batch_size, show_default=True)
+@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=TRAIN_DEFAULTS.learning_rate, show_default=True, help="Adam learning rate.")
+@click.option("--max-history", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.max_history, show_default=True, help="Items the teacher reads (its own, not the prompts').")
+@click.option("--dim", type=click.IntRange(min=2), default=SETTINGS_DEFAULTS.dim, show_default=True, help="Embedding and hidden size.")
+@click.option("--inner-dim", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.inner_dim, show_default=True, help="Feed-forward size.")
+@click.option("--layers", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.layers, show_default=True)
+@click.option("--heads", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.heads, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=SETTINGS_DEFAULTS.dropout, show_default=True)
+@LABEL_SOURCE_OPTION
+@click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True)
 @DEVICE_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def train(build_dir, epochs, patience, batch_size, learning_rate, dim, inner_dim, layers, heads, dropout, seed, device, quiet):
-    """Train SASRec on BUILD_DIR's train split, early-stopped on valid NDCG@10.
+def train(build_dir, epochs, patience, validate_every, validation_users, objective, negatives, batch_size, learning_rate, max_history, dim, inner_dim, layers, heads, dropout, label_source, seed, device, quiet):
+    """Train SASRec on BUILD_DIR's train split, early-stopped on validation NDCG@10.
 
-    Then evaluates it beside most-popular and co-occurrence and writes
-    BUILD_DIR/teacher/. History length is the build's (its preset's) max_history.
+    Then evaluates it beside most-popular and co-occurrence, warns when it does
+    not beat co-occurrence, and writes BUILD_DIR/teacher/.
     """
     folder = BuildFolder.open(build_dir)
     settings = TeacherSettings(
+        max_history=max_history,
         dim=dim,
         inner_dim=inner_dim,
         layers=layers,
         heads=heads,
         dropout=dropout,
-        train=TrainConfig(epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=learning_rate, seed=seed, device=device),
+        label_source=label_source,
+        train=TrainConfig(
+            epochs=epochs,
+            patience=patience,
+            validate_every=validate_every,
+            validation_users=validation_users,
+            objective=objective,
+            negatives=negatives,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            device=device,
+        ),
     )
     _check_settings(settings)
     train_teacher(folder, settings, StepProgress(quiet=quiet))
@@ -101,7 +143,7 @@ Examples:
 """,
 )
 @BUILD_ARGUMENT
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Another checkpoint of this build's data [default: BUILD_DIR/teacher/sasrec.pt].")
+@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path), help="Another teacher of this build's data: a model.safetensors with its config.json, or their folder [default: BUILD_DIR/teacher/].")
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, default=(5, 10, 20), show_default=True, help="Cut-offs for HR@K and NDCG@K.")
 @click.option("--negatives", type=click.IntRange(min=1), default=99, show_default=True, help="Sampled protocol: negatives per target.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the sampled negatives.")
@@ -111,7 +153,9 @@ def eval_command(build_dir, checkpoint, ks, negatives, seed, device, as_json):
     """HR@K and NDCG@K of the teacher, most-popular and co-occurrence.
 
     Full ranking over every item the user has not interacted with, and
-    1 target + NEGATIVES sampled uniformly and by popularity; valid and test.
+    1 target + NEGATIVES sampled uniformly and by popularity; validation and
+    test. Kang & McAuley 2018 report 1 target + 100 uniform negatives
+    (--negatives 100).
     """
     folder = BuildFolder.open(build_dir)
     loaded = load_teacher(folder, checkpoint, device)
@@ -130,24 +174,24 @@ Examples:
   datagen teacher rank build/steam --user 0 --user 1
       the top 10 for users 0 and 1 after their whole history (test split input)
   datagen teacher rank build/steam --user 0 --include-category Strategy --top 5
-  datagen teacher rank build/steam --split valid --exclude-category Action --out ranks.parquet
+  datagen teacher rank build/steam --split validation --exclude-category Action --out ranks.parquet
       every user, written to a parquet file
 """
 )
 @BUILD_ARGUMENT
 @click.option("--user", "users", type=int, multiple=True, help="A user_id (see sequences.parquet) [default: every user].")
-@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="valid: rank after the train items; test: after train + valid.")
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True, help="validation: rank after the train items; test: after train + validation.")
 @click.option("--top", "top_n", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--include-category", "include", multiple=True, help="Only items with one of these categories (+C).")
 @click.option("--exclude-category", "exclude", multiple=True, help="No items with any of these categories (-C).")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path), help="Another teacher of this build's data (see `teacher eval`).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write every row (with target ranks) to this parquet file.")
 @click.option("--no-cache", is_flag=True, help=f"Do not read or write the ranking cache ({cache_root() / 'teacher'}).")
 @DEVICE_OPTION
 def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_cache, device):
     """The teacher's top items for users, with history excluded and category filters.
 
-    Also gives the rank of each user's held-out target (the valid or test item)
+    Also gives the rank of each user's held-out target (the validation or test item)
     among the allowed items.
     """
     folder = BuildFolder.open(build_dir)
@@ -159,7 +203,7 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
             raise DataError(f"no user_id {unknown[0]} in this build (user ids are 0..{sequences.height - 1})", path=folder.path / "sequences.parquet")
         sequences = sequences.filter(pl.col("user_id").is_in(list(users)))
     queries = split_queries(sequences, split)
-    target = f"{split}_item_id"
+    target = {"validation": "valid_item_id", "test": "test_item_id"}[split]
     requests = pl.DataFrame({"history": queries.inputs, "query_items": sequences.select(pl.concat_list(target))[target]})
     if include:
         requests = requests.with_columns(include_categories=pl.lit(list(include), dtype=pl.List(pl.String)))

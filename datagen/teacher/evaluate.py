@@ -1,8 +1,8 @@
 """HR@K and NDCG@K for next-item scorers, with full ranking and with sampled candidates.
 
 Protocol (leave-one-out, as in SASRec and all three papers):
-- valid: the input is the train items, the target the valid item;
-  test: the input is the train items and the valid item, the target the test item.
+- validation: the input is the train items, the target the validation item;
+  test: the input is the train items and the validation item, the target the test item.
   The scorer sees the last `max_history` input items.
 - Full ranking: the target is ranked against every item except those the user
   has already interacted with (the whole input, not only the last window).
@@ -28,7 +28,7 @@ import torch
 
 from datagen.teacher.tensors import PAD, lists_multi_hot, pad_lists
 
-SPLITS = ("valid", "test")
+SPLITS = ("validation", "test")
 KS = (5, 10, 20)
 
 
@@ -41,7 +41,7 @@ class SplitQueries:
 
 
 def split_queries(sequences: pl.DataFrame, split: str) -> SplitQueries:
-    if split == "valid":
+    if split == "validation":
         inputs = sequences["train_item_ids"]
         targets = sequences["valid_item_id"]
     elif split == "test":
@@ -52,6 +52,14 @@ def split_queries(sequences: pl.DataFrame, split: str) -> SplitQueries:
     return SplitQueries(inputs=inputs, targets=torch.from_numpy(targets.to_numpy().astype("int64")))
 
 
+SCORES_PER_BATCH = 2**25  # rows x items per scoring batch: 128 MiB of float32 scores, whatever the catalog size
+
+
+def batch_rows(n_items: int, most: int = 1024) -> int:
+    """Rows per batch so that a batch's [rows, n_items] scores stay bounded on large catalogs."""
+    return max(1, min(most, SCORES_PER_BATCH // n_items))
+
+
 def _batches(queries: SplitQueries, batch_size: int):
     for start in range(0, len(queries.inputs), batch_size):
         inputs = queries.inputs.slice(start, batch_size)
@@ -59,36 +67,37 @@ def _batches(queries: SplitQueries, batch_size: int):
 
 
 def protocol_ranks(
-    scorer, queries: SplitQueries, n_items: int, max_history: int, sampled: dict[str, torch.Tensor] | None = None, batch_size: int = 1024
+    scorer, queries: SplitQueries, n_items: int, max_history: int, sampled: dict[str, torch.Tensor] | None = None, batch_size: int | None = None
 ) -> dict[str, torch.Tensor]:
     """Target ranks under full ranking ("full") and against each `sampled` set of negatives, scoring each batch once."""
     sampled = sampled or {}
     ranks: dict[str, list[torch.Tensor]] = {"full": [], **{protocol: [] for protocol in sampled}}
-    for start, inputs, targets in _batches(queries, batch_size):
-        scores = scorer.score(pad_lists(inputs, max_history)).cpu()
+    for start, inputs, targets in _batches(queries, batch_size or batch_rows(n_items)):
+        scores = scorer.score(pad_lists(inputs, max_history))  # on the scorer's device: masks and counts run there too
+        targets = targets.to(scores.device)
         target_scores = scores.gather(1, targets[:, None])
-        competing = ~lists_multi_hot(inputs, n_items)
+        competing = ~lists_multi_hot(inputs, n_items).to(scores.device)
         competing.scatter_(1, targets[:, None], False)
-        ranks["full"].append(((scores >= target_scores) & competing).sum(1))
+        ranks["full"].append(((scores >= target_scores) & competing).sum(1).cpu())
         for protocol, negatives in sampled.items():
-            drawn = negatives[start : start + len(targets)]
+            drawn = negatives[start : start + len(targets)].to(scores.device)
             negative_scores = scores.gather(1, drawn.clamp_min(0))
-            ranks[protocol].append(((negative_scores >= target_scores) & (drawn >= 0)).sum(1))
+            ranks[protocol].append(((negative_scores >= target_scores) & (drawn >= 0)).sum(1).cpu())
     return {protocol: torch.cat(parts) for protocol, parts in ranks.items()}
 
 
-def full_ranks(scorer, queries: SplitQueries, n_items: int, max_history: int, batch_size: int = 1024) -> torch.Tensor:
+def full_ranks(scorer, queries: SplitQueries, n_items: int, max_history: int, batch_size: int | None = None) -> torch.Tensor:
     return protocol_ranks(scorer, queries, n_items, max_history, batch_size=batch_size)["full"]
 
 
 def sample_candidates(
-    queries: SplitQueries, n_items: int, negatives: int, weights: torch.Tensor | None, seed: int, batch_size: int = 1024
+    queries: SplitQueries, n_items: int, negatives: int, weights: torch.Tensor | None, seed: int, batch_size: int | None = None
 ) -> torch.Tensor:
     """[users, negatives] unseen non-target items (-1 where a user has too few), drawn without replacement."""
     generator = torch.Generator().manual_seed(seed)
     log_weights = torch.zeros(n_items, dtype=torch.float64) if weights is None else weights.double().log()
     drawn = []
-    for _, inputs, targets in _batches(queries, batch_size):
+    for _, inputs, targets in _batches(queries, batch_size or batch_rows(n_items)):
         uniform = torch.rand(len(targets), n_items, generator=generator, dtype=torch.float64)
         keys = log_weights - torch.log(-torch.log(uniform.clamp_min(1e-300)))
         excluded = lists_multi_hot(inputs, n_items)
@@ -118,7 +127,7 @@ def evaluate(
     negatives: int = 99,
     samplings=("uniform", "popularity"),
     seed: int = 42,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> dict:
     """{protocol: {split: {scorer name: {metric: value}}}}; protocols are `full` and `sampled-<sampling>`."""
     protocols = ["full", *(f"sampled-{sampling}" for sampling in samplings)]

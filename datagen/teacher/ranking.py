@@ -4,7 +4,7 @@ A request is one row of a Polars frame:
 
 | column | type | meaning |
 |---|---|---|
-| `history` | list[int] | the user's items in time order; the teacher reads the last `max_history`, and **all** of them are excluded from the ranking |
+| `history` | list[int] | the user's items in time order; the teacher reads the last `max_history` (its own, 50 by default), and **all** of them are excluded from the ranking |
 | `exclude` | list[int], optional | more items to leave out |
 | `candidates` | list[int], optional | rank only these (null: every item) |
 | `include_categories` | list[str], optional | keep items with at least one of these categories (+C) |
@@ -16,9 +16,10 @@ when fewer are allowed, never padded with items that break the constraints),
 `allowed_count`, and `query_ranks` (0-based rank among the allowed items, null
 for an item that is not allowed). Ties in score go to the lower item id.
 
-Results are cached as parquet under
-`<cache>/<data version>/<checkpoint sha256>/<request hash>.parquet`, so the same
-requests to the same teacher on the same data are answered from disk.
+The scores come from the teacher's label source: SASRec, or the co-occurrence
+baseline when the build chose it (`Teacher.scorer`). Results are cached as
+parquet under `<cache>/<data version>/<checkpoint sha256>[-cooccurrence]/<request hash>.parquet`,
+so the same requests to the same teacher on the same data are answered from disk.
 
     >>> ranker = TeacherRanker(teacher, folder.items, cache_dir=Path("~/.cache/datagen/teacher"))  # doctest: +SKIP
     >>> ranker.rank(pl.DataFrame({"history": [[3, 17, 42]], "include_categories": [["Strategy"]]}), top_n=5)  # doctest: +SKIP
@@ -38,6 +39,7 @@ import torch
 from datagen.errors import DataError
 from datagen.output import write_parquet
 from datagen.teacher.checkpoint import Teacher
+from datagen.teacher.evaluate import batch_rows
 from datagen.teacher.tensors import PAD, lists_multi_hot, pad_lists
 
 OPTIONAL_COLUMNS = {
@@ -87,15 +89,14 @@ class CategoryIndex:
 
 
 class TeacherRanker:
-    def __init__(self, teacher: Teacher, items: pl.DataFrame, cache_dir: Path | None = None, batch_size: int = 512):
+    def __init__(self, teacher: Teacher, items: pl.DataFrame, cache_dir: Path | None = None, batch_size: int | None = None):
         self.teacher = teacher
-        self.model = teacher.model
         self.n_items = teacher.model.config.n_items
         if items.height != self.n_items:
             raise DataError(f"the teacher knows {self.n_items} items but the catalog has {items.height}")
         self.categories = CategoryIndex(items)
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.batch_size = batch_size
+        self.batch_size = batch_size or batch_rows(self.n_items, most=512)
 
     def rank(self, requests: pl.DataFrame, top_n: int) -> pl.DataFrame:
         requests = self._normalise(requests)
@@ -121,13 +122,12 @@ class TeacherRanker:
         scores, seen = self._scores(pl.Series(histories, dtype=pl.List(pl.Int64)))
         scores[seen] = -torch.inf
         order = torch.sort(scores, dim=1, descending=True, stable=True).indices.to(torch.int32)
-        return order.numpy(), (self.n_items - seen.sum(1)).numpy()
+        return order.cpu().numpy(), (self.n_items - seen.sum(1)).cpu().numpy()
 
     def _scores(self, histories: pl.Series) -> tuple[torch.Tensor, torch.Tensor]:
-        """[rows, n_items] teacher scores after each history (its last max_history items), and the history items."""
-        device = next(self.model.parameters()).device
-        padded = pad_lists(histories, self.model.config.max_history).to(device)
-        return self.model.score_next(padded).float().cpu(), lists_multi_hot(histories, self.n_items)
+        """[rows, n_items] scores of the teacher's label source after each history (its last max_history items), and the history items."""
+        scores = self.teacher.scorer.score(pad_lists(histories, self.teacher.max_history))
+        return scores, lists_multi_hot(histories, self.n_items).to(scores.device)
 
     def _normalise(self, requests: pl.DataFrame) -> pl.DataFrame:
         if "history" not in requests.columns:
@@ -151,37 +151,40 @@ class TeacherRanker:
         buffer = io.BytesIO()
         requests.write_ipc(buffer, compression="uncompressed")
         digest = hashlib.sha256(f"format={RANKING_FORMAT};top_n={top_n};".encode() + buffer.getvalue()).hexdigest()[:24]
-        return self.cache_dir / self.teacher.data_version / self.teacher.checkpoint_sha256[:16] / f"{digest}.parquet"
+        scorer = self.teacher.checkpoint_sha256[:16] + ("" if self.teacher.label_source == "sasrec" else f"-{self.teacher.label_source}")
+        return self.cache_dir / self.teacher.data_version / scorer / f"{digest}.parquet"
 
     @torch.inference_mode()
     def _rank_batch(self, batch: pl.DataFrame, top_n: int) -> pl.DataFrame:
         scores, seen = self._scores(batch["history"])
-        allowed = ~seen & ~lists_multi_hot(batch["exclude"], self.n_items)
-        has_candidates = torch.from_numpy(batch["candidates"].is_not_null().to_numpy())
-        allowed &= lists_multi_hot(batch["candidates"], self.n_items) | ~has_candidates[:, None]
+        device = scores.device  # on CUDA, the masks and the sort run on the GPU too
+        allowed = ~seen & ~lists_multi_hot(batch["exclude"], self.n_items).to(device)
+        has_candidates = torch.from_numpy(batch["candidates"].is_not_null().to_numpy()).to(device)
+        allowed &= lists_multi_hot(batch["candidates"], self.n_items).to(device) | ~has_candidates[:, None]
         include = batch["include_categories"]
         if include.is_not_null().any():
-            has_include = torch.from_numpy(include.is_not_null().to_numpy())
-            allowed &= self.categories.items_having_any(self.categories.category_ids(include, "include_categories")) | ~has_include[:, None]
+            has_include = torch.from_numpy(include.is_not_null().to_numpy()).to(device)
+            having = self.categories.items_having_any(self.categories.category_ids(include, "include_categories")).to(device)
+            allowed &= having | ~has_include[:, None]
         exclude = batch["exclude_categories"]
         if exclude.is_not_null().any():
-            allowed &= ~self.categories.items_having_any(self.categories.category_ids(exclude, "exclude_categories"))
+            allowed &= ~self.categories.items_having_any(self.categories.category_ids(exclude, "exclude_categories")).to(device)
         scores[~allowed] = -torch.inf
         order = torch.sort(scores, dim=1, descending=True, stable=True).indices
         allowed_count = allowed.sum(1)
         width = min(top_n, self.n_items)
         top = order[:, :width]
-        top = torch.where(torch.arange(width)[None, :] < allowed_count[:, None], top, PAD)
+        top = torch.where(torch.arange(width, device=device)[None, :] < allowed_count[:, None], top, PAD)
         rank_of = torch.empty_like(order)
-        rank_of.scatter_(1, order, torch.arange(self.n_items).expand_as(order).contiguous())
+        rank_of.scatter_(1, order, torch.arange(self.n_items, device=device).expand_as(order).contiguous())
         query_width = max(int(batch["query_items"].list.len().max() or 0), 1)
         queries = pad_lists(batch["query_items"], query_width)
-        query_ranks = rank_of.gather(1, queries.clamp_min(0))
-        query_allowed = allowed.gather(1, queries.clamp_min(0)) & (queries >= 0)
+        query_ranks = rank_of.gather(1, queries.clamp_min(0).to(device)).cpu()
+        query_allowed = allowed.gather(1, queries.clamp_min(0).to(device)).cpu() & (queries >= 0)
         return pl.DataFrame(
             {
-                "top_items": _rows_without_padding(top),
-                "allowed_count": allowed_count.numpy().astype(np.int64),
+                "top_items": _rows_without_padding(top.cpu()),
+                "allowed_count": allowed_count.cpu().numpy().astype(np.int64),
                 "query_ranks": _query_lists(query_ranks, query_allowed, queries, batch["query_items"]),
             }
         )

@@ -1,38 +1,55 @@
-"""Train SASRec on the train split with a full softmax over all items, early-stopped on valid NDCG@10.
+"""Train SASRec on the train split, early-stopped on validation NDCG@10, resumable.
 
-Every (input window, next item) pair of the train split is a training example;
-the loss is cross-entropy over all items at every position (as the UniRec
-SASRec of Lu et al.'s code). After each epoch the model ranks all items for the
-valid split; the best epoch's weights are kept and training stops after
-`patience` epochs without improvement.
+Every (input window, next item) pair of the train split is a training example,
+scored by one of the objectives of `datagen.teacher.objectives` (full softmax
+on small catalogs, sampled softmax on large ones). Every `validate_every`
+epochs the model ranks all items for the validation split of at most
+`validation_users` users (a fixed seeded sample); the best validation's
+weights are kept, and training stops after `patience` validations without
+improvement.
+
+With a `state_path`, the whole training state (weights, optimizer, random
+generators, the best weights so far, the log) is written there after every
+epoch, atomically; a later call with the same path goes on from it, and one
+whose training had finished returns its result at once. The result is the
+same as an uninterrupted run's.
 
     >>> result = train_sasrec(folder.sequences, SASRecConfig(n_items=folder.n_items), TrainConfig(epochs=5))  # doctest: +SKIP
-    >>> result.best_epoch, result.best_valid_ndcg  # doctest: +SKIP
+    >>> result.best_epoch, result.best_validation_ndcg  # doctest: +SKIP
     (4, 0.0731)
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import polars as pl
 import torch
-import torch.nn.functional as F
 
 from datagen.teacher.evaluate import full_ranks, rank_metrics, split_queries
+from datagen.teacher.objectives import TrainingObjective, resolve_objective
 from datagen.teacher.sasrec import SASRec, SASRecConfig
-from datagen.teacher.scorers import SASRecScorer
+from datagen.teacher.scorers import SASRecScorer, train_popularity
 from datagen.teacher.tensors import PAD, training_windows
+
+STATE_FORMAT = "datagen.sasrec-training/1"
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 100
-    patience: int = 10
-    batch_size: int = 256
+    epochs: int = 200
+    patience: int = 5  # validations without a better NDCG@10
+    batch_size: int = 128
     learning_rate: float = 1e-3
+    objective: str = "auto"  # auto | softmax | sampled-softmax | bce (see datagen.teacher.objectives)
+    negatives: int = 2048  # sampled-softmax: negatives per batch
+    validate_every: int = 2  # epochs between validations
+    validation_users: int = 10_000  # validate on at most this many users (a seeded sample)
     seed: int = 42
     device: str = "auto"  # "auto": CUDA when present, else CPU
 
@@ -43,9 +60,11 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     model: SASRec
+    objective: str  # the one used (auto resolved)
     best_epoch: int
-    best_valid_ndcg: float
-    epochs: list[dict] = field(default_factory=list)  # per epoch: loss, valid NDCG@10, seconds
+    best_validation_ndcg: float
+    epochs: list[dict] = field(default_factory=list)  # per epoch: loss, seconds, and validation NDCG@10 when validated
+    resumed_from_epoch: int = 0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -56,60 +75,120 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def validation_sample(sequences: pl.DataFrame, users: int, seed: int) -> pl.DataFrame:
+    if sequences.height <= users:
+        return sequences
+    chosen = torch.randperm(sequences.height, generator=torch.Generator().manual_seed(seed))[:users].sort().values
+    return sequences[chosen.numpy()]
+
+
+def length_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """Shuffled batches of windows of similar length, so a batch is cut to its longest window, not to max_history.
+
+    Windows are ordered by length with random ties, cut into batches, and the
+    batches shuffled: most histories are far shorter than max_history, and
+    padding would otherwise be most of the work.
+    """
+    order = torch.argsort(lengths.double() + torch.rand(len(lengths), generator=generator, dtype=torch.float64))
+    batches = list(order.split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def train_sasrec(
     sequences: pl.DataFrame,
     model_config: SASRecConfig,
     train_config: TrainConfig,
-    on_epoch=None,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    state_path: Path | None = None,
 ) -> TrainResult:
-    """`on_epoch(epoch_log)` is called after every epoch (for progress bars)."""
+    """`on_epoch(entry)` after every epoch; `on_batch(done, total)` after every batch (for progress bars)."""
     device = resolve_device(train_config.device)
-    torch.manual_seed(train_config.seed)
-    model = SASRec(model_config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=train_config.learning_rate)
+    objective_name = resolve_objective(train_config.objective, model_config.n_items)
     inputs, targets = training_windows(sequences["train_item_ids"], model_config.max_history)
     if len(inputs) == 0:
         raise ValueError("the train split has no (item, next item) pairs to learn from")
-    valid = split_queries(sequences, "valid")
+    validation = split_queries(validation_sample(sequences, train_config.validation_users, train_config.seed), "validation")
+    torch.manual_seed(train_config.seed)
+    model = SASRec(model_config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train_config.learning_rate, betas=(0.9, 0.98))
     shuffler = torch.Generator().manual_seed(train_config.seed)
-    best_state, best_ndcg, best_epoch, since_best = None, -1.0, 0, 0
-    log = []
-    for epoch in range(1, train_config.epochs + 1):
+    sampler = torch.Generator().manual_seed(train_config.seed + 1)
+    objective = TrainingObjective(
+        objective_name, train_popularity(sequences["train_item_ids"], model_config.n_items), train_config.negatives, sampler
+    )
+    state = {"epoch": 0, "best_state": None, "best_ndcg": -1.0, "best_epoch": 0, "since_best": 0, "log": [], "finished": False}
+    resumed_from = 0
+    if state_path is not None and Path(state_path).is_file():
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        if saved.get("format") == STATE_FORMAT:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            shuffler.set_state(saved["shuffler"])
+            sampler.set_state(saved["sampler"])
+            torch.set_rng_state(saved["torch_rng"])
+            state = saved["progress"]
+            resumed_from = state["epoch"]
+    lengths = (targets != PAD).sum(1)
+    while not state["finished"]:
+        epoch = state["epoch"] + 1
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(len(inputs), generator=shuffler)
-        total_loss, total_targets = 0.0, 0
-        for start in range(0, len(order), train_config.batch_size):
-            batch = order[start : start + train_config.batch_size]
-            batch_inputs, batch_targets = inputs[batch].to(device), targets[batch].to(device)
-            # Scoring every position (padding ignored by the loss) keeps tensor shapes fixed;
-            # selecting the present positions first gives a new shape per batch, which CPU
-            # kernels recompile for (the first epoch ran 10x slower).
-            logits = model.item_scores(model.hidden_states(batch_inputs))
-            loss = F.cross_entropy(logits.flatten(0, 1), batch_targets.flatten(), ignore_index=PAD)
+        batches = length_batches(lengths, train_config.batch_size, shuffler)
+        total_loss, total_batches = 0.0, 0
+        for index, batch in enumerate(batches):
+            width = int(lengths[batch].max())
+            batch_inputs, batch_targets = inputs[batch, -width:].to(device), targets[batch, -width:].to(device)
+            loss = objective(model, model.hidden_states(batch_inputs), batch_targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            present = int((batch_targets != PAD).sum())
-            total_loss += loss.item() * present
-            total_targets += present
-        ranks = full_ranks(SASRecScorer(model), valid, model_config.n_items, model_config.max_history)
-        valid_ndcg = rank_metrics(ranks, ks=(10,))["NDCG@10"]
-        entry = {
-            "epoch": epoch,
-            "loss": round(total_loss / total_targets, 6),
-            "valid_ndcg@10": valid_ndcg,
-            "seconds": round(time.perf_counter() - started, 2),
-        }
-        log.append(entry)
-        if valid_ndcg > best_ndcg:
-            best_state, best_ndcg, best_epoch, since_best = copy.deepcopy(model.state_dict()), valid_ndcg, epoch, 0
-        else:
-            since_best += 1
+            total_loss += loss.item()
+            total_batches += 1
+            if on_batch:
+                on_batch(index + 1, len(batches))
+        entry = {"epoch": epoch, "loss": round(total_loss / total_batches, 6)}
+        last = epoch >= train_config.epochs
+        if epoch % train_config.validate_every == 0 or last:
+            ranks = full_ranks(SASRecScorer(model), validation, model_config.n_items, model_config.max_history)
+            ndcg = rank_metrics(ranks, ks=(10,))["NDCG@10"]
+            entry["validation_ndcg@10"] = ndcg
+            if ndcg > state["best_ndcg"]:
+                best = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+                state.update(best_state=best, best_ndcg=ndcg, best_epoch=epoch, since_best=0)
+            else:
+                state["since_best"] += 1
+        entry["seconds"] = round(time.perf_counter() - started, 2)
+        state["log"].append(entry)
+        state["epoch"] = epoch
+        state["finished"] = last or state["since_best"] >= train_config.patience
+        if state_path is not None:
+            _save_state(Path(state_path), model, optimizer, shuffler, sampler, state)
         if on_epoch:
             on_epoch(entry)
-        if since_best >= train_config.patience:
-            break
-    model.load_state_dict(best_state)
+    model.load_state_dict(state["best_state"])
     model.eval()
-    return TrainResult(model=model, best_epoch=best_epoch, best_valid_ndcg=best_ndcg, epochs=log)
+    return TrainResult(
+        model=model,
+        objective=objective_name,
+        best_epoch=state["best_epoch"],
+        best_validation_ndcg=state["best_ndcg"],
+        epochs=copy.deepcopy(state["log"]),
+        resumed_from_epoch=resumed_from,
+    )
+
+
+def _save_state(path: Path, model: SASRec, optimizer, shuffler: torch.Generator, sampler: torch.Generator, state: dict) -> None:
+    payload = {
+        "format": STATE_FORMAT,
+        "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "shuffler": shuffler.get_state(),
+        "sampler": sampler.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "progress": state,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)

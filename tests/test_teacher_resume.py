@@ -1,0 +1,58 @@
+"""A teacher training killed with SIGKILL goes on from the cache, and ends as an uninterrupted run does (real sample)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from datagen.pipeline import BuildConfig, build
+from datagen.sources.steam import SAMPLE_DIR
+from datagen.teacher.checkpoint import CHECKPOINT_NAME
+
+TRAIN = ["teacher", "train", "--epochs", "8", "--patience", "8", "--validate-every", "1", "--dim", "32", "--inner-dim", "64", "--device", "cpu"]
+
+
+def _train(build_dir, cache, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "DATAGEN_CACHE": str(cache)}
+    return subprocess.Popen([sys.executable, "-m", "datagen", *TRAIN[:2], str(build_dir), *TRAIN[2:]], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)  # fmt: skip
+
+
+def test_kill_mid_training_resumes_to_the_same_teacher(tmp_path):
+    built = build(BuildConfig("steam", raw_dir=SAMPLE_DIR, out_dir=tmp_path / "killed")).out_dir
+    shutil.copytree(built, tmp_path / "whole")
+
+    running = _train(built, tmp_path / "cache-killed")
+    states = tmp_path / "cache-killed" / "teacher-training"
+    deadline = time.monotonic() + 300
+    while not any(states.rglob("*.pt")) and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    running.send_signal(signal.SIGKILL)
+    running.communicate()
+    assert running.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    assert not (built / "teacher").exists()
+
+    resumed = _train(built, tmp_path / "cache-killed")
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr
+    assert "Going on from the teacher training state in the cache" in stderr
+    report = json.loads((built / "teacher" / "report.json").read_text())
+    assert report["training"]["resumed_from_epoch"] >= 1
+    assert len(report["training"]["epochs"]) == 8
+
+    whole = _train(tmp_path / "whole", tmp_path / "cache-whole")
+    _, stderr = whole.communicate(timeout=600)
+    assert whole.returncode == 0, stderr
+    assert (built / "teacher" / CHECKPOINT_NAME).read_bytes() == (tmp_path / "whole" / "teacher" / CHECKPOINT_NAME).read_bytes()
+    epochs = json.loads((tmp_path / "whole" / "teacher" / "report.json").read_text())["training"]["epochs"]
+    strip = lambda entries: [{k: v for k, v in entry.items() if k != "seconds"} for entry in entries]  # noqa: E731
+    assert strip(report["training"]["epochs"]) == strip(epochs)
+
+    again = _train(built, tmp_path / "cache-killed")
+    _, stderr = again.communicate(timeout=600)
+    assert again.returncode == 0 and "Going on from" in stderr  # a finished state is reused, not retrained
