@@ -107,7 +107,7 @@ def one_synthetic(items: int, users: int, name: str, batches: int) -> dict:
     done = 0
     for batch in length_batches(lengths, settings.train.batch_size, torch.Generator().manual_seed(0))[:batches]:
         width = int(lengths[batch].max())
-        loss = objective(model, model.hidden_states(inputs[batch, -width:]), targets[batch, -width:])
+        loss = objective(model, model.hidden_states(inputs[batch, -width:]), targets[batch, -width:]) / int(lengths[batch].sum())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -10,9 +10,13 @@ import subprocess
 import sys
 import time
 
+from datagen.buildfolder import BuildFolder
 from datagen.pipeline import BuildConfig, build
+from datagen.progress import StepProgress
 from datagen.sources.steam import SAMPLE_DIR
 from datagen.teacher.checkpoint import CHECKPOINT_NAME
+from datagen.teacher.folder import TeacherSettings, train_teacher, training_state_path
+from datagen.teacher.train import TrainConfig, read_state
 
 TRAIN = ["teacher", "train", "--epochs", "8", "--patience", "8", "--validate-every", "1", "--dim", "32", "--inner-dim", "64", "--device", "cpu"]
 
@@ -56,3 +60,16 @@ def test_kill_mid_training_resumes_to_the_same_teacher(tmp_path):
     again = _train(built, tmp_path / "cache-killed")
     _, stderr = again.communicate(timeout=600)
     assert again.returncode == 0 and "Going on from" in stderr  # a finished state is reused, not retrained
+
+
+def test_a_corrupt_training_state_is_dropped_with_a_warning(sample_build, tmp_path, capsys):
+    shutil.copytree(sample_build.out_dir, tmp_path / "b")
+    folder = BuildFolder.open(tmp_path / "b")
+    settings = TeacherSettings(dim=16, inner_dim=16, train=TrainConfig(epochs=1, device="cpu"))
+    state = training_state_path(folder, settings)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_bytes(b"half a file")
+    teacher = train_teacher(folder, settings, StepProgress(quiet=True))
+    assert "Dropped the teacher training state in the cache, unreadable training state" in capsys.readouterr().err
+    assert len(teacher.log["epochs"]) == 1 and teacher.log["resumed_from_epoch"] == 0
+    assert read_state(state)["progress"]["finished"] is True

@@ -39,7 +39,7 @@ from datagen.teacher.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, LABEL_SOURC
 from datagen.teacher.evaluate import KS, evaluate, report_markdown
 from datagen.teacher.sasrec import SASRecConfig
 from datagen.teacher.scorers import Cooccurrence, MostPopular, SASRecScorer, train_popularity
-from datagen.teacher.train import TrainConfig, TrainResult, resolve_device, train_sasrec
+from datagen.teacher.train import TrainConfig, TrainResult, read_state, resolve_device, train_sasrec
 
 TEACHER_DIR = "teacher"
 COOCCURRENCE_WINDOW = 3
@@ -189,7 +189,12 @@ def _train_with_progress(folder: BuildFolder, settings: TeacherSettings, progres
         progress.warn(f"Cannot keep the teacher's training state in the cache ({error}); a killed training will start over.")
         state_path = None
     if state_path is not None and state_path.is_file():
-        progress.done(f"Going on from the teacher training state in the cache ({state_path})")
+        try:
+            read_state(state_path)
+            progress.done(f"Going on from the teacher training state in the cache ({state_path})")
+        except ValueError as error:
+            progress.warn(f"Dropped the teacher training state in the cache, {error}; training starts over ({state_path})")
+            state_path.unlink()
     with progress.bar(f"Training SASRec on {folder.name}", total=settings.train.epochs) as advance:
         return train_sasrec(
             folder.sequences,

@@ -46,7 +46,12 @@ def resolve_objective(objective: str, n_items: int) -> str:
 
 
 class TrainingObjective:
-    """`objective(model, hidden [B, L, d], targets [B, L]) -> mean loss over the non-padding positions`."""
+    """`objective(model, hidden [B, L, d], targets [B, L]) -> summed loss over the non-padding positions`.
+
+    A sum, not a mean: batches of short windows hold fewer positions, and the
+    trainer divides by the mean number of positions per batch, so that every
+    position weighs the same whatever the length of the batch it fell into.
+    """
 
     def __init__(self, name: str, popularity: torch.Tensor, negatives: int, generator: torch.Generator):
         self.name = name
@@ -61,7 +66,7 @@ class TrainingObjective:
         present = targets != PAD
         if self.name == "softmax":
             logits = model.item_scores(hidden)
-            return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
+            return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD, reduction="sum")
         embeddings = model.item_embedding.weight[1:]
         safe_targets = targets.clamp_min(0)
         positive = (hidden * embeddings[safe_targets]).sum(-1)
@@ -70,11 +75,11 @@ class TrainingObjective:
             drawn = (drawn + (drawn >= safe_targets.cpu()).long()).to(targets.device)  # uniform over the other items
             negative = (hidden * embeddings[drawn]).sum(-1)
             losses = F.softplus(-positive) + F.softplus(negative)
-            return (losses * present).sum() / present.sum().clamp_min(1)
+            return (losses * present).sum()
         drawn = torch.multinomial(self.proposal, self.negatives, replacement=True, generator=self.generator).to(targets.device)
         log_proposal = self.log_proposal.to(targets.device)
         negative = hidden @ embeddings[drawn].T - log_proposal[drawn]
         negative = negative.masked_fill(drawn == safe_targets.unsqueeze(-1), float("-inf"))
         logits = torch.cat([(positive - log_proposal[safe_targets]).unsqueeze(-1), negative], dim=-1)
         losses = -torch.log_softmax(logits, dim=-1)[..., 0]
-        return (losses * present).sum() / present.sum().clamp_min(1)
+        return (losses * present).sum()

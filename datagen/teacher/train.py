@@ -37,7 +37,7 @@ from datagen.teacher.sasrec import SASRec, SASRecConfig
 from datagen.teacher.scorers import SASRecScorer, train_popularity
 from datagen.teacher.tensors import PAD, training_windows
 
-STATE_FORMAT = "datagen.sasrec-training/1"
+STATE_FORMAT = "datagen.sasrec-training/1"  # bump when training changes: a state of another format is not resumed
 
 
 @dataclass
@@ -119,35 +119,35 @@ def train_sasrec(
     )
     state = {"epoch": 0, "best_state": None, "best_ndcg": -1.0, "best_epoch": 0, "since_best": 0, "log": [], "finished": False}
     resumed_from = 0
-    if state_path is not None and Path(state_path).is_file():
-        saved = torch.load(state_path, map_location="cpu", weights_only=True)
-        if saved.get("format") == STATE_FORMAT:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            shuffler.set_state(saved["shuffler"])
-            sampler.set_state(saved["sampler"])
-            torch.set_rng_state(saved["torch_rng"])
-            state = saved["progress"]
-            resumed_from = state["epoch"]
+    saved = read_state(Path(state_path)) if state_path is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        shuffler.set_state(saved["shuffler"])
+        sampler.set_state(saved["sampler"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["progress"]
+        resumed_from = state["epoch"]
     lengths = (targets != PAD).sum(1)
+    batch_count = (len(inputs) + train_config.batch_size - 1) // train_config.batch_size
+    positions_per_batch = float(lengths.sum()) / batch_count
     while not state["finished"]:
         epoch = state["epoch"] + 1
         started = time.perf_counter()
         model.train()
         batches = length_batches(lengths, train_config.batch_size, shuffler)
-        total_loss, total_batches = 0.0, 0
+        total_loss = 0.0
         for index, batch in enumerate(batches):
             width = int(lengths[batch].max())
             batch_inputs, batch_targets = inputs[batch, -width:].to(device), targets[batch, -width:].to(device)
-            loss = objective(model, model.hidden_states(batch_inputs), batch_targets)
+            summed = objective(model, model.hidden_states(batch_inputs), batch_targets)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (summed / positions_per_batch).backward()
             optimizer.step()
-            total_loss += loss.item()
-            total_batches += 1
+            total_loss += summed.item()
             if on_batch:
                 on_batch(index + 1, len(batches))
-        entry = {"epoch": epoch, "loss": round(total_loss / total_batches, 6)}
+        entry = {"epoch": epoch, "loss": round(total_loss / float(lengths.sum()), 6)}  # per position
         last = epoch >= train_config.epochs
         if epoch % train_config.validate_every == 0 or last:
             ranks = full_ranks(SASRecScorer(model), validation, model_config.n_items, model_config.max_history)
@@ -176,6 +176,19 @@ def train_sasrec(
         epochs=copy.deepcopy(state["log"]),
         resumed_from_epoch=resumed_from,
     )
+
+
+def read_state(path: Path) -> dict | None:
+    """The training state saved at `path`, None when there is none; ValueError when the file is not one."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a broken file
+        raise ValueError(f"unreadable training state ({type(error).__name__}: {error})") from None
+    if not isinstance(saved, dict) or saved.get("format") != STATE_FORMAT:
+        raise ValueError(f"not a training state of format {STATE_FORMAT}")
+    return saved
 
 
 def _save_state(path: Path, model: SASRec, optimizer, shuffler: torch.Generator, sampler: torch.Generator, state: dict) -> None:
