@@ -133,6 +133,13 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
         if raw.has_titles:
             items = unique_titles(items, popularity, report)
         tables = split_tables(items, interactions)
+    has_categories = bool(tables.items["categories"].list.len().sum())
+    if raw.has_titles and not has_categories:
+        progress.warn(
+            "NOTE: no item of this catalog has a category, so the tasks that name one (Lu et al.'s I1-I3 and the "
+            "combined controls, InstructRec's specific intentions) are skipped and counted in reports/ and the card; "
+            "I0, item-count and the families that need no category are made."
+        )
     stats = table1(tables)
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -146,6 +153,11 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
             "order": raw.order,
             "categories": raw.category_kind,
             "has_titles": raw.has_titles,
+            "has_categories": has_categories,
+            "catalog_noun": raw.catalog_noun,
+            "citation_keys": list(raw.citation_keys),
+            "citation": raw.citation,
+            "license": raw.license,
         },
         "inputs": [{"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)} for path in raw.input_files],
         "parameters": parameters,

@@ -61,6 +61,8 @@ TASKS: dict[str, TaskSpec] = {
     "i2_le_neg": TaskSpec("combined", "combined-le-neg", "at_most_and_exclude"),
 }
 PROPORTION_CONSTRAINTS = ("at_most", "at_least", "approximately")
+# The reason counted for every category task of a catalog whose items carry no category at all.
+NO_CATEGORIES = "the catalog has no categories"
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,8 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
         return k if fixed_k else min(k, available)  # a fixed k (valid, test) is never lowered: too few drops the sample
 
     constraint = spec.constraint
+    if constraint != "none" and not catalog.category_names:
+        return NO_CATEGORIES
     if constraint == "none":
         label = take(ranking, k, first=point.target)
         return _finish(Sample(k=k, label=label, **base), job, rng, context, None, point.prefix)
@@ -237,6 +241,8 @@ def generate_i3(item: int, seed: int, context: Context) -> Sample | str:
     task = rng.choice(I3_JOB.tasks)
     k = rng.randint(*I3_JOB.k)
     catalog = context.catalog
+    if not catalog.category_names:
+        return NO_CATEGORIES
     own = catalog.categories_of(item)
     if not own:
         return "item has no category"

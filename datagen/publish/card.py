@@ -37,7 +37,6 @@ CONFIG_ABOUT = {
     "interactions": "User-item interactions, split leave-one-out: each user's last item is test, the one before validation",
 }
 CANONICAL_CONFIGS = ("items", "interactions")
-SOURCE_CITATIONS = {"steam": ["kang2018"], "amazon": ["ni2019"]}
 FAMILY_CITATIONS = {"controllable": ["lu2024"], "instructrec": ["zhang2023"], "recknowledge": ["cao2024"]}
 TAGS = ["recommendation", "recommender-systems", "instruction-tuning", "sequential-recommendation", "datagen"]
 SAMPLE_SPLITS = ("test", "train", "validation")
@@ -62,10 +61,9 @@ def card_metadata(folder: Path, manifest: dict):
     configs = manifest["configs"]
     task_configs = [name for name in configs if name not in CANONICAL_CONFIGS]
     default = default_config(manifest)
-    card = manifest.get("card", {})
     metadata = DatasetCardData(
         pretty_name=pretty_name(manifest),
-        license=card.get("license", "other"),
+        license=card_license(manifest),
         language=["en"],
         task_categories=["text-generation"],
         size_categories=[size_category(sum(split["rows"] for name in (task_configs or ["interactions"]) for split in configs[name].values()))],
@@ -103,6 +101,20 @@ def default_config(manifest: dict) -> str:
     """The first task config (what most users load), else the first config."""
     names = list(manifest["configs"])
     return next((name for name in names if name not in CANONICAL_CONFIGS), names[0])
+
+
+def card_license(manifest: dict) -> str:
+    """`datagen card --license`, else the source's own licence, else "other" (the text then says to check the terms)."""
+    return manifest.get("card", {}).get("license") or manifest["source"].get("license") or "other"
+
+
+def most_common_category(folder: Path) -> str | None:
+    """The category most items carry (ties to the first by name): the card's example of a control."""
+    names = read_split(folder, "items", "train", columns=["categories"])["categories"].explode().drop_nulls()
+    if names.is_empty():
+        return None
+    counts = names.value_counts().sort(["count", "categories"], descending=[True, False])
+    return counts["categories"][0]
 
 
 def pretty_name(manifest: dict) -> str:
@@ -157,9 +169,10 @@ def templates_used(folder: Path) -> list[dict]:
 def citations(manifest: dict) -> list[str]:
     bibtex = yaml.safe_load(files("datagen.publish").joinpath("citations.yaml").read_text())
     keys = [key for family in manifest["configs"] for key in FAMILY_CITATIONS.get(family, [])]
-    keys += SOURCE_CITATIONS.get(manifest["source"]["name"], [])
+    keys += manifest["source"].get("citation_keys", [])
     keys += ["kang2018"] if "teacher/report.json" in manifest["files"] else []
-    return [bibtex[key].strip() for key in dict.fromkeys(keys)]
+    own = manifest["source"].get("citation")
+    return [bibtex[key].strip() for key in dict.fromkeys(keys)] + ([own.strip()] if own else [])
 
 
 def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: list[dict]) -> str:
@@ -172,7 +185,9 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: li
         manifest=manifest,
         pretty_name=pretty_name(manifest),
         repo=card.get("repo") or "ORG/NAME",
-        license=card.get("license", "other"),
+        license=card_license(manifest),
+        catalog_noun=manifest["source"].get("catalog_noun", "items"),
+        example_category=most_common_category(folder),
         configs=manifest["configs"],
         default_config=default_config(manifest),
         config_about=CONFIG_ABOUT,

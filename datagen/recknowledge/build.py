@@ -83,7 +83,7 @@ class RecKnowledgeSettings:
     mask_ratio: float = 0.2  # MIM and MLM
     mean_span: float = 3.0  # MLM span length in words (T5's default)
     epochs: int = 1  # differently seeded copies of MIM, MLM and BPR
-    catalog_noun: str | None = None  # None: from the source ("Amazon products", "Steam games", else "products")
+    catalog_noun: str | None = None  # None: from the source ("Amazon products", "Steam games", else the catalog's own noun)
     template_dirs: tuple[Path, ...] = ()
 
     def as_dict(self) -> dict:
@@ -210,7 +210,8 @@ def generate_rows(folder: BuildFolder, settings: RecKnowledgeSettings, progress:
     library = load_library(settings.template_dirs)
     sequences = user_sequences(folder)
     counts = np.bincount([i for s in sequences for i in s.items[: s.train_end]], minlength=items.height)
-    noun = settings.catalog_noun or CATALOG_NOUNS.get(folder.manifest["source"]["name"], "products")
+    source = folder.manifest["source"]
+    noun = settings.catalog_noun or CATALOG_NOUNS.get(source["name"]) or source.get("catalog_noun", "items")
     context = Context(ItemText(ids, items["title"].to_list()), library, counts.astype(np.float64) + 1.0, noun, settings)
     valid_users = [s.user_id for s in sequences]
     random.Random(f"{settings.seed}/recknowledge/validation-users").shuffle(valid_users)

@@ -32,7 +32,7 @@ Examples:
 @click.option("--window", type=click.IntRange(min=2), default=20, show_default=True, help="w: items per window (history and target).")
 @click.option("--candidates", type=click.IntRange(min=2), default=100, show_default=True, help="Ranking candidates: the target and popularity-sampled negatives.")
 @click.option("--valid-users", type=click.IntRange(min=0), default=3000, show_default=True, help="Users with a validation row (test has every user).")
-@click.option("--catalog-noun", help='What the items are called in the prompts [default: "Amazon products", "Steam games", else "products"].')
+@click.option("--catalog-noun", help="What the items are called in the prompts [default: 'Amazon products', 'Steam games', else the source's own noun: 'movies', a table config's catalog_noun].")
 @TEMPLATES_OPTION
 @click.option("--seed", type=int, help="Seed for short ids, masks, negatives and positions [default: the build's].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")

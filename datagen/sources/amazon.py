@@ -80,6 +80,8 @@ class AmazonSource(Source):
             interactions=interactions,
             input_files=[reviews_path, meta_path],
             category_kind="Amazon category path without its root; every prefix is a category",
+            catalog_noun="products",
+            citation_keys=("ni2019",),
         )
 
 

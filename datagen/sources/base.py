@@ -48,6 +48,13 @@ class RawCatalog:
     category_kind: str = ""
     # False for an interactions-only catalog: titles are null, and only the teacher can be built.
     has_titles: bool = True
+    # What the items are, plural, in prompts and the card: "games", "movies", "products".
+    catalog_noun: str = "items"
+    # Keys of datagen/publish/citations.yaml, and the user's own BibTeX (a table config's `citation`).
+    citation_keys: tuple[str, ...] = ()
+    citation: str | None = None
+    # The data's licence as a Hub licence id (e.g. "cc-by-4.0"); None: the data states none.
+    license: str | None = None
 
     def __post_init__(self) -> None:
         """Check the contract at the boundary, so a plug-in's mistake is named, not a Polars trace."""

@@ -61,6 +61,8 @@ class SteamSource(Source):
             interactions=read_reviews(reviews_path, report),
             input_files=[games_path, reviews_path],
             category_kind=f"Steam {options['category_field']} (an item can have several)",
+            catalog_noun="games",
+            citation_keys=("kang2018",),
         )
 
 

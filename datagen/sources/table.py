@@ -18,6 +18,7 @@ max_history); --preset and the command-line flags still override them.
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 
@@ -30,14 +31,17 @@ from datagen.rawfiles import read_bytes
 from datagen.report import BuildReport
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source
+from datagen.timestamps import TIMESTAMP_UNITS, checked_seconds
 
 FORMATS = ("parquet", "csv", "jsonl", "json-object")
 KEY = "_key"  # json-object: the object's key
 VALUE = "_value"  # json-object interactions: each element of the key's list
 
-FILE_KEYS = {"path", "format", "separator", "columns"}
-ITEM_KEYS = FILE_KEYS | {"id", "title", "categories", "categories_split", "categories_hierarchy"}
-INTERACTION_KEYS = FILE_KEYS | {"user", "item", "timestamp", "rating", "order"}
+FILE_KEYS = {"path", "format", "separator", "columns", "encoding"}
+ITEM_KEYS = FILE_KEYS | {"id", "title", "categories", "categories_split", "categories_hierarchy", "keep_root"}
+INTERACTION_KEYS = FILE_KEYS | {"user", "item", "item_split", "timestamp", "timestamp_unit", "rating", "order"}
+CATALOG_KEYS = {"catalog_noun", "citation", "license"}  # text for the prompts and the card
+TOP_KEYS = {"name", "items", "interactions", "parameters", *CATALOG_KEYS}
 PARAMETER_KEYS = {"user_core": 1, "item_core": 1, "max_title_tokens": 1, "max_history": 1}  # name: least value
 
 
@@ -64,6 +68,7 @@ class TableSource(Source):
         config = load_config(config_path)
         interactions_path = raw_dir / config["interactions"]["path"]
         interactions, order = read_interactions(interactions_path, config["interactions"], config_path, report)
+        about = {"catalog_noun": config.get("catalog_noun", "items"), "citation": config.get("citation"), "license": config.get("license")}
         if "items" not in config:
             return RawCatalog(
                 items=untitled_items(interactions),
@@ -72,6 +77,7 @@ class TableSource(Source):
                 order=order,
                 category_kind="none: an interactions-only catalog",
                 has_titles=False,
+                **about,
             )
         items_path = raw_dir / config["items"]["path"]
         items, hierarchy = read_items(items_path, config["items"], config_path, report)
@@ -81,6 +87,7 @@ class TableSource(Source):
             input_files=[config_path, items_path, interactions_path],
             order=order,
             category_kind=f"{hierarchy} categories from the config {config_path.name}",
+            **about,
         )
 
 
@@ -101,10 +108,13 @@ def load_config(path: Path) -> dict:
         raise DataError(f"not valid YAML: {error}", path=path) from None
     if not isinstance(config, dict):
         raise DataError("the config must be a mapping with `items` and `interactions`", path=path)
-    unknown = set(config) - {"name", "items", "interactions", "parameters"}
+    unknown = set(config) - TOP_KEYS
     if unknown:
-        raise DataError(f"unknown key {sorted(unknown)[0]!r}", path=path, hint="Top-level keys: name, items, interactions, parameters.")
+        raise DataError(f"unknown key {sorted(unknown)[0]!r}", path=path, hint=f"Top-level keys: {', '.join(sorted(TOP_KEYS))}.")
     _check_parameters(config.get("parameters"), path)
+    for key in CATALOG_KEYS:
+        if key in config and not (isinstance(config[key], str) and config[key].strip()):
+            raise DataError(f"{key} must be a non-empty string", path=path)
     for section, allowed, required in (
         ("items", ITEM_KEYS, ("path", "format", "id", "title")),
         ("interactions", INTERACTION_KEYS, ("path", "format", "user", "item", "order")),
@@ -125,6 +135,8 @@ def load_config(path: Path) -> dict:
             raise DataError(f"{section}.separator and {section}.columns are for format csv only", path=path)
         if "separator" in body and not (isinstance(body["separator"], str) and len(body["separator"].encode()) == 1):
             raise DataError(f"{section}.separator must be one single-byte character (e.g. \"\\t\" or \" \"), not {body['separator']!r}", path=path)
+        if "encoding" in body:
+            _check_encoding(body["encoding"], f"{section}.encoding", path)
         columns = body.get("columns")
         if columns is not None and not (isinstance(columns, list) and columns and all(isinstance(c, str) and c for c in columns)):
             raise DataError(f"{section}.columns must be a list of column names (for a file without a header)", path=path)
@@ -132,9 +144,21 @@ def load_config(path: Path) -> dict:
         raise DataError("interactions.order must be timestamp or list", path=path)
     if config["interactions"]["order"] == "timestamp" and not config["interactions"].get("timestamp"):
         raise DataError("interactions.order is timestamp, so interactions.timestamp must name a column", path=path)
-    if config.get("items") and config["items"].get("categories_hierarchy", "set") not in ("set", "path"):
-        raise DataError("items.categories_hierarchy must be set or path", path=path)
+    if config["interactions"].get("timestamp_unit", "auto") not in ("auto", *TIMESTAMP_UNITS):
+        raise DataError(f"interactions.timestamp_unit must be one of {', '.join(TIMESTAMP_UNITS)}", path=path)
+    if config.get("items"):
+        if config["items"].get("categories_hierarchy", "set") not in ("set", "path"):
+            raise DataError("items.categories_hierarchy must be set or path", path=path)
+        if "keep_root" in config["items"] and (not isinstance(config["items"]["keep_root"], bool) or config["items"].get("categories_hierarchy") != "path"):
+            raise DataError("items.keep_root is true or false, and only for categories_hierarchy: path", path=path)
     return config
+
+
+def _check_encoding(name, key: str, path: Path) -> None:
+    try:
+        codecs.lookup(name)
+    except (LookupError, TypeError):
+        raise DataError(f"{key}: unknown encoding {name!r} (e.g. utf-8, latin-1, cp1252)", path=path) from None
 
 
 def _check_parameters(parameters, path: Path) -> None:
@@ -150,11 +174,13 @@ def _check_parameters(parameters, path: Path) -> None:
 
 
 def read_frame(path: Path, spec: dict, config_path: Path, section: str) -> pl.DataFrame:
-    """The file as a frame of string columns (plus `line`), whatever its format."""
+    """The file as a frame of its columns (plus `line`), whatever its format."""
     fmt = spec["format"]
-    if fmt == "json-object":
-        return _read_json_object(path, spec, section)
     raw = read_bytes(path)
+    if fmt != "parquet":
+        raw = _as_utf8(raw, spec.get("encoding", "utf-8"), path, f"{section}.encoding")
+    if fmt == "json-object":
+        return _read_json_object(raw, path, section)
     try:
         if fmt == "parquet":
             frame = pl.read_parquet(raw)
@@ -169,10 +195,25 @@ def read_frame(path: Path, spec: dict, config_path: Path, section: str) -> pl.Da
     return frame.with_row_index("line", offset=first_line)
 
 
-def _read_json_object(path: Path, spec: dict, section: str) -> pl.DataFrame:
+def _as_utf8(raw: bytes, encoding: str, path: Path, key: str) -> bytes:
+    """The bytes as UTF-8, decoded strictly: a byte the encoding cannot read is an error naming its line."""
     try:
-        data = json.loads(read_bytes(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise DataError(
+            f"byte {raw[error.start:error.start + 1]!r} is not {encoding} ({error.reason})",
+            path=path,
+            line=line,
+            hint=f"Set {key} to the file's encoding (GroupLens' older files are latin-1).",
+        ) from None
+    return raw if codecs.lookup(encoding).name == "utf-8" else text.encode()
+
+
+def _read_json_object(raw: bytes, path: Path, section: str) -> pl.DataFrame:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as error:
         raise DataError(f"not valid JSON ({error})", path=path) from None
     if not isinstance(data, dict):
         raise DataError("json-object format needs one JSON object keyed by id", path=path)
@@ -220,24 +261,43 @@ def read_items(path: Path, spec: dict, config_path: Path, report: BuildReport) -
                     f"column {spec['categories']!r} holds strings: set items.categories_split to the separator",
                     path=config_path,
                 )
-            values = values.str.split(separator)
+            values = split_categories(values, separator)
         elif not isinstance(values.dtype, pl.List):
             raise DataError(f"categories column {spec['categories']!r} is {values.dtype}, not a list or string", path=path)
         values = values.cast(pl.List(pl.String))
         if hierarchy == "path":
-            values, cut = category_prefixes(values.list.slice(1))
+            values, cut = category_prefixes(values if spec.get("keep_root") else values.list.slice(1))
             report.counts["category_paths_cut_at_junk_level"] = cut
     else:
         values = pl.Series([[]] * frame.height, dtype=pl.List(pl.String))
     return pl.DataFrame({"raw_item_id": ids, "title": titles, "categories": values}), hierarchy
 
 
+def split_categories(values: pl.Series, separator: str) -> pl.Series:
+    """Split joined category names; with "," a comma followed by a space stays in the name.
+
+    Amazon's names hold ", " ("Tapes, Adhesives & Sealants") while processed
+    files join names with a bare "," (LC-Rec: "Industrial & Scientific,Tapes,
+    Adhesives & Sealants,Adhesive Tapes"), so only a bare comma separates.
+    """
+    if separator != ",":
+        return values.str.split(separator)
+    kept = "\x00"  # no category name holds a NUL
+    return values.str.replace_all(", ", kept, literal=True).str.split(",").list.eval(pl.element().str.replace_all(kept, ", ", literal=True))
+
+
 def read_interactions(path: Path, spec: dict, config_path: Path, report: BuildReport) -> tuple[pl.DataFrame, str]:
     frame = read_frame(path, spec, config_path, "interactions")
+    frame = _one_item_per_row(frame, spec, path, config_path)
     users = _column(frame, spec, "user", path, config_path, "interactions").cast(pl.String)
     items = _column(frame, spec, "item", path, config_path, "interactions").cast(pl.String)
+    time_problems = pl.Series([None] * frame.height, dtype=pl.String)
     if spec.get("timestamp"):
-        timestamps = _to_seconds(_column(frame, spec, "timestamp", path, config_path, "interactions"), path)
+        values = _column(frame, spec, "timestamp", path, config_path, "interactions")
+        unit = spec.get("timestamp_unit", "auto")
+        if unit == "auto":
+            unit = "iso" if values.dtype == pl.String and values.cast(pl.Float64, strict=False).is_null().sum() > values.is_null().sum() else "s"
+        timestamps, time_problems = checked_seconds(values, unit, path=path, field=spec["timestamp"])
     else:
         timestamps = pl.Series([None] * frame.height, dtype=pl.Int64)
     ratings = (
@@ -246,38 +306,50 @@ def read_interactions(path: Path, spec: dict, config_path: Path, report: BuildRe
         else pl.Series([None] * frame.height, dtype=pl.Float64)
     )
     parsed = pl.DataFrame(
-        {"line": frame["line"], "raw_user_id": users, "raw_item_id": items, "timestamp": timestamps, "rating": ratings}
+        {"line": frame["line"], "raw_user_id": users, "raw_item_id": items, "timestamp": timestamps, "rating": ratings, "time_problem": time_problems}
     )
     problem = (
         pl.when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit(spec["user"]))
         .when(pl.col("raw_item_id").is_null() | (pl.col("raw_item_id") == "")).then(pl.lit(spec["item"]))
     )
+    reason = pl.format("missing or invalid {}", pl.col("field"))
+    if spec.get("timestamp"):
+        problem = problem.when(pl.col("time_problem").is_not_null()).then(pl.lit(spec["timestamp"]))
+        reason = pl.coalesce("time_problem", reason)
     if spec["order"] == "timestamp":
         problem = problem.when(pl.col("timestamp").is_null()).then(pl.lit(spec["timestamp"]))
     parsed = parsed.with_columns(problem.alias("field"))
-    bad = parsed.filter(pl.col("field").is_not_null()).select(
-        pl.col("line").cast(pl.UInt32), "field", pl.format("missing or invalid {}", pl.col("field")).alias("reason")
-    )
+    bad = parsed.filter(pl.col("field").is_not_null()).select(pl.col("line").cast(pl.UInt32), "field", reason.alias("reason"))
     report.skip_bad_rows(bad, total=parsed.height, path=path, what="interactions")
-    kept = parsed.filter(pl.col("field").is_null()).with_columns(pl.col("line").cast(pl.Int64).alias("order_key"))
-    return kept.drop("line", "field"), spec["order"]
+    kept = parsed.filter(pl.col("field").is_null()).with_columns(pl.int_range(pl.len()).cast(pl.Int64).alias("order_key"))
+    return kept.drop("line", "field", "time_problem"), spec["order"]
 
 
-def _to_seconds(values: pl.Series, path: Path) -> pl.Series:
-    """Unix seconds from integer seconds or from ISO date/datetime strings."""
-    if values.dtype.is_numeric():
-        return values.cast(pl.Int64, strict=False)
-    as_text = values.cast(pl.String)
-    as_number = as_text.cast(pl.Int64, strict=False)
-    dates = as_number.is_null() & as_text.is_not_null()
-    if not dates.any():
-        return as_number
-    try:
-        as_time = as_text.str.to_datetime(strict=False, time_unit="ms").dt.epoch("s")
-    except pl.exceptions.ComputeError:
-        raise DataError(
-            f"timestamp {as_text.filter(dates)[0]!r} is neither unix seconds nor an ISO date/datetime",
-            path=path,
-            field=values.name,
-        ) from None
-    return pl.select(pl.coalesce(as_number, as_time)).to_series()
+def _one_item_per_row(frame: pl.DataFrame, spec: dict, path: Path, config_path: Path) -> pl.DataFrame:
+    """A list-valued item column (a parquet/json list, or text split by `item_split`) as one row per item.
+
+    A timestamp column that is a list too is exploded alongside, element by element.
+    """
+    column = _column(frame, spec, "item", path, config_path, "interactions")
+    if spec.get("item_split"):
+        if column.dtype != pl.String:
+            raise DataError(f"interactions.item_split is set but column {spec['item']!r} is {column.dtype}, not text", path=config_path)
+        frame = frame.with_columns(column.str.split(spec["item_split"]).list.eval(pl.element().filter(pl.element() != "")))
+    elif not isinstance(column.dtype, pl.List):
+        return frame
+    together = [spec["item"]]
+    stamp = spec.get("timestamp")
+    if stamp and stamp in frame.columns:
+        if spec.get("item_split") and frame[stamp].dtype == pl.String:
+            frame = frame.with_columns(frame[stamp].str.split(spec["item_split"]).list.eval(pl.element().filter(pl.element() != "")))
+        if isinstance(frame[stamp].dtype, pl.List):
+            uneven = frame.filter(pl.col(stamp).list.len() != pl.col(spec["item"]).list.len())
+            if uneven.height:
+                raise DataError(
+                    f"the {stamp!r} list and the {spec['item']!r} list differ in length",
+                    path=path,
+                    line=int(uneven["line"][0]),
+                    field=stamp,
+                )
+            together.append(stamp)
+    return frame.explode(together)

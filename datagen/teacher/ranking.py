@@ -57,9 +57,9 @@ class CategoryIndex:
     """Which items carry which category, as a sparse [items, categories] matrix."""
 
     def __init__(self, items: pl.DataFrame):
-        pairs = items.select("item_id", "categories").explode("categories").drop_nulls("categories")
+        pairs = items.select("item_id", pl.col("categories").cast(pl.List(pl.String))).explode("categories").drop_nulls("categories")
         self.names = sorted(set(pairs["categories"].to_list()))
-        self.ids = pl.DataFrame({"categories": self.names, "category_id": range(len(self.names))}, schema_overrides={"category_id": pl.Int64})
+        self.ids = pl.DataFrame({"categories": self.names, "category_id": range(len(self.names))}, schema={"categories": pl.String, "category_id": pl.Int64})
         pairs = pairs.join(self.ids, on="categories")
         indices = torch.from_numpy(np.stack([pairs["item_id"].to_numpy(), pairs["category_id"].to_numpy()]).astype(np.int64))
         self.n_items = items.height
