@@ -3,6 +3,8 @@
     >>> import polars as pl
     >>> category_prefixes(pl.Series([["Movies", "Drama", "</span>"]]))[0].to_list()
     [['Movies', 'Movies, Drama']]
+    >>> category_path(["Movies", "Movies, Drama"])
+    'Movies, Drama'
 
 Every prefix of a path is a category of the item ("A", "A, B", "A, B, C"), as
 the paper's Movies & TV categories look ("Art House & International, By
@@ -78,3 +80,13 @@ def category_prefixes(paths: pl.Series) -> tuple[pl.Series, int]:
         .fill_null(pl.lit([], pl.List(pl.String)))
     )
     return prefixes, first_junk.height
+
+
+def category_path(categories: list[str] | None) -> str:
+    """An item's categories as one phrase: the prefixes of a path collapse into the path, other labels are listed.
+
+    ["A", "A, B", "A, B, C"] reads "A, B, C" (not "A, A, B, A, B, C"); a set
+    such as Steam's ["Action", "Indie"] reads "Action, Indie".
+    """
+    labels = list(dict.fromkeys(categories or []))
+    return ", ".join(label for label in labels if not any(other.startswith(label + ", ") for other in labels))

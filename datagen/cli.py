@@ -219,25 +219,33 @@ def stats(path, as_json):
     epilog="""\b
 Examples:
   datagen download steam
-  datagen download amazon Gift_Cards
-  datagen download amazon Movies_and_TV --reviews full --dest data/amazon
-"""
+  datagen download amazon:Gift_Cards
+  datagen download amazon:Movies_and_TV --reviews full --dest data/amazon
+  datagen download amazon:Video_Games --release 2023
+  datagen download movielens:ml-1m
+""",
 )
-@click.argument("source", type=click.Choice(["steam", "amazon"]))
+@click.argument("spec", metavar="SOURCE[:ARG]")
 @click.argument("category", required=False)
-@click.option("--reviews", type=click.Choice(["5core", "full", "ratings"]), default="5core", show_default=True, help="Amazon: which reviews file.")
+@click.option("--reviews", type=click.Choice(["5core", "full", "ratings"]), default="5core", show_default=True, help="Amazon 2018: which reviews file.")
+@click.option("--release", type=click.Choice(["2018", "2023"]), default="2018", show_default=True, help="Amazon: Amazon Review Data 2018 (amazon_v2) or Amazon Reviews 2023.")
 @click.option("--dest", type=click.Path(path_type=Path), help="Folder to save into [default: the cache, $DATAGEN_CACHE/raw/<source>].")
-@click.option("--base-url", help="A mirror of the official files (same layout).")
+@click.option("--base-url", help="A mirror of the official files (same layout), tried instead of the official hosts.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def download_command(source, category, reviews, dest, base_url, quiet):
-    """Fetch the official UCSD raw files (resumable, size and checksum verified).
+def download_command(spec, category, reviews, release, dest, base_url, quiet):
+    """Fetch the official raw files of steam, amazon:CATEGORY or movielens:RELEASE (resumable, verified).
 
-    `datagen build` then finds them without --raw-dir.
+    Each file comes from the lab's current host, else its old host (Amazon 2023:
+    the Hub dataset McAuley-Lab/Amazon-Reviews-2023); MovieLens zips are
+    unpacked. `datagen build` then finds them without --raw-dir.
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+    source, _, argument = spec.partition(":")
+    if argument and category:
+        raise click.UsageError(f"give the argument once: `datagen download {spec}`")
     folder = dest or cache_dir() / source
-    remotes = official_files(source, category, reviews, base_url)
+    remotes = official_files(source, argument or category or None, reviews, base_url, release)
     with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), disable=quiet, console=Console(stderr=True)) as bar:
         for remote in remotes:
             task = bar.add_task(remote.name, total=None)

@@ -1,15 +1,21 @@
-"""Fetch the official UCSD raw files into a cache folder, resumably and verified.
+"""Fetch the official raw files (UCSD/McAuley lab, GroupLens) into a cache folder, resumably and verified.
 
 A download goes to `NAME.part` and is renamed only once its size (and sha256,
 where known) checks out; a rerun resumes a `.part` with an HTTP Range request.
+Each file has hosts tried in order (the lab's current domain, then the old one
+or the Hub); an archive is unpacked into a staging folder, then renamed.
 
     $ datagen download steam
-    $ datagen download amazon Gift_Cards --reviews 5core
+    $ datagen download amazon:Gift_Cards --reviews 5core
+    $ datagen download amazon:Video_Games --release 2023
+    $ datagen download movielens:ml-1m
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,13 +27,19 @@ from datagen.cache import cache_root
 from datagen.errors import DataError
 from datagen.rawfiles import sha256
 
-STEAM_BASE_URL = "https://cseweb.ucsd.edu/~wckang/"
-AMAZON_BASE_URL = "https://jmcauley.ucsd.edu/data/amazon_v2/"
+# Each file's hosts in the order tried: the lab's current domain first, the old one as a fallback.
+STEAM_HOSTS = ("https://mcauleylab.ucsd.edu/public_datasets/data/steam/", "https://cseweb.ucsd.edu/~wckang/")
+AMAZON_HOSTS = ("https://mcauleylab.ucsd.edu/public_datasets/data/amazon_v2/", "https://jmcauley.ucsd.edu/data/amazon_v2/")
 AMAZON_REVIEW_KINDS = {
     "5core": "categoryFilesSmall/{category}_5.json.gz",
     "full": "categoryFiles/{category}.json.gz",
     "ratings": "categoryFilesSmall/{category}.csv",
 }
+# Amazon Reviews 2023: the lab's gzipped files, else the same files (uncompressed) in its Hub dataset.
+AMAZON_2023_HOST = "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023/raw/"
+AMAZON_2023_HUB_REPO = "McAuley-Lab/Amazon-Reviews-2023"
+AMAZON_RELEASES = ("2018", "2023")
+MOVIELENS_HOST = "https://files.grouplens.org/datasets/movielens/"
 
 # sha256 of official files that we have seen unchanged (shared/data/README.md).
 KNOWN_SHA256 = {
@@ -43,8 +55,19 @@ _CHUNK = 1 << 16
 
 @dataclass(frozen=True)
 class RemoteFile:
-    name: str
-    url: str
+    """One official file and where to get it: (url, local name) pairs, tried in order."""
+
+    mirrors: tuple[tuple[str, str], ...]
+    unpack: bool = False  # a zip archive, unpacked beside it once verified
+
+    @property
+    def name(self) -> str:
+        return self.mirrors[0][1]
+
+
+def remote(name: str, *urls: str, unpack: bool = False) -> RemoteFile:
+    """A file saved as `name` whichever of `urls` serves it."""
+    return RemoteFile(tuple((url, name) for url in urls), unpack)
 
 
 def cache_dir() -> Path:
@@ -52,48 +75,94 @@ def cache_dir() -> Path:
     return cache_root() / "raw"
 
 
-def official_files(source: str, category: str | None = None, reviews: str = "5core", base_url: str | None = None) -> list[RemoteFile]:
-    """The files `datagen download SOURCE [CATEGORY]` fetches."""
+def hub_url(repo_id: str, path: str) -> str:
+    """A file of a Hub dataset repository, through $HF_ENDPOINT when set (a mirror)."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    return f"{endpoint}/datasets/{repo_id}/resolve/main/{path}"
+
+
+def official_files(
+    source: str, argument: str | None = None, reviews: str = "5core", base_url: str | None = None, release: str = "2018"
+) -> list[RemoteFile]:
+    """The files `datagen download SOURCE[:ARGUMENT]` fetches; `base_url` replaces the official hosts (a mirror)."""
     if source == "steam":
-        base = base_url or STEAM_BASE_URL
-        return [RemoteFile(name, base + name) for name in ("steam_games.json.gz", "steam_reviews.json.gz")]
+        hosts = (base_url,) if base_url else STEAM_HOSTS
+        return [remote(name, *(host + name for host in hosts)) for name in ("steam_games.json.gz", "steam_reviews.json.gz")]
     if source == "amazon":
-        if not category:
-            raise DataError("amazon needs a category, e.g. `datagen download amazon Gift_Cards`")
+        if not argument:
+            raise DataError("amazon needs a category, e.g. `datagen download amazon:Gift_Cards`")
+        if release not in AMAZON_RELEASES:
+            raise DataError(f"--release must be one of {', '.join(AMAZON_RELEASES)}, not {release!r}")
+        if release == "2023":
+            return _amazon_2023_files(argument, base_url)
         if reviews not in AMAZON_REVIEW_KINDS:
             raise DataError(f"--reviews must be one of {', '.join(AMAZON_REVIEW_KINDS)}, not {reviews!r}")
-        base = base_url or AMAZON_BASE_URL
-        review_path = AMAZON_REVIEW_KINDS[reviews].format(category=category)
-        meta_path = f"metaFiles2/meta_{category}.json.gz"
-        return [RemoteFile(Path(path).name, base + path) for path in (review_path, meta_path)]
-    raise DataError(f"`datagen download` knows steam and amazon, not {source!r}; bring other catalogs with the table source")
+        hosts = (base_url,) if base_url else AMAZON_HOSTS
+        paths = (AMAZON_REVIEW_KINDS[reviews].format(category=argument), f"metaFiles2/meta_{argument}.json.gz")
+        return [remote(Path(path).name, *(host + path for host in hosts)) for path in paths]
+    if source == "movielens":
+        from datagen.sources.movielens import RELEASES
+
+        if argument not in RELEASES:
+            raise DataError(f"movielens needs a release, one of {', '.join(RELEASES)} (e.g. `datagen download movielens:ml-100k`)")
+        return [remote(f"{argument}.zip", (base_url or MOVIELENS_HOST) + f"{argument}.zip", unpack=True)]
+    raise DataError(f"`datagen download` knows steam, amazon and movielens, not {source!r}; bring other catalogs with the table source")
+
+
+def _amazon_2023_files(category: str, base_url: str | None) -> list[RemoteFile]:
+    files = []
+    for folder, name in (("review_categories", f"{category}.jsonl"), ("meta_categories", f"meta_{category}.jsonl")):
+        if base_url:
+            files.append(remote(f"{name}.gz", f"{base_url}{folder}/{name}.gz"))
+        else:
+            lab = (f"{AMAZON_2023_HOST}{folder}/{name}.gz", f"{name}.gz")
+            hub = (hub_url(AMAZON_2023_HUB_REPO, f"raw/{folder}/{name}"), name)
+            files.append(RemoteFile((lab, hub)))
+    return files
+
+
+class _Unavailable(Exception):
+    """This host cannot serve the file (unreachable, or an HTTP error): the next mirror may."""
 
 
 def download(remote: RemoteFile, folder: Path, progress: Callable[[int, int | None], None] | None = None) -> Path:
-    """Fetch `remote` into `folder`, resuming a partial download; return the verified file."""
+    """Fetch `remote` into `folder` from the first host that serves it, resuming a partial download.
+
+    Returns the verified file, or for an archive the folder it unpacked to.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / remote.name
+    failures = []
+    for url, name in remote.mirrors:
+        try:
+            path = _fetch(url, folder / name, progress)
+        except _Unavailable as error:
+            failures.append(f"{urlparse(url).netloc} ({error})")
+            continue
+        return unpack_zip(path) if remote.unpack else path
+    raise DataError(
+        f"cannot fetch {remote.name}: " + "; ".join(failures),
+        hint=f"Offline, or the hosts moved. Fetch {remote.mirrors[0][0]} elsewhere and put it in {folder}, "
+        "pass --base-url a mirror, or point `datagen build --raw-dir` at a folder holding the files.",
+    )
+
+
+def _fetch(url: str, target: Path, progress: Callable[[int, int | None], None] | None) -> Path:
     if target.is_file() and _matches_known_checksum(target):
         return target
-    partial = folder / (remote.name + ".part")
+    partial = target.with_name(target.name + ".part")
     done = partial.stat().st_size if partial.is_file() else 0
     headers = {"Range": f"bytes={done}-"} if done else {}
     try:
-        response = requests.get(remote.url, headers=headers, stream=True, timeout=30)
+        response = requests.get(url, headers=headers, stream=True, timeout=30)
     except requests.RequestException as error:
-        host = urlparse(remote.url).netloc
-        raise DataError(
-            f"cannot reach {host} to fetch {remote.name} ({type(error).__name__})",
-            hint=f"This machine seems to be offline. Fetch {remote.url} elsewhere, put it in {folder}, "
-            "or point `datagen build --raw-dir` at a folder holding the files.",
-        ) from None
+        raise _Unavailable(f"unreachable: {type(error).__name__}") from None
     with response:
         if response.status_code == 416 and done:
             response.close()
             partial.unlink()
-            return download(remote, folder, progress)
+            return _fetch(url, target, progress)
         if response.status_code not in (200, 206):
-            raise DataError(f"{remote.url} answered HTTP {response.status_code}", hint="Check the category name and --base-url.")
+            raise _Unavailable(f"HTTP {response.status_code}")
         if response.status_code == 200:
             done = 0  # the server ignored the Range header: start over
         length = response.headers.get("Content-Length")
@@ -107,7 +176,7 @@ def download(remote: RemoteFile, folder: Path, progress: Callable[[int, int | No
                         progress(done, total)
             except requests.RequestException as error:
                 raise DataError(
-                    f"download of {remote.name} broke off after {done} bytes ({type(error).__name__})",
+                    f"download of {target.name} broke off after {done} bytes ({type(error).__name__})",
                     path=partial,
                     hint="Run the same command again to resume from there.",
                 ) from None
@@ -117,11 +186,35 @@ def download(remote: RemoteFile, folder: Path, progress: Callable[[int, int | No
             path=partial,
             hint="Run the same command again to resume.",
         )
-    if not _matches_known_checksum(partial, remote.name):
+    if not _matches_known_checksum(partial, target.name):
         partial.unlink()
         raise DataError("sha256 differs from the official file's; the partial download was removed", path=target)
     os.replace(partial, target)
     return target
+
+
+def unpack_zip(archive: Path) -> Path:
+    """Unpack `archive` beside it (staged, then renamed into place); return the folder it holds."""
+    staging = archive.with_name(f".{archive.name}.unpacking")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            for member in bundle.namelist():
+                if member.startswith("/") or ".." in Path(member).parts:
+                    raise DataError(f"unsafe path {member!r} in the archive", path=archive)
+            bundle.extractall(staging)
+    except zipfile.BadZipFile as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(f"not a zip archive ({error})", path=archive, hint="Delete it and download again.") from None
+    entries = sorted(staging.iterdir())
+    for entry in entries:
+        destination = archive.parent / entry.name
+        if destination.is_dir():
+            shutil.rmtree(destination)
+        os.replace(entry, destination)
+    staging.rmdir()
+    folders = [archive.parent / entry.name for entry in entries if (archive.parent / entry.name).is_dir()]
+    return folders[0] if len(folders) == 1 else archive.parent
 
 
 def _matches_known_checksum(path: Path, name: str | None = None) -> bool:

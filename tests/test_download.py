@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from click.testing import CliRunner
 
-from datagen.download import RemoteFile, download, official_files
+from datagen.cli import main
+from datagen.download import download, official_files, remote
 from datagen.errors import DataError
 
 
@@ -52,31 +56,31 @@ def server(shared_data):
 
 
 def test_downloads_verified_official_files(server, shared_data, tmp_path):
-    for remote in official_files("amazon", "Gift_Cards", base_url=server):
-        path = download(remote, tmp_path)
-        assert path.read_bytes() == (shared_data / "amazon" / remote.name).read_bytes()
+    for official in official_files("amazon", "Gift_Cards", base_url=server):
+        path = download(official, tmp_path)
+        assert path.read_bytes() == (shared_data / "amazon" / official.name).read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Gift_Cards_5.json.gz", "meta_Gift_Cards.json.gz"]
 
 
 def test_broken_download_resumes(server, shared_data, tmp_path):
-    remote = RemoteFile("meta_Gift_Cards.json.gz", server + "metaFiles2/meta_Gift_Cards.json.gz")
+    meta = remote("meta_Gift_Cards.json.gz", server + "metaFiles2/meta_Gift_Cards.json.gz")
     _FileServer.break_after = 200_000
     with pytest.raises(DataError, match=r"broke off after (\d+) bytes") as error:
-        download(remote, tmp_path)
+        download(meta, tmp_path)
     assert "again to resume" in str(error.value)
     saved = (tmp_path / "meta_Gift_Cards.json.gz.part").stat().st_size
     assert 0 < saved <= 200_000 and f"after {saved} bytes" in str(error.value)
     seen = []
-    path = download(remote, tmp_path, lambda done, total: seen.append((done, total)))
+    path = download(meta, tmp_path, lambda done, total: seen.append((done, total)))
     assert path.read_bytes() == (shared_data / "amazon" / "meta_Gift_Cards.json.gz").read_bytes()
     assert seen[0][0] > saved and seen[-1] == (path.stat().st_size, path.stat().st_size)
     assert not (tmp_path / "meta_Gift_Cards.json.gz.part").exists()
 
 
 def test_checksum_mismatch_keeps_nothing(server, tmp_path):
-    remote = RemoteFile("All_Beauty_5.json.gz", server + "categoryFilesSmall/All_Beauty_5.json.gz")
+    beauty = remote("All_Beauty_5.json.gz", server + "categoryFilesSmall/All_Beauty_5.json.gz")
     with pytest.raises(DataError, match="sha256 differs"):
-        download(remote, tmp_path)
+        download(beauty, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -84,16 +88,65 @@ def test_offline_is_a_clear_error(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    remote = official_files("steam", base_url=f"http://127.0.0.1:{port}/")[0]
-    with pytest.raises(DataError, match=r"cannot reach 127.0.0.1:\d+ to fetch steam_games.json.gz") as error:
-        download(remote, tmp_path)
+    games = official_files("steam", base_url=f"http://127.0.0.1:{port}/")[0]
+    with pytest.raises(DataError, match=r"cannot fetch steam_games.json.gz: 127.0.0.1:\d+ \(unreachable") as error:
+        download(games, tmp_path)
     assert "--raw-dir" in str(error.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_official_urls():
-    assert [r.url for r in official_files("amazon", "Movies_and_TV", reviews="full")] == [
-        "https://jmcauley.ucsd.edu/data/amazon_v2/categoryFiles/Movies_and_TV.json.gz",
-        "https://jmcauley.ucsd.edu/data/amazon_v2/metaFiles2/meta_Movies_and_TV.json.gz",
+    """The lab's current domain first, the old host as a fallback; Amazon 2023 falls back to its Hub dataset."""
+    assert [[url for url, _ in r.mirrors] for r in official_files("amazon", "Movies_and_TV", reviews="full")] == [
+        [
+            "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_v2/categoryFiles/Movies_and_TV.json.gz",
+            "https://jmcauley.ucsd.edu/data/amazon_v2/categoryFiles/Movies_and_TV.json.gz",
+        ],
+        [
+            "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_v2/metaFiles2/meta_Movies_and_TV.json.gz",
+            "https://jmcauley.ucsd.edu/data/amazon_v2/metaFiles2/meta_Movies_and_TV.json.gz",
+        ],
     ]
+    assert [url for url, _ in official_files("steam")[0].mirrors] == [
+        "https://mcauleylab.ucsd.edu/public_datasets/data/steam/steam_games.json.gz",
+        "https://cseweb.ucsd.edu/~wckang/steam_games.json.gz",
+    ]
+    reviews_2023 = official_files("amazon", "Video_Games", release="2023")[0]
+    assert reviews_2023.mirrors == (
+        ("https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023/raw/review_categories/Video_Games.jsonl.gz", "Video_Games.jsonl.gz"),
+        ("https://huggingface.co/datasets/McAuley-Lab/Amazon-Reviews-2023/resolve/main/raw/review_categories/Video_Games.jsonl", "Video_Games.jsonl"),
+    )
+    assert official_files("movielens", "ml-1m")[0].mirrors == (("https://files.grouplens.org/datasets/movielens/ml-1m.zip", "ml-1m.zip"),)
     with pytest.raises(DataError, match="needs a category"):
         official_files("amazon")
+    with pytest.raises(DataError, match="movielens needs a release"):
+        official_files("movielens", "ml-3m")
+
+
+def test_a_host_that_fails_gives_way_to_the_next(server, shared_data, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+    meta = remote("meta_Gift_Cards.json.gz", dead + "meta_Gift_Cards.json.gz", server + "missing/meta_Gift_Cards.json.gz", server + "metaFiles2/meta_Gift_Cards.json.gz")
+    assert download(meta, tmp_path).read_bytes() == (shared_data / "amazon" / "meta_Gift_Cards.json.gz").read_bytes()
+    gone = remote("meta_Gift_Cards.json.gz", dead + "x", server + "missing/x")
+    with pytest.raises(DataError, match=r"cannot fetch .*unreachable.*HTTP 404"):
+        download(gone, tmp_path / "other")
+
+
+def test_movielens_zip_is_unpacked_into_place(server, shared_data, tmp_path):
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted((shared_data / "movielens" / "ml-100k").iterdir()):
+            bundle.write(path, f"ml-100k/{path.name}")
+    _FileServer.files["ml-100k.zip"] = archive.getvalue()
+    folder = download(official_files("movielens", "ml-100k", base_url=server)[0], tmp_path)
+    assert folder == tmp_path / "ml-100k"
+    assert (folder / "u.data").read_bytes() == (shared_data / "movielens" / "ml-100k" / "u.data").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ml-100k", "ml-100k.zip"]
+
+
+def test_download_command_takes_source_colon_argument(server, shared_data, tmp_path):
+    result = CliRunner().invoke(main, ["download", "amazon:Gift_Cards", "--base-url", server, "--dest", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Gift_Cards_5.json.gz", "meta_Gift_Cards.json.gz"]

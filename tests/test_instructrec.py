@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from datagen.buildfolder import BuildFolder
+from datagen.categories import category_path
 from datagen.cli import main
 from datagen.instructrec.build import FILL_END, InstructRecSettings, generate_instructrec, join_fills, load_library, required_annotations, skipped_per_template
 from datagen.pipeline import BuildConfig, build
@@ -72,9 +73,16 @@ def test_t0_is_balanced_and_yes_only_for_the_target(gift_cards):
         assert (answer == "Yes") == (row["candidate_item_ids"] == [row["target_item_id"]])
 
 
+def test_a_paths_prefixes_read_as_the_path():
+    prefixes = ["Envelopes", "Envelopes, Mailers & Shipping Supplies", "Envelopes, Mailers & Shipping Supplies, Envelopes"]
+    assert category_path(prefixes) == "Envelopes, Mailers & Shipping Supplies, Envelopes"
+    assert category_path(["Action", "Indie"]) == "Action, Indie"
+    assert category_path([]) == ""
+
+
 def test_i2_is_the_targets_category_path(gift_cards):
     folder, _ = gift_cards
-    paths = {item: ", ".join(dict.fromkeys(c)) for item, c in folder.items.select("item_id", "categories").rows()}
+    paths = {item: category_path(c) for item, c in folder.items.select("item_id", "categories").rows()}
     rows = _rows(folder, "train", "recommend").filter(pl.col("query_kind") == "specific_intention")
     assert rows.height > 0
     for row in rows.iter_rows(named=True):

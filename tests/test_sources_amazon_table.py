@@ -32,7 +32,7 @@ def test_gift_cards_reviews_and_meta(shared_data, tmp_path):
 def test_reviews_without_meta_is_a_clear_error(shared_data, tmp_path):
     with pytest.raises(DataError, match="meta_All_Beauty.json.gz") as error:
         build(BuildConfig("amazon:All_Beauty", raw_dir=shared_data / "amazon", out_dir=tmp_path / "ab"))
-    assert "datagen download amazon All_Beauty" in str(error.value)
+    assert "datagen download amazon:All_Beauty" in str(error.value)
     assert not (tmp_path / "ab").exists()
 
 

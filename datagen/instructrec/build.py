@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from datagen.buildfolder import BuildFolder
+from datagen.categories import category_path
 from datagen.generated import chat_columns, check_failures, settings_dict, write_generated
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
@@ -146,7 +147,7 @@ class Generator:
         items = folder.items.sort("item_id")
         self.titles = items["title"].to_list()
         # The category path in the source's order (Amazon: root first), joined as section 2.2.1's example.
-        self.paths = [", ".join(dict.fromkeys(c or [])) for c in items["categories"].to_list()]
+        self.paths = [category_path(c) for c in items["categories"].to_list()]
         self.settings, self.library = settings, library
         self.n_items = items.height
 

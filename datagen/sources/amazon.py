@@ -1,45 +1,79 @@
-"""Amazon Review Data 2018 ("amazon_v2"), any category.
+"""Amazon reviews, any category, from either release: 2018 ("amazon_v2") or 2023.
 
-Reviews come from the 5-core or full JSON lines (`reviewerID, asin, overall,
-unixReviewTime`) or the ratings-only CSV (`item,user,rating,timestamp`);
-titles and categories from `meta_<Category>.json.gz`.
+2018: the 5-core or full JSON lines (`reviewerID, asin, overall,
+unixReviewTime` in seconds) or the ratings-only CSV (`item,user,rating,timestamp`);
+titles and categories from `meta_<Category>.json.gz` (`asin`, `category`).
+2023 (Hou et al. 2024): `<Category>.jsonl[.gz]` (`user_id, parent_asin, rating,
+timestamp` in milliseconds, `text`) and `meta_<Category>.jsonl[.gz]`
+(`parent_asin`, `title`, `categories`, `main_category`). Items are
+`parent_asin`. The release is read from which files are there, or `-O release=`.
 
-Categories: the `category` list is a path, root first. The root (the category
-of the whole file) says nothing, so it is dropped, and every prefix of the rest
-is a category of the item (see `datagen.categories.category_prefixes`).
+Categories: the path list (2018 `category`, 2023 `categories`) is root first.
+The root (the category of the whole file) says nothing, so it is dropped, and
+every prefix of the rest is a category of the item (see
+`datagen.categories.category_prefixes`). Where the path is empty (often in
+2023) the main category (2018 `main_cat`, 2023 `main_category`) is the item's one
+category, so both releases give the same tables for the same data.
 
     $ datagen build amazon:Gift_Cards --raw-dir data/amazon
+    $ datagen build amazon:Video_Games --raw-dir data/amazon2023 -O release=2023
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from datagen.categories import category_prefixes
+from datagen.categories import category_prefixes, clean_categories
 from datagen.download import cache_dir
 from datagen.errors import DataError
 from datagen.rawfiles import iter_line_chunks, read_lines
 from datagen.report import BuildReport
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, require_file
+from datagen.timestamps import checked_seconds
 
 REVIEW_FILES = {
     "5core": "{category}_5.json.gz",
     "full": "{category}.json.gz",
     "ratings": "{category}.csv",
 }
+REVIEW_FILES_2023 = ["{category}.jsonl.gz", "{category}.jsonl"]
+META_FILES = {"2018": ["meta_{category}.json.gz"], "2023": ["meta_{category}.jsonl.gz", "meta_{category}.jsonl"]}
+
+
+@dataclass(frozen=True)
+class ReviewFields:
+    """Where a release keeps each fact of a review, and the unit of its times."""
+
+    user: str
+    item: str
+    time: str
+    rating: str
+    review: str
+    time_unit: str
+
+
+REVIEW_FIELDS = {
+    "2018": ReviewFields("reviewerID", "asin", "unixReviewTime", "overall", "reviewText", "s"),
+    # Items are parent_asin (the product, not its colour or size variant), as the release's own benchmarks use.
+    "2023": ReviewFields("user_id", "parent_asin", "timestamp", "rating", "text", "ms"),
+}
+# Per release: the item id, the category path (root first) and the one main category of a meta record.
+META_FIELDS = {"2018": ("asin", "category", "main_cat"), "2023": ("parent_asin", "categories", "main_category")}
 
 
 @register_source
 class AmazonSource(Source):
     name = "amazon"
-    summary = "Amazon Review Data 2018 (amazon_v2), one category: reviews or ratings + meta"
+    summary = "Amazon Review Data 2018 (amazon_v2) or Amazon Reviews 2023, one category: reviews + meta"
     argument = "CATEGORY, e.g. amazon:Gift_Cards (the file-name spelling)"
     options = {
-        "reviews": (None, "which reviews file: 5core, full or ratings (default: the first of these found)"),
+        "release": (None, "2018 or 2023 (default: detected from the files in the raw dir)"),
+        "reviews": (None, "2018: which reviews file, 5core, full or ratings (default: the first of these found)"),
     }
 
     def default_raw_dir(self, argument: str | None) -> Path | None:
@@ -49,21 +83,28 @@ class AmazonSource(Source):
     def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:
         options = self.resolve_options(options)
         category = argument
-        kinds = [options["reviews"]] if options["reviews"] else list(REVIEW_FILES)
-        if any(kind not in REVIEW_FILES for kind in kinds):
-            raise DataError(f"reviews must be one of {', '.join(REVIEW_FILES)}, not {options['reviews']!r}")
+        release = options["release"] or detect_release(raw_dir, category)
+        if release not in REVIEW_FIELDS:
+            raise DataError(f"release must be 2018 or 2023, not {release!r}")
+        if release == "2023":
+            if options["reviews"]:
+                raise DataError("the 2023 release has one reviews file per category; the reviews option is for 2018")
+            names = [name.format(category=category) for name in REVIEW_FILES_2023]
+        else:
+            kinds = [options["reviews"]] if options["reviews"] else list(REVIEW_FILES)
+            if any(kind not in REVIEW_FILES for kind in kinds):
+                raise DataError(f"reviews must be one of {', '.join(REVIEW_FILES)}, not {options['reviews']!r}")
+            names = [REVIEW_FILES[kind].format(category=category) for kind in kinds]
+        download_hint = f"datagen download amazon:{category}" + (" --release 2023" if release == "2023" else "")
         reviews_path = require_file(
-            raw_dir,
-            [REVIEW_FILES[kind].format(category=category) for kind in kinds],
-            f"Amazon {category} reviews",
-            f"Run `datagen download amazon {category}` or put the amazon_v2 files in {raw_dir}.",
+            raw_dir, names, f"Amazon {release} {category} reviews", f"Run `{download_hint}` or put the release's files in {raw_dir}."
         )
         meta_path = require_file(
             raw_dir,
-            [f"meta_{category}.json.gz"],
+            [name.format(category=category) for name in META_FILES[release]],
             f"metadata for {category}",
-            f"datagen names items by their titles, so it needs meta_{category}.json.gz beside the reviews. "
-            f"Fetch it with `datagen download amazon {category}` (the meta file is part of it) "
+            f"datagen names items by their titles, so it needs the meta_{category} file beside the reviews. "
+            f"Fetch it with `{download_hint}` (the meta file is part of it) "
             f"and place it in {raw_dir}; reviews alone cannot make an instruction dataset.",
         )
         con = duckdb.connect()
@@ -71,18 +112,33 @@ class AmazonSource(Source):
             if reviews_path.suffix == ".csv":
                 interactions = read_ratings_csv(reviews_path, report)
             else:
-                interactions = read_review_json(con, reviews_path, report)
-            items = read_meta(con, meta_path, report)
+                interactions = read_review_json(con, reviews_path, report, REVIEW_FIELDS[release])
+            items = read_meta(con, meta_path, report, release)
         finally:
             con.close()
         return RawCatalog(
             items=items,
             interactions=interactions,
             input_files=[reviews_path, meta_path],
-            category_kind="Amazon category path without its root; every prefix is a category",
+            category_kind="Amazon category path without its root, every prefix a category; the main category where the path is empty",
             catalog_noun="products",
-            citation_keys=("ni2019",),
+            citation_keys=("hou2024",) if release == "2023" else ("ni2019",),
         )
+
+
+def detect_release(raw_dir: Path, category: str) -> str:
+    """2018 or 2023, from which release's reviews file is in `raw_dir`; both is ambiguous."""
+    found = {
+        "2018": [name for name in REVIEW_FILES.values() if (raw_dir / name.format(category=category)).is_file()],
+        "2023": [name for name in REVIEW_FILES_2023 if (raw_dir / name.format(category=category)).is_file()],
+    }
+    present = [release for release, names in found.items() if names]
+    if len(present) == 2:
+        raise DataError(
+            f"{raw_dir} holds reviews of both releases for {category}",
+            hint="Choose one with -O release=2018 or -O release=2023.",
+        )
+    return present[0] if present else "2018"
 
 
 def _split_valid_json(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -96,7 +152,7 @@ def _split_valid_json(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> tu
     return valid, invalid
 
 
-def read_review_json(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport) -> pl.DataFrame:
+def read_review_json(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, fields: ReviewFields = REVIEW_FIELDS["2018"]) -> pl.DataFrame:
     parsed_chunks, invalid_chunks, total = [], [], 0
     for lines in iter_line_chunks(path):
         total += lines.height
@@ -104,20 +160,23 @@ def read_review_json(con: duckdb.DuckDBPyConnection, path: Path, report: BuildRe
         con.register("valid", valid)
         parsed_chunks.append(
             con.sql(
-                """
+                f"""
                 SELECT line,
-                       text ->> '$.reviewerID' AS raw_user_id,
-                       text ->> '$.asin' AS raw_item_id,
-                       TRY_CAST(text ->> '$.unixReviewTime' AS BIGINT) AS timestamp,
-                       TRY_CAST(text ->> '$.overall' AS DOUBLE) AS rating,
-                       text ->> '$.reviewText' AS review
+                       text ->> '$.{fields.user}' AS raw_user_id,
+                       text ->> '$.{fields.item}' AS raw_item_id,
+                       TRY_CAST(text ->> '$.{fields.time}' AS BIGINT) AS raw_time,
+                       TRY_CAST(text ->> '$.{fields.rating}' AS DOUBLE) AS rating,
+                       NULLIF(text ->> '$.{fields.review}', '') AS review
                 FROM valid
                 """
             ).pl()
         )
         con.unregister("valid")
         invalid_chunks.append(invalid)
-    return _keep_complete_interactions(pl.concat(parsed_chunks), pl.concat(invalid_chunks), total, path, report)
+    parsed = pl.concat(parsed_chunks)
+    seconds, time_problems = checked_seconds(parsed["raw_time"], fields.time_unit, path=path, field=fields.time)
+    parsed = parsed.drop("raw_time").with_columns(timestamp=seconds, time_problem=time_problems)
+    return _keep_complete_interactions(parsed, pl.concat(invalid_chunks), total, path, report, fields)
 
 
 def read_ratings_csv(path: Path, report: BuildReport) -> pl.DataFrame:
@@ -132,18 +191,23 @@ def read_ratings_csv(path: Path, report: BuildReport) -> pl.DataFrame:
         (fields.list.len() != 4).alias("wrong_width"),
     )
     invalid = parsed.filter("wrong_width").select("line", pl.lit("line").alias("field"), pl.lit("not 4 comma-separated fields (item,user,rating,timestamp)").alias("reason"))
-    return _keep_complete_interactions(parsed.filter(~pl.col("wrong_width")), invalid, lines.height, path, report)
+    parsed = parsed.filter(~pl.col("wrong_width"))
+    seconds, time_problems = checked_seconds(parsed["timestamp"], "s", path=path, field="timestamp")
+    parsed = parsed.with_columns(timestamp=seconds, time_problem=time_problems)
+    return _keep_complete_interactions(parsed, invalid, lines.height, path, report, REVIEW_FIELDS["2018"])
 
 
-def _keep_complete_interactions(parsed: pl.DataFrame, invalid: pl.DataFrame, total: int, path: Path, report: BuildReport) -> pl.DataFrame:
+def _keep_complete_interactions(
+    parsed: pl.DataFrame, invalid: pl.DataFrame, total: int, path: Path, report: BuildReport, fields: ReviewFields
+) -> pl.DataFrame:
     problem = (
-        pl.when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit("reviewerID"))
-        .when(pl.col("raw_item_id").is_null() | (pl.col("raw_item_id") == "")).then(pl.lit("asin"))
-        .when(pl.col("timestamp").is_null()).then(pl.lit("unixReviewTime"))
-    )
+        pl.when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit(fields.user))
+        .when(pl.col("raw_item_id").is_null() | (pl.col("raw_item_id") == "")).then(pl.lit(fields.item))
+        .when(pl.col("timestamp").is_null() | pl.col("time_problem").is_not_null()).then(pl.lit(fields.time))
+    )  # fmt: skip
     parsed = parsed.with_columns(problem.alias("field"))
     missing = parsed.filter(pl.col("field").is_not_null()).select(
-        "line", "field", pl.format("missing or invalid {}", pl.col("field")).alias("reason")
+        "line", "field", pl.coalesce("time_problem", pl.format("missing or invalid {}", pl.col("field"))).alias("reason")
     )
     report.skip_bad_rows(pl.concat([invalid.cast({"line": pl.UInt32}), missing.cast({"line": pl.UInt32})]), total=total, path=path, what="reviews")
     return parsed.filter(pl.col("field").is_null()).select(
@@ -151,24 +215,30 @@ def _keep_complete_interactions(parsed: pl.DataFrame, invalid: pl.DataFrame, tot
     )
 
 
-def read_meta(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport) -> pl.DataFrame:
+def read_meta(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, release: str = "2018") -> pl.DataFrame:
+    """Items with titles and categories: the path (root dropped, every prefix), else the main category."""
+    item, path_field, main_field = META_FIELDS[release]
     lines = read_lines(path)
     valid, invalid = _split_valid_json(con, lines)
     con.register("valid", valid)
     parsed = con.sql(
-        """
+        f"""
         SELECT line,
-               text ->> '$.asin' AS raw_item_id,
+               text ->> '$.{item}' AS raw_item_id,
                text ->> '$.title' AS title,
-               CASE WHEN json_type(text, '$.category') = 'ARRAY'
-                    THEN from_json(text -> '$.category', '["VARCHAR"]') ELSE [] END AS path
+               CASE WHEN json_type(text, '$.{path_field}') = 'ARRAY'
+                    THEN from_json(text -> '$.{path_field}', '["VARCHAR"]') ELSE [] END AS path,
+               CASE WHEN json_type(text, '$.{main_field}') = 'VARCHAR'
+                    THEN [text ->> '$.{main_field}'] ELSE [] END AS main
         FROM valid
         """
     ).pl()
     con.unregister("valid")
     report.skip_bad_rows(invalid.cast({"line": pl.UInt32}), total=lines.height, path=path, what="meta records")
-    report.step("parse", "items", before=parsed.height, after=parsed["raw_item_id"].is_not_null().sum(), why="meta record without an asin")
+    report.step("parse", "items", before=parsed.height, after=parsed["raw_item_id"].is_not_null().sum(), why=f"meta record without {item}")
     parsed = parsed.filter(pl.col("raw_item_id").is_not_null())
     prefixes, cut = category_prefixes(parsed["path"].list.slice(1))
     report.counts["category_paths_cut_at_junk_level"] = cut
-    return parsed.select("raw_item_id", "title", prefixes.alias("categories"))
+    main = clean_categories(parsed["main"])
+    categories = pl.when(prefixes.list.len() > 0).then(prefixes).otherwise(main)
+    return parsed.select("raw_item_id", "title", categories.alias("categories"))
