@@ -56,6 +56,7 @@ SENTENCE_FILLS = {"explicit_preference", "vague_intention", "query"}  # an LLM's
 FILL_END = "\x00"  # marks where such a fill ends while rendering
 FILL_JOIN = re.compile(r"[.!?]?\x00(?=[.,])|\x00")
 EVALUATION_TASKS = ("recommend", "select", "pointwise")
+TOO_FEW_NEGATIVES = "too few items outside the user's sequence for its negatives"
 PATH_ANSWERS = ("write_query", "predict_query_and_item")  # answers holding the target's category path
 ANSWER_NEEDS = {"cot": "explicit_preference", "infer_preference": "explicit_preference"}  # annotations the answer itself is
 YES, NO = "Yes", "No"
@@ -164,6 +165,10 @@ class Generator:
         if not fits:
             return []
         template = rng.choice(fits)
+        negatives_needed = {"pointwise": 1, "select": self.settings.candidates - 1 if hard_negatives is None else 0}.get(task, 0)
+        if negatives_needed > self.n_items - len(point.sequence):
+            skipped[(point.split, task, template.id, TOO_FEW_NEGATIVES)] += 1
+            return []
         kinds = query_kinds(template, available)
         query_kind = rng.choice(kinds) if kinds else None
         history = point.history[-self.settings.max_history :]
@@ -210,7 +215,7 @@ class Generator:
 
     def _negatives(self, rng: random.Random, point: Point, n: int) -> list[int]:
         picked: list[int] = []
-        while len(picked) < n:  # the catalog holds far more than n items outside one user's sequence
+        while len(picked) < n:  # rows() checked that the catalog holds n items outside the user's sequence
             item = rng.randrange(self.n_items)
             if item not in point.sequence and item not in picked:
                 picked.append(item)

@@ -30,7 +30,7 @@ from datagen.errors import DataError
 from datagen.rawfiles import read_bytes
 from datagen.report import BuildReport
 from datagen.sources import register_source
-from datagen.sources.base import RawCatalog, Source
+from datagen.sources.base import RawCatalog, Source, untitled_items
 from datagen.timestamps import TIMESTAMP_UNITS, checked_seconds
 
 FORMATS = ("parquet", "csv", "jsonl", "json-object")
@@ -89,14 +89,6 @@ class TableSource(Source):
             category_kind=f"{hierarchy} categories from the config {config_path.name}",
             **about,
         )
-
-
-def untitled_items(interactions: pl.DataFrame) -> pl.DataFrame:
-    """The items of an interactions-only catalog: every id seen, no title, no categories."""
-    ids = interactions["raw_item_id"].unique().sort()
-    return pl.DataFrame(
-        {"raw_item_id": ids, "title": pl.Series([None] * len(ids), dtype=pl.String), "categories": pl.Series([[]] * len(ids), dtype=pl.List(pl.String))}
-    )
 
 
 def load_config(path: Path) -> dict:

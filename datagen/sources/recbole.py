@@ -1,0 +1,197 @@
+"""RecBole atomic files: `NAME.inter` and `NAME.item`, the format of RecBole's public datasets.
+
+    $ datagen build recbole:ml-100k --raw-dir data/recbole          # data/recbole/ml-100k/ml-100k.inter, or the files in data/recbole
+    $ datagen build recbole:Games --raw-dir data -O categories=genre
+
+Tab-separated, no quoting, one typed header line (`user_id:token`,
+`timestamp:float`, `title:token_seq`, ...). `.inter` comes in two forms:
+- one interaction per row (`user_id`, `item_id`, optional `timestamp` in unix
+  seconds, optional `rating`): histories ordered by time, file order breaking ties,
+  or by file order alone without a timestamp;
+- the sequence form (`item_id_list:token_seq`, and optionally the next `item_id`),
+  as RecBole's benchmark files `NAME.train.inter` / `.valid.inter` / `.test.inter`
+  hold it, one row per prefix: a user's history is their first row's list
+  followed by every row's next item, in file order (train, valid, test); its
+  order is the list order.
+`.item` gives titles (`-O title=FIELD`; default the first of title, movie_title,
+name, app_name, item_name) and categories (`-O categories=FIELD`; default the first of
+categories, category, genre, genres, class). A `token_seq` category field is split
+at `-O seq_separator` (RecBole's own setting, default one space); a `token` field is
+one category. Without `.item` the catalog is interactions only (teacher-only build).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import polars as pl
+
+from datagen.errors import DataError
+from datagen.rawfiles import read_bytes
+from datagen.report import BuildReport
+from datagen.sources import register_source
+from datagen.sources.base import RawCatalog, Source, untitled_items
+from datagen.timestamps import checked_seconds
+
+TYPES = ("token", "token_seq", "float", "float_seq")
+TITLE_FIELDS = ("title", "movie_title", "name", "app_name", "item_name")
+CATEGORY_FIELDS = ("categories", "category", "genre", "genres", "class")
+BENCHMARK_SUFFIXES = ("train", "valid", "test")
+
+
+@register_source
+class RecBoleSource(Source):
+    name = "recbole"
+    summary = "RecBole atomic files NAME.inter (+ NAME.item): per-interaction or item_id_list sequences"
+    argument = "NAME, e.g. recbole:ml-100k (the files' stem)"
+    options = {
+        "title": (None, f"the .item field with titles (default: the first of {', '.join(TITLE_FIELDS)})"),
+        "categories": (None, f"the .item field with categories, or 'none' (default: the first of {', '.join(CATEGORY_FIELDS)})"),
+        "seq_separator": (" ", "what separates the tokens of a token_seq field (RecBole's seq_separator)"),
+    }
+
+    def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:
+        options = self.resolve_options(options)
+        folder = raw_dir / argument if (raw_dir / argument).is_dir() else raw_dir
+        inter_paths = interaction_files(folder, argument)
+        frames = [read_atomic(path) for path in inter_paths]
+        separator = options["seq_separator"]
+        if "item_id_list" in frames[0][1]:
+            interactions, order = sequences_to_rows(frames, inter_paths, separator), "list"
+        else:
+            if len(frames) > 1:
+                raise DataError("benchmark files (.train/.valid/.test.inter) must be in the sequence form (item_id_list)", path=inter_paths[0])
+            interactions, order = read_rows(frames[0], inter_paths[0], report)
+        item_path = folder / f"{argument}.item"
+        if not item_path.is_file():
+            return RawCatalog(
+                items=untitled_items(interactions),
+                interactions=interactions,
+                input_files=inter_paths,
+                order=order,
+                category_kind="none: interactions only (no .item file)",
+                has_titles=False,
+            )
+        items, category_field = read_items(item_path, options)
+        return RawCatalog(
+            items=items,
+            interactions=interactions,
+            input_files=[*inter_paths, item_path],
+            order=order,
+            category_kind=f"RecBole .item field {category_field!r}" if category_field else "none: no category field in the .item file",
+        )
+
+
+def interaction_files(folder: Path, name: str) -> list[Path]:
+    """NAME.inter, else the benchmark split NAME.{train,valid,test}.inter."""
+    single = folder / f"{name}.inter"
+    if single.is_file():
+        return [single]
+    split = [folder / f"{name}.{suffix}.inter" for suffix in BENCHMARK_SUFFIXES]
+    if all(path.is_file() for path in split):
+        return split
+    raise DataError(
+        f"no {name}.inter (nor {name}.train/.valid/.test.inter) found",
+        path=folder,
+        hint=f"Pass --raw-dir the folder holding {name}.inter, or its parent holding {name}/.",
+    )
+
+
+def read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
+    """An atomic file as text columns named by field (with `line`), and each field's type."""
+    raw = read_bytes(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"byte {raw[error.start:error.start + 1]!r} is not UTF-8", path=path, line=raw.count(b"\n", 0, error.start) + 1) from None
+    header, _, body = text.partition("\n")
+    types = {}
+    for column in header.rstrip("\r").split("\t"):
+        name, _, kind = column.partition(":")
+        if kind not in TYPES:
+            raise DataError(f"header field {column!r} is not NAME:TYPE with TYPE one of {', '.join(TYPES)}", path=path, line=1)
+        types[name] = kind
+    try:
+        frame = pl.read_csv(
+            io.StringIO(body), separator="\t", quote_char=None, has_header=False, new_columns=list(types), infer_schema=False
+        )
+    except pl.exceptions.PolarsError as error:
+        raise DataError(f"cannot read as a tab-separated atomic file: {error}", path=path) from None
+    if frame.width != len(types):
+        raise DataError(f"rows have {frame.width} fields but the header names {len(types)}", path=path)
+    return frame.with_row_index("line", offset=2), types
+
+
+def _require(types: dict[str, str], field: str, path: Path) -> None:
+    if field not in types:
+        raise DataError(f"no {field} field (the header has {', '.join(types)})", path=path, line=1)
+
+
+def read_rows(atomic: tuple[pl.DataFrame, dict[str, str]], path: Path, report: BuildReport) -> tuple[pl.DataFrame, str]:
+    frame, types = atomic
+    for field in ("user_id", "item_id"):
+        _require(types, field, path)
+    has_time = "timestamp" in types
+    seconds, time_problems = (
+        checked_seconds(frame["timestamp"], "s", path=path, field="timestamp") if has_time else (pl.repeat(None, frame.height, dtype=pl.Int64, eager=True), pl.repeat(None, frame.height, dtype=pl.String, eager=True))
+    )
+    rating = frame["rating"].cast(pl.Float64, strict=False) if "rating" in types else pl.repeat(None, frame.height, dtype=pl.Float64, eager=True)
+    parsed = frame.select("line", pl.col("user_id").alias("raw_user_id"), pl.col("item_id").alias("raw_item_id")).with_columns(
+        timestamp=seconds, time_problem=time_problems, rating=rating
+    )
+    problem = (
+        pl.when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit("user_id"))
+        .when(pl.col("raw_item_id").is_null() | (pl.col("raw_item_id") == "")).then(pl.lit("item_id"))
+        .when(pl.lit(has_time) & (pl.col("timestamp").is_null() | pl.col("time_problem").is_not_null())).then(pl.lit("timestamp"))
+    )  # fmt: skip
+    parsed = parsed.with_columns(problem.alias("field"))
+    bad = parsed.filter(pl.col("field").is_not_null()).select(
+        pl.col("line").cast(pl.UInt32), "field", pl.coalesce("time_problem", pl.format("missing or invalid {}", "field")).alias("reason")
+    )
+    report.skip_bad_rows(bad, total=parsed.height, path=path, what="interactions")
+    kept = parsed.filter(pl.col("field").is_null()).select(
+        "raw_user_id", "raw_item_id", "timestamp", "rating", pl.col("line").cast(pl.Int64).alias("order_key")
+    )
+    return kept, "timestamp" if has_time else "list"
+
+
+def sequences_to_rows(atomics: list[tuple[pl.DataFrame, dict[str, str]]], paths: list[Path], separator: str) -> pl.DataFrame:
+    """Each user's history: their first row's item_id_list, then the next item_id of every row in file order.
+
+    RecBole's benchmark rows are the prefixes of a history, each list cut to its
+    last MAX_ITEM_LIST_LENGTH items, so the longest list alone can lose the start.
+    """
+    parts = []
+    for number, ((frame, types), path) in enumerate(zip(atomics, paths)):
+        for field in ("user_id", "item_id_list"):
+            _require(types, field, path)
+        items = pl.col("item_id_list").fill_null("").str.split(separator).list.eval(pl.element().filter(pl.element() != ""))
+        following = pl.col("item_id") if "item_id" in types else pl.lit(None, pl.String)
+        parts.append(frame.select(pl.col("user_id").alias("raw_user_id"), items.alias("items"), following.alias("next"), pl.lit(number).alias("file"), "line"))
+    rows = pl.concat(parts).sort("file", "line")
+    per_user = rows.group_by("raw_user_id", maintain_order=True).agg(pl.col("items").first(), pl.col("next").drop_nulls())
+    sequences = per_user.select("raw_user_id", pl.concat_list("items", "next").alias("raw_item_id"))
+    return sequences.explode("raw_item_id").drop_nulls("raw_item_id").with_columns(
+        timestamp=pl.lit(None, pl.Int64), rating=pl.lit(None, pl.Float64), order_key=pl.int_range(pl.len(), dtype=pl.Int64)
+    )
+
+
+def read_items(path: Path, options: dict) -> tuple[pl.DataFrame, str | None]:
+    frame, types = read_atomic(path)
+    _require(types, "item_id", path)
+    title = options["title"] or next((field for field in TITLE_FIELDS if field in types), None)
+    if title is None or title not in types:
+        raise DataError(f"no title field {title or ''!r} in the .item file (it has {', '.join(types)})", path=path, line=1, hint="Name it with -O title=FIELD.")
+    chosen = options["categories"]
+    category = None if chosen == "none" else chosen or next((field for field in CATEGORY_FIELDS if field in types), None)
+    if category is not None and category not in types:
+        raise DataError(f"no category field {category!r} in the .item file (it has {', '.join(types)})", path=path, line=1)
+    if category is None:
+        categories = pl.lit([], pl.List(pl.String))
+    elif types[category] == "token_seq":
+        categories = pl.col(category).fill_null("").str.split(options["seq_separator"]).list.eval(pl.element().filter(pl.element() != ""))
+    else:
+        categories = pl.concat_list(pl.col(category)).list.drop_nulls()
+    items = frame.select(pl.col("item_id").alias("raw_item_id"), pl.col(title).alias("title"), categories.alias("categories"))
+    return items, category
