@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from datagen.controllable.build import ControllableSettings
 from datagen.controllable.tasks import NO_CATEGORIES
@@ -305,3 +306,57 @@ def test_instructrec_skips_a_point_with_too_few_items_outside_its_sequence(share
     assert result.manifest["stats"]["items"] < 20
     assert any(row["reason"] == TOO_FEW_NEGATIVES for row in report["skipped"])
     assert report["rows"]["test"]["recommend"] > 0 and report["label_check_failures"] == []
+
+
+def test_table_list_column_keep_root_and_the_cards_citation(shared_data, tmp_path):
+    """Scientific's users as one csv row each (`items` text split at " "), paths that keep their root, the data's own BibTeX and licence."""
+    scientific = shared_data / "catalogs" / "scientific"
+    users = json.loads((scientific / "Scientific.inter.json").read_text())
+    pl.DataFrame({"user": list(users), "items": [" ".join(str(item) for item in items) for items in users.values()]}).write_csv(tmp_path / "users.csv")
+    (tmp_path / "Scientific.item.json").write_bytes((scientific / "Scientific.item.json").read_bytes())
+    citation = "@misc{scientific2024,\n  title = {Industrial and Scientific, as LC-Rec prepared it}\n}"
+    config = tmp_path / "rows.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "scientific-rows",
+                "catalog_noun": "products",
+                "citation": citation,
+                "license": "cc-by-4.0",
+                "items": {"path": "Scientific.item.json", "format": "json-object", "id": "_key", "title": "title", "categories": "categories",
+                          "categories_split": ",", "categories_hierarchy": "path", "keep_root": True},
+                "interactions": {"path": "users.csv", "format": "csv", "user": "user", "item": "items", "item_split": " ", "order": "list"},
+            }
+        )
+    )  # fmt: skip
+    rows = build(BuildConfig(f"table:{config}", raw_dir=tmp_path, out_dir=tmp_path / "rows"))
+    reference = build(BuildConfig(f"table:{EXAMPLES / 'scientific.yaml'}", raw_dir=scientific, out_dir=tmp_path / "reference"))
+    assert rows.tables.sequences.equals(reference.tables.sequences)
+    with_root = set(rows.tables.items["categories"].explode().drop_nulls())
+    assert "Industrial & Scientific" in with_root and "Industrial & Scientific" not in set(reference.tables.items["categories"].explode().drop_nulls())
+    card = (rows.out_dir / "README.md").read_text()
+    assert "license: cc-by-4.0" in card and "@misc{scientific2024," in card
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("interactions: {encoding: klingon}", "interactions.encoding: unknown encoding 'klingon'"),
+        ("interactions: {format: parquet, encoding: latin-1}", "encoding is for text formats"),
+        ("interactions: {timestamp: t, timestamp_unit: days}", "timestamp_unit must be one of s, ms, us, iso"),
+        ("items: {keep_root: true}", "keep_root is true or false, and only for categories_hierarchy: path"),
+        ("catalog_noun: ''", "catalog_noun must be a non-empty string"),
+        ("licence: mit", "unknown key 'licence'"),
+    ],
+)
+def test_new_table_keys_are_checked(tmp_path, extra, message):
+    config = {
+        "items": {"path": "i.csv", "format": "csv", "id": "id", "title": "title"},
+        "interactions": {"path": "x.csv", "format": "csv", "user": "u", "item": "i", "order": "list"},
+    }
+    for key, value in yaml.safe_load(extra).items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(DataError, match=message):
+        load_config(path)

@@ -128,6 +128,8 @@ def load_config(path: Path) -> dict:
         if "separator" in body and not (isinstance(body["separator"], str) and len(body["separator"].encode()) == 1):
             raise DataError(f"{section}.separator must be one single-byte character (e.g. \"\\t\" or \" \"), not {body['separator']!r}", path=path)
         if "encoding" in body:
+            if body["format"] == "parquet":
+                raise DataError(f"{section}.encoding is for text formats; parquet stores UTF-8", path=path)
             _check_encoding(body["encoding"], f"{section}.encoding", path)
         columns = body.get("columns")
         if columns is not None and not (isinstance(columns, list) and columns and all(isinstance(c, str) and c for c in columns)):
