@@ -1,14 +1,15 @@
 """Full builds of the catalogs users bring, every family, with their label checks: what the suite cuts short.
 
     python bench/bench_catalogs.py --data ../shared/data                  # every catalog below
-    python bench/bench_catalogs.py --data ../shared/data --only ml-100k scientific-no-categories
+    python bench/bench_catalogs.py --data ../shared/data --only ml-100k scientific-no-categories   # the yardstick always runs first
 
 Each catalog is built from its real (or, for Amazon 2023, converted) files with
 the default settings and every family its data allows, in a fresh process, in
 the same run as the yardstick: the shipped Steam sample's build with the same
 families. Per build it records wall seconds, the ratio to the yardstick, peak
 memory, the table sizes, rows per family, which label source ranked the labels,
-and whether every label check passed. Results go to bench/results/catalogs.json.
+and whether every label check passed. Each catalog's result, with the
+yardstick of its run, goes to bench/results/catalog-<name>.json as it finishes.
 The shared Games interactions file (teacher-only: no titles) trains its SASRec
 teacher with the defaults, which takes about 20 minutes on 2 cores; `--only`
 leaves it out.
@@ -88,20 +89,20 @@ def run_build(arguments: list[str], out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the shared data folder ($DATAGEN_DATA)")
-    parser.add_argument("--only", nargs="*", help="build only catalogs whose name starts with one of these (the yardstick always runs)")
+    parser.add_argument("--only", nargs="*", help="build only the catalogs whose name starts with one of these (the yardstick always runs first)")
     args = parser.parse_args()
-    results = {}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
+        yardstick = None
         for name, arguments in catalogs(args.data.resolve(), scratch).items():
-            if args.only and not name.startswith("steam-sample") and not any(name.startswith(prefix) for prefix in args.only):
+            if args.only and yardstick is not None and not any(name.startswith(prefix) for prefix in args.only):
                 continue
-            results[name] = run_build(arguments, scratch / name.split()[0])
-            yardstick = results["steam-sample (yardstick)"].get("wall_s")
-            if yardstick and "wall_s" in results[name]:
-                results[name]["vs_yardstick"] = round(results[name]["wall_s"] / yardstick, 2)
-            print(name, json.dumps(results[name]), flush=True)
-    print(save_result("catalogs", results))
+            result = run_build(arguments, scratch / name.split()[0])
+            yardstick = yardstick or result
+            if "wall_s" in result and "wall_s" in yardstick:
+                result["vs_yardstick"] = round(result["wall_s"] / yardstick["wall_s"], 2)
+            print(name, json.dumps(result), flush=True)
+            print(save_result(f"catalog-{name.split()[0]}", {"catalog": name, "build": result, "yardstick": yardstick}))
 
 
 if __name__ == "__main__":
