@@ -5,14 +5,15 @@
     ['Disney & Me', '', 'A B']
 
 Titles are capped at `max_tokens` word pieces. No tokenizer is loaded at build
-time, so a "token" here is a run of word characters or one punctuation mark
-(`\\w+|[^\\w\\s]`); LLM tokenizers split at least that finely, so a capped title is
-close to the paper's "at most 64 tokens" for any model.
+time, so a "token" here is a run of up to 16 word characters or one punctuation
+mark (`\\w{1,16}|[^\\w\\s]`); LLM tokenizers split at least that finely, so a capped
+title is close to the paper's "at most 64 tokens" for any model.
 """
 
 from __future__ import annotations
 
 import html
+import re
 
 import polars as pl
 
@@ -21,7 +22,10 @@ _TAG = r"<[^<>]*>"
 _UNTERMINATED_TAG = r"<[A-Za-z/!][^<>]*$"
 _CONTROL = r"[\x00-\x1f\x7f-\x9f]"
 _ENTITY = r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);?"
-WORD_PIECE = r"\w+|[^\w\s]"
+# A word of more than 16 characters counts as several pieces, as a subword tokenizer splits it,
+# so a 10,000-character "word" is capped like any long title.
+WORD_PIECE = r"\w{1,16}|[^\w\s]"
+_WORD_PIECE = re.compile(WORD_PIECE)
 
 
 def clean_text(texts: pl.Series) -> pl.Series:
@@ -45,9 +49,18 @@ def count_word_pieces(texts: pl.Series) -> pl.Series:
 
 
 def cap_word_pieces(texts: pl.Series, max_tokens: int) -> pl.Series:
-    """Cut each text after its first `max_tokens` word pieces."""
+    """Cut each text after its first `max_tokens` word pieces (the few too long, in Python: a regex
+    repeating a piece `max_tokens` times outgrows the regex engine's size limit)."""
     too_long = count_word_pieces(texts) > max_tokens
     if not too_long.any():
         return texts
-    prefix = texts.str.extract(rf"^((?:\s*(?:{WORD_PIECE})){{{max_tokens}}})", 1).str.strip_chars()
-    return pl.select(pl.when(too_long).then(prefix).otherwise(texts)).to_series().alias(texts.name)
+    positions = too_long.arg_true()
+    cut = [_first_pieces(text, max_tokens) for text in texts.gather(positions)]
+    return texts.scatter(positions, cut)
+
+
+def _first_pieces(text: str, max_tokens: int) -> str:
+    for index, piece in enumerate(_WORD_PIECE.finditer(text)):
+        if index == max_tokens - 1:
+            return text[: piece.end()].strip()
+    return text

@@ -63,6 +63,12 @@ def clean_interactions(interactions: pl.DataFrame, items: pl.DataFrame, *, repor
     before = interactions.height
     interactions = interactions.join(items.select("raw_item_id"), on="raw_item_id", how="semi", maintain_order="left")
     report.step("unknown_item", "interactions", before=before, after=interactions.height, why="item not in the catalog (no metadata, or dropped above)")
+    if before and interactions.is_empty():
+        raise DataError(
+            f"none of the {before:,} interactions names an item of the catalog's {items.height:,}: the two files share no item id",
+            hint="Check that the items (metadata) file and the interactions file are of the same catalog, e.g. meta_<Category> "
+            "of the reviews' own category.",
+        )
 
     before = interactions.height
     interactions = interactions.sort("raw_user_id", "raw_item_id", "timestamp", "order_key", nulls_last=True).unique(

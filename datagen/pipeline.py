@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -45,6 +46,8 @@ from datagen.stats import table1, table1_markdown
 from datagen.teacher.folder import TeacherSettings, reuse_teacher, train_teacher
 
 DATA_ENV = "DATAGEN_DATA"
+# A build's name is a folder under build/ and part of a Hub repository id.
+DATASET_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 MANIFEST_FORMAT = "datagen.canonical/2"
 INTERACTION_SPLITS = {"train": "train", "validation": "valid", "test": "test"}  # HF split: the leave-one-out split
 
@@ -109,6 +112,11 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
     check_version(config.version)
     raw_dir, from_sample = resolve_raw_dir(source, argument, config.raw_dir)
     dataset_name = source.dataset_name(argument) + ("-sample" if from_sample else "")
+    if not DATASET_NAME.fullmatch(dataset_name):
+        raise DataError(
+            f"the build's name {dataset_name!r} is not a plain name (letters, digits, '.', '_', '-'; no '/' or '..')",
+            hint="It names the folder build/<name> and the Hub repository: fix `name` in the table config, or the source's argument.",
+        )
     if from_sample:
         progress.warn(
             f"NOTE: no raw {name} files given, so this builds the small sample shipped with datagen "

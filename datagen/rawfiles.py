@@ -92,6 +92,17 @@ def _lines_frame(block: bytes, first_line: int) -> tuple[pl.DataFrame, int]:
     return frame, next_line
 
 
+# What a byte that is not UTF-8 becomes in a line (read lossily, so one bad byte cannot stop a big file).
+REPLACEMENT = "\ufffd"
+INVALID_UTF8 = "invalid UTF-8 byte(s), replaced by U+FFFD"
+
+
+def has_invalid_utf8(texts: pl.Expr | str = "text") -> pl.Expr:
+    """True for a line that held bytes that are not UTF-8 (or U+FFFD itself, the mark of an earlier such repair)."""
+    column = pl.col(texts) if isinstance(texts, str) else texts
+    return column.str.contains(REPLACEMENT, literal=True)
+
+
 def _check_file(path: Path) -> None:
     if not path.is_file():
         raise DataError("file not found", path=path)

@@ -155,3 +155,103 @@ def test_amazon_reviews_of_nothing_but_blank_lines(shared_data, tmp_path):
     (raw / "meta_Gift_Cards.json.gz").write_bytes((shared_data / "amazon" / "meta_Gift_Cards.json.gz").read_bytes())
     with pytest.raises(DataError, match=r"Gift_Cards_5.json.gz: file has no records"):
         build(BuildConfig("amazon:Gift_Cards", raw_dir=raw, out_dir=tmp_path / "out"))
+
+
+def _gift_cards_copy(shared_data, folder, edit_reviews=None, edit_meta=None):
+    """A copy of the real Gift Cards files, each record passed through an edit(index, record) -> bytes."""
+    folder.mkdir()
+    for name, edit in (("Gift_Cards_5.json.gz", edit_reviews), ("meta_Gift_Cards.json.gz", edit_meta)):
+        lines = gzip.decompress((shared_data / "amazon" / name).read_bytes()).splitlines()
+        if edit is not None:
+            lines = [edit(index, json.loads(line)) for index, line in enumerate(lines)]
+        (folder / name).write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    return folder
+
+
+def _as_line(record) -> bytes:
+    return json.dumps(record).encode()
+
+
+@pytest.mark.parametrize(
+    "field, value, reason",
+    [
+        ("reviewerID", ["A1", "A2"], "is a JSON array, not one value"),
+        ("asin", {"id": "B004LLIKVU"}, "is a JSON object, not one value"),
+        ("overall", "five stars", "is text that is not a number"),
+        ("unixReviewTime", -86400, "time before 1990-01-01 (1969)"),
+    ],
+)
+def test_a_review_field_of_the_wrong_type_or_an_impossible_time_is_a_counted_bad_row(shared_data, tmp_path, field, value, reason):
+    def edit(index, record):
+        if index == 3:
+            record[field] = value
+        return _as_line(record)
+
+    result = build(BuildConfig("amazon:Gift_Cards", raw_dir=_gift_cards_copy(shared_data, tmp_path / "raw", edit), out_dir=tmp_path / "out"))
+    assert result.manifest["report"]["bad_rows"] == [{"file": "Gift_Cards_5.json.gz", "what": "reviews", "field": field, "reason": reason, "rows": 1, "first_line": 4}]
+    assert result.manifest["stats"]["interactions"] > 2900 and result.tables.interactions["rating"].is_not_null().all()
+
+
+def test_bytes_that_are_not_utf8_are_counted_never_silently_replaced(shared_data, tmp_path):
+    """One bad byte in 30% of the reviewer ids once merged users silently; now too many bad rows stop the build, a few are counted."""
+
+    def edit(index, record):
+        line = _as_line(record)
+        return line.replace(b'"reviewerID": "', b'"reviewerID": "\xff', 1) if index % 10 < 3 else line
+
+    others = sum(1 for index in range(2972) if index % 10 < 3) - 1  # the real file has 2,972 reviews
+    with pytest.raises(DataError, match=rf"Gift_Cards_5.json.gz:1: field 'line': invalid UTF-8 byte\(s\), replaced by U\+FFFD \(and {others} more"):
+        build(BuildConfig("amazon:Gift_Cards", raw_dir=_gift_cards_copy(shared_data, tmp_path / "many", edit), out_dir=tmp_path / "out"))
+    few = _gift_cards_copy(shared_data, tmp_path / "few", lambda index, record: edit(index, record) if index == 0 else _as_line(record))
+    result = build(BuildConfig("amazon:Gift_Cards", raw_dir=few, out_dir=tmp_path / "out"))
+    assert [row["reason"] for row in result.manifest["report"]["bad_rows"]] == ["invalid UTF-8 byte(s), replaced by U+FFFD"]
+    assert not result.tables.sequences["raw_user_id"].str.contains("\ufffd").any()
+
+
+@pytest.mark.parametrize("field, value, reason", [("title", ["Gift", "Card"], "is a JSON list, object or boolean, not one value"), ("category", "Gift Cards", "is not a JSON list of category names")])
+def test_a_meta_field_of_the_wrong_type_is_a_counted_bad_row(shared_data, tmp_path, field, value, reason):
+    def edit(index, record):
+        if index == 2:
+            record[field] = value
+        return _as_line(record)
+
+    result = build(BuildConfig("amazon:Gift_Cards", raw_dir=_gift_cards_copy(shared_data, tmp_path / "raw", edit_meta=edit), out_dir=tmp_path / "out"))
+    assert result.manifest["report"]["bad_rows"] == [{"file": "meta_Gift_Cards.json.gz", "what": "meta records", "field": field, "reason": reason, "rows": 1, "first_line": 3}]
+
+
+def test_the_meta_file_of_another_category_is_named_as_the_mismatch(shared_data, tmp_path):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "Gift_Cards_5.json.gz").write_bytes((shared_data / "amazon" / "Gift_Cards_5.json.gz").read_bytes())
+    (folder / "meta_Gift_Cards.json.gz").write_bytes((shared_data / "amazon" / "meta_Magazine_Subscriptions.json.gz").read_bytes())
+    with pytest.raises(DataError, match="none of the 2,972 interactions names an item of the catalog's .*share no item id") as error:
+        build(BuildConfig("amazon:Gift_Cards", raw_dir=folder, out_dir=tmp_path / "out"))
+    assert "same catalog" in str(error.value)
+
+
+def test_a_one_word_title_of_10000_characters_is_capped(shared_data, tmp_path):
+    def edit(index, record):
+        if index == 0:
+            record["title"] = "Gift" * 2500
+        return _as_line(record)
+
+    result = build(BuildConfig("amazon:Gift_Cards", raw_dir=_gift_cards_copy(shared_data, tmp_path / "raw", edit_meta=edit), out_dir=tmp_path / "out"))
+    assert result.tables.items["title"].str.len_chars().max() <= 64 * 16
+    assert result.manifest["report"]["counts"]["titles_capped_at_max_tokens"] == 1
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(8)]
+    config = tmp_path / "bomb.yaml"
+    config.write_text("\n".join(bomb) + "\ninteractions: {path: x.csv, format: csv, user: u, item: i, order: list}\n")
+    with pytest.raises(DataError, match=r"bomb.yaml: YAML aliases \(\*name\) are not allowed in a table config \(line 2\)"):
+        build(BuildConfig(f"table:{config}", raw_dir=tmp_path, out_dir=tmp_path / "out"))
+
+
+def test_a_config_name_cannot_write_outside_build(shared_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "escape.yaml"
+    config.write_text("name: ../../escaped\ninteractions: {path: Video.txt, format: csv, separator: ' ', columns: [u, i], user: u, item: i, order: list}\n")
+    with pytest.raises(DataError, match=r"the build's name '../../escaped' is not a plain name"):
+        build(BuildConfig(f"table:{config}", raw_dir=shared_data / "catalogs" / "amazon-games-sasrec"))
+    assert sorted(path.name for path in tmp_path.parent.iterdir() if path.name == "escaped") == []

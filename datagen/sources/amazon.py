@@ -30,7 +30,7 @@ import polars as pl
 from datagen.categories import category_prefixes, clean_categories
 from datagen.download import cache_dir
 from datagen.errors import DataError
-from datagen.rawfiles import iter_line_chunks, read_lines
+from datagen.rawfiles import INVALID_UTF8, has_invalid_utf8, iter_line_chunks, read_lines
 from datagen.report import BuildReport
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, require_file
@@ -141,12 +141,35 @@ def detect_release(raw_dir: Path, category: str) -> str:
     return present[0] if present else "2018"
 
 
+# A JSON type that can hold an id, a time or a rating is a scalar; these cannot.
+NOT_SCALAR = "('ARRAY', 'OBJECT', 'BOOLEAN')"
+
+
+def _wrong_type_sql(fields: ReviewFields) -> str:
+    """SQL for the first review field of the wrong JSON type, as 'field|why' (an id that is a list, a rating that is text), else NULL."""
+    cases = [
+        f"WHEN json_type(text, '$.{name}') IN {NOT_SCALAR} THEN '{name}|is a JSON ' || lower(json_type(text, '$.{name}')) || ', not one value'"
+        for name in (fields.user, fields.item, fields.time, fields.rating)
+    ]
+    cases.append(
+        f"WHEN json_type(text, '$.{fields.rating}') = 'VARCHAR' AND TRY_CAST(text ->> '$.{fields.rating}' AS DOUBLE) IS NULL "
+        f"THEN '{fields.rating}|is text that is not a number'"
+    )
+    cases.append(f"WHEN json_type(text, '$.{fields.review}') IN ('ARRAY', 'OBJECT') THEN '{fields.review}|is a JSON list or object, not text'")
+    return "CASE " + " ".join(cases) + " END"
+
+
 def _split_valid_json(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Lines that are JSON objects of valid UTF-8, and the others as bad rows (line, field, reason)."""
+    lines = lines.with_columns(has_invalid_utf8().alias("bad_bytes"))
     con.register("lines", lines)
-    valid = con.sql("SELECT line, text FROM lines WHERE json_valid(text) AND starts_with(text, '{')").pl()
+    valid = con.sql("SELECT line, text FROM lines WHERE json_valid(text) AND starts_with(text, '{') AND NOT bad_bytes").pl()
     invalid = con.sql(
-        "SELECT line, 'line' AS field, 'not a JSON object' AS reason FROM lines "
-        "WHERE NOT (json_valid(text) AND starts_with(text, '{'))"
+        f"""
+        SELECT line, 'line' AS field,
+               CASE WHEN bad_bytes THEN '{INVALID_UTF8}' ELSE 'not a JSON object' END AS reason
+        FROM lines WHERE NOT (json_valid(text) AND starts_with(text, '{{')) OR bad_bytes
+        """
     ).pl()
     con.unregister("lines")
     return valid, invalid
@@ -166,7 +189,8 @@ def read_review_json(con: duckdb.DuckDBPyConnection, path: Path, report: BuildRe
                        text ->> '$.{fields.item}' AS raw_item_id,
                        TRY_CAST(text ->> '$.{fields.time}' AS BIGINT) AS raw_time,
                        TRY_CAST(text ->> '$.{fields.rating}' AS DOUBLE) AS rating,
-                       NULLIF(text ->> '$.{fields.review}', '') AS review
+                       NULLIF(text ->> '$.{fields.review}', '') AS review,
+                       {_wrong_type_sql(fields)} AS wrong_type
                 FROM valid
                 """
             ).pl()
@@ -200,15 +224,20 @@ def read_ratings_csv(path: Path, report: BuildReport) -> pl.DataFrame:
 def _keep_complete_interactions(
     parsed: pl.DataFrame, invalid: pl.DataFrame, total: int, path: Path, report: BuildReport, fields: ReviewFields
 ) -> pl.DataFrame:
+    if "wrong_type" not in parsed.columns:
+        parsed = parsed.with_columns(wrong_type=pl.lit(None, pl.String))
+    parsed = parsed.with_columns(
+        pl.col("wrong_type").str.split_exact("|", 1).struct.rename_fields(["wrong_field", "wrong_why"])
+    ).unnest("wrong_type")
     problem = (
-        pl.when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit(fields.user))
+        pl.when(pl.col("wrong_field").is_not_null()).then("wrong_field")
+        .when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit(fields.user))
         .when(pl.col("raw_item_id").is_null() | (pl.col("raw_item_id") == "")).then(pl.lit(fields.item))
         .when(pl.col("timestamp").is_null() | pl.col("time_problem").is_not_null()).then(pl.lit(fields.time))
     )  # fmt: skip
     parsed = parsed.with_columns(problem.alias("field"))
-    missing = parsed.filter(pl.col("field").is_not_null()).select(
-        "line", "field", pl.coalesce("time_problem", pl.format("missing or invalid {}", pl.col("field"))).alias("reason")
-    )
+    reason = pl.coalesce("wrong_why", "time_problem", pl.format("missing or invalid {}", pl.col("field")))
+    missing = parsed.filter(pl.col("field").is_not_null()).select("line", "field", reason.alias("reason"))
     report.skip_bad_rows(pl.concat([invalid.cast({"line": pl.UInt32}), missing.cast({"line": pl.UInt32})]), total=total, path=path, what="reviews")
     return parsed.filter(pl.col("field").is_null()).select(
         "raw_user_id", "raw_item_id", "timestamp", "rating", *[c for c in ("review",) if c in parsed.columns], pl.col("line").cast(pl.Int64).alias("order_key")
@@ -229,12 +258,22 @@ def read_meta(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, r
                CASE WHEN json_type(text, '$.{path_field}') = 'ARRAY'
                     THEN from_json(text -> '$.{path_field}', '["VARCHAR"]') ELSE [] END AS path,
                CASE WHEN json_type(text, '$.{main_field}') = 'VARCHAR'
-                    THEN [text ->> '$.{main_field}'] ELSE [] END AS main
+                    THEN [text ->> '$.{main_field}'] ELSE [] END AS main,
+               CASE WHEN json_type(text, '$.{item}') IN {NOT_SCALAR} THEN '{item}'
+                    WHEN json_type(text, '$.title') IN {NOT_SCALAR} THEN 'title'
+                    WHEN json_type(text, '$.{path_field}') NOT IN ('ARRAY', 'NULL') THEN '{path_field}' END AS wrong_field
         FROM valid
         """
     ).pl()
     con.unregister("valid")
-    report.skip_bad_rows(invalid.cast({"line": pl.UInt32}), total=lines.height, path=path, what="meta records")
+    wrong = parsed.filter(pl.col("wrong_field").is_not_null()).select(
+        "line",
+        pl.col("wrong_field").alias("field"),
+        pl.when(pl.col("wrong_field") == path_field).then(pl.lit("is not a JSON list of category names"))
+        .otherwise(pl.lit("is a JSON list, object or boolean, not one value")).alias("reason"),
+    )  # fmt: skip
+    parsed = parsed.filter(pl.col("wrong_field").is_null())
+    report.skip_bad_rows(pl.concat([invalid.cast({"line": pl.UInt32}), wrong.cast({"line": pl.UInt32})]), total=lines.height, path=path, what="meta records")
     report.step("parse", "items", before=parsed.height, after=parsed["raw_item_id"].is_not_null().sum(), why=f"meta record without {item}")
     parsed = parsed.filter(pl.col("raw_item_id").is_not_null())
     prefixes, cut = category_prefixes(parsed["path"].list.slice(1))

@@ -42,6 +42,7 @@ ITEM_KEYS = FILE_KEYS | {"id", "title", "categories", "categories_split", "categ
 INTERACTION_KEYS = FILE_KEYS | {"user", "item", "item_split", "timestamp", "timestamp_unit", "rating", "order"}
 CATALOG_KEYS = {"catalog_noun", "citation", "license"}  # text for the prompts and the card
 TOP_KEYS = {"name", "items", "interactions", "parameters", *CATALOG_KEYS}
+MAX_CONFIG_BYTES = 1 << 20
 PARAMETER_KEYS = {"user_core": 1, "item_core": 1, "max_title_tokens": 1, "max_history": 1}  # name: least value
 
 
@@ -91,13 +92,26 @@ class TableSource(Source):
         )
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a config has no use for them, and nested aliases can expand without bound."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise DataError(f"YAML aliases (*name) are not allowed in a table config (line {self.peek_event().start_mark.line + 1})")
+        return super().compose_node(parent, index)
+
+
 def load_config(path: Path) -> dict:
     if not path.is_file():
         raise DataError("table config not found", path=path)
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise DataError(f"a table config is a few lines; this file has {path.stat().st_size:,} bytes", path=path)
     try:
-        config = yaml.safe_load(path.read_text())
+        config = yaml.load(path.read_text(), Loader=_NoAliasLoader)
     except yaml.YAMLError as error:
         raise DataError(f"not valid YAML: {error}", path=path) from None
+    except DataError as error:
+        raise DataError(error.message, path=path) from None
     if not isinstance(config, dict):
         raise DataError("the config must be a mapping with `items` and `interactions`", path=path)
     unknown = set(config) - TOP_KEYS
