@@ -21,7 +21,8 @@ import polars as pl
 
 from datagen.errors import DataError
 
-# Lines are read as one column: a separator no text file of ours contains.
+# Lines are read as one column, split at a byte no text line holds; where one does (random bytes),
+# it becomes a byte that is not UTF-8, so its line is a counted bad row, never a parser error.
 _NO_SEPARATOR = "\x1f"
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -73,6 +74,8 @@ def iter_line_chunks(path: str | Path, chunk_bytes: int = 64 << 20) -> Iterator[
 
 def _lines_frame(block: bytes, first_line: int) -> tuple[pl.DataFrame, int]:
     """Parse a block of whole lines (ending in a newline) into (line, text), blank lines dropped."""
+    if _NO_SEPARATOR.encode() in block:
+        block = block.replace(_NO_SEPARATOR.encode(), b"\xff")
     frame = pl.read_csv(
         io.BytesIO(block),
         has_header=False,
@@ -94,7 +97,7 @@ def _lines_frame(block: bytes, first_line: int) -> tuple[pl.DataFrame, int]:
 
 # What a byte that is not UTF-8 becomes in a line (read lossily, so one bad byte cannot stop a big file).
 REPLACEMENT = "\ufffd"
-INVALID_UTF8 = "invalid UTF-8 byte(s), replaced by U+FFFD"
+INVALID_UTF8 = "invalid UTF-8 (or stray control) byte(s), replaced by U+FFFD"
 
 
 def has_invalid_utf8(texts: pl.Expr | str = "text") -> pl.Expr:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 
 import polars as pl
 import pytest
@@ -200,11 +201,11 @@ def test_bytes_that_are_not_utf8_are_counted_never_silently_replaced(shared_data
         return line.replace(b'"reviewerID": "', b'"reviewerID": "\xff', 1) if index % 10 < 3 else line
 
     others = sum(1 for index in range(2972) if index % 10 < 3) - 1  # the real file has 2,972 reviews
-    with pytest.raises(DataError, match=rf"Gift_Cards_5.json.gz:1: field 'line': invalid UTF-8 byte\(s\), replaced by U\+FFFD \(and {others} more"):
+    with pytest.raises(DataError, match=rf"Gift_Cards_5.json.gz:1: field 'line': invalid UTF-8 \(or stray control\) byte\(s\), replaced by U\+FFFD \(and {others} more"):
         build(BuildConfig("amazon:Gift_Cards", raw_dir=_gift_cards_copy(shared_data, tmp_path / "many", edit), out_dir=tmp_path / "out"))
     few = _gift_cards_copy(shared_data, tmp_path / "few", lambda index, record: edit(index, record) if index == 0 else _as_line(record))
     result = build(BuildConfig("amazon:Gift_Cards", raw_dir=few, out_dir=tmp_path / "out"))
-    assert [row["reason"] for row in result.manifest["report"]["bad_rows"]] == ["invalid UTF-8 byte(s), replaced by U+FFFD"]
+    assert [row["reason"] for row in result.manifest["report"]["bad_rows"]] == ["invalid UTF-8 (or stray control) byte(s), replaced by U+FFFD"]
     assert not result.tables.sequences["raw_user_id"].str.contains("\ufffd").any()
 
 
@@ -255,3 +256,26 @@ def test_a_config_name_cannot_write_outside_build(shared_data, tmp_path, monkeyp
     with pytest.raises(DataError, match=r"the build's name '../../escaped' is not a plain name"):
         build(BuildConfig(f"table:{config}", raw_dir=shared_data / "catalogs" / "amazon-games-sasrec"))
     assert sorted(path.name for path in tmp_path.parent.iterdir() if path.name == "escaped") == []
+
+
+def test_random_bytes_in_a_gzip_are_bad_rows_not_a_traceback(shared_data, tmp_path):
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "Gift_Cards_5.json.gz").write_bytes(gzip.compress(os.urandom(1 << 17)))
+    (folder / "meta_Gift_Cards.json.gz").write_bytes((shared_data / "amazon" / "meta_Gift_Cards.json.gz").read_bytes())
+    with pytest.raises(DataError, match=r"Gift_Cards_5.json.gz:\d+: field 'line': .* more than the 1.00% allowed"):
+        build(BuildConfig("amazon:Gift_Cards", raw_dir=folder, out_dir=tmp_path / "out"))
+
+
+def test_steam_placeholder_dates_and_bad_bytes_are_counted(steam_copy, tmp_path):
+    """A placeholder date ("1900-01-01", as in a public Steam reviews CSV) and a username with a byte that is not UTF-8."""
+    path = steam_copy / "reviews_v2_windows.json.gz"
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    lines[5] = re.sub(rb"'date': '\d{4}-\d{2}-\d{2}'", b"'date': '1900-01-01'", lines[5])
+    lines[8] = lines[8].replace(b"'username': '", b"'username': '\xfe", 1)
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    result = build(BuildConfig("steam", raw_dir=steam_copy, out_dir=tmp_path / "out"))
+    assert [(b["field"], b["reason"], b["first_line"]) for b in result.manifest["report"]["bad_rows"]] == [
+        ("date", "time before 1990-01-01 (1900)", 6),
+        ("line", "invalid UTF-8 (or stray control) byte(s), replaced by U+FFFD", 9),
+    ]

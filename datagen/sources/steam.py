@@ -19,10 +19,11 @@ import polars as pl
 
 from datagen.download import cache_dir
 from datagen.errors import DataError
-from datagen.rawfiles import iter_line_chunks, read_lines
+from datagen.rawfiles import INVALID_UTF8, has_invalid_utf8, iter_line_chunks, read_lines
 from datagen.report import BuildReport
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, require_file
+from datagen.timestamps import checked_seconds
 
 REVIEW_FILES = ["steam_reviews.json.gz", "steam_new.json.gz", "reviews_v2_windows.json.gz"]
 GAMES_FILES = ["steam_games.json.gz"]
@@ -68,23 +69,25 @@ class SteamSource(Source):
 
 def read_reviews(path: Path, report: BuildReport) -> pl.DataFrame:
     parsed = pl.concat(_parse_review_chunk(chunk) for chunk in iter_line_chunks(path))
-    bad = parsed.filter(pl.col("field").is_not_null()).select(
+    seconds, time_problems = checked_seconds(parsed["date"].cast(pl.Datetime("ms")).dt.epoch("s"), "s", path=path, field="date")
+    parsed = parsed.with_columns(timestamp=seconds, field=pl.coalesce("field", pl.when(time_problems.is_not_null()).then(pl.lit("date"))))
+    reasons = {
+        "bad_bytes": INVALID_UTF8,
+        "line": "not a dict literal",
+        "username": "missing or empty username",
+        "product_id": "missing or non-numeric product_id",
+        "date": "missing or invalid date (want 'YYYY-MM-DD')",
+    }
+    bad = parsed.with_columns(time_problem=time_problems).filter(pl.col("field").is_not_null()).select(
         "line",
-        "field",
-        pl.col("field").replace_strict(
-            {
-                "line": "not a dict literal",
-                "username": "missing or empty username",
-                "product_id": "missing or non-numeric product_id",
-                "date": "missing or invalid date (want 'YYYY-MM-DD')",
-            }
-        ).alias("reason"),
+        pl.col("field").replace("bad_bytes", "line"),
+        pl.coalesce("time_problem", pl.col("field").replace_strict(reasons)).alias("reason"),
     )
     report.skip_bad_rows(bad, total=parsed.height, path=path, what="reviews")
     return parsed.filter(pl.col("field").is_null()).select(
         "raw_user_id",
         "raw_item_id",
-        pl.col("date").cast(pl.Datetime("ms")).dt.epoch("s").alias("timestamp"),
+        "timestamp",
         pl.lit(None, pl.Float64).alias("rating"),
         pl.col("line").cast(pl.Int64).alias("order_key"),
     )
@@ -100,14 +103,16 @@ def _parse_review_chunk(lines: pl.DataFrame) -> pl.DataFrame:
         pl.col("text").str.extract(_PRODUCT_ID, 1).alias("raw_item_id"),
         pl.col("text").str.extract(_DATE, 1).str.to_date("%Y-%m-%d", strict=False).alias("date"),
         (pl.col("text").str.starts_with("{") & pl.col("text").str.ends_with("}")).alias("is_record"),
+        has_invalid_utf8().alias("bad_bytes"),
     )
     problem = (
-        pl.when(~pl.col("is_record")).then(pl.lit("line"))
+        pl.when(pl.col("bad_bytes")).then(pl.lit("bad_bytes"))
+        .when(~pl.col("is_record")).then(pl.lit("line"))
         .when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit("username"))
         .when(pl.col("raw_item_id").is_null()).then(pl.lit("product_id"))
         .when(pl.col("date").is_null()).then(pl.lit("date"))
     )
-    return parsed.with_columns(problem.alias("field")).drop("is_record")
+    return parsed.with_columns(problem.alias("field")).drop("is_record", "bad_bytes")
 
 
 def read_games(path: Path, category_field: str, report: BuildReport) -> pl.DataFrame:
