@@ -279,3 +279,19 @@ def test_steam_placeholder_dates_and_bad_bytes_are_counted(steam_copy, tmp_path)
         ("date", "time before 1990-01-01 (1900)", 6),
         ("line", "invalid UTF-8 (or stray control) byte(s), replaced by U+FFFD", 9),
     ]
+
+
+def test_table_jsonl_values_of_the_wrong_type_are_counted_bad_rows(shared_data, tmp_path):
+    """Real Gift Cards reviews as jsonl, one reviewer id a list and one asin an object: Polars alone would read them as text."""
+    reviews = [json.loads(line) for line in gzip.decompress((shared_data / "amazon" / "Gift_Cards_5.json.gz").read_bytes()).splitlines()]
+    reviews[3]["reviewerID"] = ["A1", "A2"]
+    reviews[7]["asin"] = {"asin": reviews[7]["asin"]}
+    (tmp_path / "reviews.jsonl").write_text("".join(json.dumps(review) + "\n" for review in reviews))
+    config = tmp_path / "c.yaml"
+    config.write_text("interactions: {path: reviews.jsonl, format: jsonl, user: reviewerID, item: asin, timestamp: unixReviewTime, order: timestamp}\n")
+    result = build(BuildConfig(f"table:{config}", raw_dir=tmp_path, out_dir=tmp_path / "out"))
+    assert [(b["field"], b["first_line"], b["reason"]) for b in result.manifest["report"]["bad_rows"]] == [
+        ("reviewerID", 4, "is a JSON list, object or boolean, not one value"),
+        ("asin", 8, "is a JSON list, object or boolean, not one value"),
+    ]
+    assert not result.tables.sequences["raw_user_id"].str.contains("[", literal=True).any()

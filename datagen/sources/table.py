@@ -22,6 +22,7 @@ import codecs
 import json
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import yaml
 
@@ -35,6 +36,10 @@ from datagen.timestamps import TIMESTAMP_UNITS, checked_seconds
 
 FORMATS = ("parquet", "csv", "jsonl", "json-object")
 KEY = "_key"  # json-object: the object's key
+WRONG_TYPE = "_wrong_type"  # jsonl: the first mapped column whose JSON value has the wrong type
+# Columns that hold one value per row (an item column may hold a whole list, exploded).
+SCALAR_KEYS = {"items": ("id", "title"), "interactions": ("user", "item", "timestamp", "rating")}
+NOT_ONE_VALUE = "is a JSON list, object or boolean, not one value"
 VALUE = "_value"  # json-object interactions: each element of the key's list
 
 FILE_KEYS = {"path", "format", "separator", "columns", "encoding"}
@@ -200,7 +205,26 @@ def read_frame(path: Path, spec: dict, config_path: Path, section: str) -> pl.Da
     except (pl.exceptions.PolarsError, OSError) as error:
         raise DataError(f"cannot read as {fmt}: {error}", path=path, hint=f"Check {section}.format in {config_path}.") from None
     first_line = 2 if fmt == "csv" and not spec.get("columns") else 1
-    return frame.with_row_index("line", offset=first_line)
+    frame = frame.with_row_index("line", offset=first_line)
+    if fmt == "jsonl":
+        frame = frame.with_columns(_first_wrong_json_type(raw, frame, spec, section).alias(WRONG_TYPE))
+    return frame
+
+
+def _first_wrong_json_type(raw: bytes, frame: pl.DataFrame, spec: dict, section: str) -> pl.Series:
+    """Per row, the first mapped column whose JSON value is a list, object or boolean where one value belongs.
+
+    Polars reads a column of mixed strings and lists as text, the lists written as JSON
+    ('["a", "b"]'), which would silently become an id; DuckDB's json_type tells them apart.
+    """
+    names = [spec[key] for key in SCALAR_KEYS[section] if spec.get(key) and spec[key] in frame.columns and frame[spec[key]].dtype == pl.String]
+    lines = pl.DataFrame({"text": [line for line in raw.decode().split("\n") if line.strip()]})
+    if not names or lines.height != frame.height:
+        return pl.repeat(None, frame.height, dtype=pl.String, eager=True)
+    cases = " ".join(f"WHEN json_type(text, '$.\"{name}\"') IN ('ARRAY', 'OBJECT', 'BOOLEAN') THEN '{name}'" for name in names)
+    with duckdb.connect() as con:
+        con.register("lines", lines)
+        return con.sql(f"SELECT CASE {cases} END AS wrong FROM lines").pl()["wrong"]
 
 
 def _as_utf8(raw: bytes, encoding: str, path: Path, key: str) -> bytes:
@@ -245,13 +269,15 @@ def _read_json_object(raw: bytes, path: Path, section: str) -> pl.DataFrame:
 def _column(frame: pl.DataFrame, spec: dict, key: str, path: Path, config_path: Path, section: str) -> pl.Series:
     name = spec[key]
     if name not in frame.columns:
-        columns = ", ".join(c for c in frame.columns if c != "line")
+        columns = ", ".join(c for c in frame.columns if c not in ("line", WRONG_TYPE))
         raise DataError(
             f"{section}.{key} names column {name!r}, which the file does not have (its columns: {columns})",
             path=path,
             field=name,
             hint=f"Fix the mapping in {config_path}.",
         )
+    if isinstance(frame[name].dtype, (pl.List, pl.Struct)) and key in SCALAR_KEYS[section] and key != "item":
+        raise DataError(f"{section}.{key}: column {name!r} holds {frame[name].dtype}, not one value per row", path=path, field=name)
     return frame[name]
 
 
@@ -278,7 +304,13 @@ def read_items(path: Path, spec: dict, config_path: Path, report: BuildReport) -
             report.counts["category_paths_cut_at_junk_level"] = cut
     else:
         values = pl.Series([[]] * frame.height, dtype=pl.List(pl.String))
-    return pl.DataFrame({"raw_item_id": ids, "title": titles, "categories": values}), hierarchy
+    items = pl.DataFrame({"raw_item_id": ids, "title": titles, "categories": values})
+    if WRONG_TYPE in frame.columns:
+        wrong = frame[WRONG_TYPE].is_not_null()
+        bad = frame.filter(wrong).select(pl.col("line").cast(pl.UInt32), pl.col(WRONG_TYPE).alias("field"), pl.lit(NOT_ONE_VALUE).alias("reason"))
+        report.skip_bad_rows(bad, total=frame.height, path=path, what="items")
+        items = items.filter(~wrong)
+    return items, hierarchy
 
 
 def split_categories(values: pl.Series, separator: str) -> pl.Series:
@@ -313,24 +345,27 @@ def read_interactions(path: Path, spec: dict, config_path: Path, report: BuildRe
         if spec.get("rating")
         else pl.Series([None] * frame.height, dtype=pl.Float64)
     )
+    wrong_types = frame[WRONG_TYPE] if WRONG_TYPE in frame.columns else pl.repeat(None, frame.height, dtype=pl.String, eager=True)
     parsed = pl.DataFrame(
-        {"line": frame["line"], "raw_user_id": users, "raw_item_id": items, "timestamp": timestamps, "rating": ratings, "time_problem": time_problems}
-    )
+        {"line": frame["line"], "raw_user_id": users, "raw_item_id": items, "timestamp": timestamps, "rating": ratings,
+         "time_problem": time_problems, "wrong_type": wrong_types}
+    )  # fmt: skip
     problem = (
-        pl.when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit(spec["user"]))
+        pl.when(pl.col("wrong_type").is_not_null()).then("wrong_type")
+        .when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit(spec["user"]))
         .when(pl.col("raw_item_id").is_null() | (pl.col("raw_item_id") == "")).then(pl.lit(spec["item"]))
-    )
-    reason = pl.format("missing or invalid {}", pl.col("field"))
+    )  # fmt: skip
+    reason = pl.when(pl.col("wrong_type").is_not_null()).then(pl.lit(NOT_ONE_VALUE)).otherwise(pl.format("missing or invalid {}", pl.col("field")))
     if spec.get("timestamp"):
         problem = problem.when(pl.col("time_problem").is_not_null()).then(pl.lit(spec["timestamp"]))
-        reason = pl.coalesce("time_problem", reason)
+        reason = pl.when(pl.col("wrong_type").is_null()).then(pl.coalesce("time_problem", reason)).otherwise(reason)
     if spec["order"] == "timestamp":
         problem = problem.when(pl.col("timestamp").is_null()).then(pl.lit(spec["timestamp"]))
     parsed = parsed.with_columns(problem.alias("field"))
     bad = parsed.filter(pl.col("field").is_not_null()).select(pl.col("line").cast(pl.UInt32), "field", reason.alias("reason"))
     report.skip_bad_rows(bad, total=parsed.height, path=path, what="interactions")
     kept = parsed.filter(pl.col("field").is_null()).with_columns(pl.int_range(pl.len()).cast(pl.Int64).alias("order_key"))
-    return kept.drop("line", "field", "time_problem"), spec["order"]
+    return kept.drop("line", "field", "time_problem", "wrong_type"), spec["order"]
 
 
 def _one_item_per_row(frame: pl.DataFrame, spec: dict, path: Path, config_path: Path) -> pl.DataFrame:
