@@ -2,6 +2,7 @@
 
     python bench/bench_catalogs.py --data ../shared/data                  # every catalog below
     python bench/bench_catalogs.py --data ../shared/data --only ml-100k scientific-no-categories   # the yardstick always runs first
+    python bench/bench_catalogs.py --table                                  # the saved results as README's table
 
 Each catalog is built from its real (or, for Amazon 2023, converted) files with
 the default settings and every family its data allows, in a fresh process, in
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from recording import save_result  # bench/recording.py (the script's folder is on sys.path)
+from recording import RESULTS, save_result  # bench/recording.py (the script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 FAMILIES = ["--recknowledge", "--instructrec"]
@@ -36,10 +37,8 @@ interactions: {path: Scientific.inter.json, format: json-object, user: _key, ite
 """
 
 
-def catalogs(data: Path, scratch: Path) -> dict[str, list[str]]:
-    """Name -> the `datagen build` arguments (without --out)."""
-    no_categories = scratch / "scientific-no-categories.yaml"
-    no_categories.write_text(NO_CATEGORIES_CONFIG)
+def catalogs(data: Path, no_categories: Path) -> dict[str, list[str]]:
+    """Name -> the `datagen build` arguments (without --out); `no_categories` is where NO_CATEGORIES_CONFIG is written."""
     return {
         "steam-sample (yardstick)": ["steam", *FAMILIES],
         "ml-100k": ["movielens:ml-100k", "--raw-dir", str(data / "movielens" / "ml-100k"), *FAMILIES],
@@ -86,15 +85,43 @@ def run_build(arguments: list[str], out: Path) -> dict:
     return result
 
 
+def print_table() -> None:
+    print("| catalog | users | items | interactions | rows: controllable / recknowledge / instructrec | label checks | labels from | test NDCG@10 SASRec / co-occurrence | wall | x yardstick | peak RSS |")
+    print("|---|---:|---:|---:|---|---|---|---|---:|---:|---:|")
+    order = list(catalogs(Path("data"), Path("scientific-no-categories.yaml")))
+    found = [json.loads(path.read_text()) for path in RESULTS.glob("catalog-*.json")]
+    for saved in sorted(found, key=lambda saved: order.index(saved["catalog"]) if saved["catalog"] in order else len(order)):
+        build = saved["build"]
+        if "error" in build:
+            print(f"| {saved['catalog']} | failed: {' '.join(build['error'])} |")
+            continue
+        rows = " / ".join(f"{build['rows'][family]:,}" if family in build["rows"] else "-" for family in ("controllable", "recknowledge", "instructrec"))
+        checks = ("pass" if build["label_checks_pass"] else "FAIL") if build["rows"] else "-"
+        ndcg = build.get("test_ndcg10_full", {})
+        print(
+            f"| {saved['catalog']} | {build['users']:,} | {build['items']:,} | {build['interactions']:,} | {rows} | {checks} "
+            f"| {build.get('label_source', '-')} | {ndcg.get('SASRec', 0):.4f} / {ndcg.get('co-occurrence', 0):.4f} "
+            f"| {build['wall_s']} s | {build.get('vs_yardstick', '-')} | {build['peak_rss_gib']} GiB |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="the shared data folder ($DATAGEN_DATA)")
+    parser.add_argument("--data", type=Path, help="the shared data folder ($DATAGEN_DATA)")
     parser.add_argument("--only", nargs="*", help="build only the catalogs whose name starts with one of these (the yardstick always runs first)")
+    parser.add_argument("--table", action="store_true", help="print the saved results as a markdown table, and build nothing")
     args = parser.parse_args()
+    if args.table:
+        print_table()
+        return
+    if args.data is None:
+        parser.error("--data is required to build")
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
+        no_categories = scratch / "scientific-no-categories.yaml"
+        no_categories.write_text(NO_CATEGORIES_CONFIG)
         yardstick = None
-        for name, arguments in catalogs(args.data.resolve(), scratch).items():
+        for name, arguments in catalogs(args.data.resolve(), no_categories).items():
             if args.only and yardstick is not None and not any(name.startswith(prefix) for prefix in args.only):
                 continue
             result = run_build(arguments, scratch / name.split()[0])

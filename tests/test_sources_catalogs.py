@@ -205,10 +205,9 @@ def test_recbole_sequence_form_benchmark_files(ml100k, tmp_path):
     (folder / "ml-100k.item").write_text("item_id:token\ttitle:token_seq\n" + "".join(f"{raw}\tMovie {raw}\n" for raw in raw_item.values()))
     result = build(BuildConfig("recbole:ml-100k", raw_dir=folder, out_dir=tmp_path / "out", user_core=1, item_core=1))
     assert result.manifest["source"]["order"] == "list"
-    rebuilt = {user: [raw_item_of for raw_item_of in items] for user, items in result.tables.sequences.select("raw_user_id", "item_ids").iter_rows()}
     rebuilt_raw = dict(result.tables.items.select("item_id", "raw_item_id").iter_rows())
-    for user, items in sequences.select("raw_user_id", "item_ids").iter_rows():
-        assert [rebuilt_raw[i] for i in rebuilt[user]] == [raw_item[i] for i in items]
+    rebuilt = {user: [rebuilt_raw[item] for item in items] for user, items in result.tables.sequences.select("raw_user_id", "item_ids").iter_rows()}
+    assert rebuilt == {user: [raw_item[item] for item in items] for user, items in sequences.select("raw_user_id", "item_ids").iter_rows()}
 
 
 @pytest.fixture(scope="module")
