@@ -166,6 +166,7 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
             "citation_keys": list(raw.citation_keys),
             "citation": raw.citation,
             "license": raw.license,
+            "variant": raw.variant,
         },
         "inputs": [{"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)} for path in raw.input_files],
         "parameters": parameters,

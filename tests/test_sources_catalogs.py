@@ -142,6 +142,7 @@ def test_gift_cards_through_both_releases_gives_the_same_tables(shared_data, tmp
     assert from_2023.manifest["data_version"] == from_2018.manifest["data_version"]
     assert from_2023.manifest["outputs"] == from_2018.manifest["outputs"]
     assert from_2023.manifest["source"]["citation_keys"] == ["hou2024"] and from_2018.manifest["source"]["citation_keys"] == ["ni2019"]
+    assert (from_2023.manifest["source"]["variant"], from_2018.manifest["source"]["variant"]) == ("amazon 2023", "amazon 2018")
     assert_every_label_check_passes(from_2023.out_dir)
 
 
@@ -205,6 +206,7 @@ def test_recbole_sequence_form_benchmark_files(ml100k, tmp_path):
     (folder / "ml-100k.item").write_text("item_id:token\ttitle:token_seq\n" + "".join(f"{raw}\tMovie {raw}\n" for raw in raw_item.values()))
     result = build(BuildConfig("recbole:ml-100k", raw_dir=folder, out_dir=tmp_path / "out", user_core=1, item_core=1))
     assert result.manifest["source"]["order"] == "list"
+    assert result.manifest["source"]["variant"] == "recbole sequences (item_id_list)"
     rebuilt_raw = dict(result.tables.items.select("item_id", "raw_item_id").iter_rows())
     rebuilt = {user: [rebuilt_raw[item] for item in items] for user, items in result.tables.sequences.select("raw_user_id", "item_ids").iter_rows()}
     assert rebuilt == {user: [raw_item[item] for item in items] for user, items in sequences.select("raw_user_id", "item_ids").iter_rows()}

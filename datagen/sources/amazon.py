@@ -123,6 +123,7 @@ class AmazonSource(Source):
             category_kind="Amazon category path without its root, every prefix a category; the main category where the path is empty",
             catalog_noun="products",
             citation_keys=("hou2024",) if release == "2023" else ("ni2019",),
+            variant=f"amazon {release}",
         )
 
 

@@ -55,6 +55,8 @@ class RawCatalog:
     citation: str | None = None
     # The data's licence as a Hub licence id (e.g. "cc-by-4.0"); None: the data states none.
     license: str | None = None
+    # Which of its formats the source found, where it chose from the files: "amazon 2023", "recbole sequences".
+    variant: str = ""
 
     def __post_init__(self) -> None:
         """Check the contract at the boundary, so a plug-in's mistake is named, not a Polars trace."""

@@ -63,6 +63,7 @@ class RecBoleSource(Source):
             if len(frames) > 1:
                 raise DataError("benchmark files (.train/.valid/.test.inter) must be in the sequence form (item_id_list)", path=inter_paths[0])
             interactions, order = read_rows(frames[0], inter_paths[0], report)
+        variant = "recbole sequences (item_id_list)" if "item_id_list" in frames[0][1] else "recbole interactions"
         item_path = folder / f"{argument}.item"
         if not item_path.is_file():
             return RawCatalog(
@@ -72,6 +73,7 @@ class RecBoleSource(Source):
                 order=order,
                 category_kind="none: interactions only (no .item file)",
                 has_titles=False,
+                variant=variant,
             )
         items, category_field = read_items(item_path, options)
         return RawCatalog(
@@ -80,6 +82,7 @@ class RecBoleSource(Source):
             input_files=[*inter_paths, item_path],
             order=order,
             category_kind=f"RecBole .item field {category_field!r}" if category_field else "none: no category field in the .item file",
+            variant=variant,
         )
 
 
