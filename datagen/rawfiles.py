@@ -136,6 +136,19 @@ def read_bytes(path: str | Path) -> bytes:
     return raw
 
 
+def decode_strictly(raw: bytes, encoding: str, path: str | Path, hint: str | None = None) -> str:
+    """The text, decoded strictly: a byte the encoding cannot read is an error naming its line."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"byte {raw[error.start:error.start + 1]!r} is not {encoding} ({error.reason})",
+            path=path,
+            line=raw.count(b"\n", 0, error.start) + 1,
+            hint=hint,
+        ) from None
+
+
 def sha256(path: str | Path) -> str:
     """Hex sha256 of a file, read in blocks."""
     digest = hashlib.sha256()

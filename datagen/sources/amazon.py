@@ -33,7 +33,7 @@ from datagen.errors import DataError
 from datagen.rawfiles import INVALID_UTF8, has_invalid_utf8, iter_line_chunks, read_lines
 from datagen.report import BuildReport
 from datagen.sources import register_source
-from datagen.sources.base import RawCatalog, Source, require_file
+from datagen.sources.base import NOT_ONE_VALUE_JSON_TYPES, RawCatalog, Source, require_file
 from datagen.timestamps import checked_seconds
 
 REVIEW_FILES = {
@@ -142,14 +142,10 @@ def detect_release(raw_dir: Path, category: str) -> str:
     return present[0] if present else "2018"
 
 
-# A JSON type that can hold an id, a time or a rating is a scalar; these cannot.
-NOT_SCALAR = "('ARRAY', 'OBJECT', 'BOOLEAN')"
-
-
 def _wrong_type_sql(fields: ReviewFields) -> str:
     """SQL for the first review field of the wrong JSON type, as 'field|why' (an id that is a list, a rating that is text), else NULL."""
     cases = [
-        f"WHEN json_type(text, '$.{name}') IN {NOT_SCALAR} THEN '{name}|is a JSON ' || lower(json_type(text, '$.{name}')) || ', not one value'"
+        f"WHEN json_type(text, '$.{name}') IN {NOT_ONE_VALUE_JSON_TYPES} THEN '{name}|is a JSON ' || lower(json_type(text, '$.{name}')) || ', not one value'"
         for name in (fields.user, fields.item, fields.time, fields.rating)
     ]
     cases.append(
@@ -260,8 +256,8 @@ def read_meta(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, r
                     THEN from_json(text -> '$.{path_field}', '["VARCHAR"]') ELSE [] END AS path,
                CASE WHEN json_type(text, '$.{main_field}') = 'VARCHAR'
                     THEN [text ->> '$.{main_field}'] ELSE [] END AS main,
-               CASE WHEN json_type(text, '$.{item}') IN {NOT_SCALAR} THEN '{item}'
-                    WHEN json_type(text, '$.title') IN {NOT_SCALAR} THEN 'title'
+               CASE WHEN json_type(text, '$.{item}') IN {NOT_ONE_VALUE_JSON_TYPES} THEN '{item}'
+                    WHEN json_type(text, '$.title') IN {NOT_ONE_VALUE_JSON_TYPES} THEN 'title'
                     WHEN json_type(text, '$.{path_field}') NOT IN ('ARRAY', 'NULL') THEN '{path_field}' END AS wrong_field
         FROM valid
         """

@@ -33,6 +33,8 @@ INTERACTION_SCHEMA = {
     "order_key": pl.Int64,
 }
 OPTIONAL_INTERACTION_COLUMNS = {"review": pl.String}  # null when a source has none
+# DuckDB's json_type of a value that cannot be one id, title, time or rating, as an SQL list.
+NOT_ONE_VALUE_JSON_TYPES = "('ARRAY', 'OBJECT', 'BOOLEAN')"
 
 
 @dataclass

@@ -28,7 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from datagen.errors import DataError
-from datagen.rawfiles import read_bytes
+from datagen.rawfiles import decode_strictly, read_bytes
 from datagen.report import BuildReport
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, untitled_items
@@ -103,11 +103,7 @@ def interaction_files(folder: Path, name: str) -> list[Path]:
 
 def read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
     """An atomic file as text columns named by field (with `line`), and each field's type."""
-    raw = read_bytes(path)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DataError(f"byte {raw[error.start:error.start + 1]!r} is not UTF-8", path=path, line=raw.count(b"\n", 0, error.start) + 1) from None
+    text = decode_strictly(read_bytes(path), "utf-8", path)
     header, _, body = text.partition("\n")
     types = {}
     for column in header.rstrip("\r").split("\t"):

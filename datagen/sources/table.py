@@ -28,10 +28,10 @@ import yaml
 
 from datagen.categories import category_prefixes
 from datagen.errors import DataError
-from datagen.rawfiles import read_bytes
+from datagen.rawfiles import decode_strictly, read_bytes
 from datagen.report import BuildReport
 from datagen.sources import register_source
-from datagen.sources.base import RawCatalog, Source, untitled_items
+from datagen.sources.base import NOT_ONE_VALUE_JSON_TYPES, RawCatalog, Source, untitled_items
 from datagen.timestamps import TIMESTAMP_UNITS, checked_seconds
 
 FORMATS = ("parquet", "csv", "jsonl", "json-object")
@@ -221,7 +221,7 @@ def _first_wrong_json_type(raw: bytes, frame: pl.DataFrame, spec: dict, section:
     lines = pl.DataFrame({"text": [line for line in raw.decode().split("\n") if line.strip()]})
     if not names or lines.height != frame.height:
         return pl.repeat(None, frame.height, dtype=pl.String, eager=True)
-    cases = " ".join(f"WHEN json_type(text, '$.\"{name}\"') IN ('ARRAY', 'OBJECT', 'BOOLEAN') THEN '{name}'" for name in names)
+    cases = " ".join(f"WHEN json_type(text, '$.\"{name}\"') IN {NOT_ONE_VALUE_JSON_TYPES} THEN '{name}'" for name in names)
     with duckdb.connect() as con:
         con.register("lines", lines)
         return con.sql(f"SELECT CASE {cases} END AS wrong FROM lines").pl()["wrong"]
@@ -229,16 +229,7 @@ def _first_wrong_json_type(raw: bytes, frame: pl.DataFrame, spec: dict, section:
 
 def _as_utf8(raw: bytes, encoding: str, path: Path, key: str) -> bytes:
     """The bytes as UTF-8, decoded strictly: a byte the encoding cannot read is an error naming its line."""
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise DataError(
-            f"byte {raw[error.start:error.start + 1]!r} is not {encoding} ({error.reason})",
-            path=path,
-            line=line,
-            hint=f"Set {key} to the file's encoding (GroupLens' older files are latin-1).",
-        ) from None
+    text = decode_strictly(raw, encoding, path, hint=f"Set {key} to the file's encoding (GroupLens' older files are latin-1).")
     return raw if codecs.lookup(encoding).name == "utf-8" else text.encode()
 
 
