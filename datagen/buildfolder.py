@@ -23,11 +23,12 @@ import polars as pl
 
 from datagen.errors import DataError
 from datagen.publish.layout import read_split
+from datagen.reviews import REVIEWS_FILE
 
 
 def data_version(outputs: dict) -> str:
-    """A short hash of the canonical tables' checksums (the manifest's `outputs`)."""
-    checksums = {name: outputs[name]["sha256"] for name in sorted(outputs) if name.endswith(".parquet")}
+    """A short hash of the canonical tables' checksums (the manifest's `outputs`); review texts are not part of it."""
+    checksums = {name: outputs[name]["sha256"] for name in sorted(outputs) if name.endswith(".parquet") and name != REVIEWS_FILE}
     return hashlib.sha256(json.dumps(checksums, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -149,6 +149,11 @@ def decode_strictly(raw: bytes, encoding: str, path: str | Path, hint: str | Non
         ) from None
 
 
+def sql_literal(path: str | Path) -> str:
+    """The path as the text of a DuckDB string literal (quotes doubled), for read_json('...') and the like."""
+    return str(path).replace("'", "''")
+
+
 def sha256(path: str | Path) -> str:
     """Hex sha256 of a file, read in blocks."""
     digest = hashlib.sha256()

@@ -20,7 +20,7 @@ import polars as pl
 @dataclass
 class CanonicalTables:
     items: pl.DataFrame
-    interactions: pl.DataFrame
+    interactions: pl.DataFrame  # with the source's order_key, which joins review texts and is not published
     sequences: pl.DataFrame
 
 
@@ -47,7 +47,7 @@ def split_tables(items: pl.DataFrame, interactions: pl.DataFrame) -> CanonicalTa
         con.execute(
             """
             CREATE TABLE ordered AS
-            SELECT u.user_id, i.item_id, x.timestamp, x.rating, x.review,
+            SELECT u.user_id, i.item_id, x.timestamp, x.rating, x.order_key,
                    (row_number() OVER (PARTITION BY u.user_id ORDER BY x.timestamp NULLS LAST, x.order_key) - 1)::INTEGER AS position,
                    count(*) OVER (PARTITION BY u.user_id)::INTEGER AS length
             FROM inter_in x JOIN user_ids u USING (raw_user_id) JOIN item_ids i USING (raw_item_id)
@@ -55,7 +55,7 @@ def split_tables(items: pl.DataFrame, interactions: pl.DataFrame) -> CanonicalTa
         ).fetchall()
         interactions_out = con.sql(
             """
-            SELECT user_id, item_id, timestamp, rating, review, position,
+            SELECT user_id, item_id, timestamp, rating, position, order_key,
                    CASE WHEN position = length - 1 THEN 'test'
                         WHEN position = length - 2 THEN 'valid' ELSE 'train' END AS split
             FROM ordered ORDER BY user_id, position
@@ -84,9 +84,8 @@ def split_tables(items: pl.DataFrame, interactions: pl.DataFrame) -> CanonicalTa
         valid_item_id=pl.col("item_ids").list.get(-2),
         test_item_id=pl.col("item_ids").list.get(-1),
     )
-    for optional in ("rating", "review"):
-        if interactions_out[optional].null_count() == interactions_out.height:
-            interactions_out = interactions_out.drop(optional)
+    if interactions_out["rating"].null_count() == interactions_out.height:
+        interactions_out = interactions_out.drop("rating")
     if interactions_out["timestamp"].null_count() == interactions_out.height:
         interactions_out = interactions_out.drop("timestamp")
         sequences = sequences.drop("timestamps")

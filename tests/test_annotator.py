@@ -26,7 +26,7 @@ from datagen.publish.layout import read_split
 def tiny_gift_cards(shared_data, tmp_path_factory) -> BuildFolder:
     """Four real Gift_Cards users (with their reviews), so a CPU annotates them in about a minute."""
     out = tmp_path_factory.mktemp("gift") / "gift-tiny"
-    build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=out, max_users=4, user_core=3, item_core=1))
+    build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=out, max_users=4, user_core=3, item_core=1, review_texts=True))
     return BuildFolder.open(out)
 
 

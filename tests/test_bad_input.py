@@ -7,12 +7,15 @@ import json
 import os
 import re
 
+import duckdb
 import polars as pl
 import pytest
 
 from datagen.errors import DataError
 from datagen.output import atomic_folder
 from datagen.pipeline import BuildConfig, build
+from datagen.report import BuildReport
+from datagen.sources.amazon import REVIEW_FIELDS
 
 
 def _rewrite_lines(path, edit):
@@ -106,6 +109,20 @@ def test_table_csv_with_timestamps(shared_data, tmp_path):
     assert result.manifest["stats"]["interactions"] == reference.manifest["stats"]["interactions"]
 
 
+def test_table_csv_rating_that_is_not_a_number_is_a_counted_bad_row(shared_data, tmp_path):
+    """A text rating in a CSV once became a null rating without a word; now it is a bad row naming the field."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    reviews = pl.read_ndjson(gzip.decompress((shared_data / "amazon" / "Gift_Cards_5.json.gz").read_bytes()))
+    reviews = reviews.select("reviewerID", "asin", "unixReviewTime", pl.col("overall").cast(pl.String))
+    reviews.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("five stars")).otherwise("overall").alias("overall")).write_csv(raw / "reviews.csv")
+    config = tmp_path / "c.yaml"
+    config.write_text("interactions: {path: reviews.csv, format: csv, user: reviewerID, item: asin, timestamp: unixReviewTime, rating: overall, order: timestamp}\n")
+    result = build(BuildConfig(f"table:{config}", raw_dir=raw, out_dir=tmp_path / "out"))
+    assert [(b["field"], b["reason"], b["first_line"]) for b in result.manifest["report"]["bad_rows"]] == [("overall", "is not a number", 7)]
+    assert result.tables.interactions["rating"].is_not_null().all()
+
+
 def test_table_wrong_column_mapping_names_the_column(shared_data, tmp_path):
     _gift_cards_as_csv(shared_data, tmp_path / "raw")
     config = tmp_path / "raw" / "catalog.yaml"
@@ -193,6 +210,21 @@ def test_a_review_field_of_the_wrong_type_or_an_impossible_time_is_a_counted_bad
     assert result.manifest["stats"]["interactions"] > 2900 and result.tables.interactions["rating"].is_not_null().all()
 
 
+def test_milliseconds_mixed_into_a_seconds_field_are_counted_bad_rows(shared_data, tmp_path):
+    """Two reviews written in milliseconds among seconds would sort as the year 48,000; they are counted, not reordered."""
+
+    def edit(index, record):
+        if index in (10, 20):
+            record["unixReviewTime"] *= 1000
+        return _as_line(record)
+
+    result = build(BuildConfig("amazon:Gift_Cards", raw_dir=_gift_cards_copy(shared_data, tmp_path / "raw", edit), out_dir=tmp_path / "out", teacher=None))
+    bad = result.manifest["report"]["bad_rows"]  # one entry per reason: the year is part of it
+    assert {row["field"] for row in bad} == {"unixReviewTime"} and sum(row["rows"] for row in bad) == 2
+    assert sorted(row["first_line"] for row in bad)[0] == 11 and all(row["reason"].startswith("time in the future (") for row in bad)
+    assert result.tables.interactions["timestamp"].max() < 1_600_000_000
+
+
 def test_bytes_that_are_not_utf8_are_counted_never_silently_replaced(shared_data, tmp_path):
     """One bad byte in 30% of the reviewer ids once merged users silently; now too many bad rows stop the build, a few are counted."""
 
@@ -201,12 +233,43 @@ def test_bytes_that_are_not_utf8_are_counted_never_silently_replaced(shared_data
         return line.replace(b'"reviewerID": "', b'"reviewerID": "\xff', 1) if index % 10 < 3 else line
 
     others = sum(1 for index in range(2972) if index % 10 < 3) - 1  # the real file has 2,972 reviews
-    with pytest.raises(DataError, match=rf"Gift_Cards_5.json.gz:1: field 'line': invalid UTF-8 \(or stray control\) byte\(s\), replaced by U\+FFFD \(and {others} more"):
+    with pytest.raises(DataError, match=rf"Gift_Cards_5.json.gz:1: field 'reviewerID': invalid UTF-8 \(or stray control\) byte\(s\), replaced by U\+FFFD \(and {others} more"):
         build(BuildConfig("amazon:Gift_Cards", raw_dir=_gift_cards_copy(shared_data, tmp_path / "many", edit), out_dir=tmp_path / "out"))
     few = _gift_cards_copy(shared_data, tmp_path / "few", lambda index, record: edit(index, record) if index == 0 else _as_line(record))
     result = build(BuildConfig("amazon:Gift_Cards", raw_dir=few, out_dir=tmp_path / "out"))
     assert [row["reason"] for row in result.manifest["report"]["bad_rows"]] == ["invalid UTF-8 (or stray control) byte(s), replaced by U+FFFD"]
     assert not result.tables.sequences["raw_user_id"].str.contains("\ufffd").any()
+
+
+def test_bad_bytes_count_in_the_field_that_holds_them(shared_data, tmp_path):
+    """A field the build does not read (reviewerName) costs nothing; a bad review text, kept with --review-texts, loses only the text."""
+
+    def edit(index, record):
+        line = _as_line(record)
+        if index == 0:
+            return line.replace(b'"reviewerName": "', b'"reviewerName": "\xfe', 1)
+        return line.replace(b'"reviewText": "', b'"reviewText": "\xfe', 1) if index == 1 else line
+
+    raw = _gift_cards_copy(shared_data, tmp_path / "raw", edit)
+    result = build(BuildConfig("amazon:Gift_Cards", raw_dir=raw, out_dir=tmp_path / "out", teacher=None, review_texts=True))
+    clean = build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=tmp_path / "clean", teacher=None, review_texts=True))
+    assert result.manifest["report"]["bad_rows"] == []
+    assert result.manifest["stats"] == clean.manifest["stats"]
+    assert result.manifest["report"]["counts"]["review_texts_dropped_reviewText_not_text_or_not_utf8"] == 1
+    texts = pl.read_parquet(tmp_path / "out" / "reviews.parquet")
+    assert texts.height == pl.read_parquet(tmp_path / "clean" / "reviews.parquet").height - 1
+    assert not texts["review"].str.contains("\ufffd").any()
+
+
+def test_the_typed_scan_and_the_line_reader_read_the_same_reviews(shared_data, tmp_path):
+    """A clean file takes DuckDB's typed scan; a file with one bad line is read line by line: the good rows must not differ."""
+    from datagen.sources.amazon import _read_review_lines, read_review_json
+
+    path = shared_data / "amazon" / "Gift_Cards_5.json.gz"
+    con = duckdb.connect()
+    scanned = read_review_json(con, path, BuildReport())
+    by_line = _read_review_lines(con, path, BuildReport(), REVIEW_FIELDS["2018"], None)
+    assert scanned.height == 2972 and scanned.drop("order_key").equals(by_line.drop("order_key"))
 
 
 @pytest.mark.parametrize("field, value, reason", [("title", ["Gift", "Card"], "is a JSON list, object or boolean, not one value"), ("category", "Gift Cards", "is not a JSON list of category names")])
@@ -218,6 +281,17 @@ def test_a_meta_field_of_the_wrong_type_is_a_counted_bad_row(shared_data, tmp_pa
 
     result = build(BuildConfig("amazon:Gift_Cards", raw_dir=_gift_cards_copy(shared_data, tmp_path / "raw", edit_meta=edit), out_dir=tmp_path / "out"))
     assert result.manifest["report"]["bad_rows"] == [{"file": "meta_Gift_Cards.json.gz", "what": "meta records", "field": field, "reason": reason, "rows": 1, "first_line": 3}]
+
+
+def test_a_meta_title_with_bytes_that_are_not_utf8_is_a_counted_bad_row(shared_data, tmp_path):
+    def edit(index, record):
+        line = _as_line(record)
+        return line.replace(b'"title": "', b'"title": "\xfe', 1) if index == 2 else line
+
+    result = build(BuildConfig("amazon:Gift_Cards", raw_dir=_gift_cards_copy(shared_data, tmp_path / "raw", edit_meta=edit), out_dir=tmp_path / "out", teacher=None))
+    assert result.manifest["report"]["bad_rows"] == [
+        {"file": "meta_Gift_Cards.json.gz", "what": "meta records", "field": "title", "reason": "invalid UTF-8 (or stray control) byte(s), replaced by U+FFFD", "rows": 1, "first_line": 3}
+    ]
 
 
 def test_the_meta_file_of_another_category_is_named_as_the_mismatch(shared_data, tmp_path):

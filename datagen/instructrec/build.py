@@ -297,10 +297,15 @@ def make_annotator(spec: dict, template_dirs=()):
 def annotate_points(annotator, folder: BuildFolder, points: list[Point], generator: Generator, progress: StepProgress) -> list[dict[str, str]]:
     """Per point, its non-empty P2 (from the history shown) and I1 (from the target's review, where there is one)."""
     from datagen.instructrec.annotator import review_for_prompt
-    from datagen.publish.layout import read_split
+    from datagen.reviews import REVIEWS_FILE, read_review_texts
 
-    interactions = pl.concat([read_split(folder.path, "interactions", split) for split in SPLITS], how="diagonal_relaxed")
-    reviews = dict(((u, i), r) for u, i, r in interactions.select("user_id", "item_id", "review").rows()) if "review" in interactions.columns else {}
+    texts = read_review_texts(folder.path)
+    if texts is None:
+        progress.warn(
+            f"NOTE: {folder.path} has no {REVIEWS_FILE} (built without --review-texts), so no vague intention (I1) can be "
+            "annotated; rebuild with `datagen build ... --review-texts` to make them."
+        )
+    reviews = dict(((u, i), r) for u, i, r in texts.rows()) if texts is not None else {}
     histories = [quoted([generator.titles[i] for i in point.history[-generator.settings.max_history :]]) for point in points]
     targets = [review_for_prompt(reviews.get((point.user_id, point.target))) for point in points]
     with_review = [index for index, review in enumerate(targets) if review]

@@ -30,8 +30,9 @@ import polars as pl
 from datagen.categories import category_prefixes, clean_categories
 from datagen.download import cache_dir
 from datagen.errors import DataError
-from datagen.rawfiles import INVALID_UTF8, has_invalid_utf8, iter_line_chunks, read_lines
+from datagen.rawfiles import INVALID_UTF8, REPLACEMENT, iter_line_chunks, read_lines, sql_literal
 from datagen.report import BuildReport
+from datagen.reviews import ReviewTexts
 from datagen.sources import register_source
 from datagen.sources.base import NOT_ONE_VALUE_JSON_TYPES, RawCatalog, Source, require_file
 from datagen.timestamps import checked_seconds
@@ -112,7 +113,7 @@ class AmazonSource(Source):
             if reviews_path.suffix == ".csv":
                 interactions = read_ratings_csv(reviews_path, report)
             else:
-                interactions = read_review_json(con, reviews_path, report, REVIEW_FIELDS[release])
+                interactions = read_review_json(con, reviews_path, report, REVIEW_FIELDS[release], self.review_texts_path)
             items = read_meta(con, meta_path, report, release)
         finally:
             con.close()
@@ -142,62 +143,92 @@ def detect_release(raw_dir: Path, category: str) -> str:
     return present[0] if present else "2018"
 
 
-def _wrong_type_sql(fields: ReviewFields) -> str:
-    """SQL for the first review field of the wrong JSON type, as 'field|why' (an id that is a list, a rating that is text), else NULL."""
+def _interaction_sql(fields: ReviewFields, values: str, key: str) -> str:
+    """SQL over `values` (one JSON value column per field: u, i, t, r) -> the interaction's columns and,
+    as 'field|why', the first field of the wrong JSON type or with bytes that were not UTF-8 (else NULL)."""
+    named = (("u", fields.user), ("i", fields.item), ("t", fields.time), ("r", fields.rating))
     cases = [
-        f"WHEN json_type(text, '$.{name}') IN {NOT_ONE_VALUE_JSON_TYPES} THEN '{name}|is a JSON ' || lower(json_type(text, '$.{name}')) || ', not one value'"
-        for name in (fields.user, fields.item, fields.time, fields.rating)
+        f"WHEN json_type({column}) IN {NOT_ONE_VALUE_JSON_TYPES} THEN '{name}|is a JSON ' || lower(json_type({column})) || ', not one value'"
+        for column, name in named
     ]
-    cases.append(
-        f"WHEN json_type(text, '$.{fields.rating}') = 'VARCHAR' AND TRY_CAST(text ->> '$.{fields.rating}' AS DOUBLE) IS NULL "
-        f"THEN '{fields.rating}|is text that is not a number'"
-    )
-    cases.append(f"WHEN json_type(text, '$.{fields.review}') IN ('ARRAY', 'OBJECT') THEN '{fields.review}|is a JSON list or object, not text'")
-    return "CASE " + " ".join(cases) + " END"
+    cases.append(f"WHEN json_type(r) = 'VARCHAR' AND TRY_CAST(r ->> '$' AS DOUBLE) IS NULL THEN '{fields.rating}|is text that is not a number'")
+    cases += [f"WHEN contains({column} ->> '$', '{REPLACEMENT}') THEN '{name}|{INVALID_UTF8}'" for column, name in named[:2]]
+    return f"""
+        SELECT {key}
+               u ->> '$' AS raw_user_id,
+               i ->> '$' AS raw_item_id,
+               TRY_CAST(t ->> '$' AS BIGINT) AS raw_time,
+               TRY_CAST(r ->> '$' AS DOUBLE) AS rating,
+               CASE {" ".join(cases)} END AS wrong_type
+        FROM {values}
+        """
 
 
 def _split_valid_json(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Lines that are JSON objects of valid UTF-8, and the others as bad rows (line, field, reason)."""
-    lines = lines.with_columns(has_invalid_utf8().alias("bad_bytes"))
+    """Lines that are JSON objects, and the others as bad rows (line, field, reason)."""
     con.register("lines", lines)
-    valid = con.sql("SELECT line, text FROM lines WHERE json_valid(text) AND starts_with(text, '{') AND NOT bad_bytes").pl()
-    invalid = con.sql(
-        f"""
-        SELECT line, 'line' AS field,
-               CASE WHEN bad_bytes THEN '{INVALID_UTF8}' ELSE 'not a JSON object' END AS reason
-        FROM lines WHERE NOT (json_valid(text) AND starts_with(text, '{{')) OR bad_bytes
-        """
-    ).pl()
+    is_object = "json_valid(text) AND starts_with(text, '{')"
+    valid = con.sql(f"SELECT line, text FROM lines WHERE {is_object}").pl()
+    invalid = con.sql(f"SELECT line, 'line' AS field, 'not a JSON object' AS reason FROM lines WHERE NOT ({is_object})").pl()
     con.unregister("lines")
     return valid, invalid
 
 
-def read_review_json(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, fields: ReviewFields = REVIEW_FIELDS["2018"]) -> pl.DataFrame:
+def read_review_json(
+    con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, fields: ReviewFields = REVIEW_FIELDS["2018"], review_texts: Path | None = None
+) -> pl.DataFrame:
+    """The reviews' interactions; with `review_texts`, also every review's text, streamed there as parquet (order_key, review).
+
+    A file DuckDB reads whole without one bad value (the common case) is read
+    in one typed scan of the four fields; any other file, or one whose texts
+    are kept, line by line, so every bad row is named by its line.
+    """
+    if review_texts is None:
+        interactions = _read_clean_review_json(con, path, fields)
+        if interactions is not None:
+            return interactions
+    return _read_review_lines(con, path, report, fields, review_texts)
+
+
+def _read_clean_review_json(con: duckdb.DuckDBPyConnection, path: Path, fields: ReviewFields) -> pl.DataFrame | None:
+    """One typed DuckDB scan of the fields the build needs; None when the file has a line or a value that is not clean."""
+    columns = ", ".join(f"{name}: 'JSON'" for name in (fields.user, fields.item, fields.time, fields.rating))
+    scan = f"""(SELECT {fields.user} AS u, {fields.item} AS i, {fields.time} AS t, {fields.rating} AS r
+               FROM read_json('{sql_literal(path)}', format='newline_delimited', columns={{{columns}}}, maximum_object_size=1048576))"""
+    try:
+        parsed = con.sql(_interaction_sql(fields, scan, key="")).pl().with_row_index("line")
+    except duckdb.Error:  # malformed JSON, bytes that are not UTF-8, a line that is not an object: read line by line
+        return None
+    if parsed.is_empty():  # the line reader says why (no records, only blank lines)
+        return None
+    seconds, time_problems = checked_seconds(parsed["raw_time"], fields.time_unit, path=path, field=fields.time)
+    parsed = _with_problems(parsed.drop("raw_time").with_columns(timestamp=seconds, time_problem=time_problems), fields)
+    if parsed["field"].is_not_null().any():
+        return None
+    return _interactions(parsed)
+
+
+def _read_review_lines(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, fields: ReviewFields, review_texts: Path | None) -> pl.DataFrame:
+    paths = ", ".join(f"'$.{name}'" for name in (fields.user, fields.item, fields.time, fields.rating, fields.review))
+    values = f"(SELECT line, j[1] AS u, j[2] AS i, j[3] AS t, j[4] AS r, j[5] AS text_value FROM (SELECT line, json_extract(text, [{paths}]) AS j FROM valid))"
     parsed_chunks, invalid_chunks, total = [], [], 0
-    for lines in iter_line_chunks(path):
-        total += lines.height
-        valid, invalid = _split_valid_json(con, lines)
-        con.register("valid", valid)
-        parsed_chunks.append(
-            con.sql(
-                f"""
-                SELECT line,
-                       text ->> '$.{fields.user}' AS raw_user_id,
-                       text ->> '$.{fields.item}' AS raw_item_id,
-                       TRY_CAST(text ->> '$.{fields.time}' AS BIGINT) AS raw_time,
-                       TRY_CAST(text ->> '$.{fields.rating}' AS DOUBLE) AS rating,
-                       NULLIF(text ->> '$.{fields.review}', '') AS review,
-                       {_wrong_type_sql(fields)} AS wrong_type
-                FROM valid
-                """
-            ).pl()
-        )
-        con.unregister("valid")
-        invalid_chunks.append(invalid)
+    texts = ReviewTexts(review_texts, fields.review)
+    try:
+        for lines in iter_line_chunks(path):
+            total += lines.height
+            valid, invalid = _split_valid_json(con, lines)
+            con.register("valid", valid)
+            parsed_chunks.append(con.sql(_interaction_sql(fields, values, key="line,")).pl())
+            if review_texts is not None:
+                texts.write(con.sql(f"SELECT line AS order_key, text_value FROM {values}").pl())
+            con.unregister("valid")
+            invalid_chunks.append(invalid)
+    finally:
+        texts.close(report)
     parsed = pl.concat(parsed_chunks)
     seconds, time_problems = checked_seconds(parsed["raw_time"], fields.time_unit, path=path, field=fields.time)
-    parsed = parsed.drop("raw_time").with_columns(timestamp=seconds, time_problem=time_problems)
-    return _keep_complete_interactions(parsed, pl.concat(invalid_chunks), total, path, report, fields)
+    parsed = _with_problems(parsed.drop("raw_time").with_columns(timestamp=seconds, time_problem=time_problems), fields)
+    return _skip_bad_rows(parsed, pl.concat(invalid_chunks), total, path, report)
 
 
 def read_ratings_csv(path: Path, report: BuildReport) -> pl.DataFrame:
@@ -211,16 +242,18 @@ def read_ratings_csv(path: Path, report: BuildReport) -> pl.DataFrame:
         fields.list.get(2, null_on_oob=True).cast(pl.Float64, strict=False).alias("rating"),
         (fields.list.len() != 4).alias("wrong_width"),
     )
+    user, item = REVIEW_FIELDS["2018"].user, REVIEW_FIELDS["2018"].item
+    bad_bytes = pl.when(pl.col("raw_user_id").str.contains(REPLACEMENT, literal=True)).then(pl.lit(f"{user}|{INVALID_UTF8}"))
+    parsed = parsed.with_columns(bad_bytes.when(pl.col("raw_item_id").str.contains(REPLACEMENT, literal=True)).then(pl.lit(f"{item}|{INVALID_UTF8}")).alias("wrong_type"))
     invalid = parsed.filter("wrong_width").select("line", pl.lit("line").alias("field"), pl.lit("not 4 comma-separated fields (item,user,rating,timestamp)").alias("reason"))
     parsed = parsed.filter(~pl.col("wrong_width"))
     seconds, time_problems = checked_seconds(parsed["timestamp"], "s", path=path, field="timestamp")
     parsed = parsed.with_columns(timestamp=seconds, time_problem=time_problems)
-    return _keep_complete_interactions(parsed, invalid, lines.height, path, report, REVIEW_FIELDS["2018"])
+    return _skip_bad_rows(_with_problems(parsed, REVIEW_FIELDS["2018"]), invalid, lines.height, path, report)
 
 
-def _keep_complete_interactions(
-    parsed: pl.DataFrame, invalid: pl.DataFrame, total: int, path: Path, report: BuildReport, fields: ReviewFields
-) -> pl.DataFrame:
+def _with_problems(parsed: pl.DataFrame, fields: ReviewFields) -> pl.DataFrame:
+    """Add `field` (the first bad field of each row, else null) and `reason`."""
     if "wrong_type" not in parsed.columns:
         parsed = parsed.with_columns(wrong_type=pl.lit(None, pl.String))
     parsed = parsed.with_columns(
@@ -233,12 +266,17 @@ def _keep_complete_interactions(
         .when(pl.col("timestamp").is_null() | pl.col("time_problem").is_not_null()).then(pl.lit(fields.time))
     )  # fmt: skip
     parsed = parsed.with_columns(problem.alias("field"))
-    reason = pl.coalesce("wrong_why", "time_problem", pl.format("missing or invalid {}", pl.col("field")))
-    missing = parsed.filter(pl.col("field").is_not_null()).select("line", "field", reason.alias("reason"))
+    return parsed.with_columns(pl.coalesce("wrong_why", "time_problem", pl.format("missing or invalid {}", pl.col("field"))).alias("reason"))
+
+
+def _skip_bad_rows(parsed: pl.DataFrame, invalid: pl.DataFrame, total: int, path: Path, report: BuildReport) -> pl.DataFrame:
+    missing = parsed.filter(pl.col("field").is_not_null()).select("line", "field", "reason")
     report.skip_bad_rows(pl.concat([invalid.cast({"line": pl.UInt32}), missing.cast({"line": pl.UInt32})]), total=total, path=path, what="reviews")
-    return parsed.filter(pl.col("field").is_null()).select(
-        "raw_user_id", "raw_item_id", "timestamp", "rating", *[c for c in ("review",) if c in parsed.columns], pl.col("line").cast(pl.Int64).alias("order_key")
-    )
+    return _interactions(parsed.filter(pl.col("field").is_null()))
+
+
+def _interactions(parsed: pl.DataFrame) -> pl.DataFrame:
+    return parsed.select("raw_user_id", "raw_item_id", "timestamp", "rating", pl.col("line").cast(pl.Int64).alias("order_key"))
 
 
 def read_meta(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, release: str = "2018") -> pl.DataFrame:
@@ -258,15 +296,20 @@ def read_meta(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, r
                     THEN [text ->> '$.{main_field}'] ELSE [] END AS main,
                CASE WHEN json_type(text, '$.{item}') IN {NOT_ONE_VALUE_JSON_TYPES} THEN '{item}'
                     WHEN json_type(text, '$.title') IN {NOT_ONE_VALUE_JSON_TYPES} THEN 'title'
-                    WHEN json_type(text, '$.{path_field}') NOT IN ('ARRAY', 'NULL') THEN '{path_field}' END AS wrong_field
+                    WHEN json_type(text, '$.{path_field}') NOT IN ('ARRAY', 'NULL') THEN '{path_field}'
+                    WHEN contains(text ->> '$.{item}', '{REPLACEMENT}') THEN '{item}|bytes'
+                    WHEN contains(text ->> '$.title', '{REPLACEMENT}') THEN 'title|bytes'
+                    WHEN contains(CAST(text -> '$.{path_field}' AS VARCHAR), '{REPLACEMENT}') THEN '{path_field}|bytes'
+                    WHEN contains(text ->> '$.{main_field}', '{REPLACEMENT}') THEN '{main_field}|bytes' END AS wrong_field
         FROM valid
         """
     ).pl()
     con.unregister("valid")
     wrong = parsed.filter(pl.col("wrong_field").is_not_null()).select(
         "line",
-        pl.col("wrong_field").alias("field"),
-        pl.when(pl.col("wrong_field") == path_field).then(pl.lit("is not a JSON list of category names"))
+        pl.col("wrong_field").str.strip_suffix("|bytes").alias("field"),
+        pl.when(pl.col("wrong_field").str.ends_with("|bytes")).then(pl.lit(INVALID_UTF8))
+        .when(pl.col("wrong_field") == path_field).then(pl.lit("is not a JSON list of category names"))
         .otherwise(pl.lit("is a JSON list, object or boolean, not one value")).alias("reason"),
     )  # fmt: skip
     parsed = parsed.filter(pl.col("wrong_field").is_null())

@@ -5,8 +5,12 @@ shared cleaning in `datagen.pipeline` does the rest, so an adapter stays small:
 
 - items: raw_item_id (str), title (str, raw), categories (list[str])
 - interactions: raw_user_id (str), raw_item_id (str), timestamp (i64 seconds or
-  null), rating (f64 or null), order_key (i64: file or list order, the tie-break),
-  and optionally review (str: the review's text, for InstructRec's vague intentions)
+  null), rating (f64 or null), order_key (i64: file or list order, the tie-break)
+
+Review texts are large and only InstructRec's vague intentions use them, so
+they never travel in the interactions frame: when the build keeps them, the
+pipeline sets `review_texts_path`, and a source that has texts streams
+(order_key, review) there as parquet, a chunk at a time.
 
     >>> from datagen.sources import get_source
     >>> source = get_source("steam")
@@ -32,7 +36,6 @@ INTERACTION_SCHEMA = {
     "rating": pl.Float64,
     "order_key": pl.Int64,
 }
-OPTIONAL_INTERACTION_COLUMNS = {"review": pl.String}  # null when a source has none
 # DuckDB's json_type of a value that cannot be one id, title, time or rating, as an SQL list.
 NOT_ONE_VALUE_JSON_TYPES = "('ARRAY', 'OBJECT', 'BOOLEAN')"
 
@@ -67,9 +70,6 @@ class RawCatalog:
             missing = [name for name in schema if name not in frame.columns]
             if missing:
                 raise DataError(f"the source returned {table} without column(s) {', '.join(missing)}; it must return {list(schema)}")
-            if table == "interactions":
-                frame = frame.with_columns(pl.lit(None).alias(name) for name in OPTIONAL_INTERACTION_COLUMNS if name not in frame.columns)
-                schema = {**schema, **OPTIONAL_INTERACTION_COLUMNS}
             setattr(self, table, frame.select(pl.col(name).cast(dtype) for name, dtype in schema.items()))
 
 
@@ -84,6 +84,8 @@ class Source:
     options: ClassVar[dict[str, tuple[str | None, str]]] = {}
     # A small real sample shipped with the package, used when no raw files are given.
     sample_dir: ClassVar[Path | None] = None
+    # Set by the pipeline when the build keeps review texts (see the module docstring); None: do not read them.
+    review_texts_path: Path | None = None
 
     def dataset_name(self, argument: str | None) -> str:
         """The build's name, and so its default output folder build/<name>."""

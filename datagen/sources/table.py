@@ -331,32 +331,35 @@ def read_interactions(path: Path, spec: dict, config_path: Path, report: BuildRe
         timestamps, time_problems = checked_seconds(values, unit, path=path, field=spec["timestamp"])
     else:
         timestamps = pl.Series([None] * frame.height, dtype=pl.Int64)
-    ratings = (
-        _column(frame, spec, "rating", path, config_path, "interactions").cast(pl.Float64, strict=False)
-        if spec.get("rating")
-        else pl.Series([None] * frame.height, dtype=pl.Float64)
-    )
+    raw_ratings = _column(frame, spec, "rating", path, config_path, "interactions") if spec.get("rating") else pl.Series([None] * frame.height)
+    ratings = raw_ratings.cast(pl.Float64, strict=False)
     wrong_types = frame[WRONG_TYPE] if WRONG_TYPE in frame.columns else pl.repeat(None, frame.height, dtype=pl.String, eager=True)
     parsed = pl.DataFrame(
         {"line": frame["line"], "raw_user_id": users, "raw_item_id": items, "timestamp": timestamps, "rating": ratings,
-         "time_problem": time_problems, "wrong_type": wrong_types}
+         "time_problem": time_problems, "wrong_type": wrong_types, "rating_not_a_number": raw_ratings.is_not_null() & ratings.is_null()}
     )  # fmt: skip
     problem = (
         pl.when(pl.col("wrong_type").is_not_null()).then("wrong_type")
         .when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit(spec["user"]))
         .when(pl.col("raw_item_id").is_null() | (pl.col("raw_item_id") == "")).then(pl.lit(spec["item"]))
     )  # fmt: skip
-    reason = pl.when(pl.col("wrong_type").is_not_null()).then(pl.lit(NOT_ONE_VALUE)).otherwise(pl.format("missing or invalid {}", pl.col("field")))
+    reason = (
+        pl.when(pl.col("wrong_type").is_not_null()).then(pl.lit(NOT_ONE_VALUE))
+        .when(pl.col("rating_not_a_number") & (pl.col("field") == spec.get("rating", ""))).then(pl.lit("is not a number"))
+        .otherwise(pl.format("missing or invalid {}", pl.col("field")))
+    )  # fmt: skip
     if spec.get("timestamp"):
         problem = problem.when(pl.col("time_problem").is_not_null()).then(pl.lit(spec["timestamp"]))
         reason = pl.when(pl.col("wrong_type").is_null()).then(pl.coalesce("time_problem", reason)).otherwise(reason)
     if spec["order"] == "timestamp":
         problem = problem.when(pl.col("timestamp").is_null()).then(pl.lit(spec["timestamp"]))
+    if spec.get("rating"):
+        problem = problem.when(pl.col("rating_not_a_number")).then(pl.lit(spec["rating"]))
     parsed = parsed.with_columns(problem.alias("field"))
     bad = parsed.filter(pl.col("field").is_not_null()).select(pl.col("line").cast(pl.UInt32), "field", reason.alias("reason"))
     report.skip_bad_rows(bad, total=parsed.height, path=path, what="interactions")
     kept = parsed.filter(pl.col("field").is_null()).with_columns(pl.int_range(pl.len()).cast(pl.Int64).alias("order_key"))
-    return kept.drop("line", "field", "time_problem", "wrong_type"), spec["order"]
+    return kept.drop("line", "field", "time_problem", "wrong_type", "rating_not_a_number"), spec["order"]
 
 
 def _one_item_per_row(frame: pl.DataFrame, spec: dict, path: Path, config_path: Path) -> pl.DataFrame:
