@@ -41,12 +41,13 @@ from recording import peak_rss_gib, save_result  # bench/recording.py (the scrip
 from datagen.buildfolder import BuildFolder
 from datagen.teacher.checkpoint import Teacher
 from datagen.teacher.evaluate import evaluate
-from datagen.teacher.folder import COOCCURRENCE_WINDOW, TeacherSettings
+from datagen.teacher.folder import COOCCURRENCE_WINDOW
 from datagen.teacher.objectives import TrainingObjective
 from datagen.teacher.ranking import TeacherRanker
-from datagen.teacher.sasrec import SASRec, SASRecConfig
+from datagen.teacher.sasrec import SASRec
 from datagen.teacher.scorers import Cooccurrence, MostPopular, SASRecScorer, train_popularity
-from datagen.teacher.train import TrainConfig, length_batches, resolve_device, train_sasrec
+from datagen.teacher.settings import SASRecConfig, TeacherSettings, TrainConfig
+from datagen.teacher.train import length_batches, resolve_device, train_sasrec
 from datagen.teacher.tensors import PAD, training_windows
 
 OBJECTIVES = ("softmax", "sampled-softmax", "bce")

@@ -29,8 +29,7 @@ from datagen.publish.release import DEFAULT_VERSION
 from datagen.instructrec.cli import instructrec
 from datagen.recknowledge.cli import recknowledge
 from datagen.teacher.cli import teacher
-from datagen.teacher.folder import LABEL_SOURCE_CHOICES
-from datagen.teacher.train import TrainConfig
+from datagen.teacher.settings import LABEL_SOURCE_CHOICES, TeacherSettings, TrainConfig
 from datagen.training.cli import evaluate, train
 
 console = Console()
@@ -104,6 +103,8 @@ Examples:
       with I4: ShareGPT conversations mixed into train at --chat-ratio (0.5)
   datagen build amazon:Gift_Cards --raw-dir ../shared/data/amazon --recknowledge --instructrec
       also Cao et al. 2024's retrieval, ranking, rating, MIM, MLM and BPR rows, and InstructRec's
+  datagen build amazon:Gift_Cards --raw-dir ../shared/data/amazon --review-texts
+      with reviews.parquet, the texts InstructRec's annotator turns into vague intentions
   datagen build steam --raw-dir ../shared/data/steam --version 1.1.0
       the version the card and manifest record, and `datagen push` tags (v1.1.0)
 """
@@ -126,12 +127,13 @@ Examples:
 @click.option("--tasks/--no-tasks", default=True, show_default=True, help="Generate the controllable dataset (Lu et al. I0-I4) into <out>/data/controllable/ (needs the teacher).")
 @click.option("--recknowledge", is_flag=True, help="Also generate Cao et al. 2024's tasks into <out>/data/recknowledge/ (defaults of `datagen recknowledge`).")
 @click.option("--instructrec", is_flag=True, help="Also fill InstructRec's templates into <out>/data/instructrec/ (defaults of `datagen instructrec`).")
+@click.option("--review-texts", is_flag=True, help="Keep the reviews' texts in <out>/reviews.parquet, for InstructRec's vague intentions (`datagen instructrec --annotator`); otherwise they are not read.")
 @TEMPLATES_OPTION
 @CHAT_OPTION
 @CHAT_RATIO_OPTION
 @click.option("--version", "dataset_version", default=DEFAULT_VERSION, show_default=True, metavar="X.Y.Z", help="The dataset's semantic version, recorded in the manifest and card; `datagen push` tags it vX.Y.Z.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, label_source, no_teacher, teacher_epochs, device, tasks, recknowledge, instructrec, template_dirs, chat, chat_ratio, dataset_version, quiet):
+def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, label_source, no_teacher, teacher_epochs, device, tasks, recknowledge, instructrec, review_texts, template_dirs, chat, chat_ratio, dataset_version, quiet):
     """Clean, filter and split a SOURCE, train its teacher, and generate the task data.
 
     The output folder is a Hugging Face dataset repository: configs items,
@@ -148,7 +150,6 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
     from datagen.instructrec.build import InstructRecSettings
     from datagen.recknowledge.build import RecKnowledgeSettings
     from datagen.pipeline import build as run_build
-    from datagen.teacher.folder import TeacherSettings
 
     config = BuildConfig(
         source=source,
@@ -169,6 +170,7 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
         recknowledge=RecKnowledgeSettings(seed=seed, template_dirs=tuple(template_dirs)) if recknowledge else None,
         instructrec=InstructRecSettings(seed=seed, template_dirs=tuple(template_dirs), device=device) if instructrec else None,
         version=dataset_version,
+        review_texts=review_texts,
     )
     result = run_build(config, StepProgress(quiet=quiet))
     if not quiet:

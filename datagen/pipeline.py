@@ -7,7 +7,8 @@
 
 Output folder (written to a temporary folder, renamed into place when complete):
 a Hugging Face dataset repository. data/items/ and data/interactions/ (the
-canonical tables), sequences.parquet, manifest.json, stats.md; with
+canonical tables), sequences.parquet, manifest.json, stats.md (and, with
+`review_texts=True`, reviews.parquet: see `datagen.reviews`); with
 `BuildConfig(teacher=TeacherSettings())` the SASRec teacher in teacher/ (reused
 from the previous build when data and settings are unchanged), and with
 `controllable=ControllableSettings()` as well the dataset of Lu et al. in
@@ -20,6 +21,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -40,10 +42,11 @@ from datagen.publish.layout import DATA_DIR, write_split
 from datagen.publish.release import DEFAULT_VERSION, check_version, finalize
 from datagen.rawfiles import sha256
 from datagen.report import BuildReport
+from datagen.reviews import REVIEWS_FILE, write_review_texts
 from datagen.sources import get_source
 from datagen.split import CanonicalTables, split_tables
 from datagen.stats import table1, table1_markdown
-from datagen.teacher.folder import TeacherSettings, reuse_teacher, train_teacher
+from datagen.teacher.settings import TeacherSettings
 
 DATA_ENV = "DATAGEN_DATA"
 # A build's name is a folder under build/ and part of a Hub repository id.
@@ -70,6 +73,7 @@ class BuildConfig:
     recknowledge: RecKnowledgeSettings | None = None  # Cao et al. 2024's tasks; None: not made
     instructrec: InstructRecSettings | None = None  # Zhang et al. 2023's templates; None: not made
     version: str = DEFAULT_VERSION  # the dataset's semantic version, chosen by the user
+    review_texts: bool = False  # keep the reviews' texts in reviews.parquet (InstructRec's vague intentions read them)
 
     def parameters(self, source_defaults: dict | None = None) -> dict:
         """Defaults, then the source's own (a table config's `parameters`), then the preset, then the flags."""
@@ -103,7 +107,11 @@ def parse_source_spec(spec: str) -> tuple[str, str | None]:
 
 
 def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildResult:
-    progress = progress or StepProgress(quiet=True)
+    with tempfile.TemporaryDirectory(prefix="datagen-build-") as spill_dir:
+        return _build(config, progress or StepProgress(quiet=True), Path(spill_dir) / "review-texts.parquet")
+
+
+def _build(config: BuildConfig, progress: StepProgress, review_spill: Path) -> BuildResult:
     name, argument = parse_source_spec(config.source)
     source = get_source(name)
     if source.argument and not argument:
@@ -125,8 +133,11 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
     out_dir = Path(config.out_dir) if config.out_dir else Path("build") / dataset_name
     report = BuildReport(max_bad_share=config.max_bad_share)
 
+    source.review_texts_path = review_spill if config.review_texts else None
     with progress.step(f"Reading {name} files from {raw_dir}"):
         raw = source.load(raw_dir, argument, config.options, report)
+    if config.review_texts and not review_spill.is_file():
+        progress.warn(f"NOTE: the {name} source has no review texts, so the build has no {REVIEWS_FILE}.")
     if not raw.has_titles:
         _refuse_titled_families(config)
     with progress.step("Cleaning items and interactions"):
@@ -180,13 +191,18 @@ def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildRes
     with atomic_folder(out_dir) as folder:
         with progress.step(f"Writing {out_dir}"):
             outputs = {}
-            for path, rows in write_canonical_tables(tables, folder):
+            written = write_canonical_tables(tables, folder)
+            if review_spill.is_file():
+                written.append((folder / REVIEWS_FILE, write_review_texts(review_spill, tables.interactions, folder / REVIEWS_FILE)))
+            for path, rows in written:
                 outputs[path.relative_to(folder).as_posix()] = {"rows": rows, "sha256": sha256(path)}
             manifest["outputs"] = outputs
             manifest["data_version"] = data_version(outputs)
             write_json(manifest, folder / "manifest.json")
             (folder / "stats.md").write_text(table1_markdown(dataset_name, stats))
         if config.teacher is not None:
+            from datagen.teacher.folder import reuse_teacher, train_teacher  # torch: only for builds that train
+
             written = BuildFolder.open(folder)
             if reuse_teacher(out_dir, written, config.teacher):
                 progress.done(f"Reused the SASRec teacher of {out_dir} (same data version and settings)")
@@ -223,7 +239,7 @@ def write_canonical_tables(tables: CanonicalTables, folder: Path) -> list[tuple[
     """The items and interactions configs of the dataset repository, and sequences.parquet for the build's own use."""
     written = [(path, tables.items.height) for path in write_split(tables.items, folder / DATA_DIR / "items", "train")]
     for split, name in INTERACTION_SPLITS.items():
-        part = tables.interactions.filter(pl.col("split") == name).drop("split")
+        part = tables.interactions.filter(pl.col("split") == name).drop("split", "order_key")
         written += [(path, part.height) for path in write_split(part, folder / DATA_DIR / "interactions", split)]
     write_parquet(tables.sequences, folder / "sequences.parquet")
     return [*written, (folder / "sequences.parquet", tables.sequences.height)]

@@ -53,8 +53,8 @@ def sample_teacher(sample_build):
     """The SASRec teacher of the sample build, trained briefly with settings that learn fast on small data."""
     from datagen.buildfolder import BuildFolder
     from datagen.progress import StepProgress
-    from datagen.teacher.folder import TeacherSettings, train_teacher
-    from datagen.teacher.train import TrainConfig
+    from datagen.teacher.folder import train_teacher
+    from datagen.teacher.settings import TeacherSettings, TrainConfig
 
     folder = BuildFolder.open(sample_build.out_dir)
     settings = TeacherSettings(dim=64, inner_dim=128, train=TrainConfig(epochs=8, batch_size=64, learning_rate=3e-3))

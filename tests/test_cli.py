@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -23,6 +25,17 @@ def test_every_command_teaches_by_example(runner, command):
     result = runner.invoke(main, [*command.split(), "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output and f"datagen {command}" in result.output
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """`datagen --help` and `datagen build --no-teacher` need none of them: each command imports its own."""
+    heavy = ("torch", "transformers", "trl", "matplotlib", "datasets", "peft")
+    script = (
+        "import sys; import datagen.cli; "
+        f"print(','.join(name for name in {heavy!r} if name in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout.strip()
+    assert loaded == ""
 
 
 def test_build_without_raw_files_uses_the_shipped_sample_loudly(runner, tmp_path):

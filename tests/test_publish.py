@@ -26,8 +26,7 @@ from datagen.pipeline import BuildConfig, build
 from datagen.publish.release import repository_files
 from datagen.publish.validate import validate
 from datagen.sources.steam import SAMPLE_DIR
-from datagen.teacher.folder import TeacherSettings
-from datagen.teacher.train import TrainConfig
+from datagen.teacher.settings import TeacherSettings, TrainConfig
 
 CHAT = Path(__file__).parent / "fixtures" / "docs_chat.json"
 TOKEN = "hf_datagenTestSecret0123456789"

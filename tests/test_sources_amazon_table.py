@@ -112,7 +112,7 @@ def test_families_that_name_items_are_refused_before_any_work(shared_data, tmp_p
     from datagen.controllable.build import ControllableSettings
     from datagen.instructrec.build import InstructRecSettings
     from datagen.recknowledge.build import RecKnowledgeSettings
-    from datagen.teacher.folder import TeacherSettings
+    from datagen.teacher.settings import TeacherSettings
 
     settings = {"teacher": TeacherSettings(), "controllable": ControllableSettings(), "recknowledge": RecKnowledgeSettings(), "instructrec": InstructRecSettings()}
     config = BuildConfig(

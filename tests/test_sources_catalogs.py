@@ -25,8 +25,7 @@ from datagen.pipeline import BuildConfig, build
 from datagen.progress import StepProgress
 from datagen.recknowledge.build import RecKnowledgeSettings
 from datagen.sources.table import load_config
-from datagen.teacher.folder import TeacherSettings
-from datagen.teacher.train import TrainConfig
+from datagen.teacher.settings import TeacherSettings, TrainConfig
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -11,10 +11,10 @@ import torch
 from datagen.buildfolder import BuildFolder
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
-from datagen.teacher.folder import TeacherSettings, cooccurrence_scorer, load_teacher, train_teacher
+from datagen.teacher.folder import cooccurrence_scorer, load_teacher, train_teacher
 from datagen.teacher.ranking import TeacherRanker
+from datagen.teacher.settings import TeacherSettings, TrainConfig
 from datagen.teacher.tensors import pad_lists
-from datagen.teacher.train import TrainConfig
 
 # One epoch at a learning rate that barely moves the weights: a teacher that cannot beat co-occurrence.
 UNTRAINED = TrainConfig(epochs=1, learning_rate=1e-7, device="cpu")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 import torch
 
-from datagen.teacher.sasrec import SASRec, SASRecConfig
+from datagen.teacher.sasrec import SASRec
+from datagen.teacher.settings import SASRecConfig
 from datagen.teacher.tensors import multi_hot, pad_lists, training_windows
 
 

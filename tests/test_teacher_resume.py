@@ -15,8 +15,9 @@ from datagen.pipeline import BuildConfig, build
 from datagen.progress import StepProgress
 from datagen.sources.steam import SAMPLE_DIR
 from datagen.teacher.checkpoint import CHECKPOINT_NAME
-from datagen.teacher.folder import TeacherSettings, train_teacher, training_state_path
-from datagen.teacher.train import TrainConfig, read_state
+from datagen.teacher.folder import train_teacher, training_state_path
+from datagen.teacher.settings import TeacherSettings, TrainConfig
+from datagen.teacher.train import read_state
 
 TRAIN = ["teacher", "train", "--epochs", "8", "--patience", "8", "--validate-every", "1", "--dim", "32", "--inner-dim", "64", "--device", "cpu"]
 

@@ -33,8 +33,6 @@ from datagen.generated import settings_dict
 from datagen.output import atomic_folder, write_json
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, write_split
-from datagen.teacher.folder import load_teacher
-from datagen.teacher.ranking import TeacherRanker
 from datagen.templates import TemplateLibrary
 
 REPORT_FORMAT = "datagen.controllable/1"
@@ -116,6 +114,9 @@ def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress:
     catalog = Catalog(folder.items)
     library = load_library(settings.template_dirs)
     context = Context(catalog, library, folder.max_history, settings.teacher_list_size, settings.max_candidates)
+    from datagen.teacher.folder import load_teacher  # torch: imported when labels are made, not with the CLI
+    from datagen.teacher.ranking import TeacherRanker
+
     ranker = TeacherRanker(load_teacher(folder, device=settings.device), folder.items)
     generated = Generated()
     planned, validation_turns = sample_points(folder.sequences, settings, generated.dropped)

@@ -23,7 +23,6 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from datagen.publish.layout import read_split
-from datagen.publish.plots import write_plots
 
 CARD_TEMPLATE = "card.md.jinja"
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -207,6 +206,8 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: li
 
 def write_card(folder: Path, manifest: dict) -> Path:
     """Draw the plots and write README.md (atomically)."""
+    from datagen.publish.plots import write_plots  # matplotlib: imported when a card is drawn, not with the CLI
+
     task_rows = task_counts(folder, manifest)
     plots = write_plots(folder, task_rows)
     text = f"---\n{card_metadata(folder, manifest).to_yaml()}\n---\n\n{card_body(folder, manifest, plots, task_rows).strip()}\n"

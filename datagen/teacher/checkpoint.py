@@ -24,13 +24,13 @@ from safetensors.torch import load_file, save_file
 
 from datagen.errors import DataError
 from datagen.rawfiles import sha256
-from datagen.teacher.sasrec import SASRec, SASRecConfig
+from datagen.teacher.sasrec import SASRec
 from datagen.teacher.scorers import SASRecScorer
+from datagen.teacher.settings import SASRecConfig
 
 CHECKPOINT_FORMAT = "datagen.sasrec/2"
 CHECKPOINT_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-LABEL_SOURCES = ("sasrec", "cooccurrence")
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """`datagen teacher train|eval|rank`: the SASRec teacher of a build, from the command line.
 
+Each command imports the teacher's torch code when it runs, so `datagen --help` does not.
+
     $ datagen teacher train build/steam
     $ datagen teacher eval build/steam --json
     $ datagen teacher rank build/steam --user 12 --include-category Strategy --top 5
@@ -20,11 +22,15 @@ from datagen.cache import cache_root
 from datagen.errors import DataError
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
-from datagen.teacher.evaluate import SPLITS, report_markdown, split_queries
-from datagen.teacher.folder import LABEL_SOURCE_CHOICES, EvalSettings, TeacherSettings, evaluate_teacher, load_teacher, train_teacher
-from datagen.teacher.objectives import FULL_SOFTMAX_MAX_ITEMS, OBJECTIVES
-from datagen.teacher.ranking import TeacherRanker
-from datagen.teacher.train import TrainConfig, resolve_device
+from datagen.teacher.settings import (
+    FULL_SOFTMAX_MAX_ITEMS,
+    LABEL_SOURCE_CHOICES,
+    OBJECTIVES,
+    SPLITS,
+    EvalSettings,
+    TeacherSettings,
+    TrainConfig,
+)
 
 console = Console()
 BUILD_ARGUMENT = click.argument("build_dir", metavar="BUILD_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -95,6 +101,7 @@ def train(build_dir, epochs, patience, validate_every, validation_users, objecti
     Then evaluates it beside most-popular and co-occurrence, warns when it does
     not beat co-occurrence, and writes BUILD_DIR/teacher/.
     """
+    from datagen.teacher.folder import train_teacher
     folder = BuildFolder.open(build_dir)
     settings = TeacherSettings(
         max_history=max_history,
@@ -128,6 +135,7 @@ def train(build_dir, epochs, patience, validate_every, validation_users, objecti
 def _check_settings(settings: TeacherSettings) -> None:
     if settings.dim % settings.heads:
         raise click.BadParameter(f"--dim {settings.dim} must be divisible by --heads {settings.heads}", param_hint="--dim")
+    from datagen.teacher.train import resolve_device
     try:
         resolve_device(settings.train.device)
     except ValueError as error:
@@ -157,6 +165,8 @@ def eval_command(build_dir, checkpoint, ks, negatives, seed, device, as_json):
     test. Kang & McAuley 2018 report 1 target + 100 uniform negatives
     (--negatives 100).
     """
+    from datagen.teacher.evaluate import report_markdown
+    from datagen.teacher.folder import evaluate_teacher, load_teacher
     folder = BuildFolder.open(build_dir)
     loaded = load_teacher(folder, checkpoint, device)
     settings = EvalSettings(ks=tuple(sorted(set(ks))), negatives=negatives, seed=seed)
@@ -194,6 +204,9 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
     Also gives the rank of each user's held-out target (the validation or test item)
     among the allowed items.
     """
+    from datagen.teacher.evaluate import split_queries
+    from datagen.teacher.folder import load_teacher
+    from datagen.teacher.ranking import TeacherRanker
     folder = BuildFolder.open(build_dir)
     loaded = load_teacher(folder, checkpoint, device)
     sequences = folder.sequences

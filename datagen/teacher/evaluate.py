@@ -26,10 +26,9 @@ from dataclasses import dataclass
 import polars as pl
 import torch
 
+from datagen.teacher.settings import KS, SPLITS
 from datagen.teacher.tensors import PAD, lists_multi_hot, pad_lists
 
-SPLITS = ("validation", "test")
-KS = (5, 10, 20)
 
 
 @dataclass

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,53 +34,15 @@ from datagen.buildfolder import BuildFolder
 from datagen.output import atomic_folder, write_json
 from datagen.progress import StepProgress
 from datagen.cache import cache_root
-from datagen.teacher.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, LABEL_SOURCES, Teacher, load_checkpoint, save_checkpoint
-from datagen.teacher.evaluate import KS, evaluate, report_markdown
-from datagen.teacher.sasrec import SASRecConfig
+from datagen.teacher.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, Teacher, load_checkpoint, save_checkpoint
+from datagen.teacher.evaluate import evaluate, report_markdown
 from datagen.teacher.scorers import Cooccurrence, MostPopular, SASRecScorer, train_popularity
-from datagen.teacher.train import TrainConfig, TrainResult, read_state, resolve_device, train_sasrec
+from datagen.teacher.settings import LABEL_SOURCE_CHOICES, EvalSettings, TeacherSettings
+from datagen.teacher.train import TrainResult, read_state, resolve_device, train_sasrec
 
 TEACHER_DIR = "teacher"
 COOCCURRENCE_WINDOW = 3
-LABEL_SOURCE_CHOICES = ("auto", *LABEL_SOURCES)
 BATCHES_PER_NOTE = 20  # how often the training bar's note shows the batch within the epoch
-
-
-@dataclass
-class TeacherSettings:
-    """What `datagen teacher train` and `datagen build` train: model shape, optimisation, label source.
-
-    `max_history` is the teacher's own: it reads that many recent items,
-    whatever number the prompts show (the build's max_history).
-    """
-
-    max_history: int = 50
-    dim: int = 128
-    inner_dim: int = 256
-    layers: int = 2
-    heads: int = 2
-    dropout: float = 0.2
-    label_source: str = "auto"  # auto | sasrec | cooccurrence
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def model_config(self, folder: BuildFolder) -> SASRecConfig:
-        return SASRecConfig(
-            n_items=folder.n_items,
-            max_history=self.max_history,
-            dim=self.dim,
-            inner_dim=self.inner_dim,
-            layers=self.layers,
-            heads=self.heads,
-            dropout=self.dropout,
-        )
-
-
-@dataclass
-class EvalSettings:
-    ks: tuple[int, ...] = KS
-    negatives: int = 99
-    samplings: tuple[str, ...] = ("uniform", "popularity")
-    seed: int = 42
 
 
 def teacher_dir(folder: BuildFolder) -> Path:

@@ -12,7 +12,7 @@
   negative per position, binary cross-entropy on the target and on it.
 
 `auto` picks `softmax` up to `FULL_SOFTMAX_MAX_ITEMS` items and
-`sampled-softmax` above (see `resolve_objective`).
+`sampled-softmax` above (see `datagen.teacher.settings.resolve_objective`).
 
     >>> loss_fn = TrainingObjective("sampled-softmax", popularity, negatives=2048, generator=generator)  # doctest: +SKIP
     >>> loss = loss_fn(model, hidden, targets)  # doctest: +SKIP
@@ -26,24 +26,15 @@ import torch.nn.functional as F
 from datagen.teacher.sasrec import SASRec
 from datagen.teacher.tensors import PAD
 
-OBJECTIVES = ("auto", "softmax", "sampled-softmax", "bce")
-# The full softmax ranks best (on Amazon Games it beat every sampled variant on test HR@10 and
-# NDCG@10), but its [positions, items] logits grow without bound: at batch 128 x 50 positions and
-# 25,000 items they take about 2 GiB with their gradients, and an epoch there costs 3x a sampled one.
-FULL_SOFTMAX_MAX_ITEMS = 25_000
 # sampled-softmax draws from half train popularity, half uniform: popular negatives are the hard
 # ones, uniform ones keep pushing down the long tail (never-seen items included). In single runs
 # on Amazon Games the mix ranked better than uniform alone, and than popularity alone (that one at
 # dropout 0.2 rather than 0.5); README, Benchmarks.
 UNIFORM_SHARE = 0.5
-
-
-def resolve_objective(objective: str, n_items: int) -> str:
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
-    if objective == "auto":
-        return "softmax" if n_items <= FULL_SOFTMAX_MAX_ITEMS else "sampled-softmax"
-    return objective
+# The full softmax's logits are computed for this many scores at a time (16 MiB of float32): glibc
+# hands larger blocks to the kernel on free and page-faults them in anew for the next batch, which
+# cost a third of the CPU on Amazon Games; blocks this size are reused from the heap.
+SCORES_PER_CHUNK = 1 << 22
 
 
 class TrainingObjective:
@@ -66,8 +57,7 @@ class TrainingObjective:
     def __call__(self, model: SASRec, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         present = targets != PAD
         if self.name == "softmax":
-            logits = model.item_scores(hidden)
-            return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD, reduction="sum")
+            return self._full_softmax(model, hidden[present], targets[present])
         embeddings = model.item_embedding.weight[1:]
         safe_targets = targets.clamp_min(0)
         positive = (hidden * embeddings[safe_targets]).sum(-1)
@@ -84,3 +74,12 @@ class TrainingObjective:
         logits = torch.cat([(positive - log_proposal[safe_targets]).unsqueeze(-1), negative], dim=-1)
         losses = -torch.log_softmax(logits, dim=-1)[..., 0]
         return (losses * present).sum()
+
+    @staticmethod
+    def _full_softmax(model: SASRec, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over every item at the non-padding positions ([P, d], [P]), summed, a chunk of positions at a time."""
+        rows = max(1, SCORES_PER_CHUNK // model.config.n_items)
+        return sum(
+            F.cross_entropy(model.item_scores(part), part_targets, reduction="sum")
+            for part, part_targets in zip(hidden.split(rows), targets.split(rows))
+        )

@@ -13,25 +13,11 @@ input/output embeddings), so `scores[b, i]` is the model's belief that item
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class SASRecConfig:
-    n_items: int
-    max_history: int = 10
-    dim: int = 128
-    inner_dim: int = 256
-    layers: int = 2
-    heads: int = 2
-    dropout: float = 0.2
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+from datagen.teacher.settings import SASRecConfig
 
 
 class CausalSelfAttention(nn.Module):

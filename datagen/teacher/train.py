@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -32,29 +32,13 @@ import polars as pl
 import torch
 
 from datagen.teacher.evaluate import full_ranks, rank_metrics, split_queries
-from datagen.teacher.objectives import TrainingObjective, resolve_objective
-from datagen.teacher.sasrec import SASRec, SASRecConfig
+from datagen.teacher.objectives import TrainingObjective
+from datagen.teacher.sasrec import SASRec
 from datagen.teacher.scorers import SASRecScorer, train_popularity
+from datagen.teacher.settings import SASRecConfig, TrainConfig, resolve_objective
 from datagen.teacher.tensors import PAD, training_windows
 
-STATE_FORMAT = "datagen.sasrec-training/1"  # bump when training changes: a state of another format is not resumed
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 200
-    patience: int = 5  # validations without a better NDCG@10
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    objective: str = "auto"  # auto | softmax | sampled-softmax | bce (see datagen.teacher.objectives)
-    negatives: int = 2048  # sampled-softmax: negatives per batch
-    validate_every: int = 2  # epochs between validations
-    validation_users: int = 10_000  # validate on at most this many users (a seeded sample)
-    seed: int = 42
-    device: str = "auto"  # "auto": CUDA when present, else CPU
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+STATE_FORMAT = "datagen.sasrec-training/2"  # bump when training changes: a state of another format is not resumed
 
 
 @dataclass
