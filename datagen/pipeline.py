@@ -107,11 +107,15 @@ def parse_source_spec(spec: str) -> tuple[str, str | None]:
 
 
 def build(config: BuildConfig, progress: StepProgress | None = None) -> BuildResult:
-    with tempfile.TemporaryDirectory(prefix="datagen-build-") as spill_dir:
-        return _build(config, progress or StepProgress(quiet=True), Path(spill_dir) / "review-texts.parquet")
+    progress = progress or StepProgress(quiet=True)
+    if not config.review_texts:
+        return _build(config, progress, review_spill=None)
+    with tempfile.TemporaryDirectory(prefix="datagen-review-texts-") as spill_dir:
+        return _build(config, progress, review_spill=Path(spill_dir) / "review-texts.parquet")
 
 
-def _build(config: BuildConfig, progress: StepProgress, review_spill: Path) -> BuildResult:
+def _build(config: BuildConfig, progress: StepProgress, review_spill: Path | None) -> BuildResult:
+    """`build`, with `review_spill` the file a source streams review texts to (None: texts are not read)."""
     name, argument = parse_source_spec(config.source)
     source = get_source(name)
     if source.argument and not argument:
@@ -133,10 +137,11 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path) -> B
     out_dir = Path(config.out_dir) if config.out_dir else Path("build") / dataset_name
     report = BuildReport(max_bad_share=config.max_bad_share)
 
-    source.review_texts_path = review_spill if config.review_texts else None
+    source.review_texts_path = review_spill
     with progress.step(f"Reading {name} files from {raw_dir}"):
         raw = source.load(raw_dir, argument, config.options, report)
-    if config.review_texts and not review_spill.is_file():
+    has_review_texts = review_spill is not None and review_spill.is_file()
+    if review_spill is not None and not has_review_texts:
         progress.warn(f"NOTE: the {name} source has no review texts, so the build has no {REVIEWS_FILE}.")
     if not raw.has_titles:
         _refuse_titled_families(config)
@@ -192,7 +197,7 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path) -> B
         with progress.step(f"Writing {out_dir}"):
             outputs = {}
             written = write_canonical_tables(tables, folder)
-            if review_spill.is_file():
+            if has_review_texts:
                 written.append((folder / REVIEWS_FILE, write_review_texts(review_spill, tables.interactions, folder / REVIEWS_FILE)))
             for path, rows in written:
                 outputs[path.relative_to(folder).as_posix()] = {"rows": rows, "sha256": sha256(path)}
