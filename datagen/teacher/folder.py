@@ -149,14 +149,17 @@ def _train_with_progress(folder: BuildFolder, settings: TeacherSettings, progres
     except OSError as error:
         progress.warn(f"Cannot keep the teacher's training state in the cache ({error}); a killed training will start over.")
         state_path = None
+    resumed_epochs = 0
     if state_path is not None and state_path.is_file():
         try:
-            read_state(state_path)
+            resumed_epochs = read_state(state_path)["progress"]["epoch"]
             progress.done(f"Going on from the teacher training state in the cache ({state_path})")
         except ValueError as error:
             progress.warn(f"Dropped the teacher training state in the cache, {error}; training starts over ({state_path})")
             state_path.unlink()
     with progress.bar(f"Training SASRec on {folder.name}", total=settings.train.epochs) as advance:
+        if resumed_epochs:  # the bar counts epochs, the saved ones included
+            advance(f"epochs 1-{resumed_epochs} from the cache", steps=resumed_epochs)
         return train_sasrec(
             folder.sequences,
             settings.model_config(folder),
