@@ -201,8 +201,7 @@ def _read_clean_review_json(con: duckdb.DuckDBPyConnection, path: Path, fields: 
         return None
     if parsed.is_empty():  # the line reader says why (no records, only blank lines)
         return None
-    seconds, time_problems = checked_seconds(parsed["raw_time"], fields.time_unit, path=path, field=fields.time)
-    parsed = _with_problems(parsed.drop("raw_time").with_columns(timestamp=seconds, time_problem=time_problems), fields)
+    parsed = _with_problems(_with_checked_times(parsed, path, fields), fields)
     if parsed["field"].is_not_null().any():
         return None
     return _interactions(parsed)
@@ -225,10 +224,14 @@ def _read_review_lines(con: duckdb.DuckDBPyConnection, path: Path, report: Build
             invalid_chunks.append(invalid)
     finally:
         texts.close(report)
-    parsed = pl.concat(parsed_chunks)
-    seconds, time_problems = checked_seconds(parsed["raw_time"], fields.time_unit, path=path, field=fields.time)
-    parsed = _with_problems(parsed.drop("raw_time").with_columns(timestamp=seconds, time_problem=time_problems), fields)
+    parsed = _with_problems(_with_checked_times(pl.concat(parsed_chunks), path, fields), fields)
     return _skip_bad_rows(parsed, pl.concat(invalid_chunks), total, path, report)
+
+
+def _with_checked_times(parsed: pl.DataFrame, path: Path, fields: ReviewFields) -> pl.DataFrame:
+    """raw_time -> timestamp (unix seconds) and time_problem (why a time is implausible, else null)."""
+    seconds, time_problems = checked_seconds(parsed["raw_time"], fields.time_unit, path=path, field=fields.time)
+    return parsed.drop("raw_time").with_columns(timestamp=seconds, time_problem=time_problems)
 
 
 def read_ratings_csv(path: Path, report: BuildReport) -> pl.DataFrame:

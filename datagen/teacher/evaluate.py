@@ -54,9 +54,9 @@ def split_queries(sequences: pl.DataFrame, split: str) -> SplitQueries:
 SCORES_PER_BATCH = 2**25  # rows x items per scoring batch: 128 MiB of float32 scores, whatever the catalog size
 
 
-def batch_rows(n_items: int, most: int = 1024) -> int:
-    """Rows per batch so that a batch's [rows, n_items] scores stay bounded on large catalogs."""
-    return max(1, min(most, SCORES_PER_BATCH // n_items))
+def batch_rows(n_items: int, most: int = 1024, scores: int = SCORES_PER_BATCH) -> int:
+    """Rows per batch so that a batch's [rows, n_items] scores stay within `scores` on large catalogs."""
+    return max(1, min(most, scores // n_items))
 
 
 def _batches(queries: SplitQueries, batch_size: int):

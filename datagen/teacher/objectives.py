@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from datagen.teacher.evaluate import batch_rows
 from datagen.teacher.sasrec import SASRec
 from datagen.teacher.tensors import PAD
 
@@ -78,7 +79,7 @@ class TrainingObjective:
     @staticmethod
     def _full_softmax(model: SASRec, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over every item at the non-padding positions ([P, d], [P]), summed, a chunk of positions at a time."""
-        rows = max(1, SCORES_PER_CHUNK // model.config.n_items)
+        rows = batch_rows(model.config.n_items, most=max(len(hidden), 1), scores=SCORES_PER_CHUNK)
         return sum(
             F.cross_entropy(model.item_scores(part), part_targets, reduction="sum")
             for part, part_targets in zip(hidden.split(rows), targets.split(rows))
