@@ -9,6 +9,7 @@ import shutil
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from rapidfuzz import fuzz
 
 from datagen.buildfolder import BuildFolder
 from datagen.categories import category_path
@@ -37,7 +38,7 @@ def test_every_template_is_used_or_its_skip_is_counted(gift_cards):
     folder, report = gift_cards
     assert report["label_check_failures"] == []
     ids = {t.id for t in load_library().templates}
-    assert len(ids) == 38  # appendix A 17, B 9, C 12 (Table 2 says 39; the appendix lists 38)
+    assert len(ids) == 39  # appendix A 17, B 9, C 13, as Table 2 counts
     used = {template for split in report["rows_per_template"].values() for template in split}
     skipped = dict(skipped_per_template(report))
     assert used | {template for template, _ in skipped} == ids
@@ -106,6 +107,49 @@ def test_the_wording_is_the_appendixs(shared_data):
         for fragment in re.split(r"\{\w+\}", text):
             assert fragment.strip() in paper, (template.id, fragment)
         assert re.search(r"⟨P[0-2].*T[0-3]⟩|turn the task around|chain-of-thought|enforcing", template.source), template.id
+
+
+def _appendix_templates(paper_path) -> list[tuple[str, str]]:
+    """(section letter, wording) of every template the appendix prints: a paragraph opening with its format or its kind in italics."""
+    text = paper_path.read_text()
+    appendix = text[text.index("## A INSTRUCTION TEMPLATES") : text.index("## C INSTRUCTION TEMPLATES")]
+    appendix += text[text.index("## C INSTRUCTION TEMPLATES") :].split("\n## ", 1)[0]
+    templates, section = [], ""
+    for paragraph in appendix.split("\n"):
+        if paragraph.startswith("## "):
+            section = paragraph.split()[1]
+        elif paragraph.startswith(("$\\langle", "*")):
+            wording = re.sub(r"^(\$\\langle.*?\\rangle\$ \.|\*[^*]+\*)\s*", "", paragraph)
+            templates.append((section, " ".join(wording.split())))
+    return templates
+
+
+def test_every_template_the_appendix_prints_is_shipped(shared_data):
+    """Each of the 39 printed templates has one shipped template of its section that reads the same, and no two share one."""
+    printed = _appendix_templates(shared_data.parent / "papers" / "002_b8a218565628a0c9.txt")
+    assert [section for section, _ in printed].count("A") == 17
+    assert [section for section, _ in printed].count("B") == 9
+    assert [section for section, _ in printed].count("C") == 13
+
+    names = r"(?:historical interactions|explicit preference|vague intention|specific intention|target item|candidate items)"
+    # the paper's placeholders, also where its braces are missing ("preference: explicit preference and", "query: explicit preference/ vague intention/ specific intention}")
+    paper_placeholder = re.compile(rf"\{{?{names}(?:\s*/\s*{names})*\s*\}}?")
+
+    def without_placeholders(text: str) -> str:
+        return re.sub(r"\{\w+\}", "{}", paper_placeholder.sub("{}", text))
+
+    shipped = {}
+    for template in load_library().templates:
+        _, text = template.render({name: "{" + name + "}" for name in template.variables})
+        shipped[template.id] = without_placeholders(" ".join(text.split()))
+    matched = []
+    for section, wording in printed:
+        scores = {id_: fuzz.ratio(without_placeholders(wording), text) for id_, text in shipped.items()}
+        best = max(scores, key=scores.get)
+        assert scores[best] > 95, (wording[:80], best, scores[best])
+        assert best.startswith(f"zhang2023/{section.lower()}"), (wording[:80], best)
+        matched.append(best)
+    assert sorted(matched) == sorted(shipped)
 
 
 def test_teacher_negatives_are_the_teachers_best_items(sample_teacher, tmp_path):

@@ -1,4 +1,4 @@
-"""Generate the InstructRec dataset (Zhang et al. 2023) from a build: its 38 appendix templates, filled per user.
+"""Generate the InstructRec dataset (Zhang et al. 2023) from a build: its 39 appendix templates, filled per user.
 
     >>> report = generate_instructrec(BuildFolder.open("build/steam-sample"), InstructRecSettings())  # doctest: +SKIP
     >>> report["rows"]["test"]["select"]  # doctest: +SKIP
