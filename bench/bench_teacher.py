@@ -61,7 +61,7 @@ def settings_for(name: str, epochs: int | None, device: str) -> TeacherSettings:
     if epochs is not None:
         train = TrainConfig(epochs=epochs, patience=epochs, validate_every=epochs, device=device)
     if name == PAPER:
-        train.objective = "bce"
+        train.objective, train.learning_rate, train.lr_decay = "bce", 1e-3, 1.0
         return TeacherSettings(max_history=50, dim=50, inner_dim=50, heads=1, dropout=0.5, train=train)
     train.objective = name
     defaults.train = train
@@ -123,13 +123,13 @@ def in_child(arguments: list[str]) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def quality(build_dir: Path, device: str) -> dict:
+def quality(build_dir: Path, device: str, objectives: tuple[str, ...]) -> dict:
     folder = BuildFolder.open(build_dir)
     train_lists = folder.sequences["train_item_ids"]
     popularity = train_popularity(train_lists, folder.n_items)
     rows = {}
     scorers = {}
-    for name in OBJECTIVES:
+    for name in objectives:
         settings = settings_for(name, None, device)
         started = time.perf_counter()
         result = train_sasrec(folder.sequences, settings.model_config(folder), settings.train)
@@ -157,6 +157,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=500_000, help="synthetic: catalog size")
     parser.add_argument("--users", type=int, default=100_000, help="synthetic: users")
     parser.add_argument("--batches", type=int, default=30, help="synthetic: batches per objective")
+    parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES), help="quality: the objectives to train")
     parser.add_argument("--objective", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -195,7 +196,7 @@ def main() -> None:
     elif args.mode == "quality":
         results = []
         for build_dir in args.builds:
-            results.append(quality(build_dir, device))
+            results.append(quality(build_dir, device, tuple(args.objectives)))
             print(f"\n{results[-1]['build']} ({results[-1]['users']:,} users, {results[-1]['items']:,} items), test split\n")
             print("| model | train s | epochs | full HR@10 | full NDCG@10 | sampled-100 HR@10 | sampled-100 NDCG@10 |\n|---|---:|---:|---:|---:|---:|---:|")
             for name, row in results[-1]["models"].items():

@@ -73,6 +73,42 @@ def test_auto_objective_follows_the_catalog_size():
         resolve_objective("hinge", 10)
 
 
+def test_label_smoothing_matches_the_textbook_formula_and_skips_masked_negatives():
+    """Smoothed loss = (1 - e) * -log p(target) + e * mean over candidates of -log p; a negative drawn equal to the target is no candidate."""
+    n_items, smoothing = 6, 0.2
+    model = SASRec(SASRecConfig(n_items=n_items, max_history=3, dim=8, inner_dim=8))
+    targets = torch.tensor([[0, 1, 2]])
+    hidden = model.hidden_states(targets)
+    scores = model.item_scores(hidden)[0].detach()
+    expected = sum(
+        (1 - smoothing) * -torch.log_softmax(row, 0)[target] + smoothing * -torch.log_softmax(row, 0).mean()
+        for row, target in zip(scores, targets[0])
+    )
+    full = TrainingObjective("softmax", torch.ones(n_items), negatives=4, generator=torch.Generator(), label_smoothing=smoothing)
+    assert torch.allclose(full(model, hidden, targets), expected)
+
+    # sampled-softmax with 200 draws from 6 uniform items draws every item, the targets included: those are masked
+    sampled = TrainingObjective("sampled-softmax", torch.zeros(n_items), negatives=200, generator=torch.Generator().manual_seed(0), label_smoothing=smoothing)
+    loss = sampled(model, hidden, targets)
+    assert torch.isfinite(loss) and loss > 0
+    unsmoothed = TrainingObjective("sampled-softmax", torch.zeros(n_items), negatives=200, generator=torch.Generator().manual_seed(0))
+    assert not torch.isclose(loss, unsmoothed(model, hidden, targets))
+
+
+def test_the_learning_rate_decays_after_a_validation_that_is_not_the_best(sample_build, tmp_path):
+    sequences = sample_build.tables.sequences
+    config = SASRecConfig(n_items=sample_build.tables.items.height, dim=16, inner_dim=16)
+    # lr 1 wrecks the model after the first validation, so every later one is worse than the first
+    train_config = TrainConfig(epochs=4, validate_every=1, patience=4, learning_rate=1.0, lr_decay=0.5, device="cpu")
+    state_path = tmp_path / "state.pt"
+    result = train_sasrec(sequences, config, train_config, state_path=state_path)
+    ndcgs = [entry["validation_ndcg@10"] for entry in result.epochs]
+    not_best = sum(ndcg <= max(ndcgs[:index], default=-1.0) for index, ndcg in enumerate(ndcgs))
+    assert not_best >= 1, ndcgs
+    saved = torch.load(state_path, weights_only=True)
+    assert saved["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.5**not_best)
+
+
 def _elements_kept_for_backward(objective_name: str, n_items: int) -> int:
     """Elements of the tensors autograd keeps for the backward pass, the model's weights left out (counted once per storage)."""
     model = SASRec(SASRecConfig(n_items=n_items, max_history=50, dim=16, inner_dim=16))

@@ -11,6 +11,9 @@
 - `bce`: Kang & McAuley 2018, the paper's own objective: one uniformly drawn
   negative per position, binary cross-entropy on the target and on it.
 
+The two softmax objectives take `label_smoothing` (as `F.cross_entropy`'s: that
+share of the target's probability spread evenly over the candidates).
+
 `auto` picks `softmax` up to `FULL_SOFTMAX_MAX_ITEMS` items and
 `sampled-softmax` above (see `datagen.teacher.settings.resolve_objective`).
 
@@ -46,9 +49,10 @@ class TrainingObjective:
     position weighs the same whatever the length of the batch it fell into.
     """
 
-    def __init__(self, name: str, popularity: torch.Tensor, negatives: int, generator: torch.Generator):
+    def __init__(self, name: str, popularity: torch.Tensor, negatives: int, generator: torch.Generator, label_smoothing: float = 0.0):
         self.name = name
         self.negatives = negatives
+        self.label_smoothing = label_smoothing
         self.generator = generator
         popular = popularity.double() / popularity.double().sum().clamp_min(1)
         proposal = (1 - UNIFORM_SHARE) * popular + UNIFORM_SHARE / len(popularity)
@@ -58,7 +62,7 @@ class TrainingObjective:
     def __call__(self, model: SASRec, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         present = targets != PAD
         if self.name == "softmax":
-            return self._full_softmax(model, hidden[present], targets[present])
+            return self._full_softmax(model, hidden[present], targets[present], self.label_smoothing)
         embeddings = model.item_embedding.weight[1:]
         safe_targets = targets.clamp_min(0)
         positive = (hidden * embeddings[safe_targets]).sum(-1)
@@ -73,14 +77,20 @@ class TrainingObjective:
         negative = hidden @ embeddings[drawn].T - log_proposal[drawn]
         negative = negative.masked_fill(drawn == safe_targets.unsqueeze(-1), float("-inf"))
         logits = torch.cat([(positive - log_proposal[safe_targets]).unsqueeze(-1), negative], dim=-1)
-        losses = -torch.log_softmax(logits, dim=-1)[..., 0]
+        log_probabilities = torch.log_softmax(logits, dim=-1)
+        losses = -log_probabilities[..., 0]
+        if self.label_smoothing:
+            # as F.cross_entropy's label_smoothing, over the candidates that were not masked out
+            candidates = torch.isfinite(logits)
+            spread = -log_probabilities.masked_fill(~candidates, 0).sum(-1) / candidates.sum(-1)
+            losses = (1 - self.label_smoothing) * losses + self.label_smoothing * spread
         return (losses * present).sum()
 
     @staticmethod
-    def _full_softmax(model: SASRec, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _full_softmax(model: SASRec, hidden: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:
         """Cross-entropy over every item at the non-padding positions ([P, d], [P]), summed, a chunk of positions at a time."""
         rows = batch_rows(model.config.n_items, most=max(len(hidden), 1), scores=SCORES_PER_CHUNK)
         return sum(
-            F.cross_entropy(model.item_scores(part), part_targets, reduction="sum")
+            F.cross_entropy(model.item_scores(part), part_targets, reduction="sum", label_smoothing=label_smoothing)
             for part, part_targets in zip(hidden.split(rows), targets.split(rows))
         )

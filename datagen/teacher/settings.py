@@ -52,9 +52,11 @@ class SASRecConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 200
-    patience: int = 5  # validations without a better NDCG@10
+    patience: int = 3  # validations without a better NDCG@10 (the learning rate halves at each: 1/8 by the stop)
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3  # on Amazon Games validation NDCG@10 reached 0.0536 at epoch 4, against 0.0284 at 1e-3
+    lr_decay: float = 0.5  # the learning rate is multiplied by this after each validation that is not the best so far
+    label_smoothing: float = 0.1  # softmax and sampled-softmax (bce, the paper's, has none)
     objective: str = "auto"  # auto | softmax | sampled-softmax | bce (see datagen.teacher.objectives)
     negatives: int = 2048  # sampled-softmax: negatives per batch
     validate_every: int = 2  # epochs between validations

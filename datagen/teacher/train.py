@@ -38,7 +38,7 @@ from datagen.teacher.scorers import SASRecScorer, train_popularity
 from datagen.teacher.settings import SASRecConfig, TrainConfig, resolve_objective
 from datagen.teacher.tensors import PAD, training_windows
 
-STATE_FORMAT = "datagen.sasrec-training/2"  # bump when training changes: a state of another format is not resumed
+STATE_FORMAT = "datagen.sasrec-training/3"  # bump when training changes: a state of another format is not resumed
 
 
 @dataclass
@@ -99,7 +99,11 @@ def train_sasrec(
     shuffler = torch.Generator().manual_seed(train_config.seed)
     sampler = torch.Generator().manual_seed(train_config.seed + 1)
     objective = TrainingObjective(
-        objective_name, train_popularity(sequences["train_item_ids"], model_config.n_items), train_config.negatives, sampler
+        objective_name,
+        train_popularity(sequences["train_item_ids"], model_config.n_items),
+        train_config.negatives,
+        sampler,
+        train_config.label_smoothing,
     )
     state = {"epoch": 0, "best_state": None, "best_ndcg": -1.0, "best_epoch": 0, "since_best": 0, "log": [], "finished": False}
     resumed_from = 0
@@ -142,6 +146,8 @@ def train_sasrec(
                 state.update(best_state=best, best_ndcg=ndcg, best_epoch=epoch, since_best=0)
             else:
                 state["since_best"] += 1
+                for group in optimizer.param_groups:  # saved with the optimizer's state, so a resumed run goes on at this rate
+                    group["lr"] *= train_config.lr_decay
         entry["seconds"] = round(time.perf_counter() - started, 2)
         state["log"].append(entry)
         state["epoch"] = epoch
