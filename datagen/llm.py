@@ -9,7 +9,9 @@
 Answers are greedy (temperature 0), so a cache keyed by (model, prompt) is exact.
 The HTTP backend sends requests concurrently, at most `requests_per_second`,
 and retries refused or failed ones with exponential backoff; the API key is
-read from the environment and never printed, logged or stored.
+read from the environment and never printed, logged or stored: a server's
+error text goes through `datagen.redact` first (servers and proxies may echo
+the request's headers).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from datagen.errors import DataError
+from datagen.redact import redact
 
 KEY_ENV = "DATAGEN_LLM_API_KEY"
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -79,14 +82,15 @@ class OpenAIChat:
                 return answer["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as error:
                 if error.code not in RETRY_STATUS or attempt == self.max_retries:
-                    detail = error.read()[:300].decode(errors="replace")
+                    detail = redact(error.read()[:300].decode(errors="replace"), os.environ.get(self.api_key_env, ""))
                     raise DataError(f"{self.url} answered HTTP {error.code}: {detail}", hint=f"Check the model name and ${self.api_key_env}.") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
                 if attempt == self.max_retries:
-                    reason = getattr(error, "reason", error)
+                    reason = redact(str(getattr(error, "reason", error)), os.environ.get(self.api_key_env, ""))
                     raise DataError(f"cannot reach {self.url}: {reason}", hint="Is the server running? (--annotator-url)") from None
             except (KeyError, IndexError, ValueError) as error:
-                raise DataError(f"{self.url} answered something that is not a chat completion ({error})") from None
+                detail = redact(str(error), os.environ.get(self.api_key_env, ""))
+                raise DataError(f"{self.url} answered something that is not a chat completion ({detail})") from None
             time.sleep(min(30.0, 0.5 * 2**attempt))
         raise AssertionError("unreachable")
 

@@ -271,6 +271,36 @@ def test_push_dropped_at_upload_creates_no_tag(release_copy, hub_until_upload, t
     assert TOKEN not in done.stdout + done.stderr
 
 
+class HubEchoingTheToken(BaseHTTPRequestHandler):
+    """Refuses every request with 401 and a body that echoes the request's Authorization header."""
+
+    def handle_any(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = json.dumps({"error": f"Invalid credentials in Authorization header: {self.headers.get('authorization')}"}).encode()
+        self.send_response(401)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+    def log_message(self, *args):
+        pass
+
+
+def test_push_to_a_server_that_echoes_the_token_never_shows_it(release_copy, tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HubEchoingTheToken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = run_push(release_copy, f"http://127.0.0.1:{server.server_port}", tmp_home=tmp_path / "hf")
+    finally:
+        server.shutdown()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "token was refused" in done.stderr  # the 401 is explained
+    assert TOKEN not in done.stdout + done.stderr and "0123456789" not in done.stdout + done.stderr
+
+
 def test_push_refuses_an_existing_tag_before_uploading(release_copy, hub_until_upload, tmp_path):
     server, hub = hub_until_upload
     hub.tags = ["v1.0.0"]

@@ -26,6 +26,7 @@ from pathlib import Path
 from datagen.errors import DataError
 from datagen.publish.release import repository_files
 from datagen.publish.validate import read_manifest, validate
+from datagen.redact import redact
 
 REPO_TYPE = "dataset"
 KEEP_REMOTE = (".gitattributes",)  # the Hub manages it
@@ -77,8 +78,8 @@ def endpoint() -> str:
 
 
 def _detail(error: Exception, token: str) -> str:
-    """The error's first line, with the token masked should any library have put it there."""
-    return f"{type(error).__name__}: {error}".replace(token, "hf_***").splitlines()[0]
+    """The error's first line, with the token (and any other secret) masked should a library or the server have put it there."""
+    return redact(f"{type(error).__name__}: {error}", token).splitlines()[0]
 
 
 def _is_network_error(error: BaseException) -> bool:

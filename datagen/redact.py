@@ -1,0 +1,35 @@
+"""Mask secrets in text that came from a server or a library before it is shown, logged or stored.
+
+A server or a proxy may echo a request's headers in its error body; that text
+goes through `redact` before it reaches any message. It masks the values of
+the secret environment variables datagen and its libraries read, any
+`Authorization:`/`Bearer` value, and token shapes (Hugging Face `hf_...`,
+OpenAI-style `sk-...`).
+
+    >>> redact('401: {"headers": {"Authorization": "Bearer sk-abc123def456ghi"}}')
+    '401: {"headers": {"Authorization": "Bearer ***"}}'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+MASK = "***"
+SECRET_ENVIRONMENT = ("DATAGEN_LLM_API_KEY", "OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+_SECRET_SHAPES = [
+    re.compile(r"(?i)(bearer\s+)[^\s\"',;}]+"),
+    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?!bearer\s)(?:[A-Za-z]+\s+)?[^\s\"',;}]+"),  # "Basic xyz" too
+    re.compile(r"()\bhf_[A-Za-z0-9]{8,}"),
+    re.compile(r"()\bsk-[A-Za-z0-9_\-]{8,}"),
+]
+
+
+def redact(text: str, *secrets: str) -> str:
+    """`text` with `secrets`, the secret environment variables' values and token-shaped strings masked."""
+    values = [*secrets, *(os.environ.get(name, "") for name in SECRET_ENVIRONMENT)]
+    for value in sorted({value for value in values if len(value) >= 4}, key=len, reverse=True):
+        text = text.replace(value, MASK)
+    for shape in _SECRET_SHAPES:
+        text = shape.sub(lambda match: match.group(1) + MASK, text)
+    return text

@@ -1,0 +1,77 @@
+"""Secrets never reach a message: servers on 127.0.0.1 that echo the request's headers, and the scrubber itself."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from datagen.errors import DataError
+from datagen.llm import OpenAIChat
+from datagen.redact import redact
+
+KEY = "sk-test-0123456789abcdef"
+
+
+class EchoHeaders(BaseHTTPRequestHandler):
+    """Answers every POST with `status` and a body that echoes the request's headers, as some proxies do."""
+
+    status = 401
+    body_kind = "json"
+
+    def do_POST(self):  # noqa: N802 (the http.server name)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        headers = dict(self.headers.items())
+        if self.body_kind == "json":
+            body = json.dumps({"error": "unauthorized", "request_headers": headers}).encode()
+        else:  # not a chat completion, echoing the key in plain text
+            body = json.dumps({"choices": [], "note": f"key was {headers.get('Authorization', '')}"}).encode()
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def echo_server():
+    servers = []
+
+    def start(status: int, body_kind: str = "json") -> str:
+        handler = type("Handler", (EchoHeaders,), {"status": status, "body_kind": body_kind})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("status", "body_kind"), [(401, "json"), (500, "json"), (200, "not a completion")])
+def test_the_annotators_errors_never_show_the_api_key(echo_server, monkeypatch, status, body_kind):
+    monkeypatch.setenv("DATAGEN_LLM_API_KEY", KEY)
+    url = echo_server(status, body_kind)
+    backend = OpenAIChat(url, model="m", max_retries=0)
+    with pytest.raises(DataError) as error:
+        backend.complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8)
+    message = str(error.value)
+    assert url in message  # the error still says who answered
+    assert KEY not in message and "0123456789abcdef" not in message
+    if status != 200:
+        assert "Bearer ***" in message  # what was echoed is still readable, masked
+
+
+def test_the_key_of_another_variable_and_token_shapes_are_masked(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_plainvalue42")
+    text = "hf_plainvalue42 / Authorization: Basic dXNlcjpwYXNz / hf_AbCdEfGh12345678 / sk-proj-abcdefgh123"
+    assert redact(text) == "*** / Authorization: *** / *** / ***"
+    assert redact("a token named my-own-secret", "my-own-secret") == "a token named ***"
+    assert redact("nothing secret here: HTTP 404 Not Found") == "nothing secret here: HTTP 404 Not Found"
