@@ -28,18 +28,23 @@ synthetic intentions of Listings 5 and 6, drawn per sample.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
 import jinja2
 import yaml
-from jinja2 import meta
+from jinja2 import meta, nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from datagen.errors import DataError
+from datagen.user_yaml import load_user_yaml
 
 TEMPLATES_ENV = "DATAGEN_TEMPLATES"
 HEADER = re.compile(r"\A\{#(.*?)#\}\n?", re.DOTALL)
@@ -48,7 +53,68 @@ DATASETS = ("controllable", "recknowledge", "instructrec", "instructrec-annotato
 DEFAULT_DATASET = "controllable"
 PHRASE_KINDS = ("positive", "negative")
 
-ENVIRONMENT = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+# Templates are user code: bounded per rendered message in output, time, and the size of what one
+# operation may build (the sandbox already blocks unsafe attributes and ranges over 100,000).
+MAX_RENDER_CHARS = 200_000
+MAX_RENDER_SECONDS = 5.0
+MAX_POWER_BITS = 4096
+INCLUDES = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, refusing a `*` or `**` whose result would pass the render bounds."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) and len(sequence) * count > MAX_RENDER_CHARS:
+                    raise SecurityError(f"a repetition of {len(sequence) * count:,} elements passes the {MAX_RENDER_CHARS:,} a message may hold")
+        if operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1 and right * math.log2(abs(left)) > MAX_POWER_BITS:
+            raise SecurityError(f"{left} ** {right} is a number of more than {MAX_POWER_BITS} bits")
+        return super().call_binop(context, operator, left, right)
+
+
+class RenderTimeout(Exception):
+    pass
+
+
+# The time bound is a SIGALRM timer armed around each render (main thread on POSIX; elsewhere only
+# the output bound holds). The handler is installed once and left in place, since installing it per
+# render cost more than the render itself; an alarm that is not ours goes to the handler it replaced.
+_alarm = {"armed": False, "replaced": signal.SIG_DFL}
+
+
+def _on_alarm(signum, frame):
+    if _alarm["armed"]:
+        raise RenderTimeout
+    replaced = _alarm["replaced"]
+    if callable(replaced):
+        replaced(signum, frame)
+    elif replaced == signal.SIG_DFL:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGALRM)
+
+
+def _arm_deadline(seconds: float) -> bool:
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return False
+    current = signal.getsignal(signal.SIGALRM)
+    if current is not _on_alarm:
+        _alarm["replaced"] = current
+        signal.signal(signal.SIGALRM, _on_alarm)
+    _alarm["armed"] = True
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return True
+
+
+def _disarm_deadline() -> None:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    _alarm["armed"] = False
+
+
+ENVIRONMENT = BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
 def shipped_template_dir() -> Path:
@@ -70,9 +136,35 @@ def template_dirs(extra: tuple[Path, ...] | list[Path] = ()) -> list[Path]:
 def _compile(text: str, path: Path, what: str) -> tuple[jinja2.Template, set[str]]:
     try:
         parsed = ENVIRONMENT.parse(text)
-        return ENVIRONMENT.from_string(text), meta.find_undeclared_variables(parsed)
     except jinja2.TemplateSyntaxError as error:
         raise DataError(f"{what} is not valid Jinja: {error.message}", path=path, line=error.lineno) from None
+    for node in parsed.find_all(INCLUDES):
+        tag = type(node).__name__.lower().replace("fromimport", "from ... import")
+        raise DataError(f"{what} uses {{% {tag} %}}: a template is one file and cannot read others", path=path, line=node.lineno)
+    return ENVIRONMENT.from_string(text), meta.find_undeclared_variables(parsed)
+
+
+def render_bounded(compiled: jinja2.Template, values: Mapping[str, object], name: str, path: Path) -> str:
+    """The rendered text; a DataError naming `name` and `path` for a missing variable, a blocked operation,
+    output past MAX_RENDER_CHARS, a render past MAX_RENDER_SECONDS, or any error the template's own code raises."""
+    pieces, size = [], 0
+    timed = _arm_deadline(MAX_RENDER_SECONDS)
+    try:
+        for piece in compiled.generate(values):
+            size += len(piece)
+            if size > MAX_RENDER_CHARS:
+                raise SecurityError(f"the rendered message passes {MAX_RENDER_CHARS:,} characters")
+            pieces.append(piece)
+    except (jinja2.UndefinedError, SecurityError) as error:
+        raise DataError(f"{name}: {error.message}", path=path) from None
+    except RenderTimeout:
+        raise DataError(f"{name}: rendering one message took over {MAX_RENDER_SECONDS:g} s (a loop too long?)", path=path) from None
+    except (jinja2.TemplateError, MemoryError, TypeError, ValueError, ArithmeticError, LookupError) as error:
+        raise DataError(f"{name}: {type(error).__name__}: {error}", path=path) from None
+    finally:
+        if timed:
+            _disarm_deadline()
+    return "".join(pieces)
 
 
 @dataclass(frozen=True)
@@ -95,10 +187,7 @@ class Template:
 
     def render(self, values: Mapping[str, object]) -> tuple[str, str]:
         """(system message, user message). A variable the body uses but `values` lacks is an error."""
-        try:
-            return self.system, self.compiled.render(values).strip()
-        except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as error:
-            raise DataError(f"template {self.id!r}: {error.message}", path=self.path) from None
+        return self.system, render_bounded(self.compiled, values, f"template {self.id!r}", self.path).strip()
 
 
 @dataclass(frozen=True)
@@ -121,8 +210,8 @@ class TemplateLibrary:
         self.by_task: dict[str, list[Template]] = {}
         for template in templates:
             self.by_task.setdefault(template.task, []).append(template)
-        self.intentions = {
-            kind: [phrase for phrase_set in phrase_sets for phrase in phrase_set.phrases.get(kind, ())] for kind in PHRASE_KINDS
+        self.intentions = {  # kind -> [(compiled phrase, its set)]
+            kind: [(phrase, phrase_set) for phrase_set in phrase_sets for phrase in phrase_set.phrases.get(kind, ())] for kind in PHRASE_KINDS
         }
 
     @classmethod
@@ -163,19 +252,43 @@ class TemplateLibrary:
             destination.write_bytes(item.path.read_bytes())
 
     def intention(self, kind: str, index: int, target_category: str) -> str:
-        return self.intentions[kind][index].render(target_category=target_category).strip()
+        phrase, phrase_set = self.intentions[kind][index]
+        return render_bounded(phrase, {"target_category": target_category}, f"phrase set {phrase_set.id!r}", phrase_set.path).strip()
+
+
+# What each header key holds; a key of another type is an error naming it.
+HEADER_TYPES = {"id": str, "task": str, "version": int, "source": str, "system": str, "dataset": str, "variables": list, "optional": list,
+                "query_from": list, "positive": list, "negative": list}  # fmt: skip
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"not UTF-8 text (byte {error.start}: {error.object[error.start:error.start + 1]!r})", path=path) from None
 
 
 def _read_header(path: Path, text: str, keys: set[str]) -> dict:
     try:
-        header = yaml.safe_load(text)
+        header = load_user_yaml(text, "a template header")
     except yaml.YAMLError as error:
         raise DataError(f"header is not valid YAML: {error}", path=path) from None
+    except DataError as error:
+        raise DataError(error.message, path=path) from None
     if not isinstance(header, dict):
         raise DataError("header must be a YAML mapping", path=path)
     missing = sorted(keys - set(header))
     if missing:
         raise DataError(f"header lacks {', '.join(missing)}", path=path, field=missing[0])
+    for key, kind in HEADER_TYPES.items():
+        value = header.get(key)
+        if key == "variables" and value is None:
+            header[key] = value = []
+        if value is None and key not in keys:
+            continue
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is list and not all(isinstance(entry, str) for entry in value)):
+            wanted = {str: "text", int: "a whole number", list: "a list of texts"}[kind]
+            raise DataError(f"must be {wanted}, not {value!r:.60}", path=path, field=key)
     header.setdefault("dataset", DEFAULT_DATASET)
     if header["dataset"] not in DATASETS:
         raise DataError(f"unknown dataset {header['dataset']!r}; datasets: {', '.join(DATASETS)}", path=path, field="dataset")
@@ -184,7 +297,7 @@ def _read_header(path: Path, text: str, keys: set[str]) -> dict:
 
 def _read_template(path: Path, task_variables: Mapping[str, set[str]], dataset: str) -> Template | None:
     """The template in `path`, checked against `task_variables`; None when it belongs to another dataset config."""
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     match = HEADER.match(text)
     if not match:
         raise DataError("a template starts with a {# ... #} header (id, task, version, source, system, variables)", path=path, line=1)
@@ -210,9 +323,9 @@ def _read_template(path: Path, task_variables: Mapping[str, set[str]], dataset: 
         id=str(header["id"]),
         dataset=dataset,
         task=task,
-        version=int(header["version"]),
-        source=str(header["source"]),
-        system=str(header["system"]),
+        version=header["version"],
+        source=header["source"],
+        system=header["system"],
         variables=tuple(header["variables"]),
         body=body,
         path=path,
@@ -222,7 +335,7 @@ def _read_template(path: Path, task_variables: Mapping[str, set[str]], dataset: 
 
 
 def _read_phrases(path: Path) -> PhraseSet:
-    header = _read_header(path, path.read_text(encoding="utf-8"), {"id", "version", "source", "variables"})
+    header = _read_header(path, _read_text(path), {"id", "version", "source", "variables"})
     declared = set(header["variables"] or [])
     if not declared <= {"target_category"}:
         raise DataError(f"phrases can use only target_category, not {sorted(declared - {'target_category'})}", path=path, field="variables")

@@ -87,7 +87,7 @@ def test_intentions_are_listings_5_and_6_verbatim():
     paper = _paper_text()
     library = load_library()
     for kind in ("positive", "negative"):
-        for phrase in library.intentions[kind]:
+        for phrase, _ in library.intentions[kind]:
             assert phrase.render(target_category="{target_category}") in paper
 
 

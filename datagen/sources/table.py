@@ -28,6 +28,7 @@ import yaml
 
 from datagen.categories import category_prefixes
 from datagen.errors import DataError
+from datagen.user_yaml import load_user_yaml
 from datagen.rawfiles import decode_strictly, read_bytes
 from datagen.report import BuildReport
 from datagen.sources import register_source
@@ -97,22 +98,13 @@ class TableSource(Source):
         )
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without anchors and aliases: a config has no use for them, and nested aliases can expand without bound."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            raise DataError(f"YAML aliases (*name) are not allowed in a table config (line {self.peek_event().start_mark.line + 1})")
-        return super().compose_node(parent, index)
-
-
 def load_config(path: Path) -> dict:
     if not path.is_file():
         raise DataError("table config not found", path=path)
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise DataError(f"a table config is a few lines; this file has {path.stat().st_size:,} bytes", path=path)
     try:
-        config = yaml.load(path.read_text(), Loader=_NoAliasLoader)
+        config = load_user_yaml(path.read_text(), "a table config")
     except yaml.YAMLError as error:
         raise DataError(f"not valid YAML: {error}", path=path) from None
     except DataError as error:
