@@ -185,6 +185,35 @@ def test_bad_version_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_hand_edited_manifest_or_card_fails_validate(sample_release, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(sample_release, folder)
+    runner = CliRunner()
+    manifest_path = folder / "manifest.json"
+    original = manifest_path.read_text()
+
+    manifest_path.write_text(original.replace('"version": "1.0.0"', '"version": "9.9.9"'))
+    edited = runner.invoke(main, ["validate", str(folder)])
+    assert edited.exit_code == 1 and "manifest.json: edited after the build" in edited.output
+    refused = runner.invoke(main, ["card", str(folder)])
+    assert refused.exit_code == 1 and "edited after the build" in refused.output
+    pushed = runner.invoke(main, ["push", str(folder), "--repo", "my-org/steam", "--dry-run"])
+    assert pushed.exit_code == 1 and "edited after the build" in pushed.output and "Would upload" not in pushed.output
+
+    manifest_path.write_text(original)
+    card = folder / "README.md"
+    card.write_text(card.read_text().replace("## ", "## Hand-written ", 1))
+    (folder / "images" / "extra.png").write_bytes(b"not a plot")
+    edited = runner.invoke(main, ["validate", str(folder)])
+    assert edited.exit_code == 1
+    assert "README.md: edited by hand since it was generated" in edited.output
+    assert "images/extra.png: not written by the card" in edited.output
+    (folder / "images" / "extra.png").unlink()
+    assert runner.invoke(main, ["card", str(folder)]).exit_code == 0  # the card written again from the manifest
+    assert runner.invoke(main, ["validate", str(folder)]).exit_code == 0
+    assert card.read_bytes() == (sample_release / "README.md").read_bytes()
+
+
 # The push path, against servers on loopback: one that refuses connections and one that answers the
 # first calls (whoami, create, refs, tree) like the Hub and drops the connection at the upload.
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import click
 
-from datagen.output import write_json
-from datagen.publish.card import write_card
+from datagen.errors import DataError
 from datagen.publish.hub import plan_push, push as push_to_hub
-from datagen.publish.validate import read_manifest, validate as validate_folder
+from datagen.publish.release import write_sealed_card
+from datagen.publish.validate import check_seal, read_manifest, validate as validate_folder
 
 FOLDER_ARGUMENT = click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 
@@ -52,8 +52,7 @@ def push(folder, repo, private, tag, no_tag, dry_run, force):
     plan = plan_push(folder, repo, tag, private)
     if not dry_run and manifest.get("card", {}).get("repo") != repo:
         manifest.setdefault("card", {})["repo"] = repo
-        write_json(manifest, folder / "manifest.json")
-        write_card(folder, manifest)
+        write_sealed_card(folder, manifest)
         plan = plan_push(folder, repo, tag, private)
     click.echo(f"{'Would upload' if dry_run else 'Uploading'} {len(plan.files)} files ({plan.total_bytes:,} bytes) to datasets/{repo}, then tag {tag or '(none)'}:")
     for entry in plan.files:
@@ -77,10 +76,13 @@ def card(folder, repo, license_id):
     datagen's card text, or to set the repository or licence it names.
     """
     manifest = read_manifest(folder)
+    problems = check_seal(folder, manifest, card=False)
+    if problems:
+        raise DataError(problems[0], path=folder / "manifest.json", hint="Build the folder again (`datagen build`); `datagen card` writes a card only from the manifest as built.")
     settings = manifest.setdefault("card", {})
     settings.update({key: value for key, value in (("repo", repo), ("license", license_id)) if value})
-    write_json(manifest, folder / "manifest.json")
-    click.echo(str(write_card(folder, manifest)))
+    write_sealed_card(folder, manifest)
+    click.echo(str(folder / "README.md"))
 
 
 @click.command(epilog="\b\nExample:\n  datagen validate build/steam && datagen push build/steam --repo my-org/steam")

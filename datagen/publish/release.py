@@ -122,9 +122,7 @@ def task_settings(folder: Path) -> tuple[dict, list[dict]]:
 
 
 def finalize(folder: Path, version: str | None = None) -> dict:
-    """Record version, code, settings, files, configs and content hash in manifest.json, then write the card."""
-    from datagen.publish.card import write_card
-
+    """Record version, code, settings, files, configs and content hash in manifest.json, then write the card and seal both."""
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["version"] = check_version(version or manifest.get("version") or DEFAULT_VERSION)
@@ -135,5 +133,25 @@ def finalize(folder: Path, version: str | None = None) -> dict:
     manifest["configs"] = config_summary(folder, files)
     manifest["content_hash"] = content_hash(files)
     write_json(manifest, manifest_path)
+    return write_sealed_card(folder, manifest)
+
+
+def manifest_checksum(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON, its own checksum left out."""
+    body = {key: value for key, value in manifest.items() if key != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def write_sealed_card(folder: Path, manifest: dict) -> dict:
+    """Write the card from `manifest`, then record the card's files and the manifest's own checksum in manifest.json.
+
+    `datagen validate` then refuses a hand-edited card or manifest, so that what
+    is pushed (and the version it is tagged with) is exactly what was built.
+    """
+    from datagen.publish.card import write_card
+
     write_card(folder, manifest)
+    manifest["card_files"] = {name: file_entry(folder, name) for name in repository_files(folder) if is_card_file(name) and name != "manifest.json"}
+    manifest["manifest_sha256"] = manifest_checksum(manifest)
+    write_json(manifest, folder / "manifest.json")
     return manifest

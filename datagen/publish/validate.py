@@ -7,7 +7,9 @@
 Every file the manifest lists must be there with its size, sha256, and for
 parquet its row count and schema; no data file may be unlisted; the content
 hash must match the files; README.md's configs must match data/, with the
-row counts of its dataset_info.
+row counts of its dataset_info; manifest.json must match its own checksum, and
+README.md and images/ the ones the card wrote (so a hand-edited version or card
+is caught before a push tags it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import yaml
 
 from datagen.errors import DataError
 from datagen.publish.layout import data_files
-from datagen.publish.release import content_hash, is_card_file, repository_files, schema_of
+from datagen.publish.release import content_hash, is_card_file, manifest_checksum, repository_files, schema_of
 from datagen.rawfiles import sha256
 
 
@@ -96,7 +98,28 @@ def check_card(folder: Path, manifest: dict) -> list[str]:
     return problems
 
 
+def check_seal(folder: Path, manifest: dict, card: bool = True) -> list[str]:
+    """manifest.json against its own checksum and (with `card`) README.md and images/ against the ones generated."""
+    if "manifest_sha256" not in manifest:
+        return ["manifest.json: has no checksum of its own (built by an older datagen: build the folder again)"]
+    if manifest_checksum(manifest) != manifest["manifest_sha256"]:
+        return ["manifest.json: edited after the build (its own checksum differs); what a push would tag is not what was built"]
+    if not card:
+        return []
+    problems = []
+    generated = manifest.get("card_files", {})
+    present = {name for name in repository_files(folder) if is_card_file(name) and name != "manifest.json"}
+    for name in sorted(present | set(generated)):
+        if name not in generated:
+            problems.append(f"{name}: not written by the card (run `datagen card FOLDER`)")
+        elif name not in present:
+            problems.append(f"{name}: missing (run `datagen card FOLDER`)")
+        elif sha256(folder / name) != generated[name]["sha256"]:
+            problems.append(f"{name}: edited by hand since it was generated (run `datagen card FOLDER` to write it again)")
+    return problems
+
+
 def validate(folder: Path) -> list[str]:
     """Every problem found, as 'file: what is wrong'; empty when the folder is ready to push."""
     manifest = read_manifest(folder)
-    return check_files(folder, manifest) + check_configs(folder, manifest) + check_card(folder, manifest)
+    return check_files(folder, manifest) + check_configs(folder, manifest) + check_card(folder, manifest) + check_seal(folder, manifest)
