@@ -19,11 +19,46 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def _process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def clean_stale(target: Path) -> list[Path]:
+    """Remove what killed runs left beside `target`: `.NAME.tmp-PID/` and `.NAME.old-PID/` of processes that are gone.
+
+    An `.old-PID` folder with no `target` is a run killed between its two
+    renames; it is renamed back, so the previous build is never lost.
+    """
+    cleaned = []
+    for leftover in sorted(target.parent.glob(f".{target.name}.*-*")):
+        kind, _, pid = leftover.name[len(target.name) + 2 :].partition("-")
+        if kind not in ("tmp", "old") or not pid.isdigit() or int(pid) == os.getpid() or not _process_is_gone(int(pid)):
+            continue
+        if kind == "old" and not target.exists():
+            os.replace(leftover, target)
+        elif leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        cleaned.append(leftover)
+    return cleaned
+
+
 @contextmanager
 def atomic_folder(target: Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it becomes `target`, on error it is removed."""
+    """Yield a temporary folder; on success it becomes `target`, on error it is removed.
+
+    What killed runs left beside `target` is cleaned first (`clean_stale`).
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(target)
     temporary = target.parent / f".{target.name}.tmp-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()

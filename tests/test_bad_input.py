@@ -6,13 +6,15 @@ import gzip
 import json
 import os
 import re
+import subprocess
+import sys
 
 import duckdb
 import polars as pl
 import pytest
 
 from datagen.errors import DataError
-from datagen.output import atomic_folder
+from datagen.output import atomic_folder, clean_stale
 from datagen.pipeline import BuildConfig, build
 from datagen.report import BuildReport
 from datagen.sources.amazon import REVIEW_FIELDS
@@ -369,3 +371,29 @@ def test_table_jsonl_values_of_the_wrong_type_are_counted_bad_rows(shared_data, 
         ("asin", 8, "is a JSON list, object or boolean, not one value"),
     ]
     assert not result.tables.sequences["raw_user_id"].str.contains("[", literal=True).any()
+
+
+def _dead_pid() -> int:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    return int(finished.stdout)
+
+
+def test_what_killed_runs_left_is_cleaned_and_a_half_swap_restored(tmp_path):
+    target = tmp_path / "steam"
+    dead = _dead_pid()
+    (tmp_path / f".steam.tmp-{dead}").mkdir()
+    (tmp_path / f".steam.tmp-{dead}" / "half.parquet").write_bytes(b"half")
+    (tmp_path / f".steam.old-{dead}").mkdir()  # killed between its two renames: the previous build
+    (tmp_path / f".steam.old-{dead}" / "manifest.json").write_text("{}")
+    alive = tmp_path / f".steam.tmp-{os.getppid()}"  # a running process's: kept
+    alive.mkdir()
+    (tmp_path / ".other.tmp-1").mkdir()  # another target's: not ours to judge
+    cleaned = clean_stale(target)
+    assert sorted(path.name for path in cleaned) == [f".steam.old-{dead}", f".steam.tmp-{dead}"]
+    assert (target / "manifest.json").read_text() == "{}"  # renamed back
+    assert alive.is_dir() and (tmp_path / ".other.tmp-1").is_dir()
+    assert not (tmp_path / f".steam.tmp-{dead}").exists()
+    with atomic_folder(target) as temporary:
+        (temporary / "manifest.json").write_text('{"new": 1}')
+    assert json.loads((target / "manifest.json").read_text()) == {"new": 1}
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([".other.tmp-1", alive.name, "steam"])

@@ -86,6 +86,27 @@ def test_results_are_cached_by_data_version_and_checkpoint(sample_teacher, tmp_p
     assert len(list(tmp_path.rglob("*.parquet"))) == 2
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "other rows"])
+def test_a_corrupt_cached_ranking_is_dropped_and_recomputed(sample_teacher, tmp_path, capsys, damage):
+    folder, teacher = sample_teacher
+    ranker = TeacherRanker(teacher, folder.items, cache_dir=tmp_path)
+    requests = pl.DataFrame({"history": folder.sequences["train_item_ids"].head(32)})
+    first = ranker.rank(requests, top_n=10)
+    (path,) = tmp_path.rglob("*.parquet")
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"PAR1" + b"\x00" * 100)
+    else:
+        pl.read_parquet(path).head(3).write_parquet(path)
+    again = ranker.rank(requests, top_n=10)
+    assert again.equals(first)
+    assert "dropped a corrupt teacher ranking in the cache" in capsys.readouterr().err
+    assert pl.read_parquet(path).height == 32  # written anew
+    ranker.rank(requests, top_n=10)
+    assert "corrupt" not in capsys.readouterr().err
+
+
 def test_bad_requests_are_clear_errors(ranker):
     folder, rank = ranker
     with pytest.raises(DataError, match="unknown category 'No Such Genre'"):

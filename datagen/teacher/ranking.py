@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,23 @@ class CategoryIndex:
         return torch.sparse.mm(self.matrix, chosen.T).T > 0
 
 
+ANSWER_SCHEMA = {"top_items": pl.List(pl.Int64), "allowed_count": pl.Int64, "query_ranks": pl.List(pl.Int64)}
+
+
+def _read_cached(path: Path, rows: int) -> pl.DataFrame | None:
+    """The cached answers at `path`; None, with a warning and the file removed, when it is not a whole answer file."""
+    try:
+        cached = pl.read_parquet(path)
+        if dict(cached.schema) == ANSWER_SCHEMA and cached.height == rows:
+            return cached
+        problem = f"{cached.height} rows of {dict(cached.schema)}, not {rows} answers"
+    except (pl.exceptions.PolarsError, OSError) as error:
+        problem = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    print(f"WARNING: dropped a corrupt teacher ranking in the cache ({problem}); ranking again: {path}", file=sys.stderr)
+    path.unlink(missing_ok=True)
+    return None
+
+
 class TeacherRanker:
     def __init__(self, teacher: Teacher, items: pl.DataFrame, cache_dir: Path | None = None, batch_size: int | None = None):
         self.teacher = teacher
@@ -101,10 +119,11 @@ class TeacherRanker:
     def rank(self, requests: pl.DataFrame, top_n: int) -> pl.DataFrame:
         requests = self._normalise(requests)
         cache_path = self._cache_path(requests, top_n)
-        if cache_path is not None and cache_path.is_file():
-            return pl.concat([requests, pl.read_parquet(cache_path)], how="horizontal")
+        cached = _read_cached(cache_path, requests.height) if cache_path is not None and cache_path.is_file() else None
+        if cached is not None:
+            return pl.concat([requests, cached], how="horizontal")
         parts = [self._rank_batch(requests.slice(start, self.batch_size), top_n) for start in range(0, requests.height, self.batch_size)]
-        results = pl.concat(parts) if parts else pl.DataFrame(schema={"top_items": pl.List(pl.Int64), "allowed_count": pl.Int64, "query_ranks": pl.List(pl.Int64)})
+        results = pl.concat(parts) if parts else pl.DataFrame(schema=ANSWER_SCHEMA)
         if cache_path is not None:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
             temporary = cache_path.with_name(f".{cache_path.name}.tmp-{os.getpid()}")
