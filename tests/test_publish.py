@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -328,6 +329,23 @@ def test_push_to_a_server_that_echoes_the_token_never_shows_it(release_copy, tmp
     assert done.returncode == 1, done.stdout + done.stderr
     assert "token was refused" in done.stderr  # the 401 is explained
     assert TOKEN not in done.stdout + done.stderr and "0123456789" not in done.stdout + done.stderr
+
+
+def test_push_to_a_server_that_never_answers_stops_in_time(release_copy, tmp_path, monkeypatch):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts connections (the kernel does) and never reads or answers
+    try:
+        monkeypatch.setenv("DATAGEN_PUSH_TIMEOUT", "2")
+        started = time.monotonic()
+        done = run_push(release_copy, f"http://127.0.0.1:{listener.getsockname()[1]}", tmp_home=tmp_path / "hf")
+        waited = time.monotonic() - started
+    finally:
+        listener.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "did not answer within 2 s (step: reach the Hub)" in done.stderr and "DATAGEN_PUSH_TIMEOUT" in done.stderr
+    assert waited < 60, waited
+    assert TOKEN not in done.stdout + done.stderr
 
 
 def test_push_refuses_an_existing_tag_before_uploading(release_copy, hub_until_upload, tmp_path):

@@ -9,6 +9,7 @@
 The token comes from `hf auth login` or $HF_TOKEN (huggingface_hub's own
 lookup) and is handed only to huggingface_hub: it is never printed, logged or
 written, and every error message is scrubbed of it. $HF_ENDPOINT picks the server.
+Each request may wait $DATAGEN_PUSH_TIMEOUT seconds (60) for the server.
 
 Order: check the folder, reach the server and the token (whoami), refuse an
 existing tag unless forced, then one commit with every file of the folder
@@ -20,6 +21,7 @@ says so and names the commit.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,8 @@ from datagen.redact import redact
 
 REPO_TYPE = "dataset"
 KEEP_REMOTE = (".gitattributes",)  # the Hub manages it
+TIMEOUT_ENV = "DATAGEN_PUSH_TIMEOUT"
+DEFAULT_TIMEOUT = 60.0  # seconds one request may wait for the server
 
 
 class PushError(DataError):
@@ -82,6 +86,27 @@ def _detail(error: Exception, token: str) -> str:
     return redact(f"{type(error).__name__}: {error}", token).splitlines()[0]
 
 
+def request_timeout() -> float:
+    """Seconds one request to the Hub may wait for the server: $DATAGEN_PUSH_TIMEOUT, 60 by default."""
+    text = os.environ.get(TIMEOUT_ENV, str(DEFAULT_TIMEOUT))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise PushError(f"${TIMEOUT_ENV} must be a number of seconds above 0, not {text!r}")
+    return seconds
+
+
+def _bound_request_time() -> None:
+    """huggingface_hub's shared HTTP client waits forever by default; a server that never answers must not hang a push."""
+    import httpx2  # huggingface_hub's HTTP client
+    from huggingface_hub.utils import get_session
+
+    seconds = request_timeout()
+    get_session().timeout = httpx2.Timeout(seconds, connect=min(seconds, 10.0))
+
+
 def _is_network_error(error: BaseException) -> bool:
     names = {cls.__name__ for cls in type(error).__mro__}
     return isinstance(error, OSError) or bool(names & {"TransportError", "ConnectionError", "Timeout", "TimeoutException"})
@@ -96,6 +121,11 @@ def _explain(error: Exception, plan: PushPlan, token: str, step: str) -> PushErr
         hints = {401: "The token was refused: log in again (`hf auth login`) or set HF_TOKEN.",
                  403: f"The token may not write to {plan.repo}: it needs write access to that organisation."}  # fmt: skip
         return PushError(f"{step} failed at {endpoint()} (HTTP {status}): {detail}", hint=hints.get(status, "Nothing was tagged."))
+    if "timeout" in type(error).__name__.lower():
+        return PushError(
+            f"the Hub at {endpoint()} did not answer within {request_timeout():g} s (step: {step})",
+            hint=f"Try again later, or allow more time with ${TIMEOUT_ENV}. Nothing was tagged; the repository is as it was.",
+        )
     if _is_network_error(error):
         return PushError(
             f"the Hub at {endpoint()} could not be reached (step: {step}; {detail})",
@@ -114,6 +144,7 @@ def push(plan: PushPlan, force: bool = False) -> str:
     if not token:
         raise PushError("no Hugging Face token", hint="Run `hf auth login`, or set HF_TOKEN to a token with write access.")
     api = HfApi(token=token)
+    _bound_request_time()
     step, commit = "reach the Hub", None
     try:
         api.whoami()
