@@ -70,6 +70,21 @@ def test_the_cache_is_keyed_by_model_and_prompt(tmp_path):
     assert again.backend._generator is None  # the model was never loaded
 
 
+def test_a_corrupt_annotation_cache_is_set_aside_not_lost(tmp_path, capsys):
+    path = tmp_path / "annotations.sqlite"
+    AnnotationCache(path).put_many([("k1", "m", "p", "The user prefers puzzles.")])
+    damaged = path.read_bytes()[:100] + b"\x00garbage" * 200  # the header survives, the pages do not
+    path.write_bytes(damaged)
+    cache = AnnotationCache(path)
+    assert "is not a readable SQLite database" in capsys.readouterr().err
+    (aside,) = tmp_path.glob("annotations.sqlite.corrupt-*")
+    assert aside.read_bytes() == damaged  # kept byte for byte, for recovery
+    assert cache.get_many(["k1"]) == {}
+    cache.put_many([("k2", "m", "p", "a")])
+    assert AnnotationCache(path).get_many(["k2"]) == {"k2": "a"}
+    assert "not a readable" not in capsys.readouterr().err
+
+
 def test_an_unreachable_server_is_a_clear_error():
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,7 +41,20 @@ class AnnotationCache:
         self.path = path or cache_root() / "annotations.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        try:
+            self._create()
+        except sqlite3.DatabaseError as error:
+            # Annotations cost model calls: a damaged file is kept aside for recovery, never deleted.
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(self.path, aside)
+            print(f"WARNING: the annotation cache {self.path} is not a readable SQLite database ({error}); "
+                  f"it was set aside as {aside.name} and a new one started", file=sys.stderr)  # fmt: skip
+            self._create()
+
+    def _create(self) -> None:
         with self._connect() as db:
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check failed")
             db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, prompt TEXT, answer TEXT)")
 
     def _connect(self) -> sqlite3.Connection:
