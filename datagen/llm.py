@@ -37,11 +37,13 @@ class OpenAIChat:
     """POST {base_url}/chat/completions, as OpenAI, vLLM, llama.cpp's server, Ollama and others answer it."""
 
     def __init__(self, base_url: str, model: str, api_key_env: str = KEY_ENV, concurrency: int = 4,
-                 requests_per_second: float | None = None, max_retries: int = 4, timeout: float = 120.0):  # fmt: skip
+                 requests_per_second: float | None = None, max_retries: int = 4, timeout: float = 120.0,
+                 total_timeout: float = 600.0):  # fmt: skip
+        """`timeout`: seconds one request may wait; `total_timeout`: seconds one prompt may take, retries included."""
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"
         self.model, self.api_key_env = model, api_key_env
-        self.concurrency, self.max_retries, self.timeout = concurrency, max_retries, timeout
+        self.concurrency, self.max_retries, self.timeout, self.total_timeout = concurrency, max_retries, timeout, total_timeout
         self.interval = 1.0 / requests_per_second if requests_per_second else 0.0
         self._next_start = 0.0
         self._lock = threading.Lock()
@@ -74,10 +76,14 @@ class OpenAIChat:
         return urllib.request.Request(self.url, data=body, headers=headers, method="POST")
 
     def _complete_one(self, messages: Messages, max_tokens: int) -> str:
+        deadline = time.monotonic() + self.total_timeout
         for attempt in range(self.max_retries + 1):
             self._wait_for_turn()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             try:
-                with urllib.request.urlopen(self._request(messages, max_tokens), timeout=self.timeout) as response:
+                with urllib.request.urlopen(self._request(messages, max_tokens), timeout=min(self.timeout, left)) as response:
                     answer = json.loads(response.read())
                 return answer["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as error:
@@ -91,8 +97,11 @@ class OpenAIChat:
             except (KeyError, IndexError, ValueError) as error:
                 detail = redact(str(error), os.environ.get(self.api_key_env, ""))
                 raise DataError(f"{self.url} answered something that is not a chat completion ({detail})") from None
-            time.sleep(min(30.0, 0.5 * 2**attempt))
-        raise AssertionError("unreachable")
+            time.sleep(max(0.0, min(30.0, 0.5 * 2**attempt, deadline - time.monotonic())))
+        raise DataError(
+            f"no answer from {self.url} within {self.total_timeout:g} s ({attempt + 1} attempts)",
+            hint="Is the server overloaded? Lower --annotator-concurrency or allow more with --annotator-timeout.",
+        )
 
 
 class LocalChat:

@@ -94,6 +94,17 @@ def test_an_unreachable_server_is_a_clear_error():
         backend.complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8)
 
 
+def test_a_server_that_never_answers_is_bounded_in_total():
+    with socket.socket() as listener:  # accepts connections (the kernel does), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        backend = OpenAIChat(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", model="m", max_retries=50, timeout=1.0, total_timeout=3.0)
+        started = time.monotonic()
+        with pytest.raises(DataError, match=r"no answer from http://127.0.0.1:\d+/v1/chat/completions within 3 s \(\d+ attempts\)"):
+            backend.complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8)
+        assert time.monotonic() - started < 6
+
+
 def test_the_api_key_goes_in_the_header_only(monkeypatch):
     monkeypatch.setenv("DATAGEN_LLM_API_KEY", "sk-secret-123")
     backend = OpenAIChat("http://127.0.0.1:9/v1", model="m")

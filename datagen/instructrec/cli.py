@@ -40,11 +40,12 @@ Examples:
 @click.option("--annotator-url", metavar="URL", help="openai: the server's base URL, e.g. http://127.0.0.1:8080/v1 (the key, if any, from $DATAGEN_LLM_API_KEY).")
 @click.option("--annotator-concurrency", type=click.IntRange(min=1), default=4, show_default=True, help="openai: requests in flight.")
 @click.option("--annotator-rps", type=click.FloatRange(min=0, min_open=True), help="openai: at most this many requests per second.")
+@click.option("--annotator-timeout", type=click.FloatRange(min=0, min_open=True), default=600, show_default=True, help="openai: seconds one prompt may take, retries included (one request waits at most 120).")
 @TEMPLATES_OPTION
 @click.option("--seed", type=int, help="Seed for sample points, templates, negatives and positions [default: the build's].")
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher (--negatives teacher).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def instructrec(build_name, negatives, candidates, max_history, valid_users, annotator, annotator_model, annotator_url, annotator_concurrency, annotator_rps, template_dirs, seed, device, quiet):
+def instructrec(build_name, negatives, candidates, max_history, valid_users, annotator, annotator_model, annotator_url, annotator_concurrency, annotator_rps, annotator_timeout, template_dirs, seed, device, quiet):
     """Fill InstructRec's appendix templates (Zhang et al. 2023) from a BUILD.
 
     Each template is tagged with its preference (P0-P2), intention (I0-I2) and
@@ -59,7 +60,7 @@ def instructrec(build_name, negatives, candidates, max_history, valid_users, ann
     """
     folder = resolve_build(build_name)
     settings = InstructRecSettings(
-        annotator=annotator_spec(annotator, annotator_model, annotator_url, annotator_concurrency, annotator_rps),
+        annotator=annotator_spec(annotator, annotator_model, annotator_url, annotator_concurrency, annotator_rps, annotator_timeout),
         seed=folder.manifest["parameters"]["seed"] if seed is None else seed,
         max_history=max_history,
         candidates=candidates,
@@ -75,14 +76,14 @@ def instructrec(build_name, negatives, candidates, max_history, valid_users, ann
     click.echo(str(folder.path / "data" / DATASET))
 
 
-def annotator_spec(kind: str, model: str | None, url: str | None, concurrency: int, requests_per_second: float | None) -> dict | None:
+def annotator_spec(kind: str, model: str | None, url: str | None, concurrency: int, requests_per_second: float | None, total_timeout: float) -> dict | None:
     if kind == "none":
         return None
     if kind == "local":
         return {"backend": "local", "model": model or DEFAULT_ANNOTATOR_MODEL}
     if not url or not model:
         raise DataError("--annotator openai needs --annotator-url and --annotator-model", hint="e.g. --annotator-url http://127.0.0.1:8080/v1 --annotator-model smollm2")
-    return {"backend": "openai", "url": url, "model": model, "concurrency": concurrency, "requests_per_second": requests_per_second}
+    return {"backend": "openai", "url": url, "model": model, "concurrency": concurrency, "requests_per_second": requests_per_second, "total_timeout": total_timeout}
 
 
 def print_report(report: dict) -> None:
