@@ -226,6 +226,15 @@ def run_push(folder: Path, endpoint: str, *extra: str, token: str | None = TOKEN
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: object) -> None:
+    body = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class HubUntilUpload(BaseHTTPRequestHandler):
     """Answers like the Hub up to the upload, then drops the connection; records every request."""
 
@@ -248,12 +257,7 @@ class HubUntilUpload(BaseHTTPRequestHandler):
         if path not in answers:
             self.connection.shutdown(socket.SHUT_RDWR)
             return
-        body = json.dumps(answers[path]).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, 200, answers[path])
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
 
@@ -306,12 +310,7 @@ class HubEchoingTheToken(BaseHTTPRequestHandler):
 
     def handle_any(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
-        body = json.dumps({"error": f"Invalid credentials in Authorization header: {self.headers.get('authorization')}"}).encode()
-        self.send_response(401)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, 401, {"error": f"Invalid credentials in Authorization header: {self.headers.get('authorization')}"})
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
 
