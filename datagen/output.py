@@ -18,6 +18,20 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datagen.errors import DataError
+
+
+def check_writable(folder: Path) -> None:
+    """Make `folder` and write a file in it now, so a read-only or missing place fails before the work, not after."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".datagen-write-check-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise DataError(f"cannot write here ({error.strerror or error})", path=folder, hint="Pick another --out, or make the folder writable.") from None
+
 
 def _process_is_gone(pid: int) -> bool:
     try:

@@ -35,7 +35,7 @@ from datagen.controllable.build import ControllableSettings, generate_controllab
 from datagen.instructrec.build import InstructRecSettings, generate_instructrec
 from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge
 from datagen.errors import DataError
-from datagen.output import atomic_folder, write_json, write_parquet
+from datagen.output import atomic_folder, check_writable, write_json, write_parquet
 from datagen.presets import DEFAULT_PARAMETERS, PRESETS
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, write_split
@@ -135,6 +135,7 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path | Non
             f"({raw_dir}). For the real data pass --raw-dir, set ${DATA_ENV}, or run `datagen download {name}`."
         )
     out_dir = Path(config.out_dir) if config.out_dir else Path("build") / dataset_name
+    check_writable(out_dir.parent)
     report = BuildReport(max_bad_share=config.max_bad_share)
 
     source.review_texts_path = review_spill

@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 
+from pathlib import Path
+
 import duckdb
 import polars as pl
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from datagen.errors import DataError
 from datagen.output import atomic_folder, clean_stale
 from datagen.pipeline import BuildConfig, build
+from datagen.progress import StepProgress
 from datagen.report import BuildReport
 from datagen.sources.amazon import REVIEW_FIELDS
 
@@ -397,3 +400,21 @@ def test_what_killed_runs_left_is_cleaned_and_a_half_swap_restored(tmp_path):
         (temporary / "manifest.json").write_text('{"new": 1}')
     assert json.loads((target / "manifest.json").read_text()) == {"new": 1}
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([".other.tmp-1", alive.name, "steam"])
+
+
+@pytest.mark.parametrize("where", ["under a file", "under /proc"])
+def test_an_unwritable_out_fails_before_any_reading(shared_data, tmp_path, where):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = blocker / "steam" if where == "under a file" else Path("/proc/datagen-test/steam")
+    started = []
+
+    class Steps(StepProgress):
+        def step(self, text):
+            started.append(text)
+            return super().step(text)
+
+    with pytest.raises(DataError, match=r"cannot write here") as error:
+        build(BuildConfig("steam", raw_dir=shared_data / "steam", out_dir=out), Steps(quiet=True))
+    assert str(out.parent) in str(error.value)
+    assert started == []  # before the first step, reading the files
