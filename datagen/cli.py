@@ -21,6 +21,7 @@ from datagen import __version__
 from datagen.buildfolder import BuildFolder
 from datagen.download import cache_dir, download, official_files
 from datagen.errors import DataError
+from datagen.output import check_writable
 from datagen.presets import PRESETS
 from datagen.progress import StepProgress
 from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, TEMPLATES_OPTION, generate, print_report, render, templates
@@ -247,6 +248,7 @@ def download_command(spec, category, reviews, release, dest, base_url, quiet):
     if argument and category:
         raise click.UsageError(f"give the argument once: `datagen download {spec}`")
     folder = dest or cache_dir() / source
+    check_writable(folder)  # a read-only cache or --dest fails before any request
     remotes = official_files(source, argument or category or None, reviews, base_url, release)
     with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), disable=quiet, console=Console(stderr=True)) as bar:
         for remote in remotes:

@@ -15,12 +15,16 @@ import duckdb
 import polars as pl
 import pytest
 
+from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
+from datagen.instructrec.annotator import AnnotationCache
 from datagen.output import atomic_folder, clean_stale
 from datagen.pipeline import BuildConfig, build
 from datagen.progress import StepProgress
 from datagen.report import BuildReport
 from datagen.sources.amazon import REVIEW_FIELDS
+from datagen.teacher.folder import train_teacher
+from datagen.teacher.settings import TeacherSettings, TrainConfig
 
 
 def _rewrite_lines(path, edit):
@@ -418,3 +422,14 @@ def test_an_unwritable_out_fails_before_any_reading(shared_data, tmp_path, where
         build(BuildConfig("steam", raw_dir=shared_data / "steam", out_dir=out), Steps(quiet=True))
     assert str(out.parent) in str(error.value)
     assert started == []  # before the first step, reading the files
+
+
+def test_an_unwritable_cache_is_a_clear_error_naming_the_variable(sample_build, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DATAGEN_CACHE", str(blocker / "cache"))
+    with pytest.raises(DataError, match=r"the cache cannot write here") as error:
+        train_teacher(BuildFolder.open(sample_build.out_dir), TeacherSettings(train=TrainConfig(epochs=1)), StepProgress(quiet=True))
+    assert "$DATAGEN_CACHE" in str(error.value) and str(blocker / "cache") in str(error.value)
+    with pytest.raises(DataError, match=r"the cache cannot write here"):
+        AnnotationCache()

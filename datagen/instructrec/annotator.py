@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datagen.cache import cache_root
+from datagen.cache import writable_cache_dir
 from datagen.templates import TemplateLibrary
 
 DATASET = "instructrec-annotator"
@@ -38,7 +38,7 @@ class AnnotationCache:
     """(key -> answer) in one SQLite file, safe to share between threads and runs."""
 
     def __init__(self, path: Path | None = None):
-        self.path = path or cache_root() / "annotations.sqlite"
+        self.path = path or writable_cache_dir() / "annotations.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:

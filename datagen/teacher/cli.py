@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
-from datagen.cache import cache_root
+from datagen.cache import cache_root, writable_cache_dir
 from datagen.errors import DataError
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
@@ -226,7 +226,7 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
         requests = requests.with_columns(include_categories=pl.lit(list(include), dtype=pl.List(pl.String)))
     if exclude:
         requests = requests.with_columns(exclude_categories=pl.lit(list(exclude), dtype=pl.List(pl.String)))
-    ranker = TeacherRanker(loaded, folder.items, cache_dir=None if no_cache else cache_root() / "teacher")
+    ranker = TeacherRanker(loaded, folder.items, cache_dir=None if no_cache else writable_cache_dir("teacher"))
     ranked = ranker.rank(requests, top_n).with_columns(user_id=sequences["user_id"], target_item_id=sequences[target])
     ranked = ranked.with_columns(target_rank=pl.col("query_ranks").list.first()).drop("query_items", "query_ranks")
     if out:

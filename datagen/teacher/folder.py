@@ -33,7 +33,7 @@ import torch
 from datagen.buildfolder import BuildFolder
 from datagen.output import atomic_folder, write_json
 from datagen.progress import StepProgress
-from datagen.cache import cache_root
+from datagen.cache import writable_cache_dir
 from datagen.teacher.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, Teacher, load_checkpoint, save_checkpoint
 from datagen.teacher.evaluate import evaluate, report_markdown
 from datagen.teacher.scorers import Cooccurrence, MostPopular, SASRecScorer, train_popularity
@@ -107,7 +107,7 @@ def baseline_check(report: dict, wanted: str) -> dict:
 def training_state_path(folder: BuildFolder, settings: TeacherSettings) -> Path:
     """Where the training state of these settings on this data lives in the cache."""
     key = json.dumps({"model": settings.model_config(folder).as_dict(), "train": settings.train.as_dict()}, sort_keys=True)
-    return cache_root() / "teacher-training" / folder.data_version / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    return writable_cache_dir("teacher-training", folder.data_version) / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
 
 def train_teacher(folder: BuildFolder, settings: TeacherSettings, progress: StepProgress, evaluation: EvalSettings | None = None) -> Teacher:
