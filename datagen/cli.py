@@ -19,7 +19,8 @@ from rich.table import Table
 
 from datagen import __version__
 from datagen.buildfolder import BuildFolder
-from datagen.download import cache_dir, download, official_files
+from datagen.cache import writable_cache_dir
+from datagen.download import RAW_CACHE, download, official_files
 from datagen.errors import DataError
 from datagen.output import check_writable
 from datagen.presets import PRESETS
@@ -247,8 +248,9 @@ def download_command(spec, category, reviews, release, dest, base_url, quiet):
     source, _, argument = spec.partition(":")
     if argument and category:
         raise click.UsageError(f"give the argument once: `datagen download {spec}`")
-    folder = dest or cache_dir() / source
-    check_writable(folder)  # a read-only cache or --dest fails before any request
+    if dest:
+        check_writable(dest)  # a read-only --dest fails before any request
+    folder = dest or writable_cache_dir(RAW_CACHE, source)  # so does the cache, naming $DATAGEN_CACHE
     remotes = official_files(source, argument or category or None, reviews, base_url, release)
     with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), disable=quiet, console=Console(stderr=True)) as bar:
         for remote in remotes:

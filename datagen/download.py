@@ -70,9 +70,12 @@ def remote(name: str, *urls: str, unpack: bool = False) -> RemoteFile:
     return RemoteFile(tuple((url, name) for url in urls), unpack)
 
 
+RAW_CACHE = "raw"
+
+
 def cache_dir() -> Path:
     """Where downloaded raw files live: $DATAGEN_CACHE/raw, default ~/.cache/datagen/raw."""
-    return cache_root() / "raw"
+    return cache_root() / RAW_CACHE
 
 
 def hub_url(repo_id: str, path: str) -> str:

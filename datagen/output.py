@@ -30,7 +30,7 @@ def check_writable(folder: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise DataError(f"cannot write here ({error.strerror or error})", path=folder, hint="Pick another --out, or make the folder writable.") from None
+        raise DataError(f"cannot write here ({error.strerror or error})", path=folder, hint="Pick another folder, or make this one writable.") from None
 
 
 def _process_is_gone(pid: int) -> bool:
@@ -39,7 +39,7 @@ def _process_is_gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     except PermissionError:  # alive, another user's
-        return False
+        pass
     return False
 
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from click.testing import CliRunner
 
 from datagen.buildfolder import BuildFolder
+from datagen.cli import main
 from datagen.errors import DataError
 from datagen.instructrec.annotator import AnnotationCache
 from datagen.output import atomic_folder, clean_stale
@@ -433,3 +435,5 @@ def test_an_unwritable_cache_is_a_clear_error_naming_the_variable(sample_build, 
     assert "$DATAGEN_CACHE" in str(error.value) and str(blocker / "cache") in str(error.value)
     with pytest.raises(DataError, match=r"the cache cannot write here"):
         AnnotationCache()
+    downloaded = CliRunner().invoke(main, ["download", "steam", "--base-url", "http://127.0.0.1:9/"])
+    assert downloaded.exit_code == 1 and "the cache cannot write here" in downloaded.output and "$DATAGEN_CACHE" in downloaded.output
