@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -37,14 +38,34 @@ from datagen.training.cli import evaluate, train
 console = Console()
 
 
+# Disk full, file too large for a limit, quota, read-only file system. Arrow and Polars
+# raise them as OSError with the errno only in the message: "[errno 28] No space left on device".
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS)
+
+
+def is_full_disk(error: OSError) -> bool:
+    return error.errno in FULL_DISK_ERRNOS or any(f"errno {number}]" in str(error) for number in FULL_DISK_ERRNOS)
+
+
 class DataErrorGroup(click.Group):
-    """Shows a DataError as a plain message with exit code 1, never a traceback."""
+    """Shows a DataError, or a disk that cannot take the output, as a plain message with exit code 1, never a traceback."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except DataError as error:
             click.echo(f"Error: {error}", err=True)
+            sys.exit(1)
+        except OSError as error:
+            if not is_full_disk(error):
+                raise
+            where = f" ({error.filename})" if error.filename else ""
+            click.echo(
+                f"Error: could not write{where}: {error.strerror or error}\n"
+                "    datagen writes through temporary files, so nothing is left half-written and a build being changed is as it was.\n"
+                "    Free some space (or raise the limit), or write elsewhere (--out, $DATAGEN_CACHE).",
+                err=True,
+            )
             sys.exit(1)
 
 

@@ -1,8 +1,11 @@
 """Write a build's folder atomically: everything goes to a hidden temporary
 folder beside the target, which replaces the target only once complete.
+Commands that change a finished build edit a staged copy of it the same way.
 
     >>> with atomic_folder(Path("build/steam")) as tmp:  # doctest: +SKIP
     ...     write_parquet(frame, tmp / "items.parquet")
+    >>> with staged_edit(Path("build/steam")) as copy:  # doctest: +SKIP
+    ...     write_json(report, copy / "reports" / "controllable.json")
 """
 
 from __future__ import annotations
@@ -86,6 +89,32 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         os.replace(target, previous)
     os.replace(temporary, target)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextmanager
+def staged_edit(target: Path) -> Iterator[Path]:
+    """Yield a copy of the folder `target` to change; on success the copy replaces `target`, on error it is removed.
+
+    A kill at any point leaves the old folder or the new one, never a mix. The
+    copy is made of hard links where the file system has them (no data is
+    copied), so whatever changes a file in it must write a new file and rename
+    it over the old one (as `write_json` and `atomic_folder` do), never write
+    into it: that would change the original too.
+    """
+    target = Path(target)
+    with atomic_folder(target) as temporary:
+        shutil.copytree(target, temporary, copy_function=_link_or_copy, ignore=_LEFTOVERS, dirs_exist_ok=True)
+        yield temporary
+
+
+_LEFTOVERS = shutil.ignore_patterns(".*.tmp-*", ".*.tmp", ".*.old-*")
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:  # a file system without hard links
+        shutil.copy2(source, destination)
 
 
 def write_parquet(frame: pl.DataFrame, path: Path) -> None:

@@ -20,6 +20,7 @@ from datagen.buildfolder import BuildFolder
 from datagen.controllable.build import FAMILY, SPLITS, ControllableSettings, generate_controllable, load_library
 from datagen.controllable.tasks import TASKS, TEMPLATE_VARIABLES
 from datagen.errors import DataError
+from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, data_files, read_split
 from datagen.publish.release import finalize
@@ -131,8 +132,9 @@ def generate(build_name, template_dirs, chat, chat_ratio, seed, train_copies, de
         template_dirs=tuple(template_dirs),
         device=device,
     )
-    report = generate_controllable(folder, settings, StepProgress(quiet=quiet))
-    finalize(folder.path)
+    with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one
+        report = generate_controllable(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))
+        finalize(staged)
     if not quiet:
         print_report(report)
     click.echo(str(folder.path / "data" / "controllable"))

@@ -10,9 +10,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from datagen.buildfolder import BuildFolder
 from datagen.controllable.cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.errors import DataError
 from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec, skipped_per_template
+from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
 
@@ -69,8 +71,9 @@ def instructrec(build_name, negatives, candidates, max_history, valid_users, ann
         template_dirs=tuple(template_dirs),
         device=device,
     )
-    report = generate_instructrec(folder, settings, StepProgress(quiet=quiet))
-    finalize(folder.path)
+    with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one
+        report = generate_instructrec(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))
+        finalize(staged)
     if not quiet:
         print_report(report)
     click.echo(str(folder.path / "data" / DATASET))

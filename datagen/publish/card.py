@@ -13,6 +13,7 @@ The body is `card.md.jinja`, rendered in Jinja's sandbox with strict undefined.
 from __future__ import annotations
 
 import json
+import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -212,7 +213,7 @@ def write_card(folder: Path, manifest: dict) -> Path:
     plots = write_plots(folder, task_rows)
     text = f"---\n{card_metadata(folder, manifest).to_yaml()}\n---\n\n{card_body(folder, manifest, plots, task_rows).strip()}\n"
     path = folder / "README.md"
-    temporary = folder / ".README.md.tmp"
+    temporary = folder / f".README.md.tmp-{os.getpid()}"
     temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    os.replace(temporary, path)
     return path

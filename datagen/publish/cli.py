@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from datagen.errors import DataError
+from datagen.output import staged_edit
 from datagen.publish.hub import plan_push, push as push_to_hub
 from datagen.publish.release import write_sealed_card
 from datagen.publish.validate import check_seal, read_manifest, validate as validate_folder
@@ -52,7 +53,8 @@ def push(folder, repo, private, tag, no_tag, dry_run, force):
     plan = plan_push(folder, repo, tag, private)
     if not dry_run and manifest.get("card", {}).get("repo") != repo:
         manifest.setdefault("card", {})["repo"] = repo
-        write_sealed_card(folder, manifest)
+        with staged_edit(folder) as staged:  # a kill leaves the old card and manifest or the new ones
+            write_sealed_card(staged, manifest)
         plan = plan_push(folder, repo, tag, private)
     click.echo(f"{'Would upload' if dry_run else 'Uploading'} {len(plan.files)} files ({plan.total_bytes:,} bytes) to datasets/{repo}, then tag {tag or '(none)'}:")
     for entry in plan.files:
@@ -81,7 +83,8 @@ def card(folder, repo, license_id):
         raise DataError(problems[0], path=folder / "manifest.json", hint="Build the folder again (`datagen build`); `datagen card` writes a card only from the manifest as built.")
     settings = manifest.setdefault("card", {})
     settings.update({key: value for key, value in (("repo", repo), ("license", license_id)) if value})
-    write_sealed_card(folder, manifest)
+    with staged_edit(folder) as staged:  # a kill leaves the old card and manifest or the new ones
+        write_sealed_card(staged, manifest)
     click.echo(str(folder / "README.md"))
 
 

@@ -9,6 +9,7 @@ rebuild with the same data gives the same bytes.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -27,8 +28,10 @@ COLORS = {"train": "#4c72b0", "validation": "#dd8452", "test": "#55a868"}
 
 def _save(figure, path: Path) -> None:
     figure.tight_layout()
-    figure.savefig(path, dpi=100, metadata={"Software": None})
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # a new file, renamed over the old (see output.staged_edit)
+    figure.savefig(temporary, dpi=100, format=path.suffix[1:], metadata={"Software": None})
     plt.close(figure)
+    os.replace(temporary, path)
 
 
 def history_length(folder: Path, path: Path) -> None:

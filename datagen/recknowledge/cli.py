@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from datagen.controllable.cli import TEMPLATES_OPTION, named_items, resolve_build
+from datagen.buildfolder import BuildFolder
+from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
 from datagen.recknowledge.build import DATASET, SPLITS, TASKS, RecKnowledgeSettings, generate_recknowledge
@@ -55,8 +57,9 @@ def recknowledge(build_name, epochs, window, candidates, valid_users, catalog_no
         catalog_noun=catalog_noun,
         template_dirs=tuple(template_dirs),
     )
-    report = generate_recknowledge(folder, settings, StepProgress(quiet=quiet))
-    finalize(folder.path)
+    with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one
+        report = generate_recknowledge(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))
+        finalize(staged)
     if not quiet:
         print_report(report)
     click.echo(str(folder.path / "data" / DATASET))

@@ -10,6 +10,7 @@ Each command imports the teacher's torch code when it runs, so `datagen --help` 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -20,6 +21,7 @@ from rich.table import Table
 from datagen.buildfolder import BuildFolder
 from datagen.cache import cache_root, writable_cache_dir
 from datagen.errors import DataError
+from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
 from datagen.teacher.settings import (
@@ -129,8 +131,9 @@ def train(build_dir, epochs, patience, validate_every, validation_users, objecti
         ),
     )
     _check_settings(settings)
-    train_teacher(folder, settings, StepProgress(quiet=quiet))
-    finalize(folder.path)  # the manifest lists teacher/ with its checksums
+    with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one (the training state is in the cache)
+        train_teacher(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))
+        finalize(staged)  # the manifest lists teacher/ with its checksums
     if not quiet:
         console.print((folder.path / "teacher" / "report.md").read_text())
     click.echo(str(folder.path / "teacher"))
@@ -230,7 +233,9 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
     ranked = ranker.rank(requests, top_n).with_columns(user_id=sequences["user_id"], target_item_id=sequences[target])
     ranked = ranked.with_columns(target_rank=pl.col("query_ranks").list.first()).drop("query_items", "query_ranks")
     if out:
-        ranked.write_parquet(out)
+        temporary = out.with_name(f".{out.name}.tmp-{os.getpid()}")  # a reader never sees half a file
+        ranked.write_parquet(temporary)
+        os.replace(temporary, out)
         click.echo(str(out))
         return
     titles = dict(zip(folder.items["item_id"].to_list(), folder.items["title"].to_list()))

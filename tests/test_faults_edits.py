@@ -1,0 +1,134 @@
+"""Every command that changes a finished build, killed with SIGKILL at several points or out of disk, leaves the old build or the new one.
+
+Each command runs once to the end on a copy of the real sample build (the
+"new" folder), then again on fresh copies, killed after a share of that run's
+time. The folder must then hold exactly the old files or exactly the new ones,
+and pass `datagen validate`. Kills land in the imports, in the work, in the
+writing and in the final swap, depending on the share. A full disk is a child
+process whose files may not grow past a limit (RLIMIT_FSIZE), since a test
+cannot mount a small file system here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from datagen.controllable.build import ControllableSettings
+from datagen.pipeline import BuildConfig, build
+from datagen.publish.validate import validate
+from datagen.sources.steam import SAMPLE_DIR
+from datagen.teacher.settings import TeacherSettings, TrainConfig
+
+KILL_AT = (0.45, 0.75, 0.95)  # shares of the uninterrupted run's time
+EDITS = {
+    "generate": ["generate", "{build}", "--seed", "7", "--device", "cpu", "-q"],
+    "recknowledge": ["recknowledge", "{build}", "--seed", "7", "-q"],
+    "instructrec": ["instructrec", "{build}", "--seed", "7", "--device", "cpu", "-q"],
+    "teacher train": ["teacher", "train", "{build}", "--epochs", "2", "--dim", "16", "--inner-dim", "16", "--device", "cpu", "-q"],
+    "card": ["card", "{build}", "--repo", "me/steam-faults", "--license", "cc-by-4.0"],
+    "push (its card edit; the upload is refused)": ["push", "{build}", "--repo", "me/steam-faults", "--no-tag"],
+}
+
+
+@pytest.fixture(scope="module")
+def finished_build(tmp_path_factory) -> Path:
+    """The shipped Steam sample built with a (small) teacher and the controllable dataset."""
+    teacher = TeacherSettings(dim=16, inner_dim=16, train=TrainConfig(epochs=2, device="cpu"))
+    out_dir = tmp_path_factory.mktemp("edits") / "steam"
+    return build(BuildConfig("steam", raw_dir=SAMPLE_DIR, out_dir=out_dir, teacher=teacher, controllable=ControllableSettings(device="cpu"))).out_dir
+
+
+# Files that hold timings (the teacher's seconds per epoch), and the manifest that lists their checksums:
+# two whole runs differ there, so a killed run is compared with the new build without them (validate checks them).
+TIMED = {"teacher train": {"teacher/report.json", "teacher/config.json", "manifest.json"}}
+
+
+def files_of(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def start(arguments: list[str], build: Path, cache: Path, max_file_bytes: int | None = None) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATAGEN_CACHE": str(cache),
+        "HF_ENDPOINT": "http://127.0.0.1:9",  # the discard port: nothing listens, so push's upload fails at once
+        "HF_TOKEN": "hf_fault_test_token",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    command = [sys.executable, "-m", "datagen", *(part.format(build=build) for part in arguments)]
+    limit = None if max_file_bytes is None else lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=limit)
+
+
+@pytest.mark.parametrize("name", list(EDITS))
+def test_a_killed_edit_leaves_the_old_build_or_the_new_one(name, finished_build, tmp_path):
+    arguments = EDITS[name]
+    old = files_of(finished_build)
+
+    whole = tmp_path / "whole" / "steam"
+    shutil.copytree(finished_build, whole)
+    started = time.monotonic()
+    finished = start(arguments, whole, tmp_path / "cache-whole")
+    _, stderr = finished.communicate(timeout=600)
+    seconds = time.monotonic() - started
+    if name.startswith("push"):
+        assert finished.returncode != 0 and "Traceback" not in stderr, stderr
+    else:
+        assert finished.returncode == 0, stderr
+    new = files_of(whole)
+    assert new != old, f"{name} changed nothing, so a kill could not be told apart"
+
+    outcomes, left_behind = [], []
+    for trial, share in enumerate(KILL_AT):
+        build = tmp_path / f"kill-{trial}" / "steam"
+        shutil.copytree(finished_build, build)
+        running = start(arguments, build, tmp_path / f"cache-{trial}")
+        time.sleep(seconds * share)
+        running.send_signal(signal.SIGKILL)
+        running.communicate()
+        now = files_of(build)
+        untimed = lambda files: {path: sha for path, sha in files.items() if path not in TIMED.get(name, ())}  # noqa: E731
+        assert now == old or untimed(now) == untimed(new), f"{name} killed at {share:.0%} of its {seconds:.1f} s left a mix of the old build and the new one"
+        assert validate(build) == [], f"{name} killed at {share:.0%}"
+        outcomes.append("new" if now == new else "old")
+        if any(path.name.startswith(".steam.") for path in build.parent.iterdir()):
+            left_behind.append(trial)
+    assert "old" in outcomes, f"{name}: no kill landed before the swap ({outcomes}); the test did not test"
+    assert left_behind, f"{name}: no kill landed while a staged copy was being written ({outcomes})"
+
+    killed = tmp_path / f"kill-{left_behind[0]}" / "steam"
+    start(arguments, killed, tmp_path / "cache-again").communicate(timeout=600)
+    assert [path.name for path in killed.parent.iterdir()] == ["steam"], "the next edit cleans what the killed one left beside the build"
+
+
+def test_a_full_disk_during_generate_is_a_clear_error_and_the_build_is_as_it_was(finished_build, tmp_path):
+    build = tmp_path / "full" / "steam"
+    shutil.copytree(finished_build, build)
+    old = files_of(build)
+    running = start(EDITS["generate"], build, tmp_path / "cache", max_file_bytes=1 << 20)  # the test split's rows are 4 MB
+    _, stderr = running.communicate(timeout=600)
+    assert running.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert stderr.startswith("Error: could not write") and "File too large" in stderr, stderr
+    assert files_of(build) == old
+    assert [path.name for path in build.parent.iterdir()] == ["steam"]
+
+
+def test_a_full_disk_during_build_leaves_no_folder(tmp_path):
+    out = tmp_path / "out" / "steam"
+    command = ["build", "steam", "--no-teacher", "--out", str(out)]
+    running = start(command, out, tmp_path / "cache", max_file_bytes=64 << 10)  # sequences.parquet is 230 kB
+    _, stderr = running.communicate(timeout=600)
+    assert running.returncode == 1, stderr
+    assert "Traceback" not in stderr and "File too large" in stderr, stderr
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
