@@ -25,6 +25,7 @@ import requests
 
 from datagen.cache import cache_root
 from datagen.errors import DataError
+from datagen.redact import redact_url
 from datagen.rawfiles import sha256
 
 # Each file's hosts in the order tried: the lab's current domain first, the old one as a fallback.
@@ -139,12 +140,12 @@ def download(remote: RemoteFile, folder: Path, progress: Callable[[int, int | No
         try:
             path = _fetch(url, folder / name, progress)
         except _Unavailable as error:
-            failures.append(f"{urlparse(url).netloc} ({error})")
+            failures.append(f"{urlparse(url).netloc.rpartition('@')[2]} ({error})")
             continue
         return unpack_zip(path) if remote.unpack else path
     raise DataError(
         f"cannot fetch {remote.name}: " + "; ".join(failures),
-        hint=f"Offline, or the hosts moved. Fetch {remote.mirrors[0][0]} elsewhere and put it in {folder}, "
+        hint=f"Offline, or the hosts moved. Fetch {redact_url(remote.mirrors[0][0])} elsewhere and put it in {folder}, "
         "pass --base-url a mirror, or point `datagen build --raw-dir` at a folder holding the files.",
     )
 

@@ -8,12 +8,15 @@ OpenAI-style `sk-...`).
 
     >>> redact('401: {"headers": {"Authorization": "Bearer sk-abc123def456ghi"}}')
     '401: {"headers": {"Authorization": "Bearer ***"}}'
+    >>> redact_url("https://me:s3cret@mirror.example/amazon/?token=abc")
+    'https://***@mirror.example/amazon/?***'
 """
 
 from __future__ import annotations
 
 import os
 import re
+from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
 SECRET_ENVIRONMENT = ("DATAGEN_LLM_API_KEY", "OPENAI_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -33,3 +36,11 @@ def redact(text: str, *secrets: str) -> str:
     for shape in _SECRET_SHAPES:
         text = shape.sub(lambda match: match.group(1) + MASK, text)
     return text
+
+
+def redact_url(url: str) -> str:
+    """`url` with its user and password and its query (where mirrors put access tokens) masked."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{MASK}@{host}" if "@" in parts.netloc else host
+    return redact(urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "", "")))

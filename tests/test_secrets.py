@@ -8,9 +8,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from click.testing import CliRunner
+
+from datagen.cli import main
 from datagen.errors import DataError
 from datagen.llm import OpenAIChat
-from datagen.redact import redact
+from datagen.redact import redact, redact_url
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -21,7 +24,10 @@ class EchoHeaders(BaseHTTPRequestHandler):
     status = 401
     body_kind = "json"
 
-    def do_POST(self):  # noqa: N802 (the http.server name)
+    def do_GET(self):  # noqa: N802 (the http.server name)
+        self.do_POST()
+
+    def do_POST(self):  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         headers = dict(self.headers.items())
         if self.body_kind == "json":
@@ -75,3 +81,19 @@ def test_the_key_of_another_variable_and_token_shapes_are_masked(monkeypatch):
     assert redact(text) == "*** / Authorization: *** / *** / ***"
     assert redact("a token named my-own-secret", "my-own-secret") == "a token named ***"
     assert redact("nothing secret here: HTTP 404 Not Found") == "nothing secret here: HTTP 404 Not Found"
+
+
+@pytest.mark.parametrize("status", [401, 500])
+def test_a_download_mirror_with_credentials_never_shows_them(echo_server, tmp_path, status):
+    url = echo_server(status).removesuffix("/v1")
+    mirror = url.replace("http://", "http://reader:mirror-pass-42@") + "/?sig=signed-0123456789/"
+    result = CliRunner().invoke(main, ["download", "amazon:Gift_Cards", "--base-url", mirror, "--dest", str(tmp_path)])
+    assert result.exit_code == 1
+    assert url.removeprefix("http://") in result.output and f"HTTP {status}" in result.output  # it still says who answered what
+    assert "mirror-pass-42" not in result.output and "signed-0123456789" not in result.output
+    assert "cmVhZGVyOm1pcnJvci1wYXNzLTQy" not in result.output  # the Basic header the server echoed
+
+
+def test_urls_lose_their_credentials_and_query():
+    assert redact_url("https://me:s3cret@mirror.example:8443/amazon/?token=abc") == "https://***@mirror.example:8443/amazon/?***"
+    assert redact_url("https://mcauleylab.ucsd.edu/public_datasets/data/steam/") == "https://mcauleylab.ucsd.edu/public_datasets/data/steam/"
