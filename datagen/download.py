@@ -3,7 +3,9 @@
 A download goes to `NAME.part` and is renamed only once its size (and sha256,
 where known) checks out; a rerun resumes a `.part` with an HTTP Range request.
 Each file has hosts tried in order (the lab's current domain, then the old one
-or the Hub); an archive is unpacked into a staging folder, then renamed.
+or the Hub); an archive is unpacked into a staging folder, then renamed. A
+host that does not answer within $DATAGEN_DOWNLOAD_TIMEOUT seconds (30) gives
+way to the next.
 
     $ datagen download steam
     $ datagen download amazon:Gift_Cards --reviews 5core
@@ -25,8 +27,9 @@ import requests
 
 from datagen.cache import cache_root
 from datagen.errors import DataError
-from datagen.redact import redact_url
 from datagen.rawfiles import sha256
+from datagen.redact import redact_url
+from datagen.timeouts import seconds_from_env
 
 # Each file's hosts in the order tried: the lab's current domain first, the old one as a fallback.
 STEAM_HOSTS = ("https://mcauleylab.ucsd.edu/public_datasets/data/steam/", "https://cseweb.ucsd.edu/~wckang/")
@@ -52,6 +55,8 @@ KNOWN_SHA256 = {
 }
 
 _CHUNK = 1 << 16
+TIMEOUT_ENV = "DATAGEN_DOWNLOAD_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0  # seconds to connect, and between two reads of a download
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,7 @@ def _fetch(url: str, target: Path, progress: Callable[[int, int | None], None] |
     done = partial.stat().st_size if partial.is_file() else 0
     headers = {"Range": f"bytes={done}-"} if done else {}
     try:
-        response = requests.get(url, headers=headers, stream=True, timeout=30)
+        response = requests.get(url, headers=headers, stream=True, timeout=seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT))
     except requests.RequestException as error:
         raise _Unavailable(f"unreachable: {type(error).__name__}") from None
     with response:

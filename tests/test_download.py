@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import socket
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -93,6 +94,21 @@ def test_offline_is_a_clear_error(tmp_path):
         download(games, tmp_path)
     assert "--raw-dir" in str(error.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_host_that_accepts_and_never_answers_times_out(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATAGEN_DOWNLOAD_TIMEOUT", "1")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel accepts connections; nothing ever answers
+        games = official_files("steam", base_url=f"http://127.0.0.1:{silent.getsockname()[1]}/")[0]
+        started = time.monotonic()
+        with pytest.raises(DataError, match=r"cannot fetch steam_games.json.gz: 127.0.0.1:\d+ \(unreachable: ReadTimeout\)"):
+            download(games, tmp_path)
+    assert time.monotonic() - started < 30
+    monkeypatch.setenv("DATAGEN_DOWNLOAD_TIMEOUT", "soon")
+    with pytest.raises(DataError, match=r"\$DATAGEN_DOWNLOAD_TIMEOUT must be a number of seconds above 0, not 'soon'"):
+        download(games, tmp_path)
 
 
 def test_official_urls():

@@ -21,7 +21,6 @@ says so and names the commit.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from datagen.errors import DataError
 from datagen.publish.release import repository_files
 from datagen.publish.validate import read_manifest, validate
 from datagen.redact import redact
+from datagen.timeouts import seconds_from_env
 
 REPO_TYPE = "dataset"
 KEEP_REMOTE = (".gitattributes",)  # the Hub manages it
@@ -88,14 +88,7 @@ def _detail(error: Exception, token: str) -> str:
 
 def request_timeout() -> float:
     """Seconds one request to the Hub may wait for the server: $DATAGEN_PUSH_TIMEOUT, 60 by default."""
-    text = os.environ.get(TIMEOUT_ENV, str(DEFAULT_TIMEOUT))
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise PushError(f"${TIMEOUT_ENV} must be a number of seconds above 0, not {text!r}")
-    return seconds
+    return seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT)
 
 
 def _bound_request_time() -> None:
