@@ -2,7 +2,7 @@
 
     python bench/bench_catalogs.py --data ../shared/data                  # every catalog below
     python bench/bench_catalogs.py --data ../shared/data --only ml-100k scientific-no-categories   # the yardstick always runs first
-    python bench/bench_catalogs.py --table                                  # the saved results as README's table
+    python bench/bench_catalogs.py --table                                  # the saved results as docs/results.md's table
 
 Each catalog is built from its real (or, for Amazon 2023, converted) files with
 the default settings and every family its data allows, in a fresh process, in

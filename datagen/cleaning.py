@@ -138,7 +138,7 @@ def unique_titles(items: pl.DataFrame, popularity: pl.DataFrame, report: BuildRe
     taken = set(items["key"].to_list())
     renamed: dict[str, str] = {}
     ordered = shared.sort("key", pl.col("popularity").fill_null(0), "raw_item_id", descending=[False, True, False])
-    for key, group in ordered.group_by("key", maintain_order=True):
+    for _key, group in ordered.group_by("key", maintain_order=True):
         rows = group.select("raw_item_id", "title").rows()
         for raw_item_id, title in rows[1:]:
             number = 2

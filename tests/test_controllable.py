@@ -38,8 +38,8 @@ def test_every_label_check_passes_on_a_real_build(generated):
     folder, report, splits = generated
     assert report["label_check_failures"] == []
     checks = report["label_checks"]
-    for split, tasks in checks.items():
-        for task, values in tasks.items():
+    for tasks in checks.values():
+        for values in tasks.values():
             assert values["correct_count"] == 1.0 and values["repeat_item"] == 0.0
             assert values["non_exist"] == 0.0 and values["in_history"] == 0.0
             if values["hr_where_target_in_label"] is not None:
@@ -91,7 +91,7 @@ def test_rows_hold_the_facts_their_text_shows(generated):
     catalog = Catalog(folder.items)
     index = TitleIndex(catalog.titles, fuzzy_threshold=None)
     sequences = {u: items for u, items in folder.sequences.select("user_id", "item_ids").iter_rows()}
-    for split, frame in splits.items():
+    for frame in splits.values():
         for row in frame.filter(pl.col("family") != "i4").iter_rows(named=True):
             answer = row["completion"][0]["content"]
             assert parse_answer(answer, index) == row["label_item_ids"]

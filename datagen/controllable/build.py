@@ -75,7 +75,7 @@ def sample_points(
     """Every (point, jobs) of the three splits (section 3.1.1 of Lu et al.), and each validation user's turn per task."""
     users = sequences.sort("user_id").select("user_id", "train_item_ids", "valid_item_id", "test_item_id").rows()
     planned = []
-    for user, train, valid, test in users:
+    for user, train, _valid, _test in users:
         for copy in range(settings.train_copies):
             if len(train) < 2:
                 dropped[("train", "all", "train part shorter than 2 items")] += 1
@@ -92,7 +92,7 @@ def sample_points(
             user = order[(number * per_task + turn) % len(order)]
             chosen[user].append(job)
             turns[(job.tasks[0], user)] = turn
-    for user, train, valid, test in users:
+    for user, train, valid, _test in users:
         if user in chosen:
             planned.append((Point(user, "validation", 0, train, valid), tuple(chosen[user])))
     for user, train, valid, test in users:

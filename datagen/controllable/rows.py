@@ -1,7 +1,7 @@
 """Dataset rows: a `Sample` rendered through its template, in chat form and as prompt/completion.
 
 Every row carries the structured facts to score any answer without deriving
-them again (see README, "Controllable datasets", for the columns).
+them again (see docs/controllable.md for the columns).
 
     >>> row = sample_row(sample, catalog, split="test")  # doctest: +SKIP
     >>> row["completion"][0]["content"].splitlines()[0]  # doctest: +SKIP

@@ -10,8 +10,7 @@ ranking) always gives the same sample.
     >>> sample.label[0] == point.target  # doctest: +SKIP
     True
 
-Where the paper is silent the choices are written in README ("Controllable
-datasets").
+Where the paper is silent the choices are written in docs/controllable.md.
 """
 
 from __future__ import annotations

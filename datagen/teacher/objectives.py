@@ -33,7 +33,7 @@ from datagen.teacher.tensors import PAD
 # sampled-softmax draws from half train popularity, half uniform: popular negatives are the hard
 # ones, uniform ones keep pushing down the long tail (never-seen items included). In single runs
 # on Amazon Games the mix ranked better than uniform alone, and than popularity alone (that one at
-# dropout 0.2 rather than 0.5); README, Benchmarks.
+# dropout 0.2 rather than 0.5); docs/results.md, Benchmarks.
 UNIFORM_SHARE = 0.5
 # The full softmax's logits are computed for this many scores at a time (16 MiB of float32): glibc
 # hands larger blocks to the kernel on free and page-faults them in anew for the next batch, which
