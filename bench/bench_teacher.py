@@ -61,7 +61,7 @@ def settings_for(name: str, epochs: int | None, device: str) -> TeacherSettings:
     if epochs is not None:
         train = TrainConfig(epochs=epochs, patience=epochs, validate_every=epochs, device=device)
     if name == PAPER:
-        train.objective, train.learning_rate, train.lr_decay = "bce", 1e-3, 1.0
+        train.objective, train.learning_rate, train.lr_decay, train.average_epochs = "bce", 1e-3, 1.0, 0.0
         return TeacherSettings(max_history=50, dim=50, inner_dim=50, heads=1, dropout=0.5, train=train)
     train.objective = name
     defaults.train = train
@@ -202,7 +202,8 @@ def main() -> None:
             for name, row in results[-1]["models"].items():
                 print(f"| {name} | {row['train_seconds']} | {row.get('epochs', '-')} | {row['full HR@10']:.4f} | {row['full NDCG@10']:.4f} | "
                       f"{row['sampled-uniform HR@10']:.4f} | {row['sampled-uniform NDCG@10']:.4f} |", flush=True)  # fmt: skip
-        print(f"-> {save_result(f'teacher-quality-{device}', {'machine': machine, 'results': results})}")
+        names = "-".join(result["build"] for result in results)
+        print(f"-> {save_result(f'teacher-quality-{names}-{device}', {'machine': machine, 'results': results})}")
     else:
         for build_dir in args.builds:
             ranking(build_dir, device, machine)

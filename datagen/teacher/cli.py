@@ -88,6 +88,7 @@ epoch: run the same command again after a kill and it goes on from there.
 @click.option("--batch-size", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.batch_size, show_default=True)
 @click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=TRAIN_DEFAULTS.learning_rate, show_default=True, help="Adam learning rate.")
 @click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=TRAIN_DEFAULTS.lr_decay, show_default=True, help="Multiply the learning rate by this after each validation that is not the best so far (1: constant).")
+@click.option("--average-epochs", type=click.FloatRange(min=0), default=TRAIN_DEFAULTS.average_epochs, show_default=True, help="Validate and keep a moving average of the weights over about this many epochs (0: the weights as trained).")
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=TRAIN_DEFAULTS.label_smoothing, show_default=True, help="softmax and sampled-softmax: the share of the target's probability spread over the other items.")
 @click.option("--max-history", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.max_history, show_default=True, help="Items the teacher reads (its own, not the prompts').")
 @click.option("--dim", type=click.IntRange(min=2), default=SETTINGS_DEFAULTS.dim, show_default=True, help="Embedding and hidden size.")
@@ -99,7 +100,7 @@ epoch: run the same command again after a kill and it goes on from there.
 @click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True)
 @DEVICE_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def train(build_dir, epochs, patience, validate_every, validation_users, objective, negatives, batch_size, learning_rate, lr_decay, label_smoothing, max_history, dim, inner_dim, layers, heads, dropout, label_source, seed, device, quiet):
+def train(build_dir, epochs, patience, validate_every, validation_users, objective, negatives, batch_size, learning_rate, lr_decay, average_epochs, label_smoothing, max_history, dim, inner_dim, layers, heads, dropout, label_source, seed, device, quiet):
     """Train SASRec on BUILD_DIR's train split, early-stopped on validation NDCG@10.
 
     Then evaluates it beside most-popular and co-occurrence, warns when it does
@@ -125,6 +126,7 @@ def train(build_dir, epochs, patience, validate_every, validation_users, objecti
             batch_size=batch_size,
             learning_rate=learning_rate,
             lr_decay=lr_decay,
+            average_epochs=average_epochs,
             label_smoothing=label_smoothing,
             seed=seed,
             device=device,

@@ -52,11 +52,12 @@ class SASRecConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 200
-    patience: int = 3  # validations without a better NDCG@10 (the learning rate halves at each: 1/8 by the stop)
+    patience: int = 2  # validations without a better NDCG@10 (the learning rate halves at each: 1/4 by the stop)
     batch_size: int = 128
     learning_rate: float = 3e-3  # on Amazon Games validation NDCG@10 reached 0.0536 at epoch 4, against 0.0284 at 1e-3
     lr_decay: float = 0.5  # the learning rate is multiplied by this after each validation that is not the best so far
     label_smoothing: float = 0.1  # softmax and sampled-softmax (bce, the paper's, has none)
+    average_epochs: float = 2.0  # validate and keep a moving average of the weights over about this many epochs (0: the weights as trained)
     objective: str = "auto"  # auto | softmax | sampled-softmax | bce (see datagen.teacher.objectives)
     negatives: int = 2048  # sampled-softmax: negatives per batch
     validate_every: int = 2  # epochs between validations

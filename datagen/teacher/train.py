@@ -6,7 +6,9 @@ on small catalogs, sampled softmax on large ones). Every `validate_every`
 epochs the model ranks all items for the validation split of at most
 `validation_users` users (a fixed seeded sample); the best validation's
 weights are kept, and training stops after `patience` validations without
-improvement.
+improvement. With `average_epochs` (the default) what is validated and kept
+is an exponential moving average of the weights over about that many epochs,
+updated after every step (`moving_average`).
 
 With a `state_path`, the whole training state (weights, optimizer, random
 generators, the best weights so far, the log) is written there after every
@@ -30,6 +32,7 @@ from typing import Callable
 
 import polars as pl
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from datagen.teacher.evaluate import full_ranks, rank_metrics, split_queries
 from datagen.teacher.objectives import TrainingObjective
@@ -38,7 +41,7 @@ from datagen.teacher.scorers import SASRecScorer, train_popularity
 from datagen.teacher.settings import SASRecConfig, TrainConfig, resolve_objective
 from datagen.teacher.tensors import PAD, training_windows
 
-STATE_FORMAT = "datagen.sasrec-training/3"  # bump when training changes: a state of another format is not resumed
+STATE_FORMAT = "datagen.sasrec-training/4"  # bump when training changes: a state of another format is not resumed
 
 
 @dataclass
@@ -64,6 +67,22 @@ def validation_sample(sequences: pl.DataFrame, users: int, seed: int) -> pl.Data
         return sequences
     chosen = torch.randperm(sequences.height, generator=torch.Generator().manual_seed(seed))[:users].sort().values
     return sequences[chosen.numpy()]
+
+
+def moving_average(model: SASRec, steps: float) -> AveragedModel:
+    """An exponential moving average of `model`'s weights over about `steps` steps, warmed up as TensorFlow's.
+
+    The decay is 1 - 1/steps, but at most (1 + n) / (10 + n) after n updates, so
+    that early on, while the weights move fast, the average follows them
+    instead of holding on to the first steps (a short training keeps its gains).
+    """
+    horizon = 1.0 - 1.0 / max(steps, 1.0)
+
+    def update(average: torch.Tensor, current: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        decay = min(horizon, (1.0 + float(updates)) / (10.0 + float(updates)))
+        return average.lerp(current, 1.0 - decay)
+
+    return AveragedModel(model, avg_fn=update)
 
 
 def length_batches(lengths: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -95,6 +114,10 @@ def train_sasrec(
     validation = split_queries(validation_sample(sequences, train_config.validation_users, train_config.seed), "validation")
     torch.manual_seed(train_config.seed)
     model = SASRec(model_config).to(device)
+    lengths = (targets != PAD).sum(1)
+    batch_count = (len(inputs) + train_config.batch_size - 1) // train_config.batch_size
+    averaged = moving_average(model, train_config.average_epochs * batch_count) if train_config.average_epochs > 0 else None
+    validated = model if averaged is None else averaged.module
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.learning_rate, betas=(0.9, 0.98))
     shuffler = torch.Generator().manual_seed(train_config.seed)
     sampler = torch.Generator().manual_seed(train_config.seed + 1)
@@ -110,14 +133,14 @@ def train_sasrec(
     saved = read_state(Path(state_path)) if state_path is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
+        if averaged is not None:
+            averaged.load_state_dict(saved["averaged"])
         optimizer.load_state_dict(saved["optimizer"])
         shuffler.set_state(saved["shuffler"])
         sampler.set_state(saved["sampler"])
         torch.set_rng_state(saved["torch_rng"])
         state = saved["progress"]
         resumed_from = state["epoch"]
-    lengths = (targets != PAD).sum(1)
-    batch_count = (len(inputs) + train_config.batch_size - 1) // train_config.batch_size
     positions_per_batch = float(lengths.sum()) / batch_count
     while not state["finished"]:
         epoch = state["epoch"] + 1
@@ -132,17 +155,19 @@ def train_sasrec(
             optimizer.zero_grad(set_to_none=True)
             (summed / positions_per_batch).backward()
             optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             total_loss += summed.item()
             if on_batch:
                 on_batch(index + 1, len(batches))
         entry = {"epoch": epoch, "loss": round(total_loss / float(lengths.sum()), 6)}  # per position
         last = epoch >= train_config.epochs
         if epoch % train_config.validate_every == 0 or last:
-            ranks = full_ranks(SASRecScorer(model), validation, model_config.n_items, model_config.max_history)
+            ranks = full_ranks(SASRecScorer(validated), validation, model_config.n_items, model_config.max_history)
             ndcg = rank_metrics(ranks, ks=(10,))["NDCG@10"]
             entry["validation_ndcg@10"] = ndcg
             if ndcg > state["best_ndcg"]:
-                best = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+                best = {name: tensor.detach().cpu().clone() for name, tensor in validated.state_dict().items()}
                 state.update(best_state=best, best_ndcg=ndcg, best_epoch=epoch, since_best=0)
             else:
                 state["since_best"] += 1
@@ -153,7 +178,7 @@ def train_sasrec(
         state["epoch"] = epoch
         state["finished"] = last or state["since_best"] >= train_config.patience
         if state_path is not None:
-            _save_state(Path(state_path), model, optimizer, shuffler, sampler, state)
+            _save_state(Path(state_path), model, averaged, optimizer, shuffler, sampler, state)
         if on_epoch:
             on_epoch(entry)
     model.load_state_dict(state["best_state"])
@@ -181,10 +206,11 @@ def read_state(path: Path) -> dict | None:
     return saved
 
 
-def _save_state(path: Path, model: SASRec, optimizer, shuffler: torch.Generator, sampler: torch.Generator, state: dict) -> None:
+def _save_state(path: Path, model: SASRec, averaged: AveragedModel | None, optimizer, shuffler: torch.Generator, sampler: torch.Generator, state: dict) -> None:
     payload = {
         "format": STATE_FORMAT,
         "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "averaged": None if averaged is None else {name: tensor.detach().cpu() for name, tensor in averaged.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "shuffler": shuffler.get_state(),
         "sampler": sampler.get_state(),
