@@ -18,10 +18,16 @@ from datagen.errors import DataError
 from datagen.output import check_writable
 
 CACHE_ENV = "DATAGEN_CACHE"
+RAW_CACHE = "raw"  # downloaded raw files, a folder per source
 
 
 def cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "datagen"))
+
+
+def raw_cache_dir() -> Path:
+    """Where downloaded raw files live: $DATAGEN_CACHE/raw, default ~/.cache/datagen/raw."""
+    return cache_root() / RAW_CACHE
 
 
 def writable_cache_dir(*parts: str) -> Path:

@@ -20,13 +20,14 @@ from rich.table import Table
 
 from datagen import __version__
 from datagen.buildfolder import BuildFolder
-from datagen.cache import writable_cache_dir
-from datagen.download import RAW_CACHE, download, official_files
+from datagen.cache import RAW_CACHE, writable_cache_dir
+from datagen.download import download, official_files
 from datagen.errors import DataError
 from datagen.output import check_writable
 from datagen.presets import PRESETS
 from datagen.progress import StepProgress
-from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, TEMPLATES_OPTION, generate, print_report, render, templates
+from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, generate, print_report, render, templates
+from datagen.family_cli import TEMPLATES_OPTION
 from datagen.publish.cli import card, push, validate
 from datagen.publish.release import DEFAULT_VERSION
 from datagen.instructrec.cli import instructrec

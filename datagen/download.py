@@ -25,7 +25,6 @@ from urllib.parse import urlparse
 
 import requests
 
-from datagen.cache import cache_root
 from datagen.errors import DataError
 from datagen.rawfiles import sha256
 from datagen.redact import redact_url
@@ -76,12 +75,7 @@ def remote(name: str, *urls: str, unpack: bool = False) -> RemoteFile:
     return RemoteFile(tuple((url, name) for url in urls), unpack)
 
 
-RAW_CACHE = "raw"
 
-
-def cache_dir() -> Path:
-    """Where downloaded raw files live: $DATAGEN_CACHE/raw, default ~/.cache/datagen/raw."""
-    return cache_root() / RAW_CACHE
 
 
 def hub_url(repo_id: str, path: str) -> str:

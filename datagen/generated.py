@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict
 from typing import Callable
 
@@ -88,3 +88,11 @@ def write_generated(
     temporary = reports / f".{config}.md.tmp-{os.getpid()}"
     temporary.write_text(markdown)
     os.replace(temporary, reports / f"{config}.md")
+
+
+def skipped_per_template(report: dict) -> dict[tuple[str, str], int]:
+    """(template, reason) -> rows not made, over all splits."""
+    totals: Counter = Counter()
+    for entry in report["skipped"]:
+        totals[(entry["template"], entry["reason"])] += entry["count"]
+    return dict(sorted(totals.items()))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import click
 import polars as pl
@@ -20,6 +19,7 @@ from datagen.buildfolder import BuildFolder
 from datagen.controllable.build import FAMILY, SPLITS, ControllableSettings, generate_controllable, load_library
 from datagen.controllable.tasks import TASKS, TEMPLATE_VARIABLES
 from datagen.errors import DataError
+from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, data_files, read_split
@@ -27,21 +27,9 @@ from datagen.publish.release import finalize
 
 console = Console()
 
-TEMPLATES_OPTION = click.option(
-    "--templates", "template_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A folder of extra templates (*.jinja) or intention phrases (*.yaml), used beside the shipped ones. Repeatable; also $DATAGEN_TEMPLATES.",
-)  # fmt: skip
 CHAT_OPTION = click.option("--chat", metavar="FILE|ORG/NAME", help="ShareGPT conversations for I4 (a JSON/JSONL file or a Hub dataset id), mixed into train.")
 CHAT_RATIO_OPTION = click.option("--chat-ratio", type=click.FloatRange(min=0), default=0.5, show_default=True, help="I4 rows per other train row (Lu et al.: 50%).")
 RENDERED_DATASETS = (FAMILY, "recknowledge", "instructrec")  # the configs `datagen render` shows
-
-
-def resolve_build(name_or_path: str) -> BuildFolder:
-    """A build folder, or a build name looked up as build/NAME and then build/NAME-sample."""
-    for candidate in (Path(name_or_path), Path("build") / name_or_path, Path("build") / f"{name_or_path}-sample"):
-        if (candidate / "manifest.json").is_file():
-            return BuildFolder.open(candidate)
-    raise DataError(f"no build folder {name_or_path!r} (nor build/{name_or_path}, build/{name_or_path}-sample)", hint="Run `datagen build SOURCE` first.")
 
 
 @click.command(
@@ -227,11 +215,6 @@ def _facts(dataset: str, row: dict, titles: list[str]) -> list[tuple[str, str]]:
         ("teacher's top items", named(row["teacher_item_ids"])),
         ("label", named(row["label_item_ids"])),
     ]
-
-
-def named_items(ids: list[int] | None, titles: list[str]) -> str:
-    """ "Title [id]; ..." for the facts table, or "-"."""
-    return "; ".join(f"{titles[i]} [{i}]" for i in ids) if ids else "-"
 
 
 def _print_row(row: dict, facts: list[tuple[str, str]]) -> None:

@@ -28,7 +28,7 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.categories import category_path
-from datagen.generated import chat_columns, check_failures, settings_dict, write_generated
+from datagen.generated import chat_columns, check_failures, settings_dict, skipped_per_template, write_generated
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
@@ -387,14 +387,6 @@ def annotator_summary(annotator) -> dict:
     """What the report and card say of the annotations: the same however many came from the cache."""
     stats = annotator.stats
     return {"model": annotator.backend.name, "asked": stats.asked, "empty": stats.empty, "per_kind": dict(sorted(stats.per_kind.items()))}
-
-
-def skipped_per_template(report: dict) -> dict[tuple[str, str], int]:
-    """(template, reason) -> rows not made, over all splits."""
-    totals: Counter = Counter()
-    for entry in report["skipped"]:
-        totals[(entry["template"], entry["reason"])] += entry["count"]
-    return dict(sorted(totals.items()))
 
 
 def report_markdown(report: dict) -> str:

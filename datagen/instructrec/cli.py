@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
-from datagen.controllable.cli import TEMPLATES_OPTION, named_items, resolve_build
+from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.errors import DataError
-from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec, skipped_per_template
+from datagen.generated import skipped_per_template
+from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
+from datagen.generated import skipped_per_template
 from datagen.publish.layout import read_split
 
 CARD_TEMPLATE = "card.md.jinja"
@@ -176,8 +177,6 @@ def citations(manifest: dict) -> list[str]:
 
 
 def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: list[dict]) -> str:
-    from datagen.instructrec.build import skipped_per_template
-
     template = ENVIRONMENT.from_string(files("datagen.publish").joinpath(CARD_TEMPLATE).read_text())
     card = manifest.get("card", {})
     instructrec = read_json(folder / "reports" / "instructrec.json")

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from datagen.controllable.cli import TEMPLATES_OPTION, named_items, resolve_build
+from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.buildfolder import BuildFolder
 from datagen.output import staged_edit
 from datagen.progress import StepProgress

@@ -28,7 +28,7 @@ import duckdb
 import polars as pl
 
 from datagen.categories import category_prefixes, clean_categories
-from datagen.download import cache_dir
+from datagen.cache import raw_cache_dir
 from datagen.errors import DataError
 from datagen.rawfiles import INVALID_UTF8, REPLACEMENT, iter_line_chunks, read_lines, sql_literal
 from datagen.report import BuildReport
@@ -78,7 +78,7 @@ class AmazonSource(Source):
     }
 
     def default_raw_dir(self, argument: str | None) -> Path | None:
-        downloaded = cache_dir() / "amazon"
+        downloaded = raw_cache_dir() / "amazon"
         return downloaded if downloaded.is_dir() else None
 
     def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:

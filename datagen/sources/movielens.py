@@ -23,7 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
-from datagen.download import cache_dir
+from datagen.cache import raw_cache_dir
 from datagen.errors import DataError
 from datagen.rawfiles import read_bytes
 from datagen.report import BuildReport
@@ -69,7 +69,7 @@ class MovieLensSource(Source):
     argument = "RELEASE, e.g. movielens:ml-100k (" + ", ".join(RELEASES) + ")"
 
     def default_raw_dir(self, argument: str | None) -> Path | None:
-        downloaded = cache_dir() / "movielens"
+        downloaded = raw_cache_dir() / "movielens"
         return downloaded if downloaded.is_dir() else None
 
     def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from datagen.download import cache_dir
+from datagen.cache import raw_cache_dir
 from datagen.errors import DataError
 from datagen.rawfiles import INVALID_UTF8, has_invalid_utf8, iter_line_chunks, read_lines
 from datagen.report import BuildReport
@@ -46,7 +46,7 @@ class SteamSource(Source):
     sample_dir = SAMPLE_DIR
 
     def default_raw_dir(self, argument: str | None) -> Path | None:
-        downloaded = cache_dir() / "steam"
+        downloaded = raw_cache_dir() / "steam"
         return downloaded if (downloaded / GAMES_FILES[0]).is_file() else None
 
     def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:

@@ -1,0 +1,34 @@
+"""What the dataset families' commands share: the BUILD argument, `--templates`, and naming items in `render`'s facts.
+
+    >>> resolve_build("steam").path  # doctest: +SKIP
+    PosixPath('build/steam-sample')
+    >>> named_items([3, 7], titles)  # doctest: +SKIP
+    'Portal 2 [3]; Terraria [7]'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from datagen.buildfolder import BuildFolder
+from datagen.errors import DataError
+
+TEMPLATES_OPTION = click.option(
+    "--templates", "template_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder of extra templates (*.jinja) or intention phrases (*.yaml), used beside the shipped ones. Repeatable; also $DATAGEN_TEMPLATES.",
+)  # fmt: skip
+
+
+def resolve_build(name_or_path: str) -> BuildFolder:
+    """A build folder, or a build name looked up as build/NAME and then build/NAME-sample."""
+    for candidate in (Path(name_or_path), Path("build") / name_or_path, Path("build") / f"{name_or_path}-sample"):
+        if (candidate / "manifest.json").is_file():
+            return BuildFolder.open(candidate)
+    raise DataError(f"no build folder {name_or_path!r} (nor build/{name_or_path}, build/{name_or_path}-sample)", hint="Run `datagen build SOURCE` first.")
+
+
+def named_items(ids: list[int] | None, titles: list[str]) -> str:
+    """"Title [id]; ..." for the facts table, or "-"."""
+    return "; ".join(f"{titles[i]} [{i}]" for i in ids) if ids else "-"
