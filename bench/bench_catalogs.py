@@ -86,7 +86,9 @@ def run_build(arguments: list[str], out: Path) -> dict:
 
 
 def print_table() -> None:
-    print("| catalog | users | items | interactions | rows: controllable / recknowledge / instructrec | label checks | labels from | test NDCG@10 SASRec / co-occurrence | wall | x yardstick | peak RSS |")
+    print(
+        "| catalog | users | items | interactions | rows: controllable / recknowledge / instructrec | label checks | labels from | test NDCG@10 SASRec / co-occurrence | wall | x yardstick | peak RSS |"
+    )
     print("|---|---:|---:|---:|---|---|---|---|---:|---:|---:|")
     order = list(catalogs(Path("data"), Path("scientific-no-categories.yaml")))
     found = [json.loads(path.read_text()) for path in RESULTS.glob("catalog-*.json")]

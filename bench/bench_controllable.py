@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
+
 from datagen.buildfolder import BuildFolder
 from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.progress import StepProgress

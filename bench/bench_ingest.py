@@ -45,7 +45,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
 from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -88,11 +87,23 @@ def write_synthetic(raw_dir: Path, reviews: int, seed: int = 0) -> Path:
     day = pl.from_epoch("time", time_unit="s")
     lines = frame.select(
         pl.concat_str(
-            pl.lit('{"overall": '), pl.col("rating").cast(pl.String), pl.lit('.0, "verified": true, "reviewTime": "'),
-            day.dt.strftime("%m %-d, %Y"), pl.lit('", "reviewerID": "A'), pl.col("user"), pl.lit('", "asin": "B'),
-            pl.col("item"), pl.lit('", "reviewerName": "Reviewer '), pl.col("user"), pl.lit('", "reviewText": '),
-            pl.col("text"), pl.lit(', "summary": '), pl.col("summary"), pl.lit(', "unixReviewTime": '),
-            pl.col("time").cast(pl.String), pl.lit("}"),
+            pl.lit('{"overall": '),
+            pl.col("rating").cast(pl.String),
+            pl.lit('.0, "verified": true, "reviewTime": "'),
+            day.dt.strftime("%m %-d, %Y"),
+            pl.lit('", "reviewerID": "A'),
+            pl.col("user"),
+            pl.lit('", "asin": "B'),
+            pl.col("item"),
+            pl.lit('", "reviewerName": "Reviewer '),
+            pl.col("user"),
+            pl.lit('", "reviewText": '),
+            pl.col("text"),
+            pl.lit(', "summary": '),
+            pl.col("summary"),
+            pl.lit(', "unixReviewTime": '),
+            pl.col("time").cast(pl.String),
+            pl.lit("}"),
         )  # fmt: skip
     ).to_series()
     staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -103,8 +114,13 @@ def write_synthetic(raw_dir: Path, reviews: int, seed: int = 0) -> Path:
     item_ids = pl.Series(np.arange(items)).cast(pl.String).str.zfill(9)
     meta = pl.select(
         pl.concat_str(
-            pl.lit('{"category": ["Synthetic", "Shelf '), (pl.Series(np.arange(items)) % 20).cast(pl.String),
-            pl.lit('"], "title": "Synthetic product '), item_ids, pl.lit('", "main_cat": "Synthetic", "asin": "B'), item_ids, pl.lit('"}'),
+            pl.lit('{"category": ["Synthetic", "Shelf '),
+            (pl.Series(np.arange(items)) % 20).cast(pl.String),
+            pl.lit('"], "title": "Synthetic product '),
+            item_ids,
+            pl.lit('", "main_cat": "Synthetic", "asin": "B'),
+            item_ids,
+            pl.lit('"}'),
         )  # fmt: skip
     ).to_series()
     with gzip.GzipFile(staging / f"meta_{CATEGORY}.json.gz", "wb", mtime=0) as handle:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
 
+
 def run_one(raw_dir: Path) -> dict:
     from datagen.pipeline import BuildConfig, build
 

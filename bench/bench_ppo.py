@@ -18,6 +18,7 @@ import statistics
 import time
 
 from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
+
 from datagen.training.data import training_rows
 from datagen.training.grpo import FACT_COLUMNS, RuleReward
 from datagen.training.ppo import PpoLearner, PpoSettings

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
+
 from datagen.publish.release import finalize
 from datagen.publish.validate import validate
 

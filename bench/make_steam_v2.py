@@ -27,7 +27,7 @@ WORDS = "great game fun bad worth money story boring recommend buy graphics".spl
 
 
 def zipf_draws(rng: random.Random, population: int, exponent: float, k: int) -> list[int]:
-    weights = itertools.accumulate(1 / (rank ** exponent) for rank in range(1, population + 1))
+    weights = itertools.accumulate(1 / (rank**exponent) for rank in range(1, population + 1))
     return rng.choices(range(population), cum_weights=list(weights), k=k)
 
 
@@ -62,22 +62,26 @@ def main() -> None:
             "text": [" ".join(rng.choices(WORDS, k=rng.randint(2, 8))) for _ in range(n)],
         }
     )
-    quoted_user = (
-        pl.when(pl.col("user").str.contains("'"))
-        .then(pl.concat_str(pl.lit('"'), "user", pl.lit('"')))
-        .otherwise(pl.concat_str(pl.lit("'"), "user", pl.lit("'")))
-    )
+    quoted_user = pl.when(pl.col("user").str.contains("'")).then(pl.concat_str(pl.lit('"'), "user", pl.lit('"'))).otherwise(pl.concat_str(pl.lit("'"), "user", pl.lit("'")))
     date = (pl.date(2010, 10, 15) + pl.duration(days=pl.col("day"))).dt.strftime("%Y-%m-%d")
     lines = frame.select(
         pl.concat_str(
-            pl.lit("{'username': "), quoted_user,
-            pl.lit(", 'hours': "), pl.col("hours").cast(pl.String),
-            pl.lit(", 'products': "), (pl.col("day") % 300 + 1).cast(pl.String),
-            pl.lit(", 'product_id': '"), "game",
-            pl.lit("', 'page_order': "), (pl.col("day") % 10).cast(pl.String),
-            pl.lit(", 'date': '"), date,
-            pl.lit("', 'text': '"), "text",
-            pl.lit("', 'early_access': False, 'page': "), (pl.col("day") % 50 + 1).cast(pl.String),
+            pl.lit("{'username': "),
+            quoted_user,
+            pl.lit(", 'hours': "),
+            pl.col("hours").cast(pl.String),
+            pl.lit(", 'products': "),
+            (pl.col("day") % 300 + 1).cast(pl.String),
+            pl.lit(", 'product_id': '"),
+            "game",
+            pl.lit("', 'page_order': "),
+            (pl.col("day") % 10).cast(pl.String),
+            pl.lit(", 'date': '"),
+            date,
+            pl.lit("', 'text': '"),
+            "text",
+            pl.lit("', 'early_access': False, 'page': "),
+            (pl.col("day") % 50 + 1).cast(pl.String),
             pl.lit("}"),
         )
     ).to_series()

@@ -1,7 +1,7 @@
 """What every benchmark script records: peak memory, and its result as JSON in bench/results/.
 
-    >>> save_result("publish-steam", {"finalize_s": 2.5, "peak_rss_gib": peak_rss_gib()})  # doctest: +SKIP
-    PosixPath('.../bench/results/publish-steam.json')
+>>> save_result("publish-steam", {"finalize_s": 2.5, "peak_rss_gib": peak_rss_gib()})  # doctest: +SKIP
+PosixPath('.../bench/results/publish-steam.json')
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """datagen: recommendation logs in, instruction datasets for LLM recommenders out.
 
-    >>> from datagen.pipeline import build
-    >>> result = build("steam", raw_dir=None, out_dir="build/steam-sample")  # doctest: +SKIP
+>>> from datagen.pipeline import build
+>>> result = build("steam", raw_dir=None, out_dir="build/steam-sample")  # doctest: +SKIP
 """
 
 from pathlib import Path

@@ -1,8 +1,8 @@
 """The item facts the task generators read: titles, categories, and per-category item masks.
 
-    >>> catalog = Catalog(BuildFolder.open("build/steam-sample").items)  # doctest: +SKIP
-    >>> catalog.titles[0], catalog.categories_of(0), int(catalog.mask("Indie").sum())  # doctest: +SKIP
-    ('Portal', ('Action',), 812)
+>>> catalog = Catalog(BuildFolder.open("build/steam-sample").items)  # doctest: +SKIP
+>>> catalog.titles[0], catalog.categories_of(0), int(catalog.mask("Indie").sum())  # doctest: +SKIP
+('Portal', ('Action',), 812)
 """
 
 from __future__ import annotations

@@ -24,20 +24,10 @@ MAX_CATEGORY_LEVEL_CHARS = 60
 
 def clean_categories(lists: pl.Series) -> pl.Series:
     """Clean every label, drop empty ones and repeats (first occurrence kept, order kept)."""
-    labels = (
-        pl.DataFrame({"row": range(len(lists)), "label": lists})
-        .explode("label")
-        .filter(pl.col("label").is_not_null())
-    )
+    labels = pl.DataFrame({"row": range(len(lists)), "label": lists}).explode("label").filter(pl.col("label").is_not_null())
     labels = labels.with_columns(label=clean_text(labels["label"])).filter(pl.col("label") != "")
     per_row = labels.unique(["row", "label"], keep="first", maintain_order=True).group_by("row", maintain_order=True).agg("label")
-    return (
-        pl.DataFrame({"row": range(len(lists))})
-        .join(per_row.cast({"row": pl.Int64}), on="row", how="left")
-        .sort("row")["label"]
-        .fill_null(pl.lit([], pl.List(pl.String)))
-        .alias(lists.name)
-    )
+    return pl.DataFrame({"row": range(len(lists))}).join(per_row.cast({"row": pl.Int64}), on="row", how="left").sort("row")["label"].fill_null(pl.lit([], pl.List(pl.String))).alias(lists.name)
 
 
 def category_prefixes(paths: pl.Series) -> tuple[pl.Series, int]:
@@ -48,37 +38,21 @@ def category_prefixes(paths: pl.Series) -> tuple[pl.Series, int]:
     level that is empty once markup is stripped, ends with a period, or is over
     60 characters.
     """
-    levels = (
-        pl.DataFrame({"row": range(len(paths)), "level": paths})
-        .explode("level")
-        .with_columns(depth=pl.int_range(pl.len()).over("row"))
-        .filter(pl.col("level").is_not_null())
-    )
+    levels = pl.DataFrame({"row": range(len(paths)), "level": paths}).explode("level").with_columns(depth=pl.int_range(pl.len()).over("row")).filter(pl.col("level").is_not_null())
     levels = levels.with_columns(level=clean_text(levels["level"]))
     junk = (pl.col("level") == "") | pl.col("level").str.ends_with(".") | (pl.col("level").str.len_chars() > MAX_CATEGORY_LEVEL_CHARS)
     levels = levels.with_columns(junk.alias("junk"))
     first_junk = levels.filter("junk").group_by("row").agg(pl.col("depth").min().alias("cut"))
     kept = (
-        levels.join(first_junk, on="row", how="left")
-        .filter(pl.col("cut").is_null() | (pl.col("depth") < pl.col("cut")))
-        .sort("row", "depth")
-        .group_by("row", maintain_order=True)
-        .agg(pl.col("level"))
+        levels.join(first_junk, on="row", how="left").filter(pl.col("cut").is_null() | (pl.col("depth") < pl.col("cut"))).sort("row", "depth").group_by("row", maintain_order=True).agg(pl.col("level"))
     )
     con = duckdb.connect()
     try:
         con.register("kept", kept)
-        prefixes = con.sql(
-            "SELECT row, list_transform(range(1, len(level) + 1), lambda i: array_to_string(level[1:i], ', ')) AS prefixes FROM kept"
-        ).pl()
+        prefixes = con.sql("SELECT row, list_transform(range(1, len(level) + 1), lambda i: array_to_string(level[1:i], ', ')) AS prefixes FROM kept").pl()
     finally:
         con.close()
-    prefixes = (
-        pl.DataFrame({"row": range(len(paths))})
-        .join(prefixes.cast({"row": pl.Int64}), on="row", how="left")
-        .sort("row")["prefixes"]
-        .fill_null(pl.lit([], pl.List(pl.String)))
-    )
+    prefixes = pl.DataFrame({"row": range(len(paths))}).join(prefixes.cast({"row": pl.Int64}), on="row", how="left").sort("row")["prefixes"].fill_null(pl.lit([], pl.List(pl.String)))
     return prefixes, first_junk.height
 
 

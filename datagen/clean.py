@@ -35,13 +35,7 @@ def clean_text(texts: pl.Series) -> pl.Series:
     if needs_unescape.any():
         positions = needs_unescape.arg_true()
         texts = texts.scatter(positions, [html.unescape(text) for text in texts.gather(positions)])
-    return (
-        texts.str.replace_all(_TAG, " ")
-        .str.replace_all(_UNTERMINATED_TAG, " ")
-        .str.replace_all(_CONTROL, " ")
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
-    )
+    return texts.str.replace_all(_TAG, " ").str.replace_all(_UNTERMINATED_TAG, " ").str.replace_all(_CONTROL, " ").str.replace_all(r"\s+", " ").str.strip_chars()
 
 
 def count_word_pieces(texts: pl.Series) -> pl.Series:

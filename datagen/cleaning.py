@@ -65,14 +65,11 @@ def clean_interactions(interactions: pl.DataFrame, items: pl.DataFrame, *, repor
     if before and interactions.is_empty():
         raise DataError(
             f"none of the {before:,} interactions names an item of the catalog's {items.height:,}: the two files share no item id",
-            hint="Check that the items (metadata) file and the interactions file are of the same catalog, e.g. meta_<Category> "
-            "of the reviews' own category.",
+            hint="Check that the items (metadata) file and the interactions file are of the same catalog, e.g. meta_<Category> of the reviews' own category.",
         )
 
     before = interactions.height
-    interactions = interactions.sort("timestamp", "order_key", nulls_last=True).unique(
-        ["raw_user_id", "raw_item_id"], keep="first", maintain_order=True
-    )
+    interactions = interactions.sort("timestamp", "order_key", nulls_last=True).unique(["raw_user_id", "raw_item_id"], keep="first", maintain_order=True)
     report.step("duplicate_interaction", "interactions", before=before, after=interactions.height, why="same (user, item) again; kept the earliest")
     return interactions
 
@@ -148,8 +145,4 @@ def unique_titles(items: pl.DataFrame, popularity: pl.DataFrame, report: BuildRe
             taken.add(renamed[raw_item_id].lower())
     report.counts["titles_made_unique"] = len(renamed)
     new_titles = pl.DataFrame({"raw_item_id": list(renamed), "new_title": list(renamed.values())})
-    return (
-        items.join(new_titles, on="raw_item_id", how="left", maintain_order="left")
-        .with_columns(title=pl.coalesce("new_title", "title"))
-        .drop("key", "popularity", "new_title")
-    )
+    return items.join(new_titles, on="raw_item_id", how="left", maintain_order="left").with_columns(title=pl.coalesce("new_title", "title")).drop("key", "popularity", "new_title")

@@ -1,9 +1,9 @@
 """The `datagen` command line: thin wrappers over the library.
 
-    $ datagen build steam                       # the shipped sample
-    $ datagen build steam --raw-dir data/steam  # the real files
-    $ datagen sources
-    $ datagen stats build/steam
+$ datagen build steam                       # the shipped sample
+$ datagen build steam --raw-dir data/steam  # the real files
+$ datagen sources
+$ datagen stats build/steam
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from rich.table import Table
 from datagen import __version__
 from datagen.buildfolder import BuildFolder
 from datagen.cache import RAW_CACHE, writable_cache_dir
+from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, generate, print_report, render, templates
 from datagen.download import download, official_files
 from datagen.errors import DataError
+from datagen.family_cli import TEMPLATES_OPTION
+from datagen.instructrec.cli import instructrec
 from datagen.output import check_writable
 from datagen.presets import PRESETS
 from datagen.progress import StepProgress
-from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, generate, print_report, render, templates
-from datagen.family_cli import TEMPLATES_OPTION
 from datagen.publish.cli import card, push, validate
 from datagen.publish.release import DEFAULT_VERSION
-from datagen.instructrec.cli import instructrec
 from datagen.recknowledge.cli import recknowledge
 from datagen.teacher.cli import teacher
 from datagen.teacher.settings import LABEL_SOURCE_CHOICES, TeacherSettings, TrainConfig
@@ -144,20 +144,67 @@ Examples:
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed for everything random in the build.")
 @click.option("--max-bad-share", type=click.FloatRange(0, 1), default=0.01, show_default=True, help="Share of bad rows per file that are skipped and counted; more is an error.")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A source option, e.g. category_field=tags (see `datagen sources`).")
-@click.option("--teacher", "label_source", type=click.Choice(LABEL_SOURCE_CHOICES), default="auto", show_default=True, help="Train the SASRec teacher into <out>/teacher/ (resumed from the cache, or reused from the previous build when data and settings match); what ranks items for the labels: sasrec, cooccurrence, or auto (the better on validation NDCG@10).")
+@click.option(
+    "--teacher",
+    "label_source",
+    type=click.Choice(LABEL_SOURCE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Train the SASRec teacher into <out>/teacher/ (resumed from the cache, or reused from the previous build when data and settings match); what ranks items for the labels: sasrec, cooccurrence, or auto (the better on validation NDCG@10).",
+)
 @click.option("--no-teacher", is_flag=True, help="Canonical tables only: no teacher, so no controllable dataset.")
-@click.option("--teacher-epochs", type=click.IntRange(min=1), default=TrainConfig.epochs, show_default=True, help="At most this many teacher epochs (early stopping on validation NDCG@10; `datagen teacher train --help` has every setting).")
+@click.option(
+    "--teacher-epochs",
+    type=click.IntRange(min=1),
+    default=TrainConfig.epochs,
+    show_default=True,
+    help="At most this many teacher epochs (early stopping on validation NDCG@10; `datagen teacher train --help` has every setting).",
+)
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher: cpu, cuda, ... (auto: CUDA when present).")
 @click.option("--tasks/--no-tasks", default=True, show_default=True, help="Generate the controllable dataset (Lu et al. I0-I4) into <out>/data/controllable/ (needs the teacher).")
 @click.option("--recknowledge", is_flag=True, help="Also generate Cao et al. 2024's tasks into <out>/data/recknowledge/ (defaults of `datagen recknowledge`).")
 @click.option("--instructrec", is_flag=True, help="Also fill InstructRec's templates into <out>/data/instructrec/ (defaults of `datagen instructrec`).")
-@click.option("--review-texts", is_flag=True, help="Keep the reviews' texts in <out>/reviews.parquet, for InstructRec's vague intentions (`datagen instructrec --annotator`); otherwise they are not read.")
+@click.option(
+    "--review-texts", is_flag=True, help="Keep the reviews' texts in <out>/reviews.parquet, for InstructRec's vague intentions (`datagen instructrec --annotator`); otherwise they are not read."
+)
 @TEMPLATES_OPTION
 @CHAT_OPTION
 @CHAT_RATIO_OPTION
-@click.option("--version", "dataset_version", default=DEFAULT_VERSION, show_default=True, metavar="X.Y.Z", help="The dataset's semantic version, recorded in the manifest and card; `datagen push` tags it vX.Y.Z.")
+@click.option(
+    "--version",
+    "dataset_version",
+    default=DEFAULT_VERSION,
+    show_default=True,
+    metavar="X.Y.Z",
+    help="The dataset's semantic version, recorded in the manifest and card; `datagen push` tags it vX.Y.Z.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_tokens, max_users, seed, max_bad_share, options, label_source, no_teacher, teacher_epochs, device, tasks, recknowledge, instructrec, review_texts, template_dirs, chat, chat_ratio, dataset_version, quiet):
+def build(
+    source,
+    raw_dir,
+    out_dir,
+    preset,
+    user_core,
+    item_core,
+    max_title_tokens,
+    max_users,
+    seed,
+    max_bad_share,
+    options,
+    label_source,
+    no_teacher,
+    teacher_epochs,
+    device,
+    tasks,
+    recknowledge,
+    instructrec,
+    review_texts,
+    template_dirs,
+    chat,
+    chat_ratio,
+    dataset_version,
+    quiet,
+):
     """Clean, filter and split a SOURCE, train its teacher, and generate the task data.
 
     The output folder is a Hugging Face dataset repository: configs items,
@@ -170,10 +217,10 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
     appears only once complete; `datagen push` uploads it.
     """
     from datagen.controllable.build import ControllableSettings
-    from datagen.pipeline import BuildConfig
     from datagen.instructrec.build import InstructRecSettings
-    from datagen.recknowledge.build import RecKnowledgeSettings
+    from datagen.pipeline import BuildConfig
     from datagen.pipeline import build as run_build
+    from datagen.recknowledge.build import RecKnowledgeSettings
 
     config = BuildConfig(
         source=source,
@@ -188,9 +235,7 @@ def build(source, raw_dir, out_dir, preset, user_core, item_core, max_title_toke
         max_bad_share=max_bad_share,
         options=_parse_options(options),
         teacher=None if no_teacher else TeacherSettings(label_source=label_source, train=TrainConfig(epochs=teacher_epochs, seed=seed, device=device)),
-        controllable=ControllableSettings(seed=seed, chat=chat, chat_ratio=chat_ratio, template_dirs=tuple(template_dirs), device=device)
-        if tasks
-        else None,
+        controllable=ControllableSettings(seed=seed, chat=chat, chat_ratio=chat_ratio, template_dirs=tuple(template_dirs), device=device) if tasks else None,
         recknowledge=RecKnowledgeSettings(seed=seed, template_dirs=tuple(template_dirs)) if recknowledge else None,
         instructrec=InstructRecSettings(seed=seed, template_dirs=tuple(template_dirs), device=device) if instructrec else None,
         version=dataset_version,

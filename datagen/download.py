@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 import shutil
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 import requests
@@ -75,18 +75,13 @@ def remote(name: str, *urls: str, unpack: bool = False) -> RemoteFile:
     return RemoteFile(tuple((url, name) for url in urls), unpack)
 
 
-
-
-
 def hub_url(repo_id: str, path: str) -> str:
     """A file of a Hub dataset repository, through $HF_ENDPOINT when set (a mirror)."""
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     return f"{endpoint}/datasets/{repo_id}/resolve/main/{path}"
 
 
-def official_files(
-    source: str, argument: str | None = None, reviews: str = "5core", base_url: str | None = None, release: str = "2018"
-) -> list[RemoteFile]:
+def official_files(source: str, argument: str | None = None, reviews: str = "5core", base_url: str | None = None, release: str = "2018") -> list[RemoteFile]:
     """The files `datagen download SOURCE[:ARGUMENT]` fetches; `base_url` replaces the official hosts (a mirror)."""
     if source == "steam":
         hosts = (base_url,) if base_url else STEAM_HOSTS

@@ -1,7 +1,7 @@
 """The one error type for bad input, which always says where the problem is.
 
-    >>> str(DataError("not a date", path="reviews.json.gz", line=12, field="date"))
-    "reviews.json.gz:12: field 'date': not a date"
+>>> str(DataError("not a date", path="reviews.json.gz", line=12, field="date"))
+"reviews.json.gz:12: field 'date': not a date"
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """What the dataset families' commands share: the BUILD argument, `--templates`, and naming items in `render`'s facts.
 
-    >>> resolve_build("steam").path  # doctest: +SKIP
-    PosixPath('build/steam-sample')
-    >>> named_items([3, 7], titles)  # doctest: +SKIP
-    'Portal 2 [3]; Terraria [7]'
+>>> resolve_build("steam").path  # doctest: +SKIP
+PosixPath('build/steam-sample')
+>>> named_items([3, 7], titles)  # doctest: +SKIP
+'Portal 2 [3]; Terraria [7]'
 """
 
 from __future__ import annotations
@@ -30,5 +30,5 @@ def resolve_build(name_or_path: str) -> BuildFolder:
 
 
 def named_items(ids: list[int] | None, titles: list[str]) -> str:
-    """"Title [id]; ..." for the facts table, or "-"."""
+    """ "Title [id]; ..." for the facts table, or "-"."""
     return "; ".join(f"{titles[i]} [{i}]" for i in ids) if ids else "-"

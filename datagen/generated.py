@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Callable
 
 import polars as pl
 import pyarrow as pa
@@ -74,9 +74,7 @@ def check_failures(checks: dict[str, dict[str, dict]]) -> list[str]:
     return [f"{split}/{task}: {problem}" for split, tasks in checks.items() for task, result in tasks.items() for problem in result["failures"]]
 
 
-def write_generated(
-    folder: BuildFolder, config: str, rows: dict[str, list[dict]], schema: pa.Schema, library: TemplateLibrary, report: dict, markdown: str
-) -> None:
+def write_generated(folder: BuildFolder, config: str, rows: dict[str, list[dict]], schema: pa.Schema, library: TemplateLibrary, report: dict, markdown: str) -> None:
     with atomic_folder(folder.path / DATA_DIR / config) as out:
         for split, split_rows in rows.items():
             write_split(pl.from_arrow(pa.Table.from_pylist(split_rows, schema=schema)), out, split)

@@ -22,8 +22,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 from datagen.errors import DataError
 from datagen.redact import redact

@@ -32,15 +32,15 @@ from datagen import __version__
 from datagen.buildfolder import BuildFolder, data_version
 from datagen.cleaning import clean_interactions, clean_items, k_core, sample_users, unique_titles
 from datagen.controllable.build import ControllableSettings, generate_controllable
-from datagen.instructrec.build import InstructRecSettings, generate_instructrec
-from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge
 from datagen.errors import DataError
+from datagen.instructrec.build import InstructRecSettings, generate_instructrec
 from datagen.output import atomic_folder, check_writable, write_json, write_parquet
 from datagen.presets import DEFAULT_PARAMETERS, PRESETS
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, write_split
 from datagen.publish.release import DEFAULT_VERSION, check_version, finalize
 from datagen.rawfiles import sha256
+from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge
 from datagen.report import BuildReport
 from datagen.reviews import REVIEWS_FILE, write_review_texts
 from datagen.sources import get_source
@@ -131,8 +131,7 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path | Non
         )
     if from_sample:
         progress.warn(
-            f"NOTE: no raw {name} files given, so this builds the small sample shipped with datagen "
-            f"({raw_dir}). For the real data pass --raw-dir, set ${DATA_ENV}, or run `datagen download {name}`."
+            f"NOTE: no raw {name} files given, so this builds the small sample shipped with datagen ({raw_dir}). For the real data pass --raw-dir, set ${DATA_ENV}, or run `datagen download {name}`."
         )
     out_dir = Path(config.out_dir) if config.out_dir else Path("build") / dataset_name
     check_writable(out_dir.parent)
@@ -231,7 +230,11 @@ def _refuse_titled_families(config: BuildConfig) -> None:
     """An interactions-only catalog has no titles, and every family's prompts name items by title: say so before any work."""
     asked = [
         flag
-        for flag, wanted in (("the controllable tasks (default; --no-tasks)", config.controllable if config.teacher else None), ("--recknowledge", config.recknowledge), ("--instructrec", config.instructrec))
+        for flag, wanted in (
+            ("the controllable tasks (default; --no-tasks)", config.controllable if config.teacher else None),
+            ("--recknowledge", config.recknowledge),
+            ("--instructrec", config.instructrec),
+        )
         if wanted is not None
     ]
     if asked:
@@ -268,6 +271,5 @@ def resolve_raw_dir(source, argument: str | None, raw_dir: Path | None) -> tuple
         return sample, True
     raise DataError(
         f"no raw files for {source.name}",
-        hint=f"Pass --raw-dir FOLDER, set ${DATA_ENV} to a folder holding {source.name}/, "
-        f"or run `datagen download {source.name} ...` first.",
+        hint=f"Pass --raw-dir FOLDER, set ${DATA_ENV} to a folder holding {source.name}/, or run `datagen download {source.name} ...` first.",
     )

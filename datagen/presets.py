@@ -1,7 +1,7 @@
 """Named parameter sets that reproduce the papers' preprocessing where they state it.
 
-    >>> PRESETS["lu2024"]["user_core"], PRESETS["lu2024"]["item_core"]
-    (25, 10)
+>>> PRESETS["lu2024"]["user_core"], PRESETS["lu2024"]["item_core"]
+(25, 10)
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """Progress on stderr for long steps (a spinner or a bar, then a tick with the time taken), silenced by --quiet.
 
-    >>> progress = StepProgress(quiet=True)
-    >>> with progress.step("k-core filtering"):
-    ...     pass
+>>> progress = StepProgress(quiet=True)
+>>> with progress.step("k-core filtering"):
+...     pass
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

@@ -14,8 +14,8 @@ import gzip
 import hashlib
 import io
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import polars as pl
 
@@ -87,11 +87,7 @@ def _lines_frame(block: bytes, first_line: int) -> tuple[pl.DataFrame, int]:
         truncate_ragged_lines=True,
     )
     next_line = first_line + block.count(b"\n")
-    frame = (
-        frame.with_row_index("line", offset=first_line)
-        .with_columns(pl.col("text").str.strip_chars())
-        .filter(pl.col("text").is_not_null() & (pl.col("text") != ""))
-    )
+    frame = frame.with_row_index("line", offset=first_line).with_columns(pl.col("text").str.strip_chars()).filter(pl.col("text").is_not_null() & (pl.col("text") != ""))
     return frame, next_line
 
 
@@ -142,7 +138,7 @@ def decode_strictly(raw: bytes, encoding: str, path: str | Path, hint: str | Non
         return raw.decode(encoding)
     except UnicodeDecodeError as error:
         raise DataError(
-            f"byte {raw[error.start:error.start + 1]!r} is not {encoding} ({error.reason})",
+            f"byte {raw[error.start : error.start + 1]!r} is not {encoding} ({error.reason})",
             path=path,
             line=raw.count(b"\n", 0, error.start) + 1,
             hint=hint,

@@ -29,9 +29,7 @@ class BuildReport:
 
     def step(self, name: str, table: str, *, before: int, after: int, why: str) -> None:
         """Record that step `name` took `table` from `before` to `after` rows."""
-        self.steps.append(
-            {"step": name, "table": table, "before": before, "after": after, "dropped": before - after, "why": why}
-        )
+        self.steps.append({"step": name, "table": table, "before": before, "after": after, "dropped": before - after, "why": why})
 
     def skip_bad_rows(self, bad: pl.DataFrame, *, total: int, path: str | Path, what: str) -> None:
         """Skip the rows in `bad` (columns line, field, reason), or fail if they are too many.
@@ -45,13 +43,11 @@ class BuildReport:
         first = bad.row(0, named=True)
         if bad.height > self.max_bad_share * total:
             raise DataError(
-                f"{first['reason']} (and {bad.height - 1} more bad {what} of {total}: "
-                f"more than the {self.max_bad_share:.2%} allowed)",
+                f"{first['reason']} (and {bad.height - 1} more bad {what} of {total}: more than the {self.max_bad_share:.2%} allowed)",
                 path=path,
                 line=first["line"],
                 field=first["field"],
-                hint="Fix the file, check it is the format this source reads, "
-                "or pass --max-bad-share to skip more bad rows.",
+                hint="Fix the file, check it is the format this source reads, or pass --max-bad-share to skip more bad rows.",
             )
         by_reason = bad.group_by("field", "reason").agg(pl.len().alias("rows"), pl.col("line").min().alias("first_line"))
         for row in by_reason.sort("first_line").iter_rows(named=True):

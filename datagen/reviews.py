@@ -67,9 +67,7 @@ def write_review_texts(spill: Path, interactions: pl.DataFrame, path: Path) -> i
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{sql_literal(spill.parent / 'duckdb-tmp')}'")
         con.register("kept", interactions.select("user_id", "item_id", "position", "order_key"))
-        batches = con.sql(
-            f"SELECT k.user_id, k.item_id, r.review FROM read_parquet('{sql_literal(spill)}') r JOIN kept k USING (order_key) ORDER BY k.user_id, k.position"
-        ).to_arrow_reader(1 << 16)
+        batches = con.sql(f"SELECT k.user_id, k.item_id, r.review FROM read_parquet('{sql_literal(spill)}') r JOIN kept k USING (order_key) ORDER BY k.user_id, k.position").to_arrow_reader(1 << 16)
         rows = 0
         with pq.ParquetWriter(path, SCHEMA, compression="zstd", compression_level=3) as writer:
             for batch in batches:

@@ -41,8 +41,8 @@ Table 7 and I3 have none, and asking for them is an error.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -1,8 +1,8 @@
 """Dataset statistics in the form of Table 1 of Lu et al. 2024, plus a few more.
 
-    >>> stats = table1(tables)  # doctest: +SKIP
-    >>> print(table1_markdown("steam", stats))  # doctest: +SKIP
-    | Dataset | #Users | #Items | #Inters | #Sparsity |
+>>> stats = table1(tables)  # doctest: +SKIP
+>>> print(table1_markdown("steam", stats))  # doctest: +SKIP
+| Dataset | #Users | #Items | #Inters | #Sparsity |
 """
 
 from __future__ import annotations
@@ -28,7 +28,5 @@ def table1(tables: CanonicalTables) -> dict:
 
 def table1_markdown(name: str, stats: dict) -> str:
     return (
-        "| Dataset | #Users | #Items | #Inters | #Sparsity |\n"
-        "|---|---:|---:|---:|---:|\n"
-        f"| {name} | {stats['users']:,} | {stats['items']:,} | {stats['interactions']:,} | {stats['sparsity']:.2%} |\n"
+        f"| Dataset | #Users | #Items | #Inters | #Sparsity |\n|---|---:|---:|---:|---:|\n| {name} | {stats['users']:,} | {stats['items']:,} | {stats['interactions']:,} | {stats['sparsity']:.2%} |\n"
     )

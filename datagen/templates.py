@@ -33,9 +33,9 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import jinja2
 import yaml
@@ -215,9 +215,7 @@ class TemplateLibrary:
         }
 
     @classmethod
-    def load(
-        cls, task_variables: Mapping[str, set[str]], extra_dirs: tuple[Path, ...] | list[Path] = (), dataset: str = DEFAULT_DATASET
-    ) -> TemplateLibrary:
+    def load(cls, task_variables: Mapping[str, set[str]], extra_dirs: tuple[Path, ...] | list[Path] = (), dataset: str = DEFAULT_DATASET) -> TemplateLibrary:
         """The templates and phrase sets of one dataset config, from every template folder."""
         templates: list[Template] = []
         phrase_sets: list[PhraseSet] = []
@@ -265,7 +263,7 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise DataError(f"not UTF-8 text (byte {error.start}: {error.object[error.start:error.start + 1]!r})", path=path) from None
+        raise DataError(f"not UTF-8 text (byte {error.start}: {error.object[error.start : error.start + 1]!r})", path=path) from None
 
 
 def _read_header(path: Path, text: str, keys: set[str]) -> dict:
@@ -304,7 +302,7 @@ def _read_template(path: Path, task_variables: Mapping[str, set[str]], dataset: 
     header = _read_header(path, match.group(1), HEADER_KEYS)
     if header["dataset"] != dataset:
         return None
-    body = text[match.end():].strip()
+    body = text[match.end() :].strip()
     task = header["task"]
     if task not in task_variables:
         raise DataError(f"unknown task {task!r}; tasks: {', '.join(sorted(task_variables))}", path=path, field="task")

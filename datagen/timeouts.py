@@ -1,7 +1,7 @@
 """How long one network request may wait for a server, from an environment variable.
 
-    >>> seconds_from_env("DATAGEN_DOWNLOAD_TIMEOUT", 30.0)  # doctest: +SKIP
-    30.0
+>>> seconds_from_env("DATAGEN_DOWNLOAD_TIMEOUT", 30.0)  # doctest: +SKIP
+30.0
 """
 
 from __future__ import annotations

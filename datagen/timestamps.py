@@ -51,9 +51,7 @@ def implausible(seconds: pl.Series, field: str) -> pl.Series:
     years = pl.from_epoch(seconds.clip(-YEAR_RANGE_SECONDS, YEAR_RANGE_SECONDS), time_unit="s").dt.year()
     frame = pl.DataFrame({"seconds": seconds, "year": years})
     return frame.select(
-        pl.when(pl.col("seconds") < EARLIEST).then(pl.format("time before 1990-01-01 ({})", "year"))
-        .when(pl.col("seconds") > _latest()).then(pl.format("time in the future ({})", "year"))
-        .alias(field)
+        pl.when(pl.col("seconds") < EARLIEST).then(pl.format("time before 1990-01-01 ({})", "year")).when(pl.col("seconds") > _latest()).then(pl.format("time in the future ({})", "year")).alias(field)
     ).to_series()
 
 

@@ -32,11 +32,7 @@ def main() -> None:
     chosen = set(random.Random(args.seed).sample(users, args.users))
     kept = [line for line in reviews if USERNAME.search(line).group(1) in chosen]
     products = {PRODUCT.search(line).group(1) for line in kept}
-    games = [
-        line
-        for line in gzip.open(args.raw_dir / "steam_games.json.gz", "rt").read().splitlines()
-        if str(ast.literal_eval(line).get("id")) in products
-    ]
+    games = [line for line in gzip.open(args.raw_dir / "steam_games.json.gz", "rt").read().splitlines() if str(ast.literal_eval(line).get("id")) in products]
     OUT.mkdir(parents=True, exist_ok=True)
     for name, lines in (("reviews_v2_windows.json.gz", kept), ("steam_games.json.gz", games)):
         # mtime=0 keeps the gzip bytes reproducible.

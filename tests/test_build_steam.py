@@ -52,9 +52,7 @@ def test_histories_are_k_core_deduplicated_time_ordered_and_split(sample_build):
         assert row["train_item_ids"] + [row["valid_item_id"], row["test_item_id"]] == row["item_ids"]
         assert row["timestamps"] == sorted(row["timestamps"])
     splits = interactions.group_by("split").len().sort("split")
-    assert dict(splits.iter_rows()) == {
-        "test": sequences.height, "valid": sequences.height, "train": interactions.height - 2 * sequences.height
-    }
+    assert dict(splits.iter_rows()) == {"test": sequences.height, "valid": sequences.height, "train": interactions.height - 2 * sequences.height}
 
 
 def test_titles_are_clean_and_unique_ignoring_case(sample_build):
@@ -65,6 +63,7 @@ def test_titles_are_clean_and_unique_ignoring_case(sample_build):
     assert (titles.str.len_chars() > 0).all()
 
 
+@pytest.mark.integration  # two builds of the sample
 def test_same_inputs_and_seed_give_byte_identical_files(tmp_path):
     outputs = []
     for run in ("a", "b"):

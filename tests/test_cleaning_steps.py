@@ -47,9 +47,7 @@ def test_k_core_iterates_until_stable():
 
 def test_unique_titles_keeps_the_most_popular_bare():
     # Minimal case: three items share a title up to case; "Doom (2)" is already taken.
-    items = pl.DataFrame(
-        {"raw_item_id": ["1", "2", "3", "4"], "title": ["Doom", "DOOM", "Doom", "Doom (2)"], "categories": [[], [], [], []]}
-    )
+    items = pl.DataFrame({"raw_item_id": ["1", "2", "3", "4"], "title": ["Doom", "DOOM", "Doom", "Doom (2)"], "categories": [[], [], [], []]})
     popularity = pl.DataFrame({"raw_item_id": ["1", "2", "3", "4"], "popularity": [5, 9, 5, 1]}, schema_overrides={"popularity": pl.UInt32})
     report = BuildReport()
     titles = dict(unique_titles(items, popularity, report).select("raw_item_id", "title").iter_rows())

@@ -30,10 +30,7 @@ def test_every_command_teaches_by_example(runner, command):
 def test_the_command_line_starts_without_the_heavy_libraries():
     """`datagen --help` and `datagen build --no-teacher` need none of them: each command imports its own."""
     heavy = ("torch", "transformers", "trl", "matplotlib", "datasets", "peft")
-    script = (
-        "import sys; import datagen.cli; "
-        f"print(','.join(name for name in {heavy!r} if name in sys.modules))"
-    )
+    script = f"import sys; import datagen.cli; print(','.join(name for name in {heavy!r} if name in sys.modules))"
     loaded = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout.strip()
     assert loaded == ""
 

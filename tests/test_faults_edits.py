@@ -29,6 +29,8 @@ from datagen.publish.validate import validate
 from datagen.sources.steam import SAMPLE_DIR
 from datagen.teacher.settings import TeacherSettings, TrainConfig
 
+pytestmark = pytest.mark.integration  # builds, trains and runs the CLI in subprocesses
+
 KILL_AT = (0.45, 0.75, 0.95)  # shares of the uninterrupted run's time
 EDITS = {
     "generate": ["generate", "{build}", "--seed", "7", "--device", "cpu", "-q"],

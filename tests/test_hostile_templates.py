@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from datagen.errors import DataError
 from datagen.controllable.build import load_library
+from datagen.errors import DataError
 from datagen.templates import MAX_RENDER_SECONDS
 
 HEADER = "{{#\nid: {id}\ntask: i0\nversion: {version}\nsource: a user\nsystem: You recommend games.\nvariables: [history]\n#}}\n"
@@ -104,8 +104,7 @@ def test_a_template_that_is_not_utf8_names_the_byte(tmp_path):
 
 def test_a_hostile_phrase_set_is_bounded_too(tmp_path):
     (tmp_path / "phrases.yaml").write_text(
-        "id: mine/phrases\nversion: 1\nsource: a user\nvariables: [target_category]\n"
-        "positive: [\"{{ target_category * 10**9 }}\"]\nnegative: [\"not {{ target_category }}\"]\n"
+        'id: mine/phrases\nversion: 1\nsource: a user\nvariables: [target_category]\npositive: ["{{ target_category * 10**9 }}"]\nnegative: ["not {{ target_category }}"]\n'
     )
     library = load_library([tmp_path])
     index = len(library.intentions["positive"]) - 1  # the user's phrase comes after the shipped ones

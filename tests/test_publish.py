@@ -249,9 +249,11 @@ class HubUntilUpload(BaseHTTPRequestHandler):
         answers = {
             "/api/whoami-v2": {"name": "tester", "type": "user"},
             "/api/repos/create": {"url": f"{base}/datasets/my-org/steam", "name": "my-org/steam"},
-            "/api/datasets/my-org/steam/refs": {"branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": "0" * 40}],
-                                                "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": "1" * 40} for t in self.tags],
-                                                "converts": []},  # fmt: skip
+            "/api/datasets/my-org/steam/refs": {
+                "branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": "0" * 40}],
+                "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": "1" * 40} for t in self.tags],
+                "converts": [],
+            },  # fmt: skip
             "/api/datasets/my-org/steam/tree/main": [],
         }
         if path not in answers:

@@ -21,7 +21,6 @@ from datagen.recknowledge.checks import label_checks
 from datagen.recknowledge.samples import corrupt_spans, numpy_rng, popularity_negatives, uncorrupt, windows
 
 
-
 @pytest.fixture(scope="module")
 def gift_cards(shared_data, tmp_path_factory) -> BuildFolder:
     """The real Amazon Gift_Cards 5-core (it has ratings), canonical tables only, with two epochs of auxiliary tasks."""
@@ -83,7 +82,9 @@ def test_the_checks_catch_a_wrong_label(gift_cards):
     rows = {split: _rows(gift_cards, split).to_dicts() for split in ("train", "validation", "test")}
     ids = read_split(gift_cards.path, "recknowledge_items", "train").sort("item_id")["short_id"].to_list()
     ranking = next(row for row in rows["test"] if row["task"] == "ranking")
-    ranking["completion"] = [{"role": "assistant", "content": ids[ranking["candidate_item_ids"][0] if ranking["candidate_item_ids"][0] != ranking["target_item_id"] else ranking["candidate_item_ids"][1]]}]
+    ranking["completion"] = [
+        {"role": "assistant", "content": ids[ranking["candidate_item_ids"][0] if ranking["candidate_item_ids"][0] != ranking["target_item_id"] else ranking["candidate_item_ids"][1]]}
+    ]
     rating = next(row for row in rows["test"] if row["task"] == "rating")
     rating["completion"] = [{"role": "assistant", "content": "no" if rating["completion"][0]["content"] == "yes" else "yes"}]
     mlm = next(row for row in rows["train"] if row["task"] == "mlm")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -13,9 +15,6 @@ from datagen.pipeline import BuildConfig, build
 from datagen.report import BuildReport
 from datagen.sources.amazon import read_meta
 from datagen.sources.table import load_config
-
-import duckdb
-from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -62,9 +61,7 @@ def test_ratings_only_csv(shared_data, tmp_path):
 
 
 def test_scientific_catalog_through_table_config(shared_data, tmp_path):
-    result = build(
-        BuildConfig(f"table:{EXAMPLES / 'scientific.yaml'}", raw_dir=shared_data / "catalogs" / "scientific", out_dir=tmp_path / "sci")
-    )
+    result = build(BuildConfig(f"table:{EXAMPLES / 'scientific.yaml'}", raw_dir=shared_data / "catalogs" / "scientific", out_dir=tmp_path / "sci"))
     stats = result.manifest["stats"]
     assert (stats["users"], stats["items"], stats["interactions"]) == (8317, 4344, 58492)
     assert stats["items_without_category"] == 131

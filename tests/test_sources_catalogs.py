@@ -199,7 +199,7 @@ def test_recbole_sequence_form_benchmark_files(ml100k, tmp_path):
         raw = [raw_item[item] for item in items]
         for end in range(1, len(raw)):
             split = "test" if end == len(raw) - 1 else "valid" if end == len(raw) - 2 else "train"
-            files[split].append(f"{user}\t{' '.join(raw[max(0, end - 50):end])}\t{raw[end]}")  # RecBole's MAX_ITEM_LIST_LENGTH
+            files[split].append(f"{user}\t{' '.join(raw[max(0, end - 50) : end])}\t{raw[end]}")  # RecBole's MAX_ITEM_LIST_LENGTH
     for split, lines in files.items():
         (folder / f"ml-100k.{split}.inter").write_text("\n".join(lines) + "\n")
     (folder / "ml-100k.item").write_text("item_id:token\ttitle:token_seq\n" + "".join(f"{raw}\tMovie {raw}\n" for raw in raw_item.values()))
@@ -261,16 +261,14 @@ def test_table_timestamp_units_and_plausibility(shared_data, tmp_path):
     dated.write_csv(tmp_path / "reviews.csv")
     config.write_text(spec.replace("timestamp: ms", "timestamp: date") % ", timestamp_unit: iso")
     result = build(BuildConfig(f"table:{config}", raw_dir=tmp_path, out_dir=tmp_path / "iso", user_core=1, item_core=1))
-    assert result.manifest["report"]["bad_rows"] == [
-        {"file": "reviews.csv", "what": "interactions", "field": "date", "reason": "time before 1990-01-01 (1900)", "rows": 1, "first_line": 6}
-    ]
+    assert result.manifest["report"]["bad_rows"] == [{"file": "reviews.csv", "what": "interactions", "field": "date", "reason": "time before 1990-01-01 (1900)", "rows": 1, "first_line": 6}]
 
 
 def test_table_encoding_and_comma_categories(shared_data, tmp_path):
     config = tmp_path / "ml.yaml"
     body = (
         "items: {path: u.item, format: csv, separator: '|', columns: [id, title, date, video, url], id: id, title: title%s}\n"
-        "interactions: {path: u.data, format: csv, separator: \"\\t\", columns: [user, item, rating, time], user: user, item: item, timestamp: time, order: timestamp}\n"
+        'interactions: {path: u.data, format: csv, separator: "\\t", columns: [user, item, rating, time], user: user, item: item, timestamp: time, order: timestamp}\n'
     )
     (tmp_path / "u.data").write_bytes((shared_data / "movielens" / "ml-100k" / "u.data").read_bytes())
     # Only the first five columns: the genre flags are left out of this config.
@@ -299,9 +297,7 @@ def test_instructrec_skips_a_point_with_too_few_items_outside_its_sequence(share
     their select and pointwise rows are skipped and counted, where drawing negatives once looped forever."""
     from datagen.instructrec.build import TOO_FEW_NEGATIVES
 
-    result = build(
-        BuildConfig(f"table:{EXAMPLES / 'scientific.yaml'}", raw_dir=shared_data / "catalogs" / "scientific", out_dir=tmp_path / "sci", max_users=1500, instructrec=InstructRecSettings())
-    )
+    result = build(BuildConfig(f"table:{EXAMPLES / 'scientific.yaml'}", raw_dir=shared_data / "catalogs" / "scientific", out_dir=tmp_path / "sci", max_users=1500, instructrec=InstructRecSettings()))
     report = json.loads((result.out_dir / "reports" / "instructrec.json").read_text())
     assert result.manifest["stats"]["items"] < 20
     assert any(row["reason"] == TOO_FEW_NEGATIVES for row in report["skipped"])

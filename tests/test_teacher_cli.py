@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from datagen.cli import main
 from datagen.sources.steam import SAMPLE_DIR
 
+pytestmark = pytest.mark.integration  # builds, trains and runs the CLI in subprocesses
+
 SAMPLE = str(SAMPLE_DIR)  # explicit, so that $DATAGEN_DATA cannot swap in the real files
 
 

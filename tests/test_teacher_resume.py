@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from datagen.buildfolder import BuildFolder
 from datagen.pipeline import BuildConfig, build
 from datagen.progress import StepProgress
@@ -18,6 +20,8 @@ from datagen.teacher.checkpoint import CHECKPOINT_NAME
 from datagen.teacher.folder import train_teacher, training_state_path
 from datagen.teacher.settings import TeacherSettings, TrainConfig
 from datagen.teacher.train import read_state
+
+pytestmark = pytest.mark.integration  # builds, trains and runs the CLI in subprocesses
 
 TRAIN = ["teacher", "train", "--epochs", "8", "--patience", "8", "--validate-every", "1", "--dim", "32", "--inner-dim", "64", "--device", "cpu"]
 

@@ -7,15 +7,14 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
-from safetensors.torch import load_file
-
 from datagen.teacher.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, load_checkpoint, save_checkpoint
+from datagen.teacher.evaluate import full_ranks, rank_metrics, split_queries
 from datagen.teacher.folder import load_teacher
 from datagen.teacher.objectives import TrainingObjective
-from datagen.teacher.evaluate import full_ranks, rank_metrics, split_queries
 from datagen.teacher.sasrec import SASRec
 from datagen.teacher.scorers import MostPopular, SASRecScorer, train_popularity
 from datagen.teacher.settings import FULL_SOFTMAX_MAX_ITEMS, SASRecConfig, TrainConfig, resolve_objective
@@ -80,10 +79,7 @@ def test_label_smoothing_matches_the_textbook_formula_and_skips_masked_negatives
     targets = torch.tensor([[0, 1, 2]])
     hidden = model.hidden_states(targets)
     scores = model.item_scores(hidden)[0].detach()
-    expected = sum(
-        (1 - smoothing) * -torch.log_softmax(row, 0)[target] + smoothing * -torch.log_softmax(row, 0).mean()
-        for row, target in zip(scores, targets[0])
-    )
+    expected = sum((1 - smoothing) * -torch.log_softmax(row, 0)[target] + smoothing * -torch.log_softmax(row, 0).mean() for row, target in zip(scores, targets[0]))
     full = TrainingObjective("softmax", torch.ones(n_items), negatives=4, generator=torch.Generator(), label_smoothing=smoothing)
     assert torch.allclose(full(model, hidden, targets), expected)
 

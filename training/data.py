@@ -87,10 +87,7 @@ def interleave(parts: list[pl.DataFrame], weights: list[float], seed: int) -> pl
 
 def training_rows(spec: DatasetSpec, columns: list[str] = TRAIN_COLUMNS):
     """The training stream as a `datasets.Dataset` of `columns` (prompt/completion for SFT)."""
-    parts = [
-        component_rows(spec, component).select(columns).sample(fraction=1.0, shuffle=True, seed=spec.seed + number)
-        for number, component in enumerate(spec.mixture)
-    ]
+    parts = [component_rows(spec, component).select(columns).sample(fraction=1.0, shuffle=True, seed=spec.seed + number) for number, component in enumerate(spec.mixture)]
     if spec.mixture[0].weight is not None and len(parts) > 1:
         mixed = interleave(parts, [component.weight for component in spec.mixture], spec.seed)
     else:

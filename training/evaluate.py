@@ -17,8 +17,8 @@ The SASRec teacher is scored on its own top K (it cannot read an instruction).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import polars as pl

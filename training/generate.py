@@ -10,8 +10,8 @@ Prompts are rendered with the model's own chat template and answered greedily
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from datagen.errors import DataError
 from datagen.training.models import load_model, resolve_model, torch_dtype

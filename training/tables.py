@@ -37,9 +37,7 @@ def paper_tables(results: dict[str, dict]) -> str:
     evaluated = {task for model_results in results.values() for task in model_results}
     tables = []
     if "i0" in evaluated:
-        tables.append(
-            _table("Table 2: sequential recommendation (I0)", ["HR@10", "NDCG@10", "HR@5", "NDCG@5"], results, lambda r: [_value(r, "i0", m) for m in ("hr", "ndcg", "hr@5", "ndcg@5")])
-        )
+        tables.append(_table("Table 2: sequential recommendation (I0)", ["HR@10", "NDCG@10", "HR@5", "NDCG@5"], results, lambda r: [_value(r, "i0", m) for m in ("hr", "ndcg", "hr@5", "ndcg@5")]))
     if evaluated & {"i1_pos", "i1_neg"}:
         tables.append(
             _table(
@@ -88,8 +86,7 @@ def paper_tables(results: dict[str, dict]) -> str:
                 f"Formatting on {task}",
                 [label for _, label in FORMATTING] + ["empty answers", "rows"],
                 results,
-                lambda r, task=task: [_value(r, task, m, True) for m, _ in FORMATTING]
-                + [str(r.get(task, {}).get("empty_answers", "-")), str(r.get(task, {}).get("rows", "-"))],
+                lambda r, task=task: [_value(r, task, m, True) for m, _ in FORMATTING] + [str(r.get(task, {}).get("empty_answers", "-")), str(r.get(task, {}).get("rows", "-"))],
             )
         )
     return "\n\n".join(tables) + "\n"

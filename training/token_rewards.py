@@ -12,7 +12,7 @@ fixed newline id as the reference code does.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from datagen.checks import answer_line_spans
 from datagen.rewards import LIST_AMPLIFICATION, AnswerRewards

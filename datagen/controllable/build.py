@@ -27,7 +27,17 @@ from datagen.checks import METRICS, Facts, TitleIndex, mean_scores, parse_answer
 from datagen.controllable.chat import chat_rows, load_sharegpt
 from datagen.controllable.rows import SCHEMA, sample_row
 from datagen.controllable.tasks import (
-    TASKS, TEMPLATE_VARIABLES, TEST_JOBS, TRAIN_JOBS, VALID_JOBS, Context, Job, Point, generate, generate_i3, sample_rng,
+    TASKS,
+    TEMPLATE_VARIABLES,
+    TEST_JOBS,
+    TRAIN_JOBS,
+    VALID_JOBS,
+    Context,
+    Job,
+    Point,
+    generate,
+    generate_i3,
+    sample_rng,
 )  # fmt: skip
 from datagen.generated import settings_dict
 from datagen.output import atomic_folder, write_json
@@ -69,9 +79,7 @@ def load_library(template_dirs=()) -> TemplateLibrary:
     return TemplateLibrary.load(TEMPLATE_VARIABLES, template_dirs)
 
 
-def sample_points(
-    sequences: pl.DataFrame, settings: ControllableSettings, dropped: Counter
-) -> tuple[list[tuple[Point, tuple[Job, ...]]], dict[tuple[str, int], int]]:
+def sample_points(sequences: pl.DataFrame, settings: ControllableSettings, dropped: Counter) -> tuple[list[tuple[Point, tuple[Job, ...]]], dict[tuple[str, int], int]]:
     """Every (point, jobs) of the three splits (section 3.1.1 of Lu et al.), and each validation user's turn per task."""
     users = sequences.sort("user_id").select("user_id", "train_item_ids", "valid_item_id", "test_item_id").rows()
     planned = []

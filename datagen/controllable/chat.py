@@ -91,7 +91,7 @@ def to_messages(turns) -> tuple[list[dict], str | None]:
             return [], "an empty turn"
         messages.append({"role": role, "content": turn["value"].strip()})
     system = [m for m in messages[:1] if m["role"] == "system"]
-    turns_only = messages[len(system):]
+    turns_only = messages[len(system) :]
     while turns_only and turns_only[0]["role"] == "assistant":
         turns_only = turns_only[1:]
     while turns_only and turns_only[-1]["role"] == "user":

@@ -1,8 +1,8 @@
 """`datagen generate`, `datagen render` and `datagen templates`: the controllable dataset from the command line.
 
-    $ datagen templates
-    $ datagen generate build/steam --chat sharegpt.json
-    $ datagen render steam --task i2 --n 3
+$ datagen templates
+$ datagen generate build/steam --chat sharegpt.json
+$ datagen render steam --task i2 --n 3
 """
 
 from __future__ import annotations

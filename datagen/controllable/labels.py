@@ -32,9 +32,7 @@ def take(ranking: np.ndarray, n: int, keep: np.ndarray | None = None, first: int
     return label + rest[: n - len(label)].tolist()
 
 
-def take_quota(
-    ranking: np.ndarray, k: int, in_mask: np.ndarray, n_in: int, first: int | None = None, allowed: np.ndarray | None = None
-) -> list[int] | None:
+def take_quota(ranking: np.ndarray, k: int, in_mask: np.ndarray, n_in: int, first: int | None = None, allowed: np.ndarray | None = None) -> list[int] | None:
     """k items, exactly `n_in` of them in `in_mask`, the best of each kind, in ranking order.
 
     `first` leads the list when it fits the quota. None when too few items of a kind are left.

@@ -95,4 +95,3 @@ def sample_row(sample: Sample, catalog: Catalog, split: str, copy: int = 0) -> d
         "prompt": prompt,
         "completion": completion,
     }
-

@@ -291,9 +291,7 @@ def _intention(rng: random.Random, context: Context, kind: str, category: str) -
     return context.library.intention(kind, rng.randrange(len(context.library.intentions[kind])), category)
 
 
-def _finish(
-    sample: Sample, job: Job, rng: random.Random, context: Context, negative_pool: np.ndarray | None, seen: list[int] = ()
-) -> Sample | str:
+def _finish(sample: Sample, job: Job, rng: random.Random, context: Context, negative_pool: np.ndarray | None, seen: list[int] = ()) -> Sample | str:
     """Checks the label is whole, then draws the template and, for a candidate template, the candidates.
 
     Negatives come from `negative_pool` (a mask; None: every item), never from `seen` (the user's items).

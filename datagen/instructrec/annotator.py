@@ -31,7 +31,7 @@ DATASET = "instructrec-annotator"
 TEMPLATE_VARIABLES = {"explicit_preference": {"history"}, "vague_intention": {"review"}}
 MAX_TOKENS = 64
 MAX_REVIEW_CHARS = 1500  # a review is cut here before it goes into a prompt
-QUOTES = "\"“”"
+QUOTES = '"“”'
 
 
 class AnnotationCache:

@@ -185,10 +185,7 @@ class Generator:
         if task == "pointwise":
             # T0 with balanced labels: the target (Yes) and one random negative (No) from every point.
             negative = self._negatives(rng, point, 1)[0]
-            return [
-                self._row(base, {**values, "candidate_item": f"'{self.titles[item]}'"}, answer, [item], suffix)
-                for item, answer, suffix in ((point.target, YES, "yes"), (negative, NO, "no"))
-            ]
+            return [self._row(base, {**values, "candidate_item": f"'{self.titles[item]}'"}, answer, [item], suffix) for item, answer, suffix in ((point.target, YES, "yes"), (negative, NO, "no"))]
         candidates = None
         if task == "select":
             negatives = hard_negatives[: self.settings.candidates - 1] if hard_negatives is not None else self._negatives(rng, point, self.settings.candidates - 1)
@@ -302,8 +299,7 @@ def annotate_points(annotator, folder: BuildFolder, points: list[Point], generat
     texts = read_review_texts(folder.path)
     if texts is None:
         progress.warn(
-            f"NOTE: {folder.path} has no {REVIEWS_FILE} (built without --review-texts), so no vague intention (I1) can be "
-            "annotated; rebuild with `datagen build ... --review-texts` to make them."
+            f"NOTE: {folder.path} has no {REVIEWS_FILE} (built without --review-texts), so no vague intention (I1) can be annotated; rebuild with `datagen build ... --review-texts` to make them."
         )
     reviews = dict(((u, i), r) for u, i, r in texts.rows()) if texts is not None else {}
     histories = [quoted([generator.titles[i] for i in point.history[-generator.settings.max_history :]]) for point in points]
@@ -352,9 +348,7 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
         "data_version": folder.data_version,
         "settings": settings.as_dict(),
         "annotator": None if annotator is None else annotator_summary(annotator),
-        "templates": [
-            {"id": t.id, "task": t.task, "version": t.version, "source": t.source, "needs": sorted(required_annotations(t))} for t in library.templates
-        ],
+        "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source, "needs": sorted(required_annotations(t))} for t in library.templates],
         "rows": {split: dict(Counter(row["task"] for row in rows[split])) for split in SPLITS},
         "rows_per_template": {split: dict(sorted(Counter(row["template_id"] for row in rows[split]).items())) for split in SPLITS},
         "skipped": [{"split": s, "task": t, "template": tid, "reason": r, "count": n} for (s, t, tid, r), n in sorted(skipped.items())],

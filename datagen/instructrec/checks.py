@@ -60,8 +60,12 @@ def _carries_the_path(row: dict, context: dict) -> bool:
 
 ROW_CHECKS = {
     "recommend": {"answer is the target": _names_target},
-    "select": {"answer is the target": _names_target, "target once, no repeats": _candidates_fair,
-               "no negative in the sequence": _candidates_unseen, "prompt shows the candidates": _candidates_shown},  # fmt: skip
+    "select": {
+        "answer is the target": _names_target,
+        "target once, no repeats": _candidates_fair,
+        "no negative in the sequence": _candidates_unseen,
+        "prompt shows the candidates": _candidates_shown,
+    },  # fmt: skip
     "pointwise": {"Yes exactly for the target": _yes_for_the_target, "no negative in the sequence": _candidates_unseen},
     "write_query": {"answer is the category path": _carries_the_path},
     "predict_query_and_item": {"answer carries the category path": _carries_the_path},

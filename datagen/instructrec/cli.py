@@ -1,7 +1,7 @@
 """`datagen instructrec`: the InstructRec dataset of Zhang et al. 2023 from the command line.
 
-    $ datagen instructrec build/amazon-gift_cards
-    $ datagen render build/amazon-gift_cards --dataset instructrec --task select
+$ datagen instructrec build/amazon-gift_cards
+$ datagen render build/amazon-gift_cards --dataset instructrec --task select
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
-from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.errors import DataError
+from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.generated import skipped_per_template
 from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec
 from datagen.output import staged_edit
@@ -43,12 +43,16 @@ Examples:
 @click.option("--annotator-url", metavar="URL", help="openai: the server's base URL, e.g. http://127.0.0.1:8080/v1 (the key, if any, from $DATAGEN_LLM_API_KEY).")
 @click.option("--annotator-concurrency", type=click.IntRange(min=1), default=4, show_default=True, help="openai: requests in flight.")
 @click.option("--annotator-rps", type=click.FloatRange(min=0, min_open=True), help="openai: at most this many requests per second.")
-@click.option("--annotator-timeout", type=click.FloatRange(min=0, min_open=True), default=600, show_default=True, help="openai: seconds one prompt may take, retries included (one request waits at most 120).")
+@click.option(
+    "--annotator-timeout", type=click.FloatRange(min=0, min_open=True), default=600, show_default=True, help="openai: seconds one prompt may take, retries included (one request waits at most 120)."
+)
 @TEMPLATES_OPTION
 @click.option("--seed", type=int, help="Seed for sample points, templates, negatives and positions [default: the build's].")
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher (--negatives teacher).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def instructrec(build_name, negatives, candidates, max_history, valid_users, annotator, annotator_model, annotator_url, annotator_concurrency, annotator_rps, annotator_timeout, template_dirs, seed, device, quiet):
+def instructrec(
+    build_name, negatives, candidates, max_history, valid_users, annotator, annotator_model, annotator_url, annotator_concurrency, annotator_rps, annotator_timeout, template_dirs, seed, device, quiet
+):
     """Fill InstructRec's appendix templates (Zhang et al. 2023) from a BUILD.
 
     Each template is tagged with its preference (P0-P2), intention (I0-I2) and

@@ -83,10 +83,7 @@ def card_metadata(folder: Path, manifest: dict):
         infos[name] = DatasetInfo(features=features, config_name=name, splits=SplitDict(split_infos), download_size=download, dataset_size=in_memory)
     DatasetInfosDict(infos).to_dataset_card_data(metadata)
     MetadataConfigs(
-        {
-            name: {"data_files": [{"split": split, "path": f"data/{name}/{split}-*"} for split in splits], **({"default": True} if name == default else {})}
-            for name, splits in configs.items()
-        }
+        {name: {"data_files": [{"split": split, "path": f"data/{name}/{split}-*"} for split in splits], **({"default": True} if name == default else {})} for name, splits in configs.items()}
     ).to_dataset_card_data(metadata)
     return metadata
 

@@ -1,8 +1,8 @@
 """`datagen push`, `datagen card` and `datagen validate`: publishing from the command line.
 
-    $ datagen validate build/steam
-    $ datagen card build/steam --repo my-org/steam-controllable
-    $ datagen push build/steam --repo my-org/steam-controllable --dry-run
+$ datagen validate build/steam
+$ datagen card build/steam --repo my-org/steam-controllable
+$ datagen push build/steam --repo my-org/steam-controllable --dry-run
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import click
 
 from datagen.errors import DataError
 from datagen.output import staged_edit
-from datagen.publish.hub import plan_push, push as push_to_hub
+from datagen.publish.hub import plan_push
+from datagen.publish.hub import push as push_to_hub
 from datagen.publish.release import write_sealed_card
-from datagen.publish.validate import check_seal, read_manifest, validate as validate_folder
+from datagen.publish.validate import check_seal, read_manifest
+from datagen.publish.validate import validate as validate_folder
 
 FOLDER_ARGUMENT = click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 

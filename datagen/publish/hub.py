@@ -68,9 +68,7 @@ def plan_push(folder: Path, repo: str, tag: str | None = None, private: bool = F
     manifest = read_manifest(folder)
     problems = validate(folder)
     if problems:
-        raise PushError(
-            "the folder does not match its manifest:\n  " + "\n  ".join(problems), path=folder, hint="Rebuild it, or run `datagen card FOLDER` after a card change."
-        )
+        raise PushError("the folder does not match its manifest:\n  " + "\n  ".join(problems), path=folder, hint="Rebuild it, or run `datagen card FOLDER` after a card change.")
     files = tuple(UploadFile(name, (folder / name).stat().st_size) for name in repository_files(folder))
     return PushPlan(folder, repo, tag, private, manifest["version"], manifest["content_hash"], files)
 

@@ -60,11 +60,7 @@ def is_card_file(relative: str) -> bool:
 
 def repository_files(folder: Path) -> list[str]:
     """Every file of the folder (relative, sorted) but hidden ones: what a push uploads."""
-    return sorted(
-        path.relative_to(folder).as_posix()
-        for path in folder.rglob("*")
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-    )
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts))
 
 
 def file_entry(folder: Path, relative: str) -> dict:
@@ -88,10 +84,7 @@ def content_hash(files: dict[str, dict]) -> str:
 
 def config_summary(folder: Path, files: dict[str, dict]) -> dict:
     """{config: {split: {"files": [...], "rows": n}}} from the data/ layout."""
-    return {
-        config: {split: {"files": paths, "rows": sum(files[p]["rows"] for p in paths)} for split, paths in splits.items()}
-        for config, splits in data_files(folder).items()
-    }
+    return {config: {split: {"files": paths, "rows": sum(files[p]["rows"] for p in paths)} for split, paths in splits.items()} for config, splits in data_files(folder).items()}
 
 
 def task_settings(folder: Path) -> tuple[dict, list[dict]]:

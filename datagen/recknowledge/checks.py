@@ -96,8 +96,12 @@ def _mlm_spans(row: dict, context: dict) -> bool:
 
 CHECKS = {
     "retrieval": {"answer is the target": _names_target},
-    "ranking": {"answer is the target": _names_target, "target once, no repeats": _candidates_fair,
-                "no candidate in the sequence": _candidates_unseen, "prompt lists the candidates": _candidates_shown},  # fmt: skip
+    "ranking": {
+        "answer is the target": _names_target,
+        "target once, no repeats": _candidates_fair,
+        "no candidate in the sequence": _candidates_unseen,
+        "prompt lists the candidates": _candidates_shown,
+    },  # fmt: skip
     "rating": {"yes exactly when the rating > 3": _rating_label},
     "mim": {"answer is the masked items": _mim_answer, "prompt hides that many": _mim_prompt},
     "mlm": {"spans restore the text": _mlm_spans},

@@ -1,7 +1,7 @@
 """`datagen recknowledge`: the recommendation-knowledge dataset of Cao et al. 2024 from the command line.
 
-    $ datagen recknowledge build/amazon-gift_cards --epochs 3
-    $ datagen render build/amazon-gift_cards --dataset recknowledge --task mim
+$ datagen recknowledge build/amazon-gift_cards --epochs 3
+$ datagen render build/amazon-gift_cards --dataset recknowledge --task mim
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.buildfolder import BuildFolder
+from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize

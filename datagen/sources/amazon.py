@@ -27,8 +27,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from datagen.categories import category_prefixes, clean_categories
 from datagen.cache import raw_cache_dir
+from datagen.categories import category_prefixes, clean_categories
 from datagen.errors import DataError
 from datagen.rawfiles import INVALID_UTF8, REPLACEMENT, iter_line_chunks, read_lines, sql_literal
 from datagen.report import BuildReport
@@ -97,9 +97,7 @@ class AmazonSource(Source):
                 raise DataError(f"reviews must be one of {', '.join(REVIEW_FILES)}, not {options['reviews']!r}")
             names = [REVIEW_FILES[kind].format(category=category) for kind in kinds]
         download_hint = f"datagen download amazon:{category}" + (" --release 2023" if release == "2023" else "")
-        reviews_path = require_file(
-            raw_dir, names, f"Amazon {release} {category} reviews", f"Run `{download_hint}` or put the release's files in {raw_dir}."
-        )
+        reviews_path = require_file(raw_dir, names, f"Amazon {release} {category} reviews", f"Run `{download_hint}` or put the release's files in {raw_dir}.")
         meta_path = require_file(
             raw_dir,
             [name.format(category=category) for name in META_FILES[release]],
@@ -147,10 +145,7 @@ def _interaction_sql(fields: ReviewFields, values: str, key: str) -> str:
     """SQL over `values` (one JSON value column per field: u, i, t, r) -> the interaction's columns and,
     as 'field|why', the first field of the wrong JSON type or with bytes that were not UTF-8 (else NULL)."""
     named = (("u", fields.user), ("i", fields.item), ("t", fields.time), ("r", fields.rating))
-    cases = [
-        f"WHEN json_type({column}) IN {NOT_ONE_VALUE_JSON_TYPES} THEN '{name}|is a JSON ' || lower(json_type({column})) || ', not one value'"
-        for column, name in named
-    ]
+    cases = [f"WHEN json_type({column}) IN {NOT_ONE_VALUE_JSON_TYPES} THEN '{name}|is a JSON ' || lower(json_type({column})) || ', not one value'" for column, name in named]
     cases.append(f"WHEN json_type(r) = 'VARCHAR' AND TRY_CAST(r ->> '$' AS DOUBLE) IS NULL THEN '{fields.rating}|is text that is not a number'")
     cases += [f"WHEN contains({column} ->> '$', '{REPLACEMENT}') THEN '{name}|{INVALID_UTF8}'" for column, name in named[:2]]
     return f"""
@@ -174,9 +169,7 @@ def _split_valid_json(con: duckdb.DuckDBPyConnection, lines: pl.DataFrame) -> tu
     return valid, invalid
 
 
-def read_review_json(
-    con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, fields: ReviewFields = REVIEW_FIELDS["2018"], review_texts: Path | None = None
-) -> pl.DataFrame:
+def read_review_json(con: duckdb.DuckDBPyConnection, path: Path, report: BuildReport, fields: ReviewFields = REVIEW_FIELDS["2018"], review_texts: Path | None = None) -> pl.DataFrame:
     """The reviews' interactions; with `review_texts`, also every review's text, streamed there as parquet (order_key, review).
 
     A file DuckDB reads whole without one bad value (the common case) is read
@@ -259,9 +252,7 @@ def _with_problems(parsed: pl.DataFrame, fields: ReviewFields) -> pl.DataFrame:
     """Add `field` (the first bad field of each row, else null) and `reason`."""
     if "wrong_type" not in parsed.columns:
         parsed = parsed.with_columns(wrong_type=pl.lit(None, pl.String))
-    parsed = parsed.with_columns(
-        pl.col("wrong_type").str.split_exact("|", 1).struct.rename_fields(["wrong_field", "wrong_why"])
-    ).unnest("wrong_type")
+    parsed = parsed.with_columns(pl.col("wrong_type").str.split_exact("|", 1).struct.rename_fields(["wrong_field", "wrong_why"])).unnest("wrong_type")
     problem = (
         pl.when(pl.col("wrong_field").is_not_null()).then("wrong_field")
         .when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit(fields.user))

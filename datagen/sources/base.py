@@ -113,9 +113,7 @@ class Source:
 def untitled_items(interactions: pl.DataFrame) -> pl.DataFrame:
     """The items of an interactions-only catalog: every id seen, no title, no categories."""
     ids = interactions["raw_item_id"].unique().sort()
-    return pl.DataFrame(
-        {"raw_item_id": ids, "title": pl.Series([None] * len(ids), dtype=pl.String), "categories": pl.Series([[]] * len(ids), dtype=pl.List(pl.String))}
-    )
+    return pl.DataFrame({"raw_item_id": ids, "title": pl.Series([None] * len(ids), dtype=pl.String), "categories": pl.Series([[]] * len(ids), dtype=pl.List(pl.String))})
 
 
 def require_file(raw_dir: Path, names: list[str], what: str, hint: str) -> Path:

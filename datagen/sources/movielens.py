@@ -157,13 +157,9 @@ def read_ratings(path: Path, layout: Layout, report: BuildReport) -> pl.DataFram
         .when(pl.col("timestamp").is_null() | pl.col("time_problem").is_not_null()).then(pl.lit("timestamp"))
     )  # fmt: skip
     parsed = parsed.with_columns(problem.alias("field"))
-    bad = parsed.filter(pl.col("field").is_not_null()).select(
-        pl.col("line").cast(pl.UInt32), "field", pl.coalesce("time_problem", pl.format("missing or invalid {}", "field")).alias("reason")
-    )
+    bad = parsed.filter(pl.col("field").is_not_null()).select(pl.col("line").cast(pl.UInt32), "field", pl.coalesce("time_problem", pl.format("missing or invalid {}", "field")).alias("reason"))
     report.skip_bad_rows(bad, total=parsed.height, path=path, what="ratings")
-    return parsed.filter(pl.col("field").is_null()).select(
-        "raw_user_id", "raw_item_id", "timestamp", "rating", pl.col("line").cast(pl.Int64).alias("order_key")
-    )
+    return parsed.filter(pl.col("field").is_null()).select("raw_user_id", "raw_item_id", "timestamp", "rating", pl.col("line").cast(pl.Int64).alias("order_key"))
 
 
 def read_genre_names(path: Path) -> list[str]:

@@ -112,9 +112,7 @@ def read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
             raise DataError(f"header field {column!r} is not NAME:TYPE with TYPE one of {', '.join(TYPES)}", path=path, line=1)
         types[name] = kind
     try:
-        frame = pl.read_csv(
-            io.StringIO(body), separator="\t", quote_char=None, has_header=False, new_columns=list(types), infer_schema=False
-        )
+        frame = pl.read_csv(io.StringIO(body), separator="\t", quote_char=None, has_header=False, new_columns=list(types), infer_schema=False)
     except pl.exceptions.PolarsError as error:
         raise DataError(f"cannot read as a tab-separated atomic file: {error}", path=path) from None
     if frame.width != len(types):
@@ -133,25 +131,21 @@ def read_rows(atomic: tuple[pl.DataFrame, dict[str, str]], path: Path, report: B
         _require(types, field, path)
     has_time = "timestamp" in types
     seconds, time_problems = (
-        checked_seconds(frame["timestamp"], "s", path=path, field="timestamp") if has_time else (pl.repeat(None, frame.height, dtype=pl.Int64, eager=True), pl.repeat(None, frame.height, dtype=pl.String, eager=True))
+        checked_seconds(frame["timestamp"], "s", path=path, field="timestamp")
+        if has_time
+        else (pl.repeat(None, frame.height, dtype=pl.Int64, eager=True), pl.repeat(None, frame.height, dtype=pl.String, eager=True))
     )
     rating = frame["rating"].cast(pl.Float64, strict=False) if "rating" in types else pl.repeat(None, frame.height, dtype=pl.Float64, eager=True)
-    parsed = frame.select("line", pl.col("user_id").alias("raw_user_id"), pl.col("item_id").alias("raw_item_id")).with_columns(
-        timestamp=seconds, time_problem=time_problems, rating=rating
-    )
+    parsed = frame.select("line", pl.col("user_id").alias("raw_user_id"), pl.col("item_id").alias("raw_item_id")).with_columns(timestamp=seconds, time_problem=time_problems, rating=rating)
     problem = (
         pl.when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit("user_id"))
         .when(pl.col("raw_item_id").is_null() | (pl.col("raw_item_id") == "")).then(pl.lit("item_id"))
         .when(pl.lit(has_time) & (pl.col("timestamp").is_null() | pl.col("time_problem").is_not_null())).then(pl.lit("timestamp"))
     )  # fmt: skip
     parsed = parsed.with_columns(problem.alias("field"))
-    bad = parsed.filter(pl.col("field").is_not_null()).select(
-        pl.col("line").cast(pl.UInt32), "field", pl.coalesce("time_problem", pl.format("missing or invalid {}", "field")).alias("reason")
-    )
+    bad = parsed.filter(pl.col("field").is_not_null()).select(pl.col("line").cast(pl.UInt32), "field", pl.coalesce("time_problem", pl.format("missing or invalid {}", "field")).alias("reason"))
     report.skip_bad_rows(bad, total=parsed.height, path=path, what="interactions")
-    kept = parsed.filter(pl.col("field").is_null()).select(
-        "raw_user_id", "raw_item_id", "timestamp", "rating", pl.col("line").cast(pl.Int64).alias("order_key")
-    )
+    kept = parsed.filter(pl.col("field").is_null()).select("raw_user_id", "raw_item_id", "timestamp", "rating", pl.col("line").cast(pl.Int64).alias("order_key"))
     return kept, "timestamp" if has_time else "list"
 
 
@@ -171,9 +165,7 @@ def sequences_to_rows(atomics: list[tuple[pl.DataFrame, dict[str, str]]], paths:
     rows = pl.concat(parts).sort("file", "line")
     per_user = rows.group_by("raw_user_id", maintain_order=True).agg(pl.col("items").first(), pl.col("next").drop_nulls())
     sequences = per_user.select("raw_user_id", pl.concat_list("items", "next").alias("raw_item_id"))
-    return sequences.explode("raw_item_id").drop_nulls("raw_item_id").with_columns(
-        timestamp=pl.lit(None, pl.Int64), rating=pl.lit(None, pl.Float64), order_key=pl.int_range(pl.len(), dtype=pl.Int64)
-    )
+    return sequences.explode("raw_item_id").drop_nulls("raw_item_id").with_columns(timestamp=pl.lit(None, pl.Int64), rating=pl.lit(None, pl.Float64), order_key=pl.int_range(pl.len(), dtype=pl.Int64))
 
 
 def read_items(path: Path, options: dict) -> tuple[pl.DataFrame, str | None]:

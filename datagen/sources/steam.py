@@ -78,10 +78,14 @@ def read_reviews(path: Path, report: BuildReport) -> pl.DataFrame:
         "product_id": "missing or non-numeric product_id",
         "date": "missing or invalid date (want 'YYYY-MM-DD')",
     }
-    bad = parsed.with_columns(time_problem=time_problems).filter(pl.col("field").is_not_null()).select(
-        "line",
-        pl.col("field").replace("bad_bytes", "line"),
-        pl.coalesce("time_problem", pl.col("field").replace_strict(reasons)).alias("reason"),
+    bad = (
+        parsed.with_columns(time_problem=time_problems)
+        .filter(pl.col("field").is_not_null())
+        .select(
+            "line",
+            pl.col("field").replace("bad_bytes", "line"),
+            pl.coalesce("time_problem", pl.col("field").replace_strict(reasons)).alias("reason"),
+        )
     )
     report.skip_bad_rows(bad, total=parsed.height, path=path, what="reviews")
     return parsed.filter(pl.col("field").is_null()).select(
@@ -97,20 +101,23 @@ def _parse_review_chunk(lines: pl.DataFrame) -> pl.DataFrame:
     """(line, text) -> the three fields relied on, and the first missing one per line."""
     parsed = lines.select(
         "line",
-        pl.coalesce(
-            pl.col("text").str.extract(_USERNAME, 1), pl.col("text").str.extract(_USERNAME, 2)
-        ).alias("raw_user_id"),
+        pl.coalesce(pl.col("text").str.extract(_USERNAME, 1), pl.col("text").str.extract(_USERNAME, 2)).alias("raw_user_id"),
         pl.col("text").str.extract(_PRODUCT_ID, 1).alias("raw_item_id"),
         pl.col("text").str.extract(_DATE, 1).str.to_date("%Y-%m-%d", strict=False).alias("date"),
         (pl.col("text").str.starts_with("{") & pl.col("text").str.ends_with("}")).alias("is_record"),
         has_invalid_utf8().alias("bad_bytes"),
     )
     problem = (
-        pl.when(pl.col("bad_bytes")).then(pl.lit("bad_bytes"))
-        .when(~pl.col("is_record")).then(pl.lit("line"))
-        .when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit("username"))
-        .when(pl.col("raw_item_id").is_null()).then(pl.lit("product_id"))
-        .when(pl.col("date").is_null()).then(pl.lit("date"))
+        pl.when(pl.col("bad_bytes"))
+        .then(pl.lit("bad_bytes"))
+        .when(~pl.col("is_record"))
+        .then(pl.lit("line"))
+        .when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == ""))
+        .then(pl.lit("username"))
+        .when(pl.col("raw_item_id").is_null())
+        .then(pl.lit("product_id"))
+        .when(pl.col("date").is_null())
+        .then(pl.lit("date"))
     )
     return parsed.with_columns(problem.alias("field")).drop("is_record", "bad_bytes")
 

@@ -28,12 +28,12 @@ import yaml
 
 from datagen.categories import category_prefixes
 from datagen.errors import DataError
-from datagen.user_yaml import load_user_yaml
 from datagen.rawfiles import decode_strictly, read_bytes
 from datagen.report import BuildReport
 from datagen.sources import register_source
 from datagen.sources.base import NOT_ONE_VALUE_JSON_TYPES, RawCatalog, Source, untitled_items
 from datagen.timestamps import TIMESTAMP_UNITS, checked_seconds
+from datagen.user_yaml import load_user_yaml
 
 FORMATS = ("parquet", "csv", "jsonl", "json-object")
 KEY = "_key"  # json-object: the object's key
@@ -137,7 +137,7 @@ def load_config(path: Path) -> dict:
         if ("separator" in body or "columns" in body) and body["format"] != "csv":
             raise DataError(f"{section}.separator and {section}.columns are for format csv only", path=path)
         if "separator" in body and not (isinstance(body["separator"], str) and len(body["separator"].encode()) == 1):
-            raise DataError(f"{section}.separator must be one single-byte character (e.g. \"\\t\" or \" \"), not {body['separator']!r}", path=path)
+            raise DataError(f'{section}.separator must be one single-byte character (e.g. "\\t" or " "), not {body["separator"]!r}', path=path)
         if "encoding" in body:
             if body["format"] == "parquet":
                 raise DataError(f"{section}.encoding is for text formats; parquet stores UTF-8", path=path)

@@ -98,8 +98,7 @@ def load_checkpoint(path: Path, expected_data_version: str | None = None, device
         raise DataError(f"not a datagen SASRec config (expected format {CHECKPOINT_FORMAT})", path=config_path)
     if expected_data_version is not None and config["data_version"] != expected_data_version:
         raise DataError(
-            f"this teacher was trained on data version {config['data_version']}, "
-            f"but the build has data version {expected_data_version}; its item ids would name other items",
+            f"this teacher was trained on data version {config['data_version']}, but the build has data version {expected_data_version}; its item ids would name other items",
             path=weights,
             hint="Retrain it on this build: `datagen teacher train BUILD_DIR`.",
         )

@@ -82,14 +82,38 @@ epoch: run the same command again after a kill and it goes on from there.
 @click.option("--epochs", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.epochs, show_default=True, help="At most this many epochs.")
 @click.option("--patience", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.patience, show_default=True, help="Stop after this many validations without a better validation NDCG@10.")
 @click.option("--validate-every", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.validate_every, show_default=True, help="Epochs between validations.")
-@click.option("--validation-users", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.validation_users, show_default=True, help="Validate on at most this many users (a seeded sample); the final report uses all.")
+@click.option(
+    "--validation-users",
+    type=click.IntRange(min=1),
+    default=TRAIN_DEFAULTS.validation_users,
+    show_default=True,
+    help="Validate on at most this many users (a seeded sample); the final report uses all.",
+)
 @click.option("--objective", type=click.Choice(OBJECTIVES), default=TRAIN_DEFAULTS.objective, show_default=True, help="Training loss (see below).")
 @click.option("--negatives", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.negatives, show_default=True, help="sampled-softmax: negatives per batch.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.batch_size, show_default=True)
 @click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=TRAIN_DEFAULTS.learning_rate, show_default=True, help="Adam learning rate.")
-@click.option("--lr-decay", type=click.FloatRange(0, 1, min_open=True), default=TRAIN_DEFAULTS.lr_decay, show_default=True, help="Multiply the learning rate by this after each validation that is not the best so far (1: constant).")
-@click.option("--average-epochs", type=click.FloatRange(min=0), default=TRAIN_DEFAULTS.average_epochs, show_default=True, help="Validate and keep a moving average of the weights over about this many epochs (0: the weights as trained).")
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=TRAIN_DEFAULTS.label_smoothing, show_default=True, help="softmax and sampled-softmax: the share of the target's probability spread over the other items.")
+@click.option(
+    "--lr-decay",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=TRAIN_DEFAULTS.lr_decay,
+    show_default=True,
+    help="Multiply the learning rate by this after each validation that is not the best so far (1: constant).",
+)
+@click.option(
+    "--average-epochs",
+    type=click.FloatRange(min=0),
+    default=TRAIN_DEFAULTS.average_epochs,
+    show_default=True,
+    help="Validate and keep a moving average of the weights over about this many epochs (0: the weights as trained).",
+)
+@click.option(
+    "--label-smoothing",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=TRAIN_DEFAULTS.label_smoothing,
+    show_default=True,
+    help="softmax and sampled-softmax: the share of the target's probability spread over the other items.",
+)
 @click.option("--max-history", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.max_history, show_default=True, help="Items the teacher reads (its own, not the prompts').")
 @click.option("--dim", type=click.IntRange(min=2), default=SETTINGS_DEFAULTS.dim, show_default=True, help="Embedding and hidden size.")
 @click.option("--inner-dim", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.inner_dim, show_default=True, help="Feed-forward size.")
@@ -100,13 +124,37 @@ epoch: run the same command again after a kill and it goes on from there.
 @click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True)
 @DEVICE_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def train(build_dir, epochs, patience, validate_every, validation_users, objective, negatives, batch_size, learning_rate, lr_decay, average_epochs, label_smoothing, max_history, dim, inner_dim, layers, heads, dropout, label_source, seed, device, quiet):
+def train(
+    build_dir,
+    epochs,
+    patience,
+    validate_every,
+    validation_users,
+    objective,
+    negatives,
+    batch_size,
+    learning_rate,
+    lr_decay,
+    average_epochs,
+    label_smoothing,
+    max_history,
+    dim,
+    inner_dim,
+    layers,
+    heads,
+    dropout,
+    label_source,
+    seed,
+    device,
+    quiet,
+):
     """Train SASRec on BUILD_DIR's train split, early-stopped on validation NDCG@10.
 
     Then evaluates it beside most-popular and co-occurrence, warns when it does
     not beat co-occurrence, and writes BUILD_DIR/teacher/.
     """
     from datagen.teacher.folder import train_teacher
+
     folder = BuildFolder.open(build_dir)
     settings = TeacherSettings(
         max_history=max_history,
@@ -145,6 +193,7 @@ def _check_settings(settings: TeacherSettings) -> None:
     if settings.dim % settings.heads:
         raise click.BadParameter(f"--dim {settings.dim} must be divisible by --heads {settings.heads}", param_hint="--dim")
     from datagen.teacher.train import resolve_device
+
     try:
         resolve_device(settings.train.device)
     except ValueError as error:
@@ -160,7 +209,9 @@ Examples:
 """,
 )
 @BUILD_ARGUMENT
-@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path), help="Another teacher of this build's data: a model.safetensors with its config.json, or their folder [default: BUILD_DIR/teacher/].")
+@click.option(
+    "--checkpoint", type=click.Path(exists=True, path_type=Path), help="Another teacher of this build's data: a model.safetensors with its config.json, or their folder [default: BUILD_DIR/teacher/]."
+)
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, default=(5, 10, 20), show_default=True, help="Cut-offs for HR@K and NDCG@K.")
 @click.option("--negatives", type=click.IntRange(min=1), default=99, show_default=True, help="Sampled protocol: negatives per target.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the sampled negatives.")
@@ -176,6 +227,7 @@ def eval_command(build_dir, checkpoint, ks, negatives, seed, device, as_json):
     """
     from datagen.teacher.evaluate import report_markdown
     from datagen.teacher.folder import evaluate_teacher, load_teacher
+
     folder = BuildFolder.open(build_dir)
     loaded = load_teacher(folder, checkpoint, device)
     settings = EvalSettings(ks=tuple(sorted(set(ks))), negatives=negatives, seed=seed)
@@ -216,6 +268,7 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
     from datagen.teacher.evaluate import split_queries
     from datagen.teacher.folder import load_teacher
     from datagen.teacher.ranking import TeacherRanker
+
     folder = BuildFolder.open(build_dir)
     loaded = load_teacher(folder, checkpoint, device)
     sequences = folder.sequences
@@ -242,8 +295,7 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
         return
     titles = dict(zip(folder.items["item_id"].to_list(), folder.items["title"].to_list()))
     for row in ranked.head(20).iter_rows(named=True):
-        table = Table(title=f"user {row['user_id']}: top {top_n} of {row['allowed_count']} allowed items; "
-                      f"{split} target {titles[row['target_item_id']]!r} at rank {row['target_rank']}")
+        table = Table(title=f"user {row['user_id']}: top {top_n} of {row['allowed_count']} allowed items; {split} target {titles[row['target_item_id']]!r} at rank {row['target_rank']}")
         table.add_column("#", justify="right")
         table.add_column("item_id", justify="right")
         table.add_column("title")

@@ -30,7 +30,6 @@ from datagen.teacher.settings import KS, SPLITS
 from datagen.teacher.tensors import PAD, lists_multi_hot, pad_lists
 
 
-
 @dataclass
 class SplitQueries:
     """One split's evaluation queries: inputs (all earlier items) and targets."""
@@ -65,9 +64,7 @@ def _batches(queries: SplitQueries, batch_size: int):
         yield start, inputs, queries.targets[start : start + batch_size]
 
 
-def protocol_ranks(
-    scorer, queries: SplitQueries, n_items: int, max_history: int, sampled: dict[str, torch.Tensor] | None = None, batch_size: int | None = None
-) -> dict[str, torch.Tensor]:
+def protocol_ranks(scorer, queries: SplitQueries, n_items: int, max_history: int, sampled: dict[str, torch.Tensor] | None = None, batch_size: int | None = None) -> dict[str, torch.Tensor]:
     """Target ranks under full ranking ("full") and against each `sampled` set of negatives, scoring each batch once."""
     sampled = sampled or {}
     ranks: dict[str, list[torch.Tensor]] = {"full": [], **{protocol: [] for protocol in sampled}}
@@ -89,9 +86,7 @@ def full_ranks(scorer, queries: SplitQueries, n_items: int, max_history: int, ba
     return protocol_ranks(scorer, queries, n_items, max_history, batch_size=batch_size)["full"]
 
 
-def sample_candidates(
-    queries: SplitQueries, n_items: int, negatives: int, weights: torch.Tensor | None, seed: int, batch_size: int | None = None
-) -> torch.Tensor:
+def sample_candidates(queries: SplitQueries, n_items: int, negatives: int, weights: torch.Tensor | None, seed: int, batch_size: int | None = None) -> torch.Tensor:
     """[users, negatives] unseen non-target items (-1 where a user has too few), drawn without replacement."""
     generator = torch.Generator().manual_seed(seed)
     log_weights = torch.zeros(n_items, dtype=torch.float64) if weights is None else weights.double().log()
@@ -133,12 +128,7 @@ def evaluate(
     report: dict = {protocol: {} for protocol in protocols}
     for index, split in enumerate(SPLITS):
         queries = split_queries(sequences, split)
-        sampled = {
-            f"sampled-{sampling}": sample_candidates(
-                queries, n_items, negatives, popularity if sampling == "popularity" else None, seed + index, batch_size
-            )
-            for sampling in samplings
-        }
+        sampled = {f"sampled-{sampling}": sample_candidates(queries, n_items, negatives, popularity if sampling == "popularity" else None, seed + index, batch_size) for sampling in samplings}
         by_scorer = {name: protocol_ranks(scorer, queries, n_items, max_history, sampled, batch_size) for name, scorer in scorers.items()}
         for protocol in protocols:
             report[protocol][split] = {name: rank_metrics(ranks[protocol], ks) for name, ranks in by_scorer.items()}
@@ -148,9 +138,7 @@ def evaluate(
 def report_markdown(report: dict, negatives: int) -> str:
     lines = []
     for protocol, by_split in report.items():
-        title = "Full ranking (all items the user has not interacted with)" if protocol == "full" else (
-            f"Sampled: 1 target + {negatives} {protocol.removeprefix('sampled-')}-sampled negatives"
-        )
+        title = "Full ranking (all items the user has not interacted with)" if protocol == "full" else (f"Sampled: 1 target + {negatives} {protocol.removeprefix('sampled-')}-sampled negatives")
         lines.append(f"### {title}\n")
         metric_names = list(next(iter(next(iter(by_split.values())).values())))
         lines.append("| split | model | " + " | ".join(metric_names) + " |")

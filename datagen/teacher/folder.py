@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 
 from datagen.buildfolder import BuildFolder
+from datagen.cache import writable_cache_dir
 from datagen.output import atomic_folder, write_json
 from datagen.progress import StepProgress
-from datagen.cache import writable_cache_dir
 from datagen.teacher.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, Teacher, load_checkpoint, save_checkpoint
 from datagen.teacher.evaluate import evaluate, report_markdown
 from datagen.teacher.scorers import Cooccurrence, MostPopular, SASRecScorer, train_popularity
@@ -131,7 +131,11 @@ def train_teacher(folder: BuildFolder, settings: TeacherSettings, progress: Step
         progress.warn(
             f"WARNING: the SASRec teacher does not beat co-occurrence on validation full-ranking NDCG@10 "
             f"({check['sasrec']:.4f} against {check['cooccurrence']:.4f}); "
-            + ("labels come from co-occurrence (--teacher auto)." if check["label_source"] == "cooccurrence" else f"labels still come from {check['label_source']} (--teacher {settings.label_source}).")
+            + (
+                "labels come from co-occurrence (--teacher auto)."
+                if check["label_source"] == "cooccurrence"
+                else f"labels still come from {check['label_source']} (--teacher {settings.label_source})."
+            )
         )
     with atomic_folder(teacher_dir(folder)) as temporary:
         teacher.checkpoint_sha256 = save_checkpoint(temporary, result.model, folder.data_version, settings.train.as_dict(), log, check["label_source"])
@@ -164,10 +168,7 @@ def _train_with_progress(folder: BuildFolder, settings: TeacherSettings, progres
             folder.sequences,
             settings.model_config(folder),
             settings.train,
-            on_epoch=lambda entry: advance(
-                f"loss {entry['loss']:.3f}"
-                + (f", validation NDCG@10 {entry['validation_ndcg@10']:.4f}" if "validation_ndcg@10" in entry else "")
-            ),
+            on_epoch=lambda entry: advance(f"loss {entry['loss']:.3f}" + (f", validation NDCG@10 {entry['validation_ndcg@10']:.4f}" if "validation_ndcg@10" in entry else "")),
             on_batch=lambda done, total: advance(f"batch {done}/{total}", steps=0) if done % BATCHES_PER_NOTE == 0 else None,
             state_path=state_path,
         )
@@ -191,18 +192,13 @@ def write_report(target: Path, folder: BuildFolder, teacher: Teacher, report: di
         },
         target / "report.json",
     )
-    verdict = (
-        "SASRec beats co-occurrence"
-        if check["sasrec_beats_cooccurrence"]
-        else "**SASRec does not beat co-occurrence**"
-    )
+    verdict = "SASRec beats co-occurrence" if check["sasrec_beats_cooccurrence"] else "**SASRec does not beat co-occurrence**"
     (target / "report.md").write_text(
         f"# SASRec teacher of {folder.name}\n\n"
         f"Data version {folder.data_version}; objective {teacher.log['objective']}; best epoch {teacher.log['best_epoch']} "
         f"of {len(teacher.log['epochs'])} (validation NDCG@10 {teacher.log['best_validation_ndcg@10']:.4f} on the validation sample).\n\n"
         f"{verdict} on validation full-ranking NDCG@10 ({check['sasrec']:.4f} against {check['cooccurrence']:.4f}); "
-        f"labels come from **{check['label_source']}** (asked: {check['label_source_asked']}).\n\n"
-        + report_markdown(report, evaluation.negatives)
+        f"labels come from **{check['label_source']}** (asked: {check['label_source_asked']}).\n\n" + report_markdown(report, evaluation.negatives)
     )
 
 

@@ -90,7 +90,4 @@ class TrainingObjective:
     def _full_softmax(model: SASRec, hidden: torch.Tensor, targets: torch.Tensor, label_smoothing: float) -> torch.Tensor:
         """Cross-entropy over every item at the non-padding positions ([P, d], [P]), summed, a chunk of positions at a time."""
         rows = batch_rows(model.config.n_items, most=max(len(hidden), 1), scores=SCORES_PER_CHUNK)
-        return sum(
-            F.cross_entropy(model.item_scores(part), part_targets, reduction="sum", label_smoothing=label_smoothing)
-            for part, part_targets in zip(hidden.split(rows), targets.split(rows))
-        )
+        return sum(F.cross_entropy(model.item_scores(part), part_targets, reduction="sum", label_smoothing=label_smoothing) for part, part_targets in zip(hidden.split(rows), targets.split(rows)))

@@ -64,9 +64,7 @@ class CategoryIndex:
         pairs = pairs.join(self.ids, on="categories")
         indices = torch.from_numpy(np.stack([pairs["item_id"].to_numpy(), pairs["category_id"].to_numpy()]).astype(np.int64))
         self.n_items = items.height
-        self.matrix = torch.sparse_coo_tensor(
-            indices, torch.ones(indices.shape[1]), (self.n_items, len(self.names)), check_invariants=True
-        ).coalesce()
+        self.matrix = torch.sparse_coo_tensor(indices, torch.ones(indices.shape[1]), (self.n_items, len(self.names)), check_invariants=True).coalesce()
 
     def category_ids(self, names: pl.Series, column: str) -> pl.Series:
         rows = pl.DataFrame({"row": range(len(names)), "categories": names}).explode("categories").drop_nulls("categories")

@@ -69,12 +69,7 @@ class Cooccurrence:
             pairs.append(np.stack([flat[:-offset][same_user], flat[offset:][same_user]]))
         pairs = np.concatenate(pairs, axis=1)
         pairs = np.concatenate([pairs, pairs[::-1]], axis=1)
-        counts = (
-            pl.DataFrame({"i": pairs[0], "j": pairs[1]})
-            .group_by("i", "j")
-            .len()
-            .sort("i", "j")
-        )
+        counts = pl.DataFrame({"i": pairs[0], "j": pairs[1]}).group_by("i", "j").len().sort("i", "j")
         indices = torch.from_numpy(np.stack([counts["i"].to_numpy(), counts["j"].to_numpy()]).astype(np.int64))
         values = torch.from_numpy(counts["len"].to_numpy().astype(np.float64))
         self.counts = torch.sparse_coo_tensor(indices, values, (n_items, n_items), check_invariants=True).coalesce()

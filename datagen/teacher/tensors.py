@@ -1,8 +1,8 @@
 """Polars list columns -> padded torch tensors, and the training windows of SASRec.
 
-    >>> pad_lists(pl.Series([[1, 2, 3], [4]]), width=2)
-    tensor([[ 2,  3],
-            [-1,  4]])
+>>> pad_lists(pl.Series([[1, 2, 3], [4]]), width=2)
+tensor([[ 2,  3],
+        [-1,  4]])
 """
 
 from __future__ import annotations
