@@ -101,6 +101,13 @@ epoch: run the same command again after a kill and it goes on from there.
     help="Multiply the learning rate by this after each validation that is not the best so far (1: constant).",
 )
 @click.option(
+    "--min-epochs",
+    type=click.IntRange(min=0),
+    default=TRAIN_DEFAULTS.min_epochs,
+    show_default=True,
+    help="Validations up to this epoch neither stop training nor lower the learning rate.",
+)
+@click.option(
     "--average-epochs",
     type=click.FloatRange(min=0),
     default=TRAIN_DEFAULTS.average_epochs,
@@ -135,6 +142,7 @@ def train(
     batch_size,
     learning_rate,
     lr_decay,
+    min_epochs,
     average_epochs,
     label_smoothing,
     max_history,
@@ -174,6 +182,7 @@ def train(
             batch_size=batch_size,
             learning_rate=learning_rate,
             lr_decay=lr_decay,
+            min_epochs=min_epochs,
             average_epochs=average_epochs,
             label_smoothing=label_smoothing,
             seed=seed,

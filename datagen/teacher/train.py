@@ -6,7 +6,8 @@ on small catalogs, sampled softmax on large ones). Every `validate_every`
 epochs the model ranks all items for the validation split of at most
 `validation_users` users (a fixed seeded sample); the best validation's
 weights are kept, and training stops after `patience` validations without
-improvement. With `average_epochs` (the default) what is validated and kept
+improvement (validations up to `min_epochs` count only when they are the
+best). With `average_epochs` (the default) what is validated and kept
 is an exponential moving average of the weights over about that many epochs,
 updated after every step (`moving_average`).
 
@@ -169,7 +170,7 @@ def train_sasrec(
             if ndcg > state["best_ndcg"]:
                 best = {name: tensor.detach().cpu().clone() for name, tensor in validated.state_dict().items()}
                 state.update(best_state=best, best_ndcg=ndcg, best_epoch=epoch, since_best=0)
-            else:
+            elif epoch > train_config.min_epochs:
                 state["since_best"] += 1
                 for group in optimizer.param_groups:  # saved with the optimizer's state, so a resumed run goes on at this rate
                     group["lr"] *= train_config.lr_decay
