@@ -34,7 +34,7 @@ from datagen.publish.release import DEFAULT_VERSION
 from datagen.recknowledge.cli import recknowledge
 from datagen.teacher.cli import teacher
 from datagen.teacher.settings import LABEL_SOURCE_CHOICES, TeacherSettings, TrainConfig
-from datagen.training.cli import evaluate, train
+from datagen.training.cli import evaluate, recipes, train
 
 console = Console()
 
@@ -88,6 +88,7 @@ def main() -> None:
       datagen validate build/steam        check a dataset folder before a push
       datagen push build/steam --repo ORG/NAME --dry-run
                                           what would go to the Hub (drop --dry-run to push)
+      datagen recipes ls                  the shipped training recipes (cp one to edit it)
       datagen train sft steam/smollm2-135m/sft
                                           LoRA SFT as a recipe says (see recipes/)
       datagen train ppo steam/smollm2-135m/ppo
@@ -336,6 +337,7 @@ main.add_command(validate)
 main.add_command(card)
 main.add_command(push)
 main.add_command(train)
+main.add_command(recipes)
 main.add_command(evaluate)
 
 

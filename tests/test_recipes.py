@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from datagen.cli import main
 from datagen.controllable.tasks import TASKS
 from datagen.errors import DataError
 from datagen.training.grpo import grpo_config
@@ -116,3 +118,24 @@ def test_unknown_training_key_and_bad_override_and_missing_recipe_are_clear():
         load_recipe("steam/smollm2-135m/sft", ["max_steps=3"])
     with pytest.raises(DataError, match="Shipped recipes: .*steam/smollm2-135m/sft"):
         find_recipe("steam/nope")
+
+
+def test_recipes_ls_lists_every_shipped_recipe_with_its_header():
+    result = CliRunner().invoke(main, ["recipes", "ls"])
+    assert result.exit_code == 0, result.output
+    names = [line.split()[0] for line in result.output.splitlines()]
+    assert names == sorted(str(p.relative_to(RECIPES_DIR).with_suffix("")) for p in RECIPES_DIR.rglob("*.yaml") if "accelerate" not in p.parts)
+    assert "steam/smollm2-135m/sft  SmolLM2-135M-Instruct, LoRA SFT" in result.output
+
+
+@pytest.mark.parametrize("name", ["steam/smollm2-135m/ppo-cpu", "amazon-movies/llama-2-7b-chat/sft", "steam/smollm2-135m/sft"])
+def test_recipes_cp_copies_a_recipe_that_loads_as_the_shipped_one(name, tmp_path):
+    result = CliRunner().invoke(main, ["recipes", "cp", name, str(tmp_path / "mine")])
+    assert result.exit_code == 0, result.output
+    written = [Path(line) for line in result.output.splitlines()]
+    assert written[0].name == Path(name).name + ".yaml" and all(path.is_file() for path in written)
+    copied, shipped = load_recipe(written[0]), load_recipe(name)
+    assert (copied.dataset, copied.model, copied.lora, copied.evaluation, copied.training) == (shipped.dataset, shipped.model, shipped.lora, shipped.evaluation, shipped.training)
+    assert written[0].read_text().split("extends:")[0] == find_recipe(name).read_text().split("extends:")[0]  # header comments kept
+    again = CliRunner().invoke(main, ["recipes", "cp", name, str(tmp_path / "mine")])
+    assert again.exit_code == 1 and "already exists; nothing was copied" in again.output

@@ -39,6 +39,45 @@ def train():
     """Fine-tune a model on a datagen dataset, as a recipe says."""
 
 
+@click.group(
+    epilog="""\b
+Examples:
+  datagen recipes ls
+  datagen recipes cp steam/smollm2-135m/sft my-recipes/
+  datagen train sft my-recipes/sft.yaml
+"""
+)
+def recipes():
+    """List the shipped training recipes, or copy one to edit (as torchtune's `tune ls` / `tune cp`)."""
+
+
+@recipes.command("ls")
+def list_recipes():
+    """Every shipped recipe by name, with the first line of its header."""
+    from datagen.training.recipe_files import shipped_recipes
+
+    rows = shipped_recipes()
+    width = max(len(name) for name, _ in rows)
+    for name, summary in rows:
+        click.echo(f"{name:<{width}}  {summary}")
+
+
+@recipes.command("cp")
+@click.argument("name")
+@click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
+def copy_recipe(name, destination):
+    """Copy shipped recipe NAME into the folder DESTINATION, with the recipes it extends.
+
+    The copy loads as the original does (its `extends:` point at the copied
+    parents); edit it and pass its path to `datagen train`. Existing files are
+    never overwritten.
+    """
+    from datagen.training.recipe_files import copy_recipe as copy
+
+    for path in copy(name, destination):
+        click.echo(str(path))
+
+
 def _recipe_arguments(command):
     """RECIPE, SECTION.KEY=VALUE overrides and --resume: what every `train` command takes."""
     command = click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")(command)
