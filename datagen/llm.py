@@ -8,10 +8,11 @@
 
 Answers are greedy (temperature 0), so a cache keyed by (model, prompt) is exact.
 The HTTP backend sends requests concurrently, at most `requests_per_second`,
-and retries refused or failed ones with exponential backoff; the API key is
-read from the environment and never printed, logged or stored: a server's
-error text goes through `datagen.redact` first (servers and proxies may echo
-the request's headers).
+and retries refused or failed ones with exponential backoff, or after the
+server's `Retry-After` when it sends one. The API key is read from
+$DATAGEN_LLM_API_KEY, else $OPENAI_API_KEY (as OpenAI's clients do), and never
+printed, logged or stored: a server's error text goes through `datagen.redact`
+first (servers and proxies may echo the request's headers).
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 from datagen.errors import DataError
 from datagen.redact import redact
 
-KEY_ENV = "DATAGEN_LLM_API_KEY"
+KEY_ENVS = ("DATAGEN_LLM_API_KEY", "OPENAI_API_KEY")  # the first one set is the key
+BASE_URL_ENV = "OPENAI_BASE_URL"  # the server when --annotator-url is not given, as OpenAI's clients read it
+MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After ends the prompt (still within total_timeout)
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 Messages = Sequence[dict]
 
@@ -36,13 +41,13 @@ Messages = Sequence[dict]
 class OpenAIChat:
     """POST {base_url}/chat/completions, as OpenAI, vLLM, llama.cpp's server, Ollama and others answer it."""
 
-    def __init__(self, base_url: str, model: str, api_key_env: str = KEY_ENV, concurrency: int = 4,
+    def __init__(self, base_url: str, model: str, concurrency: int = 4,
                  requests_per_second: float | None = None, max_retries: int = 4, timeout: float = 120.0,
                  total_timeout: float = 600.0):  # fmt: skip
         """`timeout`: seconds one request may wait; `total_timeout`: seconds one prompt may take, retries included."""
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"
-        self.model, self.api_key_env = model, api_key_env
+        self.model = model
         self.concurrency, self.max_retries, self.timeout, self.total_timeout = concurrency, max_retries, timeout, total_timeout
         self.interval = 1.0 / requests_per_second if requests_per_second else 0.0
         self._next_start = 0.0
@@ -70,7 +75,7 @@ class OpenAIChat:
     def _request(self, messages: Messages, max_tokens: int) -> urllib.request.Request:
         body = json.dumps({"model": self.model, "messages": list(messages), "temperature": 0, "max_tokens": max_tokens}).encode()
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
+        key = api_key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
         return urllib.request.Request(self.url, data=body, headers=headers, method="POST")
@@ -88,20 +93,43 @@ class OpenAIChat:
                 return answer["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as error:
                 if error.code not in RETRY_STATUS or attempt == self.max_retries:
-                    detail = redact(error.read()[:300].decode(errors="replace"), os.environ.get(self.api_key_env, ""))
-                    raise DataError(f"{self.url} answered HTTP {error.code}: {detail}", hint=f"Check the model name and ${self.api_key_env}.") from None
+                    detail = redact(error.read()[:300].decode(errors="replace"), api_key())
+                    raise DataError(f"{self.url} answered HTTP {error.code}: {detail}", hint=f"Check the model name and ${' or $'.join(KEY_ENVS)}.") from None
+                wait = retry_after(error.headers.get("Retry-After"))
+                if wait is not None:
+                    time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
+                    continue
             except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
                 if attempt == self.max_retries:
-                    reason = redact(str(getattr(error, "reason", error)), os.environ.get(self.api_key_env, ""))
+                    reason = redact(str(getattr(error, "reason", error)), api_key())
                     raise DataError(f"cannot reach {self.url}: {reason}", hint="Is the server running? (--annotator-url)") from None
             except (KeyError, IndexError, ValueError) as error:
-                detail = redact(str(error), os.environ.get(self.api_key_env, ""))
+                detail = redact(str(error), api_key())
                 raise DataError(f"{self.url} answered something that is not a chat completion ({detail})") from None
             time.sleep(max(0.0, min(30.0, 0.5 * 2**attempt, deadline - time.monotonic())))
         raise DataError(
             f"no answer from {self.url} within {self.total_timeout:g} s ({attempt + 1} attempts)",
             hint="Is the server overloaded? Lower --annotator-concurrency or allow more with --annotator-timeout.",
         )
+
+
+def api_key() -> str:
+    """The first of $DATAGEN_LLM_API_KEY and $OPENAI_API_KEY that is set; empty when neither is."""
+    return next((os.environ[name] for name in KEY_ENVS if os.environ.get(name)), "")
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a `Retry-After` header asks to wait (seconds or an HTTP date); None when absent, unreadable or over MAX_RETRY_AFTER."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, seconds) if seconds <= MAX_RETRY_AFTER else None
 
 
 class LocalChat:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +20,8 @@ from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
 from datagen.instructrec.annotator import AnnotationCache, Annotator, clean_annotation
 from datagen.instructrec.build import InstructRecSettings, generate_instructrec
-from datagen.llm import LocalChat, OpenAIChat
+from datagen.instructrec.cli import annotator_spec
+from datagen.llm import LocalChat, OpenAIChat, retry_after
 from datagen.pipeline import BuildConfig, build
 from datagen.publish.layout import read_split
 from datagen.publish.release import finalize
@@ -113,6 +118,55 @@ def test_the_api_key_goes_in_the_header_only(monkeypatch):
     request = backend._request([{"role": "user", "content": "x"}], 8)
     assert request.get_header("Authorization") == "Bearer sk-secret-123"
     assert b"sk-secret" not in request.data and "sk-secret" not in backend.identity
+
+
+def test_the_openai_variables_are_honoured_after_datagen_s_own(monkeypatch):
+    monkeypatch.delenv("DATAGEN_LLM_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-456")
+    backend = OpenAIChat("http://127.0.0.1:9/v1", model="m")
+    assert backend._request([{"role": "user", "content": "x"}], 8).get_header("Authorization") == "Bearer sk-openai-456"
+    monkeypatch.setenv("DATAGEN_LLM_API_KEY", "sk-datagen-789")
+    assert backend._request([{"role": "user", "content": "x"}], 8).get_header("Authorization") == "Bearer sk-datagen-789"
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1")
+    assert annotator_spec("openai", "smollm2", None, 4, None, 600)["url"] == "http://127.0.0.1:8080/v1"
+    assert annotator_spec("openai", "smollm2", "http://other:1/v1", 4, None, 600)["url"] == "http://other:1/v1"
+
+
+class AskToWait(BaseHTTPRequestHandler):
+    """429 with Retry-After on the first request, then a chat completion."""
+
+    asked: list[float] = []
+
+    def do_POST(self):  # noqa: N802 (the http.server name)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).asked.append(time.monotonic())
+        first = len(type(self).asked) == 1
+        body = b'{"error": "slow down"}' if first else json.dumps({"choices": [{"message": {"content": "Hi!"}}]}).encode()
+        self.send_response(429 if first else 200)
+        if first:
+            self.send_header("Retry-After", "2")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.integration  # waits on a server
+def test_retry_after_is_honoured():
+    AskToWait.asked = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), AskToWait)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAIChat(f"http://127.0.0.1:{server.server_address[1]}/v1", model="m", max_retries=1)
+        assert backend.complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8) == ["Hi!"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(AskToWait.asked) == 2 and AskToWait.asked[1] - AskToWait.asked[0] >= 1.9  # the backoff alone waits 0.5 s
+    assert retry_after("3") == 3.0 and retry_after("soon") is None and retry_after("600") is None
+    assert 0 < retry_after(formatdate(time.time() + 60, usegmt=True)) <= 60
 
 
 def test_clean_annotation_keeps_the_first_line():

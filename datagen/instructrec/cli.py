@@ -6,6 +6,8 @@ $ datagen render build/amazon-gift_cards --dataset instructrec --task select
 
 from __future__ import annotations
 
+import os
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +17,7 @@ from datagen.errors import DataError
 from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
 from datagen.generated import skipped_per_template
 from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec
+from datagen.llm import BASE_URL_ENV
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
@@ -40,7 +43,9 @@ Examples:
 @click.option("--annotator", type=click.Choice(["none", "local", "openai"]), default="none", show_default=True,
               help="Who writes P2 and I1: nobody (their templates are skipped), a local model, or an OpenAI-compatible server.")  # fmt: skip
 @click.option("--annotator-model", help=f"local: a Hub id, folder, .gguf or package:DIST [default: {DEFAULT_ANNOTATOR_MODEL}]; openai: the served model's name.")
-@click.option("--annotator-url", metavar="URL", help="openai: the server's base URL, e.g. http://127.0.0.1:8080/v1 (the key, if any, from $DATAGEN_LLM_API_KEY).")
+@click.option(
+    "--annotator-url", metavar="URL", help="openai: the server's base URL, e.g. http://127.0.0.1:8080/v1 [default: $OPENAI_BASE_URL] (the key, if any, from $DATAGEN_LLM_API_KEY or $OPENAI_API_KEY)."
+)
 @click.option("--annotator-concurrency", type=click.IntRange(min=1), default=4, show_default=True, help="openai: requests in flight.")
 @click.option("--annotator-rps", type=click.FloatRange(min=0, min_open=True), help="openai: at most this many requests per second.")
 @click.option(
@@ -89,8 +94,9 @@ def annotator_spec(kind: str, model: str | None, url: str | None, concurrency: i
         return None
     if kind == "local":
         return {"backend": "local", "model": model or DEFAULT_ANNOTATOR_MODEL}
+    url = url or os.environ.get(BASE_URL_ENV)
     if not url or not model:
-        raise DataError("--annotator openai needs --annotator-url and --annotator-model", hint="e.g. --annotator-url http://127.0.0.1:8080/v1 --annotator-model smollm2")
+        raise DataError(f"--annotator openai needs --annotator-url (or ${BASE_URL_ENV}) and --annotator-model", hint="e.g. --annotator-url http://127.0.0.1:8080/v1 --annotator-model smollm2")
     return {"backend": "openai", "url": url, "model": model, "concurrency": concurrency, "requests_per_second": requests_per_second, "total_timeout": total_timeout}
 
 
