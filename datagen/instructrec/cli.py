@@ -39,7 +39,7 @@ Examples:
               help="T3 negatives: random items the user never had, or the SASRec teacher's best-ranked ones (hard, section 3.3.1).")  # fmt: skip
 @click.option("--candidates", type=click.IntRange(min=2), default=10, show_default=True, help="T3 candidates: the target and negatives.")
 @click.option("--max-history", type=click.IntRange(min=1), default=20, show_default=True, help="P1: the most recent titles shown.")
-@click.option("--valid-users", type=click.IntRange(min=0), default=3000, show_default=True, help="Users with validation rows (test has every user).")
+@click.option("--validation-users", type=click.IntRange(min=0), default=3000, show_default=True, help="Users with validation rows (test has every user).")
 @click.option("--annotator", type=click.Choice(["none", "local", "openai"]), default="none", show_default=True,
               help="Who writes P2 and I1: nobody (their templates are skipped), a local model, or an OpenAI-compatible server.")  # fmt: skip
 @click.option("--annotator-model", help=f"local: a Hub id, folder, .gguf or package:DIST [default: {DEFAULT_ANNOTATOR_MODEL}]; openai: the served model's name.")
@@ -56,7 +56,21 @@ Examples:
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher (--negatives teacher).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def instructrec(
-    build_name, negatives, candidates, max_history, valid_users, annotator, annotator_model, annotator_url, annotator_concurrency, annotator_rps, annotator_timeout, template_dirs, seed, device, quiet
+    build_name,
+    negatives,
+    candidates,
+    max_history,
+    validation_users,
+    annotator,
+    annotator_model,
+    annotator_url,
+    annotator_concurrency,
+    annotator_rps,
+    annotator_timeout,
+    template_dirs,
+    seed,
+    device,
+    quiet,
 ):
     """Fill InstructRec's appendix templates (Zhang et al. 2023) from a BUILD.
 
@@ -77,7 +91,7 @@ def instructrec(
         max_history=max_history,
         candidates=candidates,
         negatives=negatives,
-        valid_users=valid_users,
+        validation_users=validation_users,
         template_dirs=tuple(template_dirs),
         device=device,
     )

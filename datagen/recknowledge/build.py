@@ -7,7 +7,7 @@
 Recommendation tasks (retrieval, ranking, rating prediction) slide a window of
 w items over the train part of each user's sequence (the last item of a window
 is the target, the rest the history); validation has one row per task for
-`valid_users` users, test one for every user. The auxiliary tasks (MIM, MLM,
+`validation_users` users, test one for every user. The auxiliary tasks (MIM, MLM,
 BPR) are train only, made `epochs` times with differently seeded masks and
 negatives (the paper's dynamic sampling). Writes
 `<build>/data/recknowledge/`, `<build>/data/recknowledge_items/` (item id ->
@@ -79,7 +79,7 @@ class RecKnowledgeSettings:
     seed: int = 42
     window: int = 20  # w of the paper
     candidates: int = 100  # ranking pool: the target and 99 popularity-sampled negatives
-    valid_users: int = 3000
+    validation_users: int = 3000
     mask_ratio: float = 0.2  # MIM and MLM
     mean_span: float = 3.0  # MLM span length in words (T5's default)
     epochs: int = 1  # differently seeded copies of MIM, MLM and BPR
@@ -213,9 +213,9 @@ def generate_rows(folder: BuildFolder, settings: RecKnowledgeSettings, progress:
     source = folder.manifest["source"]
     noun = settings.catalog_noun or CATALOG_NOUNS.get(source["name"]) or source.get("catalog_noun", "items")
     context = Context(ItemText(ids, items["title"].to_list()), library, counts.astype(np.float64) + 1.0, noun, settings)
-    valid_users = [s.user_id for s in sequences]
-    random.Random(f"{settings.seed}/recknowledge/validation-users").shuffle(valid_users)
-    valid_users = set(valid_users[: settings.valid_users])
+    validation_users = [s.user_id for s in sequences]
+    random.Random(f"{settings.seed}/recknowledge/validation-users").shuffle(validation_users)
+    validation_users = set(validation_users[: settings.validation_users])
     rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
     dropped: Counter = Counter()
     w = settings.window
@@ -228,7 +228,7 @@ def generate_rows(folder: BuildFolder, settings: RecKnowledgeSettings, progress:
                     rows["train"] += recommendation_rows(context, sequence, "train", positions, str(index), dropped)
                     for epoch in range(settings.epochs):
                         rows["train"] += auxiliary_rows(context, sequence, positions, str(index), epoch, dropped)
-            if sequence.user_id in valid_users:
+            if sequence.user_id in validation_users:
                 positions = list(range(sequence.train_end + 1))[-w:]
                 rows["validation"] += recommendation_rows(context, sequence, "validation", positions, "0", dropped)
             rows["test"] += recommendation_rows(context, sequence, "test", list(range(len(sequence.items)))[-w:], "0", dropped)

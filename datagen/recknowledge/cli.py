@@ -33,12 +33,12 @@ Examples:
               help="Copies of MIM, MLM and BPR, each with fresh masks and negatives (the paper's dynamic sampling).")  # fmt: skip
 @click.option("--window", type=click.IntRange(min=2), default=20, show_default=True, help="w: items per window (history and target).")
 @click.option("--candidates", type=click.IntRange(min=2), default=100, show_default=True, help="Ranking candidates: the target and popularity-sampled negatives.")
-@click.option("--valid-users", type=click.IntRange(min=0), default=3000, show_default=True, help="Users with a validation row (test has every user).")
+@click.option("--validation-users", type=click.IntRange(min=0), default=3000, show_default=True, help="Users with a validation row (test has every user).")
 @click.option("--catalog-noun", help="What the items are called in the prompts [default: 'Amazon products', 'Steam games', else the source's own noun: 'movies', a table config's catalog_noun].")
 @TEMPLATES_OPTION
 @click.option("--seed", type=int, help="Seed for short ids, masks, negatives and positions [default: the build's].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def recknowledge(build_name, epochs, window, candidates, valid_users, catalog_noun, template_dirs, seed, quiet):
+def recknowledge(build_name, epochs, window, candidates, validation_users, catalog_noun, template_dirs, seed, quiet):
     """Generate Cao et al. 2024's retrieval, ranking, rating, MIM, MLM and BPR rows for a BUILD.
 
     Items are shown as "Item ID: I123, Title: ..." with short random ids (the
@@ -52,7 +52,7 @@ def recknowledge(build_name, epochs, window, candidates, valid_users, catalog_no
         seed=folder.manifest["parameters"]["seed"] if seed is None else seed,
         window=window,
         candidates=candidates,
-        valid_users=valid_users,
+        validation_users=validation_users,
         epochs=epochs,
         catalog_noun=catalog_noun,
         template_dirs=tuple(template_dirs),
