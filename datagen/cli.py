@@ -34,9 +34,10 @@ from datagen.publish.release import DEFAULT_VERSION
 from datagen.recknowledge.cli import recknowledge
 from datagen.teacher.cli import teacher
 from datagen.teacher.settings import LABEL_SOURCE_CHOICES, TeacherSettings, TrainConfig
+from datagen.terminal import stdout_console
 from datagen.training.cli import evaluate, recipes, train
 
-console = Console()
+console = stdout_console()
 
 
 # Disk full, file too large for a limit, quota, read-only file system. Arrow and Polars

@@ -42,6 +42,8 @@ def test_build_without_raw_files_uses_the_shipped_sample_loudly(runner, tmp_path
     assert (tmp_path / "build" / "steam-sample" / "manifest.json").is_file()
     stats = runner.invoke(main, ["stats", "build/steam-sample", "--json"])
     assert json.loads(stats.output)["stats"]["users"] > 1000
+    piped = subprocess.run([sys.executable, "-m", "datagen", "stats", "build/steam-sample"], check=True, capture_output=True, text=True).stdout
+    assert max(len(line) for line in piped.splitlines()) > 80 and "…" not in piped  # a pipe is not cut at 80 columns
 
 
 def test_quiet_prints_only_the_output_folder(runner):

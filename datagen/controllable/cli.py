@@ -12,7 +12,6 @@ import random
 
 import click
 import polars as pl
-from rich.console import Console
 from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
@@ -24,8 +23,9 @@ from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, data_files, read_split
 from datagen.publish.release import finalize
+from datagen.terminal import stdout_console
 
-console = Console()
+console = stdout_console()
 
 CHAT_OPTION = click.option("--chat", metavar="FILE|ORG/NAME", help="ShareGPT conversations for I4 (a JSON/JSONL file or a Hub dataset id), mixed into train.")
 CHAT_RATIO_OPTION = click.option("--chat-ratio", type=click.FloatRange(min=0), default=0.5, show_default=True, help="I4 rows per other train row (Lu et al.: 50%).")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
@@ -21,8 +20,9 @@ from datagen.llm import BASE_URL_ENV
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
+from datagen.terminal import stdout_console
 
-console = Console()
+console = stdout_console()
 
 
 @click.command(

@@ -7,7 +7,6 @@ $ datagen render build/amazon-gift_cards --dataset recknowledge --task mim
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
@@ -16,8 +15,9 @@ from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
 from datagen.recknowledge.build import DATASET, SPLITS, TASKS, RecKnowledgeSettings, generate_recknowledge
+from datagen.terminal import stdout_console
 
-console = Console()
+console = stdout_console()
 
 
 @click.command(

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import click
 import polars as pl
-from rich.console import Console
 from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
@@ -33,8 +32,9 @@ from datagen.teacher.settings import (
     TeacherSettings,
     TrainConfig,
 )
+from datagen.terminal import stdout_console
 
-console = Console()
+console = stdout_console()
 BUILD_ARGUMENT = click.argument("build_dir", metavar="BUILD_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
 DEVICE_OPTION = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when present).")
 LABEL_SOURCE_OPTION = click.option(
