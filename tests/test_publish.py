@@ -85,6 +85,7 @@ def test_card_header_declares_what_the_hub_reads(sample_release):
     header = card_header(sample_release)
     manifest = json.loads((sample_release / "manifest.json").read_text())
     assert header["license"] == "other" and header["task_categories"] == ["text-generation"]
+    assert header["license_name"] == "steam-data-terms" and header["license_link"] == "https://cseweb.ucsd.edu/~jmcauley/datasets.html"
     assert header["size_categories"] == ["10K<n<100K"]
     assert {"recommendation", "steam"} <= set(header["tags"])
     configs = {entry["config_name"]: entry for entry in header["configs"]}
@@ -107,6 +108,8 @@ def test_card_body_covers_sources_parameters_checks_templates_samples_and_plots(
                    manifest["content_hash"], "revision=\"v1.0.0\"", "Label checks", "Failures: **none**", "The SASRec teacher",
                    "What cleaning dropped", manifest["inputs"][0]["sha256"], '"user_core": 5'):  # fmt: skip
         assert needed in text, needed
+    assert "[Aligning Large Language Models for Controllable Recommendations](https://arxiv.org/abs/2403.05063)" in text  # the Hub links papers by arXiv URL
+    assert "(https://arxiv.org/abs/1808.09781)" in text
     for template in (sample_release / "templates" / "controllable").rglob("*.jinja"):
         assert f"templates/controllable/{template.relative_to(sample_release / 'templates' / 'controllable').as_posix()}" in text
     tasks = {task for split in manifest["configs"]["controllable"] for task in json.loads((sample_release / "reports" / "controllable.json").read_text())["rows"][split]}

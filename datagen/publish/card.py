@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -39,6 +40,12 @@ CONFIG_ABOUT = {
 }
 CANONICAL_CONFIGS = ("items", "interactions")
 FAMILY_CITATIONS = {"controllable": ["lu2024"], "instructrec": ["zhang2023"], "recknowledge": ["cao2024"]}
+# Where each source's terms of use are stated, for the header's license_link when the licence is `other`.
+TERMS_PAGES = {
+    "steam": "https://cseweb.ucsd.edu/~jmcauley/datasets.html",
+    "amazon": "https://cseweb.ucsd.edu/~jmcauley/datasets.html",
+    "movielens": "https://grouplens.org/datasets/movielens/",
+}
 TAGS = ["recommendation", "recommender-systems", "instruction-tuning", "sequential-recommendation", "datagen"]
 SAMPLE_SPLITS = ("test", "train", "validation")
 
@@ -64,7 +71,7 @@ def card_metadata(folder: Path, manifest: dict):
     default = default_config(manifest)
     metadata = DatasetCardData(
         pretty_name=pretty_name(manifest),
-        license=card_license(manifest),
+        **license_fields(manifest),
         language=["en"],
         task_categories=["text-generation"],
         size_categories=[size_category(sum(split["rows"] for name in (task_configs or ["interactions"]) for split in configs[name].values()))],
@@ -164,6 +171,26 @@ def templates_used(folder: Path) -> list[dict]:
     return found
 
 
+def paper_links(bibtex_entries: list[str]) -> list[tuple[str, str]]:
+    """(title, https://arxiv.org/abs/ID) of each cited work on arXiv: the Hub links a dataset to the papers its card names so."""
+    links = []
+    for entry in bibtex_entries:
+        arxiv = re.search(r"arXiv:(\d{4}\.\d{4,5})|eprint\s*=\s*\{(\d{4}\.\d{4,5})\}", entry)
+        title = re.search(r"title\s*=\s*\{(.+?)\},?\n", entry)
+        if arxiv and title:
+            links.append((title.group(1), f"https://arxiv.org/abs/{arxiv.group(1) or arxiv.group(2)}"))
+    return links
+
+
+def license_fields(manifest: dict) -> dict[str, str]:
+    """The header's licence; with `other`, the `license_name` and `license_link` the Hub asks for (where the source's terms are)."""
+    license_id = card_license(manifest)
+    if license_id != "other":
+        return {"license": license_id}
+    source = manifest["source"]["name"]
+    return {"license": "other", "license_name": f"{source}-data-terms", "license_link": TERMS_PAGES.get(source, "README.md")}
+
+
 def citations(manifest: dict) -> list[str]:
     bibtex = yaml.safe_load(files("datagen.publish").joinpath("citations.yaml").read_text())
     keys = [key for family in manifest["configs"] for key in FAMILY_CITATIONS.get(family, [])]
@@ -197,6 +224,7 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: li
         samples=sample_rows(folder, manifest),
         templates=templates_used(folder),
         citations=citations(manifest),
+        papers=paper_links(citations(manifest)),
         json=lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent),
     )
 

@@ -82,7 +82,7 @@ def rows_per_task(task_rows: list[dict], path: Path) -> bool:
     figure, axes = plt.subplots(figsize=(8, 0.32 * len(tasks) * len(splits) + 1.2))
     for offset, split in enumerate(splits):
         axes.barh(
-            [i + (offset - (len(splits) - 1) / 2) * height for i in range(len(tasks))],
+            [i + ((len(splits) - 1) / 2 - offset) * height for i in range(len(tasks))],  # the first split on top, as in the legend
             [counts.get((task, split), 0) for task in tasks],
             height=height,
             color=COLORS[split],
