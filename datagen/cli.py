@@ -71,7 +71,7 @@ class DataErrorGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=DataErrorGroup)
+@click.group(cls=DataErrorGroup, context_settings={"max_content_width": 120})
 @click.version_option(__version__, prog_name="datagen")
 def main() -> None:
     """Turn raw recommendation logs into instruction datasets for LLM recommenders.

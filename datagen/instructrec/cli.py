@@ -26,13 +26,14 @@ console = stdout_console()
 
 
 @click.command(
+    short_help="Fill InstructRec's 39 appendix templates (Zhang et al. 2023) from a BUILD.",
     epilog="""\b
 Examples:
   datagen instructrec build/steam
   datagen instructrec build/amazon-gift_cards --negatives teacher
   datagen instructrec build/amazon-gift_cards --annotator local
   datagen instructrec build/amazon-gift_cards --annotator openai --annotator-url http://127.0.0.1:8080/v1 --annotator-model smollm2
-"""
+""",
 )
 @click.argument("build_name", metavar="BUILD")
 @click.option("--negatives", type=click.Choice(["random", "teacher"]), default="random", show_default=True,

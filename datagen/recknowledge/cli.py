@@ -21,12 +21,13 @@ console = stdout_console()
 
 
 @click.command(
+    short_help="Generate Cao et al. 2024's retrieval, ranking, rating, MIM, MLM and BPR rows for a BUILD.",
     epilog="""\b
 Examples:
   datagen recknowledge build/steam
   datagen recknowledge build/amazon-gift_cards --epochs 3
   datagen recknowledge build/steam --window 10 --candidates 50 --catalog-noun "games on Steam"
-"""
+""",
 )
 @click.argument("build_name", metavar="BUILD")
 @click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True,
