@@ -27,6 +27,12 @@ def test_every_command_teaches_by_example(runner, command):
     assert "Example" in result.output and f"datagen {command}" in result.output
 
 
+def test_the_command_list_is_not_cut_at_et_al(runner):
+    listed = runner.invoke(main, ["--help"], terminal_width=120).output.split("Commands:")[1]
+    assert "(Zhang et al. 2023) from a BUILD." in listed and "Generate Cao et al. 2024's retrieval" in listed
+    assert not any(line.rstrip().endswith("et al.") for line in listed.splitlines())
+
+
 def test_the_command_line_starts_without_the_heavy_libraries():
     """`datagen --help` and `datagen build --no-teacher` need none of them: each command imports its own."""
     heavy = ("torch", "transformers", "trl", "matplotlib", "datasets", "peft")
