@@ -154,9 +154,19 @@ def test_a_missing_dataset_says_it_is_neither_a_folder_nor_reachable(monkeypatch
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    with pytest.raises(DataError, match="'builds/nowhere' is not a local folder") as error:
-        select_rows("builds/nowhere", ("i0",))
-    assert "datagen build SOURCE --out builds/nowhere" in str(error.value)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="'my-org/nowhere' is not a local folder") as error:
+        select_rows("my-org/nowhere", ("i0",))
+    assert "datagen build SOURCE --out my-org/nowhere" in str(error.value)
+
+
+def test_a_missing_local_dataset_folder_is_reported_before_any_hub_request(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "build").mkdir()
+    for path in ("build/nowhere", "./nowhere", str(tmp_path / "nowhere")):
+        with pytest.raises(DataError, match="no such dataset folder") as error:
+            select_rows(path, ("i0",))
+        assert f"datagen build SOURCE --out {path}" in str(error.value)
 
 
 def test_grpo_rewards_real_answers_by_the_rules_and_trains(tasks_build, tmp_path):

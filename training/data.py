@@ -34,6 +34,12 @@ def read_config(path: str, config: str, split: str, revision: str | None = None)
             have = ", ".join(f"{c}/{s}" for c in sorted(available) for s in available[c]) or "none"
             raise DataError(f"no {config}/{split} data; the folder has {have}", path=local)
         return read_split(local, config, split)
+    if looks_local(path):
+        raise DataError(
+            "no such dataset folder",
+            path=local,
+            hint=f"Run `datagen build SOURCE --out {path}` first (`datagen build` writes build/<name> by default), or set dataset.path / --dataset.",
+        )
     import datasets
 
     try:
@@ -44,6 +50,12 @@ def read_config(path: str, config: str, split: str, revision: str | None = None)
             hint=f"For a local dataset run `datagen build SOURCE --out {path}` first (or set dataset.path / --dataset); offline, Hub repos cannot be read.",
         ) from None
     return pl.from_arrow(loaded.with_format("arrow")[:])
+
+
+def looks_local(path: str) -> bool:
+    """A path, not a Hub repo id: it starts at `.`, `..`, `/` or `~`, or its first folder is here (`build/steam` when build/ exists)."""
+    first = Path(path).parts[0] if Path(path).parts else ""
+    return path.startswith((".", "/", "~")) or (len(Path(path).parts) > 1 and Path(first).is_dir())
 
 
 def component_rows(spec: DatasetSpec, component: Component, split: str | None = None) -> pl.DataFrame:

@@ -1,6 +1,6 @@
 """Evaluate models on a dataset's task rows with the metrics of Lu et al. 2024 (sections 3.2-3.5).
 
-    >>> rows = select_rows("builds/steam", tasks=("i0", "i1_pos"), rows_per_task=100)  # doctest: +SKIP
+    >>> rows = select_rows("build/steam", tasks=("i0", "i1_pos"), rows_per_task=100)  # doctest: +SKIP
     >>> answers = generate_answers(rows, make_generator("runs/sft/merged"), Path("eval/sft.jsonl"))  # doctest: +SKIP
     >>> results = score_model(rows, answers, catalog)  # doctest: +SKIP
     >>> results["i0"]["hr"]  # doctest: +SKIP
