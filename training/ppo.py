@@ -86,7 +86,7 @@ class PpoLearner:
         import torch
         from peft import get_peft_model
 
-        from datagen.training.models import load_model
+        from datagen.models import load_model
 
         self.settings, self.reward = settings, reward
         self.device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from datagen.errors import DataError
-from datagen.training.models import load_model, resolve_model, torch_dtype
+from datagen.models import load_model, resolve_model, torch_dtype
 
 Prompt = Sequence[dict]
 

@@ -1,0 +1,145 @@
+"""`datagen render` and `datagen templates`: look at any family's generated rows and prompt templates.
+
+$ datagen templates --show lu2024/i2-le
+$ datagen render steam --task i2 --n 3
+$ datagen render build/amazon-gift_cards --dataset recknowledge --task mim
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import click
+import polars as pl
+from rich.table import Table
+
+from datagen.controllable.build import FAMILY, SPLITS, load_library
+from datagen.controllable.cli import controllable_facts
+from datagen.controllable.tasks import TEMPLATE_VARIABLES
+from datagen.errors import DataError
+from datagen.family_cli import TEMPLATES_OPTION, resolve_build
+from datagen.publish.layout import DATA_DIR, data_files, read_split
+from datagen.terminal import stdout_console
+
+console = stdout_console()
+RENDERED_DATASETS = (FAMILY, "recknowledge", "instructrec")  # the configs `datagen render` shows
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  datagen templates
+  datagen templates --templates my_templates/ --show lu2024/i2-le
+"""
+)
+@TEMPLATES_OPTION
+@click.option("--show", metavar="ID", help="Print one template's header and text.")
+def templates(template_dirs, show):
+    """List the prompt templates (shipped ones and yours) with their task and variables.
+
+    A template is a Jinja file with a YAML header in a {# ... #} comment (id, task,
+    version, source, system, variables, and dataset: controllable, the default,
+    recknowledge or instructrec). Drop one into a folder passed with --templates
+    and `datagen build`/`generate`/`recknowledge`/`instructrec` draw it for its
+    task, no code needed.
+    """
+    from datagen.instructrec.build import TEMPLATE_VARIABLES as INSTRUCTREC_VARIABLES
+    from datagen.instructrec.build import load_library as load_instructrec
+    from datagen.recknowledge.build import TEMPLATE_VARIABLES as RECKNOWLEDGE_VARIABLES
+    from datagen.recknowledge.build import load_library as load_recknowledge
+
+    library = load_library(template_dirs)
+    everything = [*library.templates, *load_recknowledge(template_dirs).templates, *load_instructrec(template_dirs).templates]
+    if show:
+        found = [t for t in everything if t.id == show]
+        if not found:
+            raise DataError(f"no template {show!r}", hint="`datagen templates` lists the ids.")
+        click.echo(f"# {found[0].path}")
+        click.echo(found[0].path.read_text())
+        return
+    table = Table(title="Templates (--show ID for the text, source and file)")
+    for column in ("id", "dataset", "task"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("v")
+    table.add_column("variables")
+    for template in everything:
+        table.add_row(template.id, template.dataset, template.task, str(template.version), ", ".join(template.variables))
+    console.print(table)
+    provided = Table(title="Variables each task gives its templates")
+    provided.add_column("dataset", no_wrap=True)
+    provided.add_column("task", no_wrap=True)
+    provided.add_column("variables")
+    for dataset, variables in ((FAMILY, TEMPLATE_VARIABLES), ("recknowledge", RECKNOWLEDGE_VARIABLES), ("instructrec", INSTRUCTREC_VARIABLES)):
+        for task, names in variables.items():
+            provided.add_row(dataset, task, ", ".join(sorted(names)))
+    console.print(provided)
+    for phrase_set in library.phrase_sets:
+        console.print(f"[bold]{phrase_set.id}[/bold] ({phrase_set.source}, {phrase_set.path}):")
+        for kind, texts in phrase_set.texts.items():
+            for text in texts:
+                console.print(f"  {kind}: {text}", markup=False)
+
+
+@click.command(
+    epilog="""\b
+Examples:
+  datagen render steam --task i2 --n 3
+  datagen render build/steam --task i1_neg --split test --n 2
+  datagen render steam-sample --task i0 --json
+  datagen render build/amazon-gift_cards --dataset recknowledge --task mim
+  datagen render build/amazon-gift_cards --dataset instructrec --task select
+"""
+)
+@click.argument("build_name", metavar="BUILD")
+@click.option("--dataset", type=click.Choice(RENDERED_DATASETS), default=FAMILY, show_default=True, help="Which generated dataset config.")
+@click.option("--task", default=None, help="A task (i0, i1_pos, i2_le, ...; retrieval, mim, ...) or controllable family (i0, i1, i2, i3, i4, combined).")
+@click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True)
+@click.option("--n", "count", type=click.IntRange(min=1), default=3, show_default=True, help="How many rows.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which rows: a random draw with this seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON lines.")
+def render(build_name, dataset, task, split, count, seed, as_json):
+    """Print generated rows with their structured facts: what the model will be taught."""
+    folder = resolve_build(build_name)
+    if dataset not in data_files(folder.path):
+        hint = f"datagen generate {folder.path}" if dataset == FAMILY else f"datagen {dataset} {folder.path}"
+        raise DataError(f"no {dataset} dataset in this build", path=folder.path / DATA_DIR / dataset, hint=f"Run `{hint}`.")
+    everything = read_split(folder.path, dataset, split)
+    frame = everything
+    if task:
+        frame = frame.filter((pl.col("task") == task) | (pl.col("family") == task) if "family" in frame.columns else pl.col("task") == task)
+        if frame.is_empty():
+            raise DataError(f"no {split} rows of task {task!r}; tasks: {', '.join(sorted(set(everything['task'])))}")
+    picked = sorted(random.Random(seed).sample(range(frame.height), min(count, frame.height)))
+    titles = folder.items.sort("item_id")["title"].to_list()
+    for index in picked:
+        row = frame.row(index, named=True)
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            _print_row(row, _facts(dataset, row, titles))
+
+
+def _print_row(row: dict, facts: list[tuple[str, str]]) -> None:
+    table = Table(title=f"{row['id']}  (template {row['template_id']})", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in facts:
+        table.add_row(name, value)
+    console.print(table)
+    for message in row["messages"]:
+        console.print(f"[bold cyan]{message['role']}:[/bold cyan]")
+        console.print(message["content"], markup=False, highlight=False)
+    console.print()
+
+
+def _facts(dataset: str, row: dict, titles: list[str]) -> list[tuple[str, str]]:
+    if dataset == "recknowledge":
+        from datagen.recknowledge.cli import recknowledge_facts
+
+        return recknowledge_facts(row, titles)
+    if dataset == "instructrec":
+        from datagen.instructrec.cli import instructrec_facts
+
+        return instructrec_facts(row, titles)
+    return controllable_facts(row, titles)
