@@ -199,7 +199,8 @@ teacher and each model as rows).
 @click.option("--dtype", default="auto", show_default=True, help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")
 @click.option("--teacher/--no-teacher", default=True, show_default=True, help="Include the SASRec teacher's own top K as a row.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [default: <recipe output_dir>/eval, or eval/].")
-def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, teacher, out_dir):
+@click.option("--quiet", "-q", is_flag=True, help="No progress output: only the tables and where they were written.")
+def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, teacher, out_dir, quiet):
     """Generate answers to a dataset's test rows and score them with the paper's metrics."""
     from datagen.errors import DataError
     from datagen.output import write_json
@@ -223,7 +224,8 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
     task_list = tuple(t.strip() for t in tasks.split(",")) if tasks else settings.tasks
     rows = select_rows(dataset_path, task_list, split or settings.split, None if all_rows else (rows_per_task or settings.rows_per_task), settings.seed, revision)
     catalog = load_catalog(dataset_path, revision)
-    click.echo(f"{rows.height} rows: {rows['user_id'].n_unique()} users x {len(task_list)} tasks from {dataset_path}", err=True)
+    progress = StepProgress(quiet=quiet)
+    progress.done(f"{rows.height} rows: {rows['user_id'].n_unique()} users x {len(task_list)} tasks from {dataset_path}")
     results = {}
     if teacher:
         results[TEACHER] = score_teacher(rows, catalog)
@@ -232,13 +234,13 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         from datagen.generation import make_generator
         from datagen.models import model_identity
 
-        click.echo(f"{name}: answering with {reference}", err=True)
+        progress.done(f"{name}: answering with {reference}")
         size = batch_size or settings.batch_size
         answers_path = out_dir / f"{name}.jsonl"
         tokens = max_new_tokens or settings.max_new_tokens
         check_answers_belong_to(answers_path, {"model": model_identity(reference), "dtype": dtype, "max_new_tokens": tokens})
         generator = make_generator(reference, dtype=dtype, batch_size=size, backend=backend)
-        with StepProgress().bar(f"{name}: answering", total=math.ceil(unanswered(rows, answers_path).height / size)) as advance:
+        with progress.bar(f"{name}: answering", total=math.ceil(unanswered(rows, answers_path).height / size)) as advance:
             answers = generate_answers(rows, generator, answers_path, tokens, on_batch=advance)
         results[name] = score_model(rows, answers, catalog)
     tables = paper_tables(results)
