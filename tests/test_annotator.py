@@ -175,15 +175,16 @@ def test_clean_annotation_keeps_the_first_line():
     assert clean_annotation('The user prefers a "Belk Gift Card."') == 'The user prefers a "Belk Gift Card."'  # not wrapped: kept
 
 
-def test_instructrec_cli_needs_url_and_model_for_openai(tiny_gift_cards, tmp_path):
+def test_instructrec_cli_needs_url_and_model_for_openai(tiny_gift_cards, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from datagen.cli import main
 
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     copy = tmp_path / "gift"
     shutil.copytree(tiny_gift_cards.path, copy)
     result = CliRunner().invoke(main, ["instructrec", str(copy), "--annotator", "openai"])
-    assert result.exit_code == 1 and "--annotator openai needs --annotator-url and --annotator-model" in result.output
+    assert result.exit_code == 1 and "--annotator openai needs --annotator-url (or $OPENAI_BASE_URL) and --annotator-model" in result.output
 
 
 @pytest.fixture
