@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -95,7 +96,7 @@ def test_the_learning_rate_decays_after_a_validation_that_is_not_the_best(sample
     sequences = sample_build.tables.sequences
     config = SASRecConfig(n_items=sample_build.tables.items.height, dim=16, inner_dim=16)
     # lr 1 wrecks the model after the first validation, so every later one is worse than the first
-    train_config = TrainConfig(epochs=4, validate_every=1, patience=4, learning_rate=1.0, lr_decay=0.5, device="cpu")
+    train_config = TrainConfig(epochs=4, validate_every=1, patience=4, min_epochs=0, learning_rate=1.0, lr_decay=0.5, device="cpu")
     state_path = tmp_path / "state.pt"
     result = train_sasrec(sequences, config, train_config, state_path=state_path)
     ndcgs = [entry["validation_ndcg@10"] for entry in result.epochs]
@@ -103,6 +104,12 @@ def test_the_learning_rate_decays_after_a_validation_that_is_not_the_best(sample
     assert not_best >= 1, ndcgs
     saved = torch.load(state_path, weights_only=True)
     assert saved["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.5**not_best)
+
+    # up to min_epochs the same validations neither lower the rate nor count toward patience (1 would stop at the first)
+    held = train_sasrec(sequences, config, dataclasses.replace(train_config, min_epochs=4, patience=1), state_path=tmp_path / "held.pt")
+    held_ndcgs = [entry["validation_ndcg@10"] for entry in held.epochs]
+    assert len(held_ndcgs) == 4 and any(ndcg <= max(held_ndcgs[:index]) for index, ndcg in enumerate(held_ndcgs) if index), held_ndcgs
+    assert torch.load(tmp_path / "held.pt", weights_only=True)["optimizer"]["param_groups"][0]["lr"] == 1.0
 
 
 def _elements_kept_for_backward(objective_name: str, n_items: int) -> int:
