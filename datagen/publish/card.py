@@ -204,6 +204,7 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: li
     template = ENVIRONMENT.from_string(files("datagen.publish").joinpath(CARD_TEMPLATE).read_text())
     card = manifest.get("card", {})
     instructrec = read_json(folder / "reports" / "instructrec.json")
+    cited = citations(manifest)
     return template.render(
         manifest=manifest,
         pretty_name=pretty_name(manifest),
@@ -223,8 +224,8 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: li
         task_counts=task_rows,
         samples=sample_rows(folder, manifest),
         templates=templates_used(folder),
-        citations=citations(manifest),
-        papers=paper_links(citations(manifest)),
+        citations=cited,
+        papers=paper_links(cited),
         json=lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent),
     )
 
