@@ -21,7 +21,7 @@ import pyarrow as pa
 from datagen.buildfolder import BuildFolder
 from datagen.output import atomic_folder, write_json
 from datagen.publish.layout import DATA_DIR, write_split
-from datagen.templates import TemplateLibrary
+from datagen.templating import TemplateLibrary
 
 MAX_EXAMPLES = 3  # failing row ids a check names
 RowCheck = Callable[[dict, dict], bool]

@@ -8,7 +8,7 @@ import pytest
 
 from datagen.controllable.build import load_library
 from datagen.errors import DataError
-from datagen.templates import MAX_RENDER_SECONDS
+from datagen.templating import MAX_RENDER_SECONDS
 
 HEADER = "{{#\nid: {id}\ntask: i0\nversion: {version}\nsource: a user\nsystem: You recommend games.\nvariables: [history]\n#}}\n"
 

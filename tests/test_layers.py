@@ -10,6 +10,8 @@ and `datagen templates` in browse.py); training; the CLI. Every
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,3 +68,14 @@ def test_no_module_imports_a_layer_above_it():
             family = next((f for f in FAMILIES if within(target, f)), None)
             if family and not within(name, family):
                 assert within(name, *ABOVE_THE_FAMILIES), f"{name} imports the family {family} ({target})"
+
+
+def test_the_package_holds_only_its_own_modules():
+    """No __path__ edits: from the checkout, the repository's tests/ and bench/ are not part of the package,
+    and the shipped folders are found through importlib.resources, whoever imports them."""
+    for name in ("datagen.tests", "datagen.bench"):
+        result = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 1 and f"No module named '{name}'" in result.stderr
+    shown = subprocess.run([sys.executable, "-c", "from datagen.shipped import TEMPLATES_DIR, RECIPES_DIR; print(TEMPLATES_DIR, RECIPES_DIR)"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert shown.stdout.split() == [str(ROOT / "templates"), str(ROOT / "recipes")]
+    assert not (ROOT / "datagen" / "templates.py").exists(), "a module and the template package share a name"

@@ -118,9 +118,9 @@ def test_card_body_covers_sources_parameters_checks_templates_samples_and_plots(
 
 
 def test_templates_in_the_repository_are_the_shipped_files(sample_release):
-    from datagen.templates import shipped_template_dir
+    from datagen.shipped import TEMPLATES_DIR
 
-    shipped = shipped_template_dir() / "controllable"
+    shipped = TEMPLATES_DIR / "controllable"
     copied = sample_release / "templates" / "controllable"
     assert (copied / "lu2024" / "i2-le.jinja").read_bytes() == (shipped / "i2-le.jinja").read_bytes()
     assert len(list(copied.rglob("*.jinja"))) == len(list(shipped.rglob("*.jinja")))

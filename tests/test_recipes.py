@@ -14,9 +14,10 @@ from click.testing import CliRunner
 from datagen.cli import main
 from datagen.controllable.tasks import TASKS
 from datagen.errors import DataError
+from datagen.shipped import RECIPES_DIR
 from datagen.training.grpo import grpo_config
 from datagen.training.ppo import PpoSettings
-from datagen.training.recipe import RECIPES_DIR, find_recipe, load_recipe
+from datagen.training.recipe import find_recipe, load_recipe
 from datagen.training.sft import sft_config
 
 RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if "accelerate" not in p.relative_to(RECIPES_DIR).parts)

@@ -18,10 +18,11 @@ from datagen.errors import DataError
 from datagen.instructrec import annotator
 from datagen.instructrec import build as instructrec
 from datagen.recknowledge import build as recknowledge
-from datagen.templates import ENVIRONMENT, TemplateLibrary, shipped_template_dir
+from datagen.shipped import TEMPLATES_DIR
+from datagen.templating import ENVIRONMENT, TemplateLibrary
 
-SHIPPED = sorted((shipped_template_dir() / "controllable").rglob("*.jinja"))
-ALL_SHIPPED = sorted(shipped_template_dir().rglob("*.jinja"))
+SHIPPED = sorted((TEMPLATES_DIR / "controllable").rglob("*.jinja"))
+ALL_SHIPPED = sorted(TEMPLATES_DIR.rglob("*.jinja"))
 # dataset folder -> (its library, the variables each of its tasks provides, the system prompt)
 DATASETS = {
     "controllable": (load_library, TEMPLATE_VARIABLES, "You are an expert recommender engine."),

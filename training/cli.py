@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from datagen.training.recipe import RECIPES_DIR, load_recipe
+from datagen.shipped import RECIPES_DIR
+from datagen.training.recipe import load_recipe
 
 
 def _require_training_packages() -> None:

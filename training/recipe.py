@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from datagen.errors import DataError
+from datagen.shipped import RECIPES_DIR
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 SECTIONS = ("dataset", "model", "lora", "training", "evaluation")
 DATASET_KEYS = {"path", "revision", "mixture", "eval_split", "eval_rows", "max_train_rows", "seed"}
 COMPONENT_KEYS = {"config", "split", "tasks", "weight"}

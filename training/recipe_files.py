@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 
 from datagen.errors import DataError
-from datagen.training.recipe import RECIPES_DIR, find_recipe
+from datagen.shipped import RECIPES_DIR
+from datagen.training.recipe import find_recipe
 
 EXTENDS_LINE = re.compile(r"^extends:.*$", re.MULTILINE)
 

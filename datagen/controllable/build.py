@@ -43,7 +43,7 @@ from datagen.generated import settings_dict
 from datagen.output import atomic_folder, write_json
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, write_split
-from datagen.templates import TemplateLibrary
+from datagen.templating import TemplateLibrary
 
 REPORT_FORMAT = "datagen.controllable/1"
 FAMILY = "controllable"  # the dataset config these rows make

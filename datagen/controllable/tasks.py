@@ -22,7 +22,7 @@ import numpy as np
 
 from datagen.catalog import Catalog
 from datagen.controllable.labels import most_frequent_category, proportion_counts, take, take_quota, with_candidates
-from datagen.templates import Template, TemplateLibrary
+from datagen.templating import Template, TemplateLibrary
 
 _HISTORY = {"history", "history_titles", "item_count"}
 _CANDIDATES = {"candidate_titles", "candidate_title_list"}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datagen.cache import writable_cache_dir
-from datagen.templates import TemplateLibrary
+from datagen.templating import TemplateLibrary
 
 DATASET = "instructrec-annotator"
 TEMPLATE_VARIABLES = {"explicit_preference": {"history"}, "vague_intention": {"review"}}

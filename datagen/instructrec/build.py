@@ -32,7 +32,7 @@ from datagen.generated import chat_columns, check_failures, settings_dict, skipp
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
-from datagen.templates import Template, TemplateLibrary
+from datagen.templating import Template, TemplateLibrary
 
 DATASET = "instructrec"
 REPORT_FORMAT = "datagen.instructrec/1"

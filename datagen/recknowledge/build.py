@@ -32,7 +32,7 @@ from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, read_split, write_split
 from datagen.recknowledge.checks import label_checks
 from datagen.recknowledge.samples import NO, YES, ItemText, corrupt_spans, mask_positions, numpy_rng, popularity_negatives, short_ids, windows
-from datagen.templates import TemplateLibrary
+from datagen.templating import TemplateLibrary
 
 DATASET = "recknowledge"
 ID_CONFIG = "recknowledge_items"

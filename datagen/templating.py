@@ -44,6 +44,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from datagen.errors import DataError
+from datagen.shipped import TEMPLATES_DIR
 from datagen.user_yaml import load_user_yaml
 
 TEMPLATES_ENV = "DATAGEN_TEMPLATES"
@@ -117,16 +118,10 @@ def _disarm_deadline() -> None:
 ENVIRONMENT = BoundedSandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
-def shipped_template_dir() -> Path:
-    package_dir = Path(__file__).parent
-    installed = package_dir / "templates"  # a wheel install carries templates/ inside the package
-    return installed if installed.is_dir() else package_dir.parent / "templates"  # a checkout or editable install
-
-
 def template_dirs(extra: tuple[Path, ...] | list[Path] = ()) -> list[Path]:
     """The shipped folder, then $DATAGEN_TEMPLATES (os.pathsep-separated), then `extra`."""
     from_env = [Path(part) for part in os.environ.get(TEMPLATES_ENV, "").split(os.pathsep) if part]
-    dirs = [shipped_template_dir(), *from_env, *map(Path, extra)]
+    dirs = [TEMPLATES_DIR, *from_env, *map(Path, extra)]
     for folder in dirs[1:]:
         if not folder.is_dir():
             raise DataError("template folder not found", path=folder)

@@ -1,0 +1,1 @@
+"""The training recipes datagen ships, read as package data (datagen.recipes) through importlib.resources."""
