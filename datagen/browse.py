@@ -1,6 +1,6 @@
 """`datagen render` and `datagen templates`: look at any family's generated rows and prompt templates.
 
-$ datagen templates --show lu2024/i2-le
+$ datagen templates --show lu2024/i2_le
 $ datagen render steam --task i2 --n 3
 $ datagen render build/amazon-gift_cards --dataset recknowledge --task mim
 """
@@ -30,7 +30,7 @@ RENDERED_DATASETS = (FAMILY, "recknowledge", "instructrec")  # the configs `data
     epilog="""\b
 Examples:
   datagen templates
-  datagen templates --templates my_templates/ --show lu2024/i2-le
+  datagen templates --templates my_templates/ --show lu2024/i2_le
 """
 )
 @TEMPLATES_OPTION

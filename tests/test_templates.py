@@ -100,7 +100,7 @@ def test_a_users_template_folder_is_used_without_code_changes(tmp_path):
     assert "mine/i0-short" in [t.id for t in library.for_task("i0", with_candidates=False)]
     listed = CliRunner().invoke(main, ["templates", "--templates", str(tmp_path)], terminal_width=200)
     assert listed.exit_code == 0, listed.output
-    assert "mine/i0-short" in listed.output and "lu2024/i2-le" in listed.output
+    assert "mine/i0-short" in listed.output and "lu2024/i2_le" in listed.output
 
 
 @pytest.mark.parametrize(

@@ -30,12 +30,12 @@ _CANDIDATES = {"candidate_titles", "candidate_title_list"}
 TEMPLATE_VARIABLES: dict[str, set[str]] = {
     "i0": _HISTORY | _CANDIDATES,
     "i1": _HISTORY | _CANDIDATES | {"synthetic_intention", "target_category"},
-    "i2-le": _HISTORY | {"target_category", "category_proportion"},
-    "i2-ge": _HISTORY | {"target_category", "category_proportion"},
-    "i2-approx": _HISTORY | {"target_category", "category_proportion"},
+    "i2_le": _HISTORY | {"target_category", "category_proportion"},
+    "i2_ge": _HISTORY | {"target_category", "category_proportion"},
+    "i2_approx": _HISTORY | {"target_category", "category_proportion"},
     "i3": {"item_count", "synthetic_intention", "target_category"} | _CANDIDATES,
-    "combined-pos-neg": _HISTORY | {"synthetic_intention", "negative_intention", "target_category", "excluded_category"},
-    "combined-le-neg": _HISTORY | {"target_category", "category_proportion", "negative_intention", "excluded_category"},
+    "i1_pos_neg": _HISTORY | {"synthetic_intention", "negative_intention", "target_category", "excluded_category"},
+    "i2_le_neg": _HISTORY | {"target_category", "category_proportion", "negative_intention", "excluded_category"},
 }
 
 
@@ -51,13 +51,13 @@ TASKS: dict[str, TaskSpec] = {
     "item_count": TaskSpec("i0", "i0", "none"),
     "i1_pos": TaskSpec("i1", "i1", "include"),
     "i1_neg": TaskSpec("i1", "i1", "exclude"),
-    "i2_le": TaskSpec("i2", "i2-le", "at_most"),
-    "i2_ge": TaskSpec("i2", "i2-ge", "at_least"),
-    "i2_approx": TaskSpec("i2", "i2-approx", "approximately"),
+    "i2_le": TaskSpec("i2", "i2_le", "at_most"),
+    "i2_ge": TaskSpec("i2", "i2_ge", "at_least"),
+    "i2_approx": TaskSpec("i2", "i2_approx", "approximately"),
     "i3_pos": TaskSpec("i3", "i3", "include"),
     "i3_neg": TaskSpec("i3", "i3", "exclude"),
-    "i1_pos_neg": TaskSpec("combined", "combined-pos-neg", "include_and_exclude"),
-    "i2_le_neg": TaskSpec("combined", "combined-le-neg", "at_most_and_exclude"),
+    "i1_pos_neg": TaskSpec("combined", "i1_pos_neg", "include_and_exclude"),
+    "i2_le_neg": TaskSpec("combined", "i2_le_neg", "at_most_and_exclude"),
 }
 PROPORTION_CONSTRAINTS = ("at_most", "at_least", "approximately")
 # The reason counted for every category task of a catalog whose items carry no category at all.
