@@ -168,7 +168,7 @@ def staged_build(raw_dir: Path) -> dict:
     recorder = StepCPU()
     with tempfile.TemporaryDirectory() as out:
         result = build(
-            BuildConfig(f"amazon:{CATEGORY}", raw_dir=raw_dir, out_dir=Path(out) / "b", user_core=25, item_core=10, teacher=None, controllable=None),
+            BuildConfig(f"amazon:{CATEGORY}", raw_dir=raw_dir, out_dir=Path(out) / "b", user_core=25, item_core=10, teacher=None),
             progress=recorder,
         )
     reading = sum(seconds for text, seconds in recorder.steps.items() if not text.startswith("Content hash"))

@@ -14,16 +14,13 @@ import click
 import polars as pl
 from rich.table import Table
 
-from datagen.controllable.build import FAMILY, SPLITS, load_library
-from datagen.controllable.cli import controllable_facts
-from datagen.controllable.tasks import TEMPLATE_VARIABLES
 from datagen.errors import DataError
+from datagen.families import FAMILIES, family_named
 from datagen.family_cli import TEMPLATES_OPTION, resolve_build
-from datagen.publish.layout import DATA_DIR, data_files, read_split
+from datagen.publish.layout import DATA_DIR, SPLIT_ORDER, data_files, read_split
 from datagen.terminal import stdout_console
 
 console = stdout_console()
-RENDERED_DATASETS = (FAMILY, "recknowledge", "instructrec")  # the configs `datagen render` shows
 
 
 @click.command(
@@ -44,13 +41,8 @@ def templates(template_dirs, show):
     and `datagen build`/`generate`/`recknowledge`/`instructrec` draw it for its
     task, no code needed.
     """
-    from datagen.instructrec.build import TEMPLATE_VARIABLES as INSTRUCTREC_VARIABLES
-    from datagen.instructrec.build import load_library as load_instructrec
-    from datagen.recknowledge.build import TEMPLATE_VARIABLES as RECKNOWLEDGE_VARIABLES
-    from datagen.recknowledge.build import load_library as load_recknowledge
-
-    library = load_library(template_dirs)
-    everything = [*library.templates, *load_recknowledge(template_dirs).templates, *load_instructrec(template_dirs).templates]
+    libraries = [family.load_library(tuple(template_dirs)) for family in FAMILIES]
+    everything = [template for library in libraries for template in library.templates]
     if show:
         found = [t for t in everything if t.id == show]
         if not found:
@@ -70,11 +62,11 @@ def templates(template_dirs, show):
     provided.add_column("dataset", no_wrap=True)
     provided.add_column("task", no_wrap=True)
     provided.add_column("variables")
-    for dataset, variables in ((FAMILY, TEMPLATE_VARIABLES), ("recknowledge", RECKNOWLEDGE_VARIABLES), ("instructrec", INSTRUCTREC_VARIABLES)):
-        for task, names in variables.items():
-            provided.add_row(dataset, task, ", ".join(sorted(names)))
+    for family in FAMILIES:
+        for task, names in family.template_variables.items():
+            provided.add_row(family.name, task, ", ".join(sorted(names)))
     console.print(provided)
-    for phrase_set in library.phrase_sets:
+    for phrase_set in (phrase_set for library in libraries for phrase_set in library.phrase_sets):
         console.print(f"[bold]{phrase_set.id}[/bold] ({phrase_set.source}, {phrase_set.path}):")
         for kind, texts in phrase_set.texts.items():
             for text in texts:
@@ -92,9 +84,9 @@ Examples:
 """
 )
 @click.argument("build_name", metavar="BUILD")
-@click.option("--dataset", type=click.Choice(RENDERED_DATASETS), default=FAMILY, show_default=True, help="Which generated dataset config.")
+@click.option("--dataset", type=click.Choice([family.name for family in FAMILIES]), default=FAMILIES[0].name, show_default=True, help="Which generated dataset config.")
 @click.option("--task", default=None, help="A task (i0, i1_pos, i2_le, ...; retrieval, mim, ...) or controllable family (i0, i1, i2, i3, i4, combined).")
-@click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True)
+@click.option("--split", type=click.Choice(SPLIT_ORDER), default="train", show_default=True)
 @click.option("--n", "count", type=click.IntRange(min=1), default=3, show_default=True, help="How many rows.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Which rows: a random draw with this seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON lines.")
@@ -102,7 +94,7 @@ def render(build_name, dataset, task, split, count, seed, as_json):
     """Print generated rows with their structured facts: what the model will be taught."""
     folder = resolve_build(build_name)
     if dataset not in data_files(folder.path):
-        hint = f"datagen generate {folder.path}" if dataset == FAMILY else f"datagen {dataset} {folder.path}"
+        hint = f"datagen {family_named(dataset).command.name} {folder.path}"
         raise DataError(f"no {dataset} dataset in this build", path=folder.path / DATA_DIR / dataset, hint=f"Run `{hint}`.")
     everything = read_split(folder.path, dataset, split)
     frame = everything
@@ -117,7 +109,7 @@ def render(build_name, dataset, task, split, count, seed, as_json):
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
-            _print_row(row, _facts(dataset, row, titles))
+            _print_row(row, family_named(dataset).facts(row, titles))
 
 
 def _print_row(row: dict, facts: list[tuple[str, str]]) -> None:
@@ -131,15 +123,3 @@ def _print_row(row: dict, facts: list[tuple[str, str]]) -> None:
         console.print(f"[bold cyan]{message['role']}:[/bold cyan]")
         console.print(message["content"], markup=False, highlight=False)
     console.print()
-
-
-def _facts(dataset: str, row: dict, titles: list[str]) -> list[tuple[str, str]]:
-    if dataset == "recknowledge":
-        from datagen.recknowledge.cli import recknowledge_facts
-
-        return recknowledge_facts(row, titles)
-    if dataset == "instructrec":
-        from datagen.instructrec.cli import instructrec_facts
-
-        return instructrec_facts(row, titles)
-    return controllable_facts(row, titles)

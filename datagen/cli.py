@@ -22,17 +22,15 @@ from datagen import __version__
 from datagen.browse import render, templates
 from datagen.buildfolder import BuildFolder
 from datagen.cache import RAW_CACHE, writable_cache_dir
-from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, generate, print_report
 from datagen.download import download, official_files
 from datagen.errors import DataError
+from datagen.families import FAMILIES
 from datagen.family_cli import TEMPLATES_OPTION
-from datagen.instructrec.cli import instructrec
 from datagen.output import check_writable
 from datagen.presets import PRESETS
 from datagen.progress import StepProgress
 from datagen.publish.cli import card, push, validate
 from datagen.publish.release import DEFAULT_VERSION
-from datagen.recknowledge.cli import recknowledge
 from datagen.teacher.cli import teacher
 from datagen.teacher.settings import LABEL_SOURCE_CHOICES, TeacherSettings, TrainConfig
 from datagen.terminal import stdout_console
@@ -112,6 +110,14 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, str]:
     return options
 
 
+def family_options(command):
+    """`datagen build`'s options of each dataset family (its flag, then the options it adds), in FAMILIES order."""
+    for family in reversed(FAMILIES):
+        for option in reversed((family.build_flag, *family.build_options)):
+            command = option(command)
+    return command
+
+
 @main.command(
     epilog="""\b
 Examples:
@@ -164,15 +170,11 @@ Examples:
     help="At most this many teacher epochs (early stopping on validation NDCG@10; `datagen teacher train --help` has every setting).",
 )
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher: cpu, cuda, ... (auto: CUDA when present).")
-@click.option("--tasks/--no-tasks", default=True, show_default=True, help="Generate the controllable dataset (Lu et al. I0-I4) into <out>/data/controllable/ (needs the teacher).")
-@click.option("--recknowledge", is_flag=True, help="Also generate Cao et al. 2024's tasks into <out>/data/recknowledge/ (defaults of `datagen recknowledge`).")
-@click.option("--instructrec", is_flag=True, help="Also fill InstructRec's templates into <out>/data/instructrec/ (defaults of `datagen instructrec`).")
+@family_options
 @click.option(
     "--review-texts", is_flag=True, help="Keep the reviews' texts in <out>/reviews.parquet, for InstructRec's vague intentions (`datagen instructrec --annotator`); otherwise they are not read."
 )
 @TEMPLATES_OPTION
-@CHAT_OPTION
-@CHAT_RATIO_OPTION
 @click.option(
     "--version",
     "dataset_version",
@@ -198,15 +200,11 @@ def build(
     no_teacher,
     teacher_epochs,
     device,
-    tasks,
-    recknowledge,
-    instructrec,
     review_texts,
     template_dirs,
-    chat,
-    chat_ratio,
     dataset_version,
     quiet,
+    **family_values,
 ):
     """Clean, filter and split a SOURCE, train its teacher, and generate the task data.
 
@@ -219,11 +217,10 @@ def build(
     its evaluation beside two baselines; `datagen teacher --help`). The folder
     appears only once complete; `datagen push` uploads it.
     """
-    from datagen.controllable.build import ControllableSettings
-    from datagen.instructrec.build import InstructRecSettings
     from datagen.pipeline import BuildConfig
     from datagen.pipeline import build as run_build
-    from datagen.recknowledge.build import RecKnowledgeSettings
+
+    values = {**family_values, "seed": seed, "template_dirs": tuple(template_dirs), "device": device}
 
     config = BuildConfig(
         source=source,
@@ -238,9 +235,7 @@ def build(
         max_bad_share=max_bad_share,
         options=_parse_options(options),
         teacher=None if no_teacher else TeacherSettings(label_source=label_source, train=TrainConfig(epochs=teacher_epochs, seed=seed, device=device)),
-        controllable=ControllableSettings(seed=seed, chat=chat, chat_ratio=chat_ratio, template_dirs=tuple(template_dirs), device=device) if tasks else None,
-        recknowledge=RecKnowledgeSettings(seed=seed, template_dirs=tuple(template_dirs)) if recknowledge else None,
-        instructrec=InstructRecSettings(seed=seed, template_dirs=tuple(template_dirs), device=device) if instructrec else None,
+        families={family.name: family.build_settings(values) for family in FAMILIES if family_values[family.name]},
         version=dataset_version,
         review_texts=review_texts,
     )
@@ -248,9 +243,10 @@ def build(
     if not quiet:
         _print_summary(result.manifest)
         _print_teacher_summary(result.out_dir / "teacher" / "report.json")
-        controllable_report = result.out_dir / "reports" / "controllable.json"
-        if tasks and controllable_report.is_file():
-            print_report(json.loads(controllable_report.read_text()))
+        for family in FAMILIES:
+            report = result.out_dir / "reports" / f"{family.name}.json"
+            if family_values[family.name] and report.is_file():
+                family.print_report(json.loads(report.read_text()))
     click.echo(str(result.out_dir))
 
 
@@ -330,9 +326,8 @@ def download_command(spec, category, reviews, release, dest, base_url, quiet):
 
 
 main.add_command(teacher)
-main.add_command(generate)
-main.add_command(recknowledge)
-main.add_command(instructrec)
+for family in FAMILIES:
+    main.add_command(family.command)
 main.add_command(render)
 main.add_command(templates)
 main.add_command(validate)

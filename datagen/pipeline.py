@@ -11,8 +11,9 @@ canonical tables), sequences.parquet, manifest.json, stats.md (and, with
 `review_texts=True`, reviews.parquet: see `datagen.reviews`); with
 `BuildConfig(teacher=TeacherSettings())` the SASRec teacher in teacher/ (reused
 from the previous build when data and settings are unchanged), and with
-`controllable=ControllableSettings()` as well the dataset of Lu et al. in
-data/controllable/ with its templates and report; last, the content hash, file
+`families={"controllable": ControllableSettings()}` as well the dataset of Lu
+et al. in data/controllable/ with its templates and report (any family of
+`datagen.families` likewise); last, the content hash, file
 list and card (`datagen.publish.release.finalize`).
 """
 
@@ -25,22 +26,21 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from datagen import __version__
 from datagen.buildfolder import BuildFolder, data_version
 from datagen.cleaning import clean_interactions, clean_items, k_core, sample_users, unique_titles
-from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.errors import DataError
-from datagen.instructrec.build import InstructRecSettings, generate_instructrec
+from datagen.families import FAMILIES, family_named
 from datagen.output import atomic_folder, check_writable, write_json, write_parquet
 from datagen.presets import DEFAULT_PARAMETERS, PRESETS
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, write_split
 from datagen.publish.release import DEFAULT_VERSION, check_version, finalize
 from datagen.rawfiles import sha256
-from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge
 from datagen.report import BuildReport
 from datagen.reviews import REVIEWS_FILE, write_review_texts
 from datagen.sources import get_source
@@ -69,9 +69,9 @@ class BuildConfig:
     max_bad_share: float = 0.01
     options: dict[str, str] = field(default_factory=dict)
     teacher: TeacherSettings | None = None  # None: canonical tables only
-    controllable: ControllableSettings | None = None  # needs the teacher; None: no task data
-    recknowledge: RecKnowledgeSettings | None = None  # Cao et al. 2024's tasks; None: not made
-    instructrec: InstructRecSettings | None = None  # Zhang et al. 2023's templates; None: not made
+    # {family name: its settings} for the dataset families to generate (datagen.families), e.g.
+    # {"controllable": ControllableSettings()}; those that need the teacher are skipped without one.
+    families: dict[str, Any] = field(default_factory=dict)
     version: str = DEFAULT_VERSION  # the dataset's semantic version, chosen by the user
     review_texts: bool = False  # keep the reviews' texts in reviews.parquet (InstructRec's vague intentions read them)
 
@@ -122,6 +122,8 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path | Non
         raise DataError(f"source {name!r} needs an argument: {name}:{source.argument}")
     parameters = config.parameters(source.default_parameters(argument))
     check_version(config.version)
+    for family_name in config.families:
+        family_named(family_name)  # an unknown name fails before any work
     raw_dir, from_sample = resolve_raw_dir(source, argument, config.raw_dir)
     dataset_name = source.dataset_name(argument) + ("-sample" if from_sample else "")
     if not DATASET_NAME.fullmatch(dataset_name):
@@ -213,14 +215,13 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path | Non
                 progress.done(f"Reused the SASRec teacher of {out_dir} (same data version and settings)")
             else:
                 train_teacher(written, config.teacher, progress)
-            if config.controllable is not None:
-                generate_controllable(written, config.controllable, progress)
-        elif config.controllable is not None:
-            progress.warn("No teacher (--no-teacher), so no controllable dataset: its labels come from the teacher.")
-        if config.recknowledge is not None:
-            generate_recknowledge(BuildFolder.open(folder), config.recknowledge, progress)
-        if config.instructrec is not None:
-            generate_instructrec(BuildFolder.open(folder), config.instructrec, progress)
+        for family in FAMILIES:
+            if family.name not in config.families:
+                continue
+            if family.needs_teacher and config.teacher is None:
+                progress.warn(f"No teacher (--no-teacher), so no {family.name} dataset: its labels come from the teacher.")
+            else:
+                family.generate(BuildFolder.open(folder), config.families[family.name], progress)
         with progress.step("Content hash, file list and dataset card"):
             manifest = finalize(folder, config.version)
     return BuildResult(out_dir=out_dir, manifest=manifest, tables=tables)
@@ -228,15 +229,7 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path | Non
 
 def _refuse_titled_families(config: BuildConfig) -> None:
     """An interactions-only catalog has no titles, and every family's prompts name items by title: say so before any work."""
-    asked = [
-        flag
-        for flag, wanted in (
-            ("the controllable tasks (default; --no-tasks)", config.controllable if config.teacher else None),
-            ("--recknowledge", config.recknowledge),
-            ("--instructrec", config.instructrec),
-        )
-        if wanted is not None
-    ]
+    asked = [f"the {family.name} dataset" for family in FAMILIES if family.name in config.families and (config.teacher is not None or not family.needs_teacher)]
     if asked:
         raise DataError(
             f"this catalog has no item titles (an interactions-only table config), so {' and '.join(asked)} cannot name any item",

@@ -50,7 +50,10 @@ from datagen.user_yaml import load_user_yaml
 TEMPLATES_ENV = "DATAGEN_TEMPLATES"
 HEADER = re.compile(r"\A\{#(.*?)#\}\n?", re.DOTALL)
 HEADER_KEYS = {"id", "task", "version", "source", "system", "variables"}
-DATASETS = ("controllable", "recknowledge", "instructrec", "instructrec-annotator")  # the configs whose rows are rendered from templates
+# The datasets templates may name in their header: a folder of the shipped templates/ each (a family's config,
+# and instructrec-annotator, the prompts of InstructRec's annotator LLM). A header without `dataset:` is controllable's,
+# as every template was before the key existed.
+DATASETS = tuple(sorted(folder.name for folder in TEMPLATES_DIR.iterdir() if folder.is_dir() and not folder.name.startswith(("_", "."))))
 DEFAULT_DATASET = "controllable"
 PHRASE_KINDS = ("positive", "negative")
 

@@ -47,7 +47,7 @@ def finished_build(tmp_path_factory) -> Path:
     """The shipped Steam sample built with a (small) teacher and the controllable dataset."""
     teacher = TeacherSettings(dim=16, inner_dim=16, train=TrainConfig(epochs=2, device="cpu"))
     out_dir = tmp_path_factory.mktemp("edits") / "steam"
-    return build(BuildConfig("steam", raw_dir=SAMPLE_DIR, out_dir=out_dir, teacher=teacher, controllable=ControllableSettings(device="cpu"))).out_dir
+    return build(BuildConfig("steam", raw_dir=SAMPLE_DIR, out_dir=out_dir, teacher=teacher, families={"controllable": ControllableSettings(device="cpu")})).out_dir
 
 
 # Files that hold timings (the teacher's seconds per epoch), and the manifest that lists their checksums:

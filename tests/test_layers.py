@@ -2,8 +2,9 @@
 
 From the bottom: the core modules, sources, the teacher and publishing; the
 dataset families (controllable, recknowledge, instructrec), which never import
-each other; what sees them all (the pipeline that builds them, `datagen render`
-and `datagen templates` in browse.py); training; the CLI. Every
+each other; what sees them all (their registry, datagen/families.py; the pipeline
+that builds them; `datagen render` and `datagen templates` in browse.py);
+training; the CLI. Every
 `import` counts, at the top of a module or inside a function.
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("datagen.controllable", "datagen.recknowledge", "datagen.instructrec")
-ABOVE_THE_FAMILIES = ("datagen.pipeline", "datagen.browse", "datagen.training", "datagen.cli")
+ABOVE_THE_FAMILIES = ("datagen.families", "datagen.pipeline", "datagen.browse", "datagen.training", "datagen.cli")
 
 
 def modules() -> dict[str, Path]:

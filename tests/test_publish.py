@@ -46,7 +46,7 @@ print(json.dumps(loaded, default=str))
 
 
 def full_build(raw_dir: Path, out: Path, teacher: TeacherSettings = SMALL_TEACHER, version: str = "1.0.0"):
-    return build(BuildConfig("steam", raw_dir=raw_dir, out_dir=out, teacher=teacher, controllable=ControllableSettings(chat=str(CHAT)), version=version))
+    return build(BuildConfig("steam", raw_dir=raw_dir, out_dir=out, teacher=teacher, families={"controllable": ControllableSettings(chat=str(CHAT))}, version=version))
 
 
 def load_offline(folder: Path, configs: list[str], hf_home: Path) -> dict:

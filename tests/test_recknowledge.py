@@ -25,7 +25,7 @@ from datagen.recknowledge.samples import corrupt_spans, numpy_rng, popularity_ne
 def gift_cards(shared_data, tmp_path_factory) -> BuildFolder:
     """The real Amazon Gift_Cards 5-core (it has ratings), canonical tables only, with two epochs of auxiliary tasks."""
     out = tmp_path_factory.mktemp("gift") / "gift-cards"
-    build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=out, recknowledge=RecKnowledgeSettings(epochs=2)))
+    build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=out, families={"recknowledge": RecKnowledgeSettings(epochs=2)}))
     return BuildFolder.open(out)
 
 

@@ -100,9 +100,9 @@ def test_the_sasrec_games_file_is_a_teacher_only_catalog(shared_data, tmp_path):
 @pytest.mark.parametrize(
     "families, named",
     [
-        ({"teacher": "yes", "controllable": "yes"}, "the controllable tasks"),
-        ({"recknowledge": "yes"}, "--recknowledge"),
-        ({"instructrec": "yes"}, "--instructrec"),
+        ({"teacher": "yes", "controllable": "yes"}, "the controllable dataset"),
+        ({"recknowledge": "yes"}, "the recknowledge dataset"),
+        ({"instructrec": "yes"}, "the instructrec dataset"),
     ],
 )
 def test_families_that_name_items_are_refused_before_any_work(shared_data, tmp_path, families, named):
@@ -116,7 +116,8 @@ def test_families_that_name_items_are_refused_before_any_work(shared_data, tmp_p
         f"table:{EXAMPLES / 'amazon-games-sasrec.yaml'}",
         raw_dir=shared_data / "catalogs" / "amazon-games-sasrec",
         out_dir=tmp_path / "games",
-        **{name: settings[name] for name in families},
+        teacher=settings["teacher"] if "teacher" in families else None,
+        families={name: settings[name] for name in families if name != "teacher"},
     )
     with pytest.raises(DataError, match=f"no item titles .*so {named}.* cannot name any item"):
         build(config)

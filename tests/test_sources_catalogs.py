@@ -297,7 +297,9 @@ def test_instructrec_skips_a_point_with_too_few_items_outside_its_sequence(share
     their select and pointwise rows are skipped and counted, where drawing negatives once looped forever."""
     from datagen.instructrec.build import TOO_FEW_NEGATIVES
 
-    result = build(BuildConfig(f"table:{EXAMPLES / 'scientific.yaml'}", raw_dir=shared_data / "catalogs" / "scientific", out_dir=tmp_path / "sci", max_users=1500, instructrec=InstructRecSettings()))
+    result = build(
+        BuildConfig(f"table:{EXAMPLES / 'scientific.yaml'}", raw_dir=shared_data / "catalogs" / "scientific", out_dir=tmp_path / "sci", max_users=1500, families={"instructrec": InstructRecSettings()})
+    )
     report = json.loads((result.out_dir / "reports" / "instructrec.json").read_text())
     assert result.manifest["stats"]["items"] < 20
     assert any(row["reason"] == TOO_FEW_NEGATIVES for row in report["skipped"])

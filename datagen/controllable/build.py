@@ -39,14 +39,17 @@ from datagen.controllable.tasks import (
     generate_i3,
     sample_rng,
 )  # fmt: skip
+from datagen.family import card_block
 from datagen.generated import settings_dict
 from datagen.output import atomic_folder, write_json
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, write_split
+from datagen.rawfiles import sha256
 from datagen.templating import TemplateLibrary
 
-REPORT_FORMAT = "datagen.controllable/1"
+REPORT_FORMAT = "datagen.controllable/2"
 FAMILY = "controllable"  # the dataset config these rows make
+CARD = card_block("datagen.controllable", {FAMILY: "Controllable recommendation instructions I0-I4 of Lu et al. 2024, labels from the SASRec teacher"}, ["lu2024"])
 SPLITS = ("train", "validation", "test")
 ARROW_SCHEMA = pl.DataFrame(schema=SCHEMA).to_arrow().schema
 VALID_MARGIN = 0.25  # extra validation users per task, standing in for those whose sample cannot be made
@@ -202,18 +205,22 @@ def check_failures(checks: dict[str, dict[str, dict]]) -> list[str]:
 def generate_controllable(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress | None = None) -> dict:
     progress = progress or StepProgress(quiet=True)
     generated, catalog, library, checkpoint_sha256 = generate_rows(folder, settings, progress)
-    chat_report = None
+    chat_report, inputs = None, []
     if settings.chat:
         with progress.step(f"Mixing in I4 chat from {settings.chat}"):
             conversations, dropped = load_sharegpt(settings.chat)
             n_rows = round(settings.chat_ratio * len(generated.rows["train"]))
             generated.rows["train"].extend(chat_rows(conversations, n_rows, settings.seed))
             chat_report = {"source": str(settings.chat), "conversations": len(conversations), "dropped": dict(dropped), "rows": n_rows}
+            if Path(settings.chat).is_file():
+                inputs.append({"file": Path(settings.chat).name, "bytes": Path(settings.chat).stat().st_size, "sha256": sha256(Path(settings.chat)), "used_for": "controllable i4_chat"})
     with progress.step("Checking the labels"):
         checks = {split: label_checks(generated.rows[split], catalog) for split in SPLITS}
         failures = check_failures(checks)
     report = {
         "format": REPORT_FORMAT,
+        "card": CARD,
+        "inputs": inputs,
         "data_version": folder.data_version,
         "teacher_checkpoint_sha256": checkpoint_sha256,
         "settings": settings.as_dict(),

@@ -28,6 +28,7 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.categories import category_path
+from datagen.family import card_block
 from datagen.generated import chat_columns, check_failures, settings_dict, skipped_per_template, write_generated
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
@@ -35,7 +36,8 @@ from datagen.publish.layout import DATA_DIR
 from datagen.templating import Template, TemplateLibrary
 
 DATASET = "instructrec"
-REPORT_FORMAT = "datagen.instructrec/1"
+REPORT_FORMAT = "datagen.instructrec/2"
+CARD = card_block("datagen.instructrec", {DATASET: "InstructRec instructions (Zhang et al. 2023): the appendix templates, T0 yes/no, T2 generation, T3 selection"}, ["zhang2023"])
 SPLITS = ("train", "validation", "test")
 ANNOTATIONS = ("explicit_preference", "vague_intention")  # what only a teacher LLM can write (section 2.2.1)
 _FILLS = {"explicit_preference", "vague_intention", "specific_intention", "query"}
@@ -345,6 +347,7 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
     failures = check_failures(checks)
     report = {
         "format": REPORT_FORMAT,
+        "card": CARD,
         "data_version": folder.data_version,
         "settings": settings.as_dict(),
         "annotator": None if annotator is None else annotator_summary(annotator),

@@ -30,16 +30,11 @@ from datagen.publish.layout import read_split
 CARD_TEMPLATE = "card.md.jinja"
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
                    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]  # fmt: skip
-CONFIG_ABOUT = {
-    "controllable": "Controllable recommendation instructions I0-I4 of Lu et al. 2024, labels from the SASRec teacher",
-    "instructrec": "InstructRec instructions (Zhang et al. 2023): the appendix templates, T0 yes/no, T2 generation, T3 selection",
-    "recknowledge": "Recommendation-knowledge tasks of Cao et al. 2024: retrieval, ranking, rating prediction, MIM, MLM, BPR",
-    "recknowledge_items": "The short item ids (I123) of the recknowledge prompts: item_id, short_id, title",
+CANONICAL_ABOUT = {
     "items": "The item catalog: dense item_id, the source's id, title, categories",
     "interactions": "User-item interactions, split leave-one-out: each user's last item is test, the one before validation",
 }
 CANONICAL_CONFIGS = ("items", "interactions")
-FAMILY_CITATIONS = {"controllable": ["lu2024"], "instructrec": ["zhang2023"], "recknowledge": ["cao2024"]}
 # Where each source's terms of use are stated, for the header's license_link when the licence is `other`.
 TERMS_PAGES = {
     "steam": "https://cseweb.ucsd.edu/~jmcauley/datasets.html",
@@ -52,6 +47,7 @@ SAMPLE_SPLITS = ("test", "train", "validation")
 ENVIRONMENT = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True)
 ENVIRONMENT.filters["n"] = lambda value: f"{value:,}" if isinstance(value, int) else value
 ENVIRONMENT.filters["f"] = lambda value, digits=4: "" if value is None else f"{value:.{digits}f}"
+ENVIRONMENT.filters["skipped_per_template"] = skipped_per_template
 
 
 def size_category(rows: int) -> str:
@@ -191,9 +187,15 @@ def license_fields(manifest: dict) -> dict[str, str]:
     return {"license": "other", "license_name": f"{source}-data-terms", "license_link": TERMS_PAGES.get(source, "README.md")}
 
 
-def citations(manifest: dict) -> list[str]:
+def family_reports(folder: Path) -> dict[str, dict]:
+    """{family: its report} for each dataset family in the build: the reports with a `card` block (datagen.family.card_block)."""
+    reports = {path.stem: json.loads(path.read_text()) for path in sorted((folder / "reports").glob("*.json"))}
+    return {name: report for name, report in reports.items() if "card" in report}
+
+
+def citations(manifest: dict, families: dict[str, dict]) -> list[str]:
     bibtex = yaml.safe_load(files("datagen.publish").joinpath("citations.yaml").read_text())
-    keys = [key for family in manifest["configs"] for key in FAMILY_CITATIONS.get(family, [])]
+    keys = [key for report in families.values() for key in report["card"]["citations"]]
     keys += manifest["source"].get("citation_keys", [])
     keys += ["kang2018"] if "teacher/report.json" in manifest["files"] else []
     own = manifest["source"].get("citation")
@@ -203,31 +205,33 @@ def citations(manifest: dict) -> list[str]:
 def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: list[dict]) -> str:
     template = ENVIRONMENT.from_string(files("datagen.publish").joinpath(CARD_TEMPLATE).read_text())
     card = manifest.get("card", {})
-    instructrec = read_json(folder / "reports" / "instructrec.json")
-    cited = citations(manifest)
+    families = family_reports(folder)
+    cited = citations(manifest, families)
+    shared = {"manifest": manifest, "plots": plots, "task_counts": task_rows, "catalog_noun": manifest["source"].get("catalog_noun", "items")}
+    sections = [family_section(name, report, shared) for name, report in families.items()]
     return template.render(
-        manifest=manifest,
+        **shared,
         pretty_name=pretty_name(manifest),
         repo=card.get("repo") or "ORG/NAME",
         license=card_license(manifest),
-        catalog_noun=manifest["source"].get("catalog_noun", "items"),
         example_category=most_common_category(folder),
         configs=manifest["configs"],
         default_config=default_config(manifest),
-        config_about=CONFIG_ABOUT,
-        plots=plots,
+        config_about={**CANONICAL_ABOUT, **{config: about for report in families.values() for config, about in report["card"]["configs"].items()}},
+        family_sections=sections,
         teacher=read_json(folder / "teacher" / "report.json"),
-        controllable=read_json(folder / "reports" / "controllable.json"),
-        recknowledge=read_json(folder / "reports" / "recknowledge.json"),
-        instructrec=instructrec,
-        instructrec_skipped=skipped_per_template(instructrec) if instructrec else {},
-        task_counts=task_rows,
         samples=sample_rows(folder, manifest),
         templates=templates_used(folder),
         citations=cited,
         papers=paper_links(cited),
         json=lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent),
     )
+
+
+def family_section(name: str, report: dict, shared: dict) -> str:
+    """The card's section on one family's config, from the card.md.jinja its package ships, given its report as `name`."""
+    section = ENVIRONMENT.from_string(files(report["card"]["package"]).joinpath(CARD_TEMPLATE).read_text())
+    return section.render(**shared, **{name: report}).strip()
 
 
 def write_card(folder: Path, manifest: dict) -> Path:

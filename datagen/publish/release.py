@@ -88,7 +88,7 @@ def config_summary(folder: Path, files: dict[str, dict]) -> dict:
 
 
 def task_settings(folder: Path) -> tuple[dict, list[dict]]:
-    """The teacher's and each task family's settings, and the task inputs (a chat file), from their reports."""
+    """The teacher's and each dataset family's settings, and the files the families read (a chat file), from their reports."""
     settings, inputs = {}, []
     teacher = folder / "teacher" / "report.json"
     if teacher.is_file():
@@ -100,17 +100,11 @@ def task_settings(folder: Path) -> tuple[dict, list[dict]]:
             "label_source": report["label_source"],
             "baseline_check": report["baseline_check"],
         }
-    controllable = folder / "reports" / "controllable.json"
-    if controllable.is_file():
-        report = json.loads(controllable.read_text())
-        settings["controllable"] = report["settings"]
-        chat = report["settings"].get("chat")
-        if chat and Path(chat).is_file():
-            inputs.append({"file": Path(chat).name, "bytes": Path(chat).stat().st_size, "sha256": sha256(Path(chat)), "used_for": "controllable i4_chat"})
-    for dataset in ("recknowledge", "instructrec"):
-        report = folder / "reports" / f"{dataset}.json"
-        if report.is_file():
-            settings[dataset] = json.loads(report.read_text())["settings"]
+    for report_path in sorted((folder / "reports").glob("*.json")):
+        report = json.loads(report_path.read_text())
+        if "card" in report:  # a dataset family's report (datagen.family.card_block)
+            settings[report_path.stem] = report["settings"]
+            inputs += report.get("inputs", [])
     return settings, inputs
 
 

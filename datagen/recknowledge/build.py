@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from datagen.buildfolder import BuildFolder
+from datagen.family import card_block
 from datagen.generated import chat_columns, check_failures, settings_dict, write_generated
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
@@ -36,7 +37,15 @@ from datagen.templating import TemplateLibrary
 
 DATASET = "recknowledge"
 ID_CONFIG = "recknowledge_items"
-REPORT_FORMAT = "datagen.recknowledge/1"
+REPORT_FORMAT = "datagen.recknowledge/2"
+CARD = card_block(
+    "datagen.recknowledge",
+    {
+        DATASET: "Recommendation-knowledge tasks of Cao et al. 2024: retrieval, ranking, rating prediction, MIM, MLM, BPR",
+        ID_CONFIG: "The short item ids (I123) of the recknowledge prompts: item_id, short_id, title",
+    },
+    ["cao2024"],
+)
 SPLITS = ("train", "validation", "test")
 RECOMMENDATION_TASKS = ("retrieval", "ranking", "rating")
 AUXILIARY_TASKS = ("mim", "mlm", "bpr")
@@ -245,6 +254,7 @@ def generate_recknowledge(folder: BuildFolder, settings: RecKnowledgeSettings, p
     failures = check_failures(checks)
     report = {
         "format": REPORT_FORMAT,
+        "card": CARD,
         "data_version": folder.data_version,
         "settings": settings.as_dict(),
         "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source} for t in library.templates],
