@@ -83,8 +83,11 @@ def test_a_few_sft_steps_reduce_the_loss_on_their_rows_and_resume(tasks_build, t
     assert (tmp_path / "run" / "adapter" / "adapter_config.json").is_file()
     assert list((tmp_path / "run" / "runs").rglob("events.out.tfevents.*")), "TensorBoard logs"
 
-    resumed = load_recipe("steam/smollm2-135m/sft", [*overrides, "training.max_steps=7"])
-    train_sft(resumed, resume=True)
+    # One more step from the command line, quiet: its only output is the merged model's folder.
+    resumed = subprocess.run([sys.executable, "-m", "datagen", "train", "sft", "steam/smollm2-135m/sft", *overrides, "training.max_steps=7", "--resume", "-q"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == f"merged model: {tmp_path / 'run' / 'merged'}\n"
+    assert "it/s]" not in resumed.stderr and "'loss'" not in resumed.stderr and "recipe " not in resumed.stderr, resumed.stderr
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["resumed_from"].endswith("checkpoint-6") and run["global_step"] == 7
 

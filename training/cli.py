@@ -80,18 +80,20 @@ def copy_recipe(name, destination):
 
 
 def _recipe_arguments(command):
-    """RECIPE, SECTION.KEY=VALUE overrides and --resume: what every `train` command takes."""
+    """RECIPE, SECTION.KEY=VALUE overrides, --resume and --quiet: what every `train` command takes."""
+    command = click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines: print only the merged model's folder.")(command)
     command = click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")(command)
     command = click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")(command)
     return click.argument("recipe")(command)
 
 
-def _train(train_function, recipe: str, overrides: tuple[str, ...], resume: bool) -> None:
+def _train(train_function, recipe: str, overrides: tuple[str, ...], resume: bool, quiet: bool) -> None:
     """Load the recipe, say what will be trained where, train, print the merged model's folder."""
     _require_training_packages()
     loaded = load_recipe(recipe, overrides)
-    click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
-    merged = train_function(loaded, resume=resume)
+    if not quiet:
+        click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
+    merged = train_function(loaded, resume=resume, quiet=quiet)
     click.echo(f"merged model: {merged}")
 
 
@@ -105,7 +107,7 @@ Examples:
 """
 )
 @_recipe_arguments
-def sft(recipe, overrides, resume):
+def sft(recipe, overrides, resume, quiet):
     """LoRA SFT with TRL's SFTTrainer: loss on the answer only, the model's own chat template.
 
     Writes checkpoints, the adapter, the merged model (merged/), metrics.jsonl
@@ -113,7 +115,7 @@ def sft(recipe, overrides, resume):
     """
     from datagen.training.sft import train_sft  # torch and TRL load inside, when it runs
 
-    _train(train_sft, recipe, overrides, resume)
+    _train(train_sft, recipe, overrides, resume, quiet)
 
 
 @train.command(
@@ -124,7 +126,7 @@ Examples:
 """
 )
 @_recipe_arguments
-def ppo(recipe, overrides, resume):
+def ppo(recipe, overrides, resume, quiet):
     """PPO with the token-level rule rewards of Lu et al. 2024 (Eq. 1-6).
 
     Actor and critic are two LoRA adapters on the recipe's (SFT) model, with a
@@ -136,7 +138,7 @@ def ppo(recipe, overrides, resume):
     """
     from datagen.training.ppo import train_ppo  # torch and TRL load inside, when it runs
 
-    _train(train_ppo, recipe, overrides, resume)
+    _train(train_ppo, recipe, overrides, resume, quiet)
 
 
 @train.command(
@@ -147,7 +149,7 @@ Examples:
 """
 )
 @_recipe_arguments
-def grpo(recipe, overrides, resume):
+def grpo(recipe, overrides, resume, quiet):
     """GRPO with TRL's GRPOTrainer, rewarded by the rules of Lu et al. 2024.
 
     Each sampled answer gets sum(R_item) + 10 R_list (Eq. 1-5, Algorithm 1)
@@ -156,7 +158,7 @@ def grpo(recipe, overrides, resume):
     """
     from datagen.training.grpo import train_grpo  # torch and TRL load inside, when it runs
 
-    _train(train_grpo, recipe, overrides, resume)
+    _train(train_grpo, recipe, overrides, resume, quiet)
 
 
 def _models(values: tuple[str, ...]) -> dict[str, str]:

@@ -63,17 +63,17 @@ class RuleReward:
         return [p.sequence for p in parts]
 
 
-def grpo_config(recipe: Recipe):
+def grpo_config(recipe: Recipe, quiet: bool = False):
     """TRL's GRPOConfig from the recipe's `training` keys."""
     from trl import GRPOConfig
 
-    return trainer_config(GRPOConfig, recipe, has_eval=False)
+    return trainer_config(GRPOConfig, recipe, has_eval=False, quiet=quiet)
 
 
-def train_grpo(recipe: Recipe, resume: bool = False) -> Path:
+def train_grpo(recipe: Recipe, resume: bool = False, quiet: bool = False) -> Path:
     """Train the recipe with GRPO on its prompts; returns the merged model's folder."""
     from trl import GRPOTrainer
 
     train = training_rows(recipe.dataset, ["prompt", *FACT_COLUMNS])
     reward = RuleReward(recipe.dataset.path)
-    return run_trainer(GRPOTrainer, recipe, grpo_config(recipe), train, resume=resume, reward_funcs=[reward])
+    return run_trainer(GRPOTrainer, recipe, grpo_config(recipe, quiet), train, resume=resume, quiet=quiet, reward_funcs=[reward])

@@ -36,7 +36,7 @@ from datagen.training.data import training_rows
 from datagen.training.evaluate import max_new_tokens as answer_length
 from datagen.training.grpo import FACT_COLUMNS, RuleReward
 from datagen.training.recipe import Recipe
-from datagen.training.runs import dataset_identity, last_checkpoint, lora_config
+from datagen.training.runs import dataset_identity, last_checkpoint, lora_config, silence_libraries
 
 
 @dataclass(frozen=True)
@@ -284,14 +284,16 @@ def masked_std(values, mask):
     return masked_mean((values - mean) ** 2, mask).sqrt()
 
 
-def train_ppo(recipe: Recipe, resume: bool = False) -> Path:
-    """Run PPO as the recipe says; returns the merged actor's folder."""
+def train_ppo(recipe: Recipe, resume: bool = False, quiet: bool = False) -> Path:
+    """Run PPO as the recipe says; returns the merged actor's folder (`quiet`: no progress bar, no library log lines)."""
     import torch
     import transformers
 
     from datagen.output import atomic_folder, write_json
     from datagen.progress import StepProgress
 
+    if quiet:
+        silence_libraries()
     settings = PpoSettings.from_recipe(recipe)
     output_dir = Path(settings.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -303,7 +305,7 @@ def train_ppo(recipe: Recipe, resume: bool = False) -> Path:
     if checkpoint:
         step = learner.load(Path(checkpoint))
     metrics = output_dir / "metrics.jsonl"
-    with StepProgress().bar("PPO", total=settings.max_steps - step) as advance:
+    with StepProgress(quiet=quiet).bar("PPO", total=settings.max_steps - step) as advance:
         while step < settings.max_steps:
             started = time.perf_counter()
             start = (step * settings.prompts_per_step) % len(prompts)

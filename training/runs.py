@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 from datagen import __version__
@@ -40,8 +41,9 @@ def _metrics_logger():
     return JsonlMetrics
 
 
-def trainer_config(config_class, recipe: Recipe, has_eval: bool, **defaults):
-    """`config_class` (a TRL config) from the recipe's `training` keys, with device-dependent defaults filled in."""
+def trainer_config(config_class, recipe: Recipe, has_eval: bool, quiet: bool = False, **defaults):
+    """`config_class` (a TRL config) from the recipe's `training` keys, with device-dependent defaults filled in;
+    `quiet`: no progress bars and no log lines (metrics.jsonl and TensorBoard still get every log)."""
     import torch
 
     on_gpu = torch.cuda.is_available()
@@ -52,6 +54,8 @@ def trainer_config(config_class, recipe: Recipe, has_eval: bool, **defaults):
     args.setdefault("report_to", ["tensorboard"])
     for key, value in defaults.items():
         args.setdefault(key, value)
+    if quiet:
+        args.update(disable_tqdm=True, log_level="error")
     if has_eval:
         args.setdefault("eval_strategy", "steps" if args.get("eval_steps") else "epoch")
     known = {f.name for f in dataclasses.fields(config_class)}
@@ -95,13 +99,33 @@ def lora_config(recipe: Recipe):
     return LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=spec.target_modules, task_type="CAUSAL_LM")
 
 
-def run_trainer(trainer_class, recipe: Recipe, config, train, held_out=None, resume: bool = False, model_and_tokenizer=None, callbacks=(), export: bool = True, **trainer_kwargs) -> Path:
+def silence_libraries() -> None:
+    """What `-q` asks of transformers, datasets and the Hub client: no progress bars, no log lines below errors, and
+    no Python warnings (their deprecation notes)."""
+    import datasets
+    import huggingface_hub
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    huggingface_hub.utils.disable_progress_bars()
+    warnings.simplefilter("ignore")
+
+
+def run_trainer(
+    trainer_class, recipe: Recipe, config, train, held_out=None, resume: bool = False, model_and_tokenizer=None, callbacks=(), export: bool = True, quiet: bool = False, **trainer_kwargs
+) -> Path:
     """Train the recipe's model (or `model_and_tokenizer`) with a LoRA adapter; returns the merged model's folder.
 
-    `export=False` skips the adapter, merged model and run.json (benchmarks).
+    `export=False` skips the adapter, merged model and run.json (benchmarks); `quiet` silences the libraries'
+    progress bars and log lines (`config` from `trainer_config(..., quiet=True)`).
     """
     import transformers
     import trl
+
+    if quiet:
+        silence_libraries()
 
     output_dir = recipe.output_dir
     transformers.set_seed(config.seed)
@@ -119,6 +143,8 @@ def run_trainer(trainer_class, recipe: Recipe, config, train, held_out=None, res
     )
     requested = recipe.training.get("resume_from_checkpoint")
     checkpoint = requested if isinstance(requested, str) else (last_checkpoint(output_dir) if resume or requested else None)
+    if quiet:  # with no bar, the Trainer would print each log dict instead: metrics.jsonl has them
+        trainer.remove_callback(transformers.PrinterCallback)
     trainer.train(resume_from_checkpoint=checkpoint)
     merged = output_dir / "merged"
     if not export:

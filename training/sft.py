@@ -18,14 +18,14 @@ from datagen.training.recipe import Recipe
 from datagen.training.runs import run_trainer, trainer_config
 
 
-def sft_config(recipe: Recipe, has_eval: bool):
+def sft_config(recipe: Recipe, has_eval: bool, quiet: bool = False):
     """TRL's SFTConfig from the recipe's `training` keys; the loss on the completion only unless the recipe says otherwise."""
     from trl import SFTConfig
 
-    return trainer_config(SFTConfig, recipe, has_eval, completion_only_loss=True)
+    return trainer_config(SFTConfig, recipe, has_eval, quiet, completion_only_loss=True)
 
 
-def train_sft(recipe: Recipe, resume: bool = False, model_and_tokenizer=None, callbacks=(), export: bool = True) -> Path:
+def train_sft(recipe: Recipe, resume: bool = False, model_and_tokenizer=None, callbacks=(), export: bool = True, quiet: bool = False) -> Path:
     """Train the recipe; returns the merged model's folder.
 
     `model_and_tokenizer` replaces the recipe's model (the benchmark's random
@@ -34,5 +34,5 @@ def train_sft(recipe: Recipe, resume: bool = False, model_and_tokenizer=None, ca
     from trl import SFTTrainer
 
     held_out = evaluation_rows(recipe.dataset)
-    config = sft_config(recipe, held_out is not None)
-    return run_trainer(SFTTrainer, recipe, config, training_rows(recipe.dataset), held_out, resume, model_and_tokenizer, callbacks, export)
+    config = sft_config(recipe, held_out is not None, quiet)
+    return run_trainer(SFTTrainer, recipe, config, training_rows(recipe.dataset), held_out, resume, model_and_tokenizer, callbacks, export, quiet)
