@@ -131,7 +131,7 @@ def template_dirs(extra: tuple[Path, ...] | list[Path] = ()) -> list[Path]:
     return dirs
 
 
-def _compile(text: str, path: Path, what: str) -> tuple[jinja2.Template, set[str]]:
+def _compile(text: str, path: Path, what: str) -> tuple[CompiledText, set[str]]:
     try:
         parsed = ENVIRONMENT.parse(text)
     except jinja2.TemplateSyntaxError as error:
@@ -139,7 +139,50 @@ def _compile(text: str, path: Path, what: str) -> tuple[jinja2.Template, set[str
     for node in parsed.find_all(INCLUDES):
         tag = type(node).__name__.lower().replace("fromimport", "from ... import")
         raise DataError(f"{what} uses {{% {tag} %}}: a template is one file and cannot read others", path=path, line=node.lineno)
-    return ENVIRONMENT.from_string(text), meta.find_undeclared_variables(parsed)
+    return CompiledText(ENVIRONMENT.from_string(text), _substitution_pieces(parsed)), meta.find_undeclared_variables(parsed)
+
+
+def _substitution_pieces(parsed: nodes.Template) -> tuple[tuple[bool, str], ...] | None:
+    """(is a variable, its name or the text) for a body of text and bare `{{ name }}` outputs, as Jinja's lexer left
+    them; None when the body holds anything else (a filter, an expression, a tag)."""
+    pieces = []
+    for statement in parsed.body:
+        if not isinstance(statement, nodes.Output):
+            return None
+        for node in statement.nodes:
+            if isinstance(node, nodes.TemplateData):
+                pieces.append((False, node.data))
+            elif isinstance(node, nodes.Name) and node.ctx == "load":
+                pieces.append((True, node.name))
+            else:
+                return None
+    return tuple(pieces)
+
+
+@dataclass(frozen=True)
+class CompiledText:
+    """A template body or phrase, compiled once. A plain substitution (text and `{{ name }}` only: every shipped
+    template) renders by joining its pieces, as Jinja would, with no code to bound but its size; anything
+    else renders in the bounded sandbox."""
+
+    jinja: jinja2.Template
+    pieces: tuple[tuple[bool, str], ...] | None
+
+    def render(self, values: Mapping[str, object], name: str, path: Path) -> str:
+        if self.pieces is None:
+            return render_bounded(self.jinja, values, name, path)
+        parts = []
+        for is_name, text in self.pieces:
+            if not is_name:
+                parts.append(text)
+            elif text in values:
+                parts.append(str(values[text]))
+            else:
+                raise DataError(f"{name}: '{text}' is undefined", path=path)
+        rendered = "".join(parts)
+        if len(rendered) > MAX_RENDER_CHARS:
+            raise DataError(f"{name}: the rendered message passes {MAX_RENDER_CHARS:,} characters", path=path)
+        return rendered
 
 
 def render_bounded(compiled: jinja2.Template, values: Mapping[str, object], name: str, path: Path) -> str:
@@ -176,7 +219,7 @@ class Template:
     variables: tuple[str, ...]
     body: str
     path: Path
-    compiled: jinja2.Template
+    compiled: CompiledText
     header: Mapping[str, object]  # every header key, including those only one dataset reads (e.g. query_from)
 
     @property
@@ -185,7 +228,7 @@ class Template:
 
     def render(self, values: Mapping[str, object]) -> tuple[str, str]:
         """(system message, user message). A variable the body uses but `values` lacks is an error."""
-        return self.system, render_bounded(self.compiled, values, f"template {self.id!r}", self.path).strip()
+        return self.system, self.compiled.render(values, f"template {self.id!r}", self.path).strip()
 
 
 @dataclass(frozen=True)
@@ -194,7 +237,7 @@ class PhraseSet:
     dataset: str
     source: str
     variables: tuple[str, ...]
-    phrases: dict[str, tuple[jinja2.Template, ...]]
+    phrases: dict[str, tuple[CompiledText, ...]]
     texts: dict[str, tuple[str, ...]]
     path: Path
 
@@ -249,7 +292,7 @@ class TemplateLibrary:
 
     def intention(self, kind: str, index: int, target_category: str) -> str:
         phrase, phrase_set = self.intentions[kind][index]
-        return render_bounded(phrase, {"target_category": target_category}, f"phrase set {phrase_set.id!r}", phrase_set.path).strip()
+        return phrase.render({"target_category": target_category}, f"phrase set {phrase_set.id!r}", phrase_set.path).strip()
 
 
 # What each header key holds; a key of another type is an error naming it.

@@ -17,7 +17,7 @@ from datagen.checks import TitleIndex, parse_answer
 from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable, load_library, sample_points
 from datagen.controllable.chat import load_sharegpt
-from datagen.controllable.tasks import Context, generate
+from datagen.controllable.tasks import Context, HeadExhausted, generate
 from datagen.errors import DataError
 from datagen.teacher.ranking import TeacherRanker
 
@@ -126,6 +126,31 @@ def test_generators_are_pure_functions_of_user_seed_and_teacher(sample_teacher):
         assert first == second
     other = [generate(job, point, ranking, 4, context) for job in jobs]
     assert any(a != b for a, b in zip([generate(job, point, ranking, 3, context) for job in jobs], other))
+
+
+def test_a_sample_from_the_rankings_head_is_the_sample_from_the_whole_ranking(sample_teacher):
+    """Labels from the best 20 items (sorted by top-k) equal those from the full sort; when a label needs more
+    (a rare category), generate says so and the whole ranking answers."""
+    folder, teacher = sample_teacher
+    context = Context(Catalog(folder.items), load_library(), folder.max_history)
+    planned, _ = sample_points(folder.sequences, ControllableSettings(seed=3), dropped=Counter())
+    chosen = planned[::25]
+    ranker = TeacherRanker(teacher, folder.items)
+    orders, allowed_counts = ranker.full_orders([point.prefix for point, _ in chosen])
+    heads, head_allowed, _ = ranker.best_first([point.prefix for point, _ in chosen], 20)
+    assert head_allowed.tolist() == allowed_counts.tolist()
+    exhausted = 0
+    for (point, jobs), order, allowed, head in zip(chosen, orders, allowed_counts, heads):
+        ranking = order[:allowed]
+        assert head.tolist() == ranking[:20].tolist()
+        for job in jobs:
+            try:
+                from_head = generate(job, point, head, 3, context, allowed=int(allowed))
+            except HeadExhausted:
+                exhausted += 1
+                continue
+            assert from_head == generate(job, point, ranking, 3, context)
+    assert 0 < exhausted < sum(len(jobs) for _, jobs in chosen) / 2
 
 
 def test_the_same_seed_gives_byte_identical_files(generated, tmp_path):

@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -33,6 +34,7 @@ from datagen.controllable.tasks import (
     TRAIN_JOBS,
     VALID_JOBS,
     Context,
+    HeadExhausted,
     Job,
     Point,
     generate,
@@ -53,6 +55,8 @@ CARD = card_block("datagen.controllable", {FAMILY: "Controllable recommendation 
 SPLITS = ("train", "validation", "test")
 ARROW_SCHEMA = pl.DataFrame(schema=SCHEMA).to_arrow().schema
 VALID_MARGIN = 0.25  # extra validation users per task, standing in for those whose sample cannot be made
+# The teacher's best items sorted per sample point; a label that needs more (a rare category) sorts them all.
+HEAD_SIZE = 256
 
 
 @dataclass
@@ -135,11 +139,14 @@ def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress:
     with progress.bar("Generating I0-I2 and the combined controls", total=len(batches)) as advance:
         for start in batches:
             chunk = planned[start : start + settings.batch_size]
-            orders, allowed_counts = ranker.full_orders([point.prefix for point, _ in chunk])
-            for (point, jobs), order, allowed in zip(chunk, orders, allowed_counts):
-                ranking = order[:allowed]
+            heads, allowed_counts, scores = ranker.best_first([point.prefix for point, _ in chunk], max(HEAD_SIZE, settings.teacher_list_size))
+            for (point, jobs), head, allowed, row_scores in zip(chunk, heads, allowed_counts, scores):
                 for job in jobs:
-                    _keep(generated, point.split, job.name, generate(job, point, ranking, settings.seed, context), catalog, point.copy)
+                    try:
+                        sample = generate(job, point, head, settings.seed, context, allowed=int(allowed))
+                    except HeadExhausted:  # the whole ranking, as TeacherRanker.full_orders sorts it
+                        sample = generate(job, point, np.argsort(-row_scores, kind="stable")[:allowed], settings.seed, context)
+                    _keep(generated, point.split, job.name, sample, catalog, point.copy)
             advance(f"{min(start + settings.batch_size, len(planned))} sample points")
     generated.rows["validation"] = first_validation_rows(generated.rows["validation"], validation_turns, settings.valid_per_task)
     with progress.step("Generating I3 (item search)"):

@@ -148,8 +148,29 @@ def sample_rng(seed: int, split: str, job: str, key: int, copy: int = 0) -> rand
     return random.Random(f"{seed}/{split}/{job}/{key}/{copy}")
 
 
-def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Context) -> Sample | str:
-    """The sample of `job` for `point`, or the reason there is none (counted in the build report)."""
+class HeadExhausted(Exception):
+    """The label needs more of the teacher's ranking than the head `generate` was given: generate again with all of it."""
+
+
+def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Context, allowed: int | None = None) -> Sample | str:
+    """The sample of `job` for `point`, or the reason there is none (counted in the build report).
+
+    `ranking` is every item but the prefix's, best first, or only its head when `allowed` (the whole ranking's
+    length) is longer: then HeadExhausted when a label would read past the head, so that a sample made from a head is
+    always the sample the whole ranking makes.
+    """
+    complete = allowed is None or len(ranking) >= allowed
+    seen = np.unique(np.asarray(point.prefix, dtype=np.int64))
+
+    def available(keep: np.ndarray) -> int:
+        """How many items of the whole ranking `keep` holds."""
+        return int(keep.sum()) - int(keep[seen].sum())
+
+    def whole(label: list[int] | None, n: int) -> list[int] | None:
+        if (label is None or len(label) < n) and not complete:
+            raise HeadExhausted
+        return label
+
     rng = sample_rng(seed, point.split, job.name, point.user_id, point.copy)
     task = rng.choice(job.tasks)
     k = rng.randint(*job.k)
@@ -164,14 +185,13 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
     )  # fmt: skip
 
     def capped(keep: np.ndarray) -> int:
-        available = int(keep[ranking].sum())
-        return k if fixed_k else min(k, available)  # a fixed k (valid, test) is never lowered: too few drops the sample
+        return k if fixed_k else min(k, available(keep))  # a fixed k (valid, test) is never lowered: too few drops the sample
 
     constraint = spec.constraint
     if constraint != "none" and not catalog.category_names:
         return NO_CATEGORIES
     if constraint == "none":
-        label = take(ranking, k, first=point.target)
+        label = whole(take(ranking, k, first=point.target), k)
         return _finish(Sample(k=k, label=label, **base), job, rng, context, None, point.prefix)
 
     if constraint in ("include", "at_least", "approximately", "include_and_exclude"):
@@ -180,7 +200,7 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
         # C: a category of the target with enough unseen items (a small leaf category of a deep path
         # often has fewer than k); in train, where k may shrink, any of them when none has enough.
         need = proportion_counts(constraint, k, proportion)[0] if constraint in PROPORTION_CONSTRAINTS else k
-        roomy = [c for c in target_categories if int(catalog.mask(c)[ranking].sum()) >= need]
+        roomy = [c for c in target_categories if available(catalog.mask(c)) >= need]
         if not roomy and fixed_k:
             return "no category of the target has enough unseen items"
         category = rng.choice(roomy or target_categories)
@@ -194,7 +214,7 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
                 return "no category to exclude in the teacher's list"
         keep = catalog.mask(category) if constraint == "include" else ~catalog.mask(category)
         k = capped(keep)
-        label = take(ranking, k, keep=keep, first=point.target)
+        label = whole(take(ranking, k, keep=keep, first=point.target), k)
         intention = _intention(rng, context, "positive" if constraint == "include" else "negative", category)
         return _finish(Sample(k=k, label=label, category=category, intention=intention, **base), job, rng, context, None, point.prefix)
 
@@ -203,7 +223,7 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
         if excluded is None:
             return "no category to exclude in the teacher's list"
         keep = catalog.mask(category) & ~catalog.mask(excluded)
-        label = take(ranking, k, keep=keep, first=point.target)
+        label = whole(take(ranking, k, keep=keep, first=point.target), k)
         sample = Sample(
             k=k, label=label, category=category, excluded_category=excluded,
             intention=_intention(rng, context, "positive", category),
@@ -213,7 +233,7 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
 
     # The proportion constraints: at_most (C = the teacher's most frequent category), at_least and
     # approximately (C = a category of the target), at_most_and_exclude (also drops C2).
-    allowed = None
+    allowed_items = None
     excluded = None
     if constraint in ("at_most", "at_most_and_exclude"):
         category = _most_frequent(ranking, k, context, skip=set())
@@ -223,9 +243,9 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
         excluded = _most_frequent(ranking, k, context, skip={category, *target_categories})
         if excluded is None:
             return "no category to exclude in the teacher's list"
-        allowed = ~catalog.mask(excluded)
+        allowed_items = ~catalog.mask(excluded)
     in_mask = catalog.mask(category)
-    label = _proportion_label(ranking, k, in_mask, constraint.removesuffix("_and_exclude"), proportion, point.target, allowed)
+    label = _proportion_label(ranking, k, in_mask, constraint.removesuffix("_and_exclude"), proportion, point.target, allowed_items, whole)
     if label is None:
         return "too few items to meet the proportion"
     sample = Sample(k=k, label=label, category=category, excluded_category=excluded, proportion=proportion, **base)
@@ -266,14 +286,16 @@ def generate_i3(item: int, seed: int, context: Context) -> Sample | str:
     return _finish(sample, I3_JOB, rng, context, ~keep)
 
 
-def _proportion_label(ranking, k, in_mask, constraint, proportion, target, allowed) -> list[int] | None:
-    """The teacher's own top-k, with as few swaps as Eq. 8 needs: its in-category count, clamped to the allowed range."""
+def _proportion_label(ranking, k, in_mask, constraint, proportion, target, allowed, whole) -> list[int] | None:
+    """The teacher's own top-k, with as few swaps as Eq. 8 needs: its in-category count, clamped to the allowed range.
+
+    `whole(label, n)` raises HeadExhausted when `ranking` is a head and the whole ranking might answer otherwise."""
     lo, hi = proportion_counts(constraint, k, proportion)
     pool = ranking[allowed[ranking]] if allowed is not None else ranking
-    natural = take(pool, k, first=target if allowed is None or allowed[target] else None)
+    natural = whole(take(pool, k, first=target if allowed is None or allowed[target] else None), k)
     n_in = min(max(int(in_mask[natural].sum()), lo), hi)
     for candidate in sorted(range(lo, hi + 1), key=lambda n: (abs(n - n_in), n)):
-        label = take_quota(ranking, k, in_mask, candidate, first=target, allowed=allowed)
+        label = whole(take_quota(ranking, k, in_mask, candidate, first=target, allowed=allowed), k)
         if label is not None:
             return label
     return None
