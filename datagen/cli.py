@@ -25,7 +25,7 @@ from datagen.cache import RAW_CACHE, writable_cache_dir
 from datagen.download import download, official_files
 from datagen.errors import DataError
 from datagen.families import FAMILIES
-from datagen.family_cli import TEMPLATES_OPTION
+from datagen.family_cli import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION
 from datagen.output import check_writable
 from datagen.presets import PRESETS
 from datagen.progress import StepProgress
@@ -175,6 +175,8 @@ Examples:
     "--review-texts", is_flag=True, help="Keep the reviews' texts in <out>/reviews.parquet, for InstructRec's vague intentions (`datagen instructrec --annotator`); otherwise they are not read."
 )
 @TEMPLATES_OPTION
+@WORKERS_OPTION
+@EXECUTOR_OPTION
 @click.option(
     "--version",
     "dataset_version",
@@ -202,6 +204,8 @@ def build(
     device,
     review_texts,
     template_dirs,
+    workers,
+    executor,
     dataset_version,
     quiet,
     **family_values,
@@ -220,7 +224,7 @@ def build(
     from datagen.pipeline import BuildConfig
     from datagen.pipeline import build as run_build
 
-    values = {**family_values, "seed": seed, "template_dirs": tuple(template_dirs), "device": device}
+    values = {**family_values, "seed": seed, "template_dirs": tuple(template_dirs), "device": device, "workers": workers, "executor": executor}
 
     config = BuildConfig(
         source=source,

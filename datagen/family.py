@@ -24,7 +24,7 @@ import click
 from datagen.templating import TemplateLibrary
 
 # The `datagen build` values a family may read to make its settings: the build's seed,
-# --templates, --device, and the values of the options the family adds (Family.build_options).
+# --templates, --device, --workers, --executor, and the values of the options the family adds (Family.build_options).
 BuildValues = Mapping[str, Any]
 
 

@@ -14,10 +14,19 @@ import click
 
 from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
+from datagen.executor import EXECUTORS, default_workers
 
 TEMPLATES_OPTION = click.option(
     "--templates", "template_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A folder of extra templates (*.jinja) or intention phrases (*.yaml), used beside the shipped ones. Repeatable; also $DATAGEN_TEMPLATES.",
+)  # fmt: skip
+WORKERS_OPTION = click.option(
+    "--workers", type=click.IntRange(min=1), default=default_workers, show_default="this machine's cores",
+    help="Processes (or Ray actors) that generate rows; the output is the same for any number.",
+)  # fmt: skip
+EXECUTOR_OPTION = click.option(
+    "--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
+    help="local: a process pool on this machine; ray: a Ray cluster ($RAY_ADDRESS, else a local one; pip install 'datagen[ray]').",
 )  # fmt: skip
 
 

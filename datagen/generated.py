@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import polars as pl
 import pyarrow as pa
@@ -45,10 +45,12 @@ def prompt_text(row: dict) -> str:
 
 
 def settings_dict(settings) -> dict:
-    """A generator's settings dataclass as JSON for its report: template folders as strings."""
+    """A generator's settings dataclass as JSON for its report: template folders as strings, and without the fields
+    marked `metadata={"recorded": False}` (how the work is spread: workers, executor), which change no output."""
     values = asdict(settings)
-    values["template_dirs"] = [str(path) for path in settings.template_dirs]
-    return values
+    recorded = {entry.name: values[entry.name] for entry in fields(settings) if entry.metadata.get("recorded", True)}
+    recorded["template_dirs"] = [str(path) for path in settings.template_dirs]
+    return recorded
 
 
 def run_row_checks(rows: dict[str, list[dict]], checks: dict[str, dict[str, RowCheck]], context: dict) -> dict[str, dict[str, dict]]:

@@ -41,6 +41,7 @@ from datagen.controllable.tasks import (
     generate_i3,
     sample_rng,
 )  # fmt: skip
+from datagen.executor import ordered_map
 from datagen.family import card_block
 from datagen.generated import settings_dict
 from datagen.output import atomic_folder, write_json
@@ -70,7 +71,10 @@ class ControllableSettings:
     chat_ratio: float = 0.5  # I4 rows per other train row (Lu et al.: 50%)
     template_dirs: tuple[Path, ...] = ()
     device: str = "auto"
-    batch_size: int = 1024
+    batch_size: int = 1024  # sample points per task of a worker
+    # How the work is spread; the rows are the same for any of these, so the report leaves them out.
+    workers: int = field(default=1, metadata={"recorded": False})
+    executor: str = field(default="local", metadata={"recorded": False})
 
     def as_dict(self) -> dict:
         return settings_dict(self)
@@ -126,33 +130,56 @@ def first_validation_rows(rows: list[dict], turns: dict[tuple[str, int], int], p
 
 
 def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress) -> tuple[Generated, Catalog, TemplateLibrary, str]:
+    """Every row and every dropped sample, the chunks of sample points shared among `settings.workers` workers."""
     catalog = Catalog(folder.items)
     library = load_library(settings.template_dirs)
     context = Context(catalog, library, folder.max_history, settings.teacher_list_size, settings.max_candidates)
     from datagen.teacher.folder import load_teacher  # torch: imported when labels are made, not with the CLI
-    from datagen.teacher.ranking import TeacherRanker
 
-    ranker = TeacherRanker(load_teacher(folder, device=settings.device), folder.items)
+    teacher = load_teacher(folder, device=settings.device)  # here first, so that a missing or stale teacher fails before any worker starts
     generated = Generated()
     planned, validation_turns = sample_points(folder.sequences, settings, generated.dropped)
-    batches = range(0, len(planned), settings.batch_size)
-    with progress.bar("Generating I0-I2 and the combined controls", total=len(batches)) as advance:
-        for start in batches:
-            chunk = planned[start : start + settings.batch_size]
-            heads, allowed_counts, scores = ranker.best_first([point.prefix for point, _ in chunk], max(HEAD_SIZE, settings.teacher_list_size))
-            for (point, jobs), head, allowed, row_scores in zip(chunk, heads, allowed_counts, scores):
-                for job in jobs:
-                    try:
-                        sample = generate(job, point, head, settings.seed, context, allowed=int(allowed))
-                    except HeadExhausted:  # the whole ranking, as TeacherRanker.full_orders sorts it
-                        sample = generate(job, point, np.argsort(-row_scores, kind="stable")[:allowed], settings.seed, context)
-                    _keep(generated, point.split, job.name, sample, catalog, point.copy)
-            advance(f"{min(start + settings.batch_size, len(planned))} sample points")
+    chunks = [planned[start : start + settings.batch_size] for start in range(0, len(planned), settings.batch_size)]
+    results = ordered_map(ChunkGenerator, (folder.path, settings), chunks, settings.workers, settings.executor)
+    with progress.bar(f"Generating I0-I2 and the combined controls ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance:
+        for done, part in enumerate(results, start=1):
+            for split, rows in part.rows.items():
+                generated.rows[split] += rows
+            generated.dropped.update(part.dropped)
+            advance(f"{min(done * settings.batch_size, len(planned))} sample points")
     generated.rows["validation"] = first_validation_rows(generated.rows["validation"], validation_turns, settings.valid_per_task)
     with progress.step("Generating I3 (item search)"):
         for item in range(catalog.n_items):
             _keep(generated, "train", "i3", generate_i3(item, settings.seed, context), catalog)
-    return generated, catalog, library, ranker.teacher.checkpoint_sha256
+    return generated, catalog, library, teacher.checkpoint_sha256
+
+
+class ChunkGenerator:
+    """A worker (datagen.executor): the catalog, templates and teacher loaded once, then the rows of a chunk of
+    sample points per task. A point's rows depend only on it, its seed and the teacher, so any split of the points
+    among workers gives the same rows."""
+
+    def __init__(self, folder_path: Path, settings: ControllableSettings):
+        from datagen.teacher.folder import load_teacher
+        from datagen.teacher.ranking import TeacherRanker
+
+        folder = BuildFolder.open(folder_path)
+        self.catalog = Catalog(folder.items)
+        self.context = Context(self.catalog, load_library(settings.template_dirs), folder.max_history, settings.teacher_list_size, settings.max_candidates)
+        self.ranker = TeacherRanker(load_teacher(folder, device=settings.device), folder.items)
+        self.settings = settings
+
+    def run(self, chunk: list[tuple[Point, tuple[Job, ...]]]) -> Generated:
+        seed, generated = self.settings.seed, Generated()
+        heads, allowed_counts, scores = self.ranker.best_first([point.prefix for point, _ in chunk], max(HEAD_SIZE, self.settings.teacher_list_size))
+        for (point, jobs), head, allowed, row_scores in zip(chunk, heads, allowed_counts, scores):
+            for job in jobs:
+                try:
+                    sample = generate(job, point, head, seed, self.context, allowed=int(allowed))
+                except HeadExhausted:  # the whole ranking, as TeacherRanker.full_orders sorts it
+                    sample = generate(job, point, np.argsort(-row_scores, kind="stable")[:allowed], seed, self.context)
+                _keep(generated, point.split, job.name, sample, self.catalog, point.copy)
+        return generated
 
 
 def _keep(generated: Generated, split: str, job: str, outcome, catalog: Catalog, copy: int = 0) -> None:

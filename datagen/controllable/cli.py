@@ -11,7 +11,7 @@ from rich.table import Table
 from datagen.buildfolder import BuildFolder
 from datagen.controllable.build import SPLITS, ControllableSettings, generate_controllable
 from datagen.controllable.tasks import TASKS
-from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
+from datagen.family_cli import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, named_items, resolve_build
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
@@ -29,6 +29,8 @@ Examples:
   datagen generate build/steam-sample
   datagen generate build/steam --chat sharegpt.json --chat-ratio 0.5
   datagen generate build/steam --templates my_templates/
+  datagen generate build/steam --workers 8
+  RAY_ADDRESS=auto datagen generate build/steam --executor ray --workers 64
 """
 )
 @click.argument("build_name", metavar="BUILD")
@@ -38,8 +40,10 @@ Examples:
 @click.option("--seed", type=int, help="Seed for sample points, k, categories and templates [default: the build's].")
 @click.option("--train-copies", type=click.IntRange(min=1), default=1, show_default=True, help="Train sample points per user (each task).")
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher's rankings.")
+@WORKERS_OPTION
+@EXECUTOR_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def generate(build_name, template_dirs, chat, chat_ratio, seed, train_copies, device, quiet):
+def generate(build_name, template_dirs, chat, chat_ratio, seed, train_copies, device, workers, executor, quiet):
     """(Re)generate the controllable dataset of a BUILD from its tables and teacher.
 
     `datagen build` already does this; run it again after changing templates or
@@ -55,6 +59,8 @@ def generate(build_name, template_dirs, chat, chat_ratio, seed, train_copies, de
         chat_ratio=chat_ratio,
         template_dirs=tuple(template_dirs),
         device=device,
+        workers=workers,
+        executor=executor,
     )
     with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one
         report = generate_controllable(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))

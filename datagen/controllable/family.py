@@ -21,7 +21,15 @@ CONTROLLABLE = Family(
         "--tasks/--no-tasks", FAMILY, default=True, show_default=True, help="Generate the controllable dataset (Lu et al. I0-I4) into <out>/data/controllable/ (needs the teacher)."
     ),
     build_options=(CHAT_OPTION, CHAT_RATIO_OPTION),
-    build_settings=lambda values: ControllableSettings(seed=values["seed"], chat=values["chat"], chat_ratio=values["chat_ratio"], template_dirs=values["template_dirs"], device=values["device"]),
+    build_settings=lambda values: ControllableSettings(
+        seed=values["seed"],
+        chat=values["chat"],
+        chat_ratio=values["chat_ratio"],
+        template_dirs=values["template_dirs"],
+        device=values["device"],
+        workers=values["workers"],
+        executor=values["executor"],
+    ),
     load_library=load_library,
     template_variables=TEMPLATE_VARIABLES,
     facts=controllable_facts,

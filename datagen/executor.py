@@ -1,0 +1,87 @@
+"""One job's tasks on every core (a process pool) or on many machines (Ray), results in task order.
+
+A job is a worker class: each worker process builds one (`Worker(*arguments)`:
+loading a model, a catalog) and then runs tasks with its `run` method.
+
+    >>> list(ordered_map(Doubler, (), [1, 2, 3], workers=2))  # doctest: +SKIP
+    [2, 4, 6]
+
+`--executor local` (the default) runs `--workers` processes on this machine
+(one worker in this process when it is 1); `--executor ray` starts `--workers`
+Ray actors: `ray.init()` joins the cluster `$RAY_ADDRESS` names (e.g. one
+started with `ray start` on Slurm nodes), or starts a local one. The worker
+class, its arguments and the tasks must pickle, and the files a worker reads (a
+build folder) must be where every node sees them. Tasks return their results and
+the caller writes the files, so what is written is the same for any executor and
+any number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from datagen.errors import DataError
+
+EXECUTORS = ("local", "ray")
+RAY_ADDRESS_ENV = "RAY_ADDRESS"
+_worker = None  # the worker of a pool process, built by _start_worker
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: int, executor: str = "local") -> Iterator:
+    """worker.run(task) for each task, in the tasks' order, with `workers` workers built as worker_class(*arguments)."""
+    if executor not in EXECUTORS:
+        raise DataError(f"unknown executor {executor!r}; executors: {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise DataError(f"--workers must be at least 1, not {workers}")
+    if executor == "ray":
+        yield from _ray_map(worker_class, arguments, tasks, workers)
+    elif workers == 1 or len(tasks) <= 1:
+        worker = worker_class(*arguments)
+        for task in tasks:
+            yield worker.run(task)
+    else:
+        # spawn, not fork: a forked child of a process that has run torch's thread pools can hang.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=(worker_class, arguments)) as pool:
+            yield from pool.map(_run, tasks)
+
+
+def _start_worker(worker_class: type, arguments: tuple) -> None:
+    """Each pool process computes on one core (`workers` processes of torch's default threads would oversubscribe them)."""
+    import torch
+
+    global _worker
+    torch.set_num_threads(1)
+    _worker = worker_class(*arguments)
+
+
+def _run(task):
+    return _worker.run(task)
+
+
+def _ray_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: int) -> Iterator:
+    try:
+        import ray
+    except ImportError:
+        raise DataError("--executor ray needs Ray", hint="pip install 'datagen[ray]'") from None
+    if not ray.is_initialized():
+        joining = bool(os.environ.get(RAY_ADDRESS_ENV))
+        ray.init(**({} if joining else {"num_cpus": workers}), include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    actor_class = ray.remote(num_cpus=1)(worker_class)
+    actors = [actor_class.remote(*arguments) for _ in range(min(workers, max(len(tasks), 1)))]
+    try:
+        pending = [actors[number % len(actors)].run.remote(task) for number, task in enumerate(tasks)]
+        for reference in pending:
+            yield ray.get(reference)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
