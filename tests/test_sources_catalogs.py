@@ -33,12 +33,9 @@ QUICK_TEACHER = TeacherSettings(dim=32, inner_dim=64, train=TrainConfig(epochs=3
 
 
 def every_family() -> dict:
-    return {
-        "teacher": QUICK_TEACHER,
-        "controllable": ControllableSettings(),
-        "recknowledge": RecKnowledgeSettings(validation_users=200),
-        "instructrec": InstructRecSettings(validation_users=200),
-    }
+    """BuildConfig's arguments for the teacher and every dataset family."""
+    families = {"controllable": ControllableSettings(), "recknowledge": RecKnowledgeSettings(validation_users=200), "instructrec": InstructRecSettings(validation_users=200)}
+    return {"teacher": QUICK_TEACHER, "families": families}
 
 
 def reports(folder: Path) -> dict[str, dict]:

@@ -1,0 +1,114 @@
+"""Generation benchmark: the controllable dataset of a build, before and after a change, on 1 and 2 workers and on Ray.
+
+    python bench/bench_generation.py build/steam                      # before = the commit named by --before
+    python bench/bench_generation.py build/steam --before 6a1b202 --runs after-1 after-2 ray-2
+
+The build needs its teacher (`datagen teacher train build/steam`). Each run
+generates into its own copy of the build, in a fresh interpreter, with seed 42:
+- `before`: the code of the commit `--before` (a git worktree, put first on
+  the child's sys.path), one process: the yardstick;
+- `after-N`: this checkout with N local workers;
+- `ray-N`: this checkout with N actors on a local Ray cluster.
+Timed is `generate_controllable` alone: wall time, and the CPU time of the
+process and of the workers it waited for (a pool's; Ray's actors are not its
+children, so a Ray run reports wall time only). Rows per CPU-second and the
+speedups are ratios within the run. Every run must write the same
+data/controllable/ bytes, or the script fails. The result goes to
+bench/results/generation-<build name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from recording import save_result  # bench/recording.py (the script's folder is on sys.path)
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from datagen.buildfolder import BuildFolder
+from datagen.controllable.build import ControllableSettings, generate_controllable
+
+def cpu():
+    return sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for field in ("ru_utime", "ru_stime"))
+
+folder, workers, executor = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+spread = {} if workers == 0 else {"workers": workers, "executor": executor}  # 0: code from before --workers
+folder = BuildFolder.open(folder)
+started_cpu, started = cpu(), time.perf_counter()
+report = generate_controllable(folder, ControllableSettings(seed=42, **spread))
+wall, cpu_s = time.perf_counter() - started, cpu() - started_cpu
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+print(json.dumps({"wall_s": wall, "cpu_s": cpu_s, "rows": sum(sum(t.values()) for t in report["rows"].values()), "peak_rss_gib": peak}))
+"""
+
+
+def data_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted((folder / "data" / "controllable").iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def run(build: Path, scratch: Path, name: str, workers: int, executor: str, code: Path) -> dict:
+    copy = scratch / name
+    shutil.copytree(build, copy)
+    environment = {**os.environ, "PYTHONPATH": str(code)} if code != ROOT else dict(os.environ)
+    output = subprocess.run([sys.executable, "-c", CHILD, str(copy), str(workers), executor], check=True, capture_output=True, text=True, env=environment).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    result["data_sha256"] = data_digest(copy)
+    shutil.rmtree(copy)
+    print(f"{name:<10} {result['wall_s']:7.1f} s wall  {result['cpu_s']:7.1f} CPU-s  {result['rows']:,} rows  {result['peak_rss_gib']:.2f} GiB", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("build", type=Path)
+    parser.add_argument("--before", default="6a1b202", help="the commit whose code is the yardstick (default: the last before the per-core changes)")
+    parser.add_argument("--runs", nargs="+", default=["before", "after-1", "after-2", "ray-2"])
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        worktree = scratch / "before-code"
+        if "before" in args.runs:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.before], check=True, capture_output=True)
+        try:
+            for name in args.runs:
+                kind, _, count = name.partition("-")
+                if kind == "before":
+                    results[name] = run(args.build, scratch, name, 0, "local", worktree)
+                else:
+                    results[name] = run(args.build, scratch, name, int(count), "ray" if kind == "ray" else "local", ROOT)
+        finally:
+            if worktree.exists():
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=True)
+    digests = {result["data_sha256"] for result in results.values()}
+    if len(digests) != 1:
+        raise SystemExit(f"the runs wrote different data/controllable bytes: { {name: r['data_sha256'][:12] for name, r in results.items()} }")
+    summary = {"build": str(args.build), "before": args.before, "python": platform.python_version(), "cores": len(os.sched_getaffinity(0)), "same_bytes": True, "runs": results}
+    if "before" in results and "after-1" in results:
+        per_cpu = {name: results[name]["rows"] / results[name]["cpu_s"] for name in ("before", "after-1")}
+        summary["rows_per_cpu_s"] = {name: round(value) for name, value in per_cpu.items()}
+        summary["per_core_ratio"] = round(per_cpu["after-1"] / per_cpu["before"], 2)
+        print(f"rows per CPU-second: before {per_cpu['before']:,.0f}, after {per_cpu['after-1']:,.0f} (x{summary['per_core_ratio']})")
+    for name in results:
+        if name != "after-1" and name.startswith(("after-", "ray-")) and "after-1" in results:
+            summary[f"speedup_{name}"] = round(results["after-1"]["wall_s"] / results[name]["wall_s"], 2)
+            print(f"{name}: x{summary[f'speedup_{name}']} the wall time of after-1")
+    save_result(f"generation-{args.build.name}", summary)
+
+
+if __name__ == "__main__":
+    main()
