@@ -49,6 +49,7 @@ started_cpu, started = cpu(), time.perf_counter()
 report = generate_controllable(folder, ControllableSettings(seed=42, **spread))
 wall, cpu_s = time.perf_counter() - started, cpu() - started_cpu
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+print(__import__("datagen").__file__)
 print(json.dumps({"wall_s": wall, "cpu_s": cpu_s, "rows": sum(sum(t.values()) for t in report["rows"].values()), "peak_rss_gib": peak}))
 """
 
@@ -64,9 +65,10 @@ def run(build: Path, scratch: Path, name: str, workers: int, executor: str, code
     copy = scratch / name
     shutil.copytree(build, copy)
     environment = {**os.environ, "PYTHONPATH": str(code)} if code != ROOT else dict(os.environ)
-    output = subprocess.run([sys.executable, "-c", CHILD, str(copy), str(workers), executor], check=True, capture_output=True, text=True, env=environment).stdout
+    # cwd=scratch: `python -c` puts the working folder first on sys.path, and this checkout's datagen/ must not shadow `code`
+    output = subprocess.run([sys.executable, "-c", CHILD, str(copy), str(workers), executor], check=True, capture_output=True, text=True, env=environment, cwd=scratch).stdout
     result = json.loads(output.strip().splitlines()[-1])
-    result["data_sha256"] = data_digest(copy)
+    result["data_sha256"], result["datagen"] = data_digest(copy), output.strip().splitlines()[-2]
     shutil.rmtree(copy)
     print(f"{name:<10} {result['wall_s']:7.1f} s wall  {result['cpu_s']:7.1f} CPU-s  {result['rows']:,} rows  {result['peak_rss_gib']:.2f} GiB", flush=True)
     return result
