@@ -18,9 +18,12 @@ any number of workers.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -28,6 +31,7 @@ from datagen.errors import DataError
 
 EXECUTORS = ("local", "ray")
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
+PR_SET_PDEATHSIG = 1  # prctl(2)
 _worker = None  # the worker of a pool process, built by _start_worker
 
 
@@ -51,17 +55,29 @@ def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: 
     else:
         # spawn, not fork: a forked child of a process that has run torch's thread pools can hang.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=(worker_class, arguments)) as pool:
+        start = (worker_class, arguments, os.getpid())
+        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=start) as pool:
             yield from pool.map(_run, tasks)
 
 
-def _start_worker(worker_class: type, arguments: tuple) -> None:
-    """Each pool process computes on one core (`workers` processes of torch's default threads would oversubscribe them)."""
+def _start_worker(worker_class: type, arguments: tuple, driver: int) -> None:
+    """Each pool process dies with its driver and computes on one core (`workers` processes of torch's default
+    threads would oversubscribe them)."""
     import torch
 
     global _worker
+    _die_with(driver)
     torch.set_num_threads(1)
     _worker = worker_class(*arguments)
+
+
+def _die_with(driver: int) -> None:
+    """On Linux, ask for SIGKILL when the driver dies: a pool's workers share its queues' pipes, so after a SIGKILL of
+    the driver nothing would tell them to stop, and they would wait, holding their memory, for ever."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != driver:  # the driver died before the request
+        os._exit(1)
 
 
 def _run(task):

@@ -4,6 +4,10 @@ one process, a pool of two, or two actors on a local Ray cluster."""
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,42 @@ def test_the_pool_keeps_the_tasks_order_and_refuses_unknown_executors():
     assert list(ordered_map(Squares, (1,), list(range(7)), workers=2)) == [task * task + 1 for task in range(7)]
     with pytest.raises(DataError, match="unknown executor 'dask'"):
         list(ordered_map(Squares, (0,), [1], workers=1, executor="dask"))
+
+
+DRIVER = """
+import os, sys, time
+from datagen.executor import ordered_map
+
+class Slow:
+    def run(self, task):
+        time.sleep(0.5)
+        return os.getpid()
+
+if __name__ == "__main__":
+    for pid in ordered_map(Slow, (), list(range(40)), workers=2):
+        print(pid, flush=True)
+"""
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the pool's workers die with their driver through Linux's prctl")
+def test_the_pools_workers_die_with_a_killed_driver(tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = set()
+    while len(workers) < 2:
+        workers.add(int(driver.stdout.readline()))
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers), f"workers {sorted(workers)} outlived their driver"
