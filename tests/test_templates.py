@@ -88,8 +88,8 @@ def test_intentions_are_listings_5_and_6_verbatim():
     paper = _paper_text()
     library = load_library()
     for kind in ("positive", "negative"):
-        for phrase, _ in library.intentions[kind]:
-            assert phrase.render(target_category="{target_category}") in paper
+        for index in range(len(library.intentions[kind])):
+            assert library.intention(kind, index, "{target_category}") in paper
 
 
 def test_a_users_template_folder_is_used_without_code_changes(tmp_path):
