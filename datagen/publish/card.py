@@ -25,7 +25,7 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from datagen.generated import skipped_per_template
-from datagen.publish.layout import read_split
+from datagen.publish.layout import family_reports, read_split
 
 CARD_TEMPLATE = "card.md.jinja"
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -34,7 +34,7 @@ CANONICAL_ABOUT = {
     "items": "The item catalog: dense item_id, the source's id, title, categories",
     "interactions": "User-item interactions, split leave-one-out: each user's last item is test, the one before validation",
 }
-CANONICAL_CONFIGS = ("items", "interactions")
+CANONICAL_CONFIGS = tuple(CANONICAL_ABOUT)
 # Where each source's terms of use are stated, for the header's license_link when the licence is `other`.
 TERMS_PAGES = {
     "steam": "https://cseweb.ucsd.edu/~jmcauley/datasets.html",
@@ -185,12 +185,6 @@ def license_fields(manifest: dict) -> dict[str, str]:
         return {"license": license_id}
     source = manifest["source"]["name"]
     return {"license": "other", "license_name": f"{source}-data-terms", "license_link": TERMS_PAGES.get(source, "README.md")}
-
-
-def family_reports(folder: Path) -> dict[str, dict]:
-    """{family: its report} for each dataset family in the build: the reports with a `card` block (datagen.family.card_block)."""
-    reports = {path.stem: json.loads(path.read_text()) for path in sorted((folder / "reports").glob("*.json"))}
-    return {name: report for name, report in reports.items() if "card" in report}
 
 
 def citations(manifest: dict, families: dict[str, dict]) -> list[str]:

@@ -13,6 +13,7 @@ One folder per config under data/, one or more parquet shards per split:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -64,3 +65,9 @@ def read_split(folder: Path, config: str, split: str, columns: list[str] | None 
     if not paths:
         raise DataError(f"no {config}/{split} data in this folder", path=folder / DATA_DIR / config)
     return pl.concat([pl.read_parquet(folder / path, columns=columns) for path in paths])
+
+
+def family_reports(folder: Path) -> dict[str, dict]:
+    """{family: its report} for each dataset family in the build: the reports with a `card` block (datagen.family.card_block)."""
+    reports = {path.stem: json.loads(path.read_text()) for path in sorted((folder / "reports").glob("*.json"))}
+    return {name: report for name, report in reports.items() if "card" in report}

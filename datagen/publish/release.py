@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from datagen import __version__
 from datagen.errors import DataError
 from datagen.output import write_json
-from datagen.publish.layout import DATA_DIR, data_files
+from datagen.publish.layout import DATA_DIR, data_files, family_reports
 from datagen.rawfiles import sha256
 
 DEFAULT_VERSION = "0.1.0"
@@ -100,11 +100,9 @@ def task_settings(folder: Path) -> tuple[dict, list[dict]]:
             "label_source": report["label_source"],
             "baseline_check": report["baseline_check"],
         }
-    for report_path in sorted((folder / "reports").glob("*.json")):
-        report = json.loads(report_path.read_text())
-        if "card" in report:  # a dataset family's report (datagen.family.card_block)
-            settings[report_path.stem] = report["settings"]
-            inputs += report.get("inputs", [])
+    for name, report in family_reports(folder).items():
+        settings[name] = report["settings"]
+        inputs += report.get("inputs", [])
     return settings, inputs
 
 
