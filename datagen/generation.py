@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from datagen.constrained import ListConstraint, ListRequest, TitleTree
 from datagen.errors import DataError
 from datagen.models import load_model, resolve_model, torch_dtype
 
@@ -41,7 +42,15 @@ class TransformersGenerator:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.batch_size = batch_size
 
-    def generate(self, prompts: Sequence[Prompt], max_new_tokens: Sequence[int], on_batch: Callable[[list[int], list[str]], None] | None = None) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_new_tokens: Sequence[int],
+        on_batch: Callable[[list[int], list[str]], None] | None = None,
+        tree: TitleTree | None = None,
+        requests: Sequence[ListRequest] | None = None,
+    ) -> list[str]:
+        """Greedy answers; with `tree` and a `requests` entry per prompt, each answer is a list of catalog titles (`datagen.constrained`)."""
         import torch
 
         texts = [self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True) for prompt in prompts]
@@ -51,12 +60,14 @@ class TransformersGenerator:
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             inputs = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            constraint = [] if tree is None else [ListConstraint(tree, [requests[i] for i in batch], inputs["input_ids"].shape[1])]
             with torch.inference_mode():
                 output = self.model.generate(
                     **inputs,
                     max_new_tokens=max(max_new_tokens[i] for i in batch),
                     do_sample=False,
                     pad_token_id=self.tokenizer.pad_token_id,
+                    logits_processor=constraint,
                 )
             new_tokens = output[:, inputs["input_ids"].shape[1] :]
             decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
@@ -78,8 +89,18 @@ class VllmGenerator:
             raise DataError("vLLM loads whole models: give it the merged/ folder that `datagen train sft` writes beside adapter/", path=source)
         self.llm = LLM(model=str(source), revision=revision if isinstance(source, str) else None, dtype=str(torch_dtype(dtype)).removeprefix("torch."))
 
-    def generate(self, prompts: Sequence[Prompt], max_new_tokens: Sequence[int], on_batch: Callable[[list[int], list[str]], None] | None = None) -> list[str]:
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        max_new_tokens: Sequence[int],
+        on_batch: Callable[[list[int], list[str]], None] | None = None,
+        tree: TitleTree | None = None,
+        requests: Sequence[ListRequest] | None = None,
+    ) -> list[str]:
         from vllm import SamplingParams
+
+        if tree is not None:
+            raise DataError("constrained decoding runs on transformers, not vLLM", hint="pass --backend transformers (or auto)")
 
         params = [SamplingParams(temperature=0.0, max_tokens=n) for n in max_new_tokens]
         outputs = self.llm.chat([list(prompt) for prompt in prompts], params, use_tqdm=True)
@@ -89,8 +110,11 @@ class VllmGenerator:
         return answers
 
 
-def make_generator(reference: str, revision: str | None = None, dtype: str = "auto", batch_size: int = 16, backend: str = "auto"):
-    """backend: transformers, vllm, or auto (vLLM when installed and a GPU is present)."""
-    if backend == "vllm" or (backend == "auto" and vllm_available()):
+def make_generator(reference: str, revision: str | None = None, dtype: str = "auto", batch_size: int = 16, backend: str = "auto", constrained: bool = False):
+    """backend: transformers, vllm, or auto (vLLM when installed and a GPU is present, unless `constrained`
+    answers are wanted: those run on transformers)."""
+    if constrained and backend == "vllm":
+        raise DataError("constrained decoding runs on transformers, not vLLM", hint="pass --backend transformers (or auto)")
+    if backend == "vllm" or (backend == "auto" and not constrained and vllm_available()):
         return VllmGenerator(reference, revision, dtype, batch_size)
     return TransformersGenerator(reference, revision, dtype, batch_size)
