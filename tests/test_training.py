@@ -21,7 +21,7 @@ from datagen.errors import DataError
 from datagen.models import load_model, load_tokenizer
 from datagen.rewards import answer_rewards, teacher_ranks
 from datagen.training.data import read_config, training_rows
-from datagen.training.evaluate import TEACHER, score_model, score_teacher, select_rows
+from datagen.training.evaluate import MOST_POPULAR, TEACHER, score_model, score_teacher, select_rows
 from datagen.training.grpo import FACT_COLUMNS, RuleReward, train_grpo
 from datagen.training.recipe import load_recipe
 from datagen.training.sft import train_sft
@@ -129,10 +129,27 @@ def test_eval_command_with_the_real_model_writes_tables_and_reuses_answers(tasks
     answers = (tmp_path / "base.jsonl").read_text()
     assert len(answers.splitlines()) == 4
     results = json.loads((tmp_path / "results.json").read_text())["results"]
-    assert set(results) == {TEACHER, "base"} and results["base"]["i0"]["rows"] == 2
+    assert set(results) == {TEACHER, MOST_POPULAR, "base"} and results["base"]["i0"]["rows"] == 2
     assert "| base |" in (tmp_path / "tables.md").read_text()
     again = CliRunner().invoke(main, arguments)
     assert again.exit_code == 0 and (tmp_path / "base.jsonl").read_text() == answers
+
+    # Constrained beside free answers: the same rows (so the same users), each a list of K distinct catalog titles outside the history.
+    constrained = CliRunner().invoke(main, [*arguments, "--constrained", "--exclude-history"])
+    assert constrained.exit_code == 0, constrained.output
+    assert (tmp_path / "base.jsonl").read_text() == answers, "the free answers were reused"
+    free_ids = [json.loads(line)["id"] for line in answers.splitlines()]
+    constrained_ids = [json.loads(line)["id"] for line in (tmp_path / "base.constrained-no-history.jsonl").read_text().splitlines()]
+    assert sorted(constrained_ids) == sorted(free_ids)
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert len(written["user_ids"]) == 2 and set(written["results"]) == {TEACHER, MOST_POPULAR, "base", "base (constrained, no history)"}
+    for task in ("i0", "i1_neg"):
+        scores = written["results"]["base (constrained, no history)"][task]
+        assert scores["rows"] == 2 and scores["correct_count"] == 1.0, scores
+        assert scores["non_exist"] == scores["repeat_item"] == scores["in_history"] == 0.0, scores
+    assert "| base (constrained, no history) |" in (tmp_path / "tables.md").read_text()
+    popular = written["results"][MOST_POPULAR]["i0"]
+    assert popular["correct_count"] == 1.0 and popular["in_history"] == popular["repeat_item"] == 0.0, popular
     other_settings = CliRunner().invoke(main, [*arguments[:-4], "--max-new-tokens", "25", "--out", str(tmp_path)])
     assert other_settings.exit_code == 1 and "came from another model or other settings" in other_settings.output
 
@@ -238,6 +255,22 @@ def test_a_few_ppo_updates_on_a_fixed_batch_raise_its_mean_reward(tasks_build, t
     assert weighted_mean_reward() > before
     assert all(set(log) == {"policy_loss", "value_loss", "entropy", "clip_fraction"} for log in logs)
     assert float(masked_mean(batch["kl"], batch["response_mask"])) == pytest.approx(0.0, abs=1e-4)  # fresh adapters: the actor is the reference
+
+
+def test_constrained_ppo_rollouts_sample_only_lists_of_k_new_catalog_titles(tasks_build, tmp_path):
+    from datagen.training.ppo import PpoLearner, PpoSettings
+
+    overrides = [f"dataset.path={tasks_build}", f"model.name_or_path={MODEL}", f"training.output_dir={tmp_path}", "training.constrained=true", "training.exclude_history=true"]
+    recipe = load_recipe("steam/smollm2-135m/ppo", overrides)
+    rows = read_config(str(tasks_build), "controllable", "train").filter(pl.col("task").is_in(["i0", "i1_neg"])).group_by("task", maintain_order=True).head(1)
+    learner = PpoLearner(recipe, PpoSettings.from_recipe(recipe), RuleReward(str(tasks_build)))
+    rollout = learner.rollout(rows.select("prompt", *FACT_COLUMNS).to_dicts(), seed=0)
+    answers = learner.tokenizer.batch_decode(rollout["response_ids"], skip_special_tokens=True)
+    index = TitleIndex(learner.reward.catalog.titles, fuzzy_threshold=None)
+    for answer, part, row in zip(answers, rollout["parts"], [row for row in rows.iter_rows(named=True) for _ in range(2)]):
+        items = parse_answer(answer, index)
+        assert len(items) == row["k"] and None not in items and len(set(items)) == row["k"], answer
+        assert not set(items) & set(row["history_item_ids"]) and part.illegal_share == 0.0, answer
 
 
 def test_ppo_command_trains_checkpoints_resumes_and_exports(tasks_build, tmp_path):

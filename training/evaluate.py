@@ -11,7 +11,8 @@ scores 0 on CorrectCount, HR, NDCG, TCP and CPA (and on RepeatItem, NonExist and
 InHistory, which are shares of the K requested slots). The same users are drawn
 for every task, so each control task is also scored on that user's I0 answer:
 the paper's numbers "without control signals" (in parentheses in its tables).
-The SASRec teacher is scored on its own top K (it cannot read an instruction).
+The SASRec teacher is scored on its own top K (it cannot read an instruction), and
+the most-popular baseline on the K items most often in train, less the shown history.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ import polars as pl
 
 from datagen.catalog import Catalog
 from datagen.checks import METRICS, Facts, TitleIndex, mean_scores, parse_answer, score
+from datagen.constrained import ListRequest, TitleTree
 from datagen.controllable.tasks import TASKS
 from datagen.errors import DataError
 from datagen.training.data import read_config
 
 TEACHER = "SASRec (teacher)"
+MOST_POPULAR = "most-popular"
 CONTROL_TASKS = ("i1_pos", "i1_neg", "i2_le", "i2_approx", "i2_ge", "i1_pos_neg", "i2_le_neg")
 TOP5 = ("hr@5", "ndcg@5")
 
@@ -85,12 +88,28 @@ def check_answers_belong_to(path: Path, identity: dict) -> None:
     record.write_text(json.dumps(identity, indent=1, sort_keys=True) + "\n")
 
 
-def generate_answers(rows: pl.DataFrame, generator, path: Path, max_tokens: int | None = None, on_batch: Callable[[str], None] | None = None) -> dict[str, str]:
-    """Answer every row not answered yet in `path` (JSON lines of id and answer), appending batch by batch."""
+def list_requests(rows: pl.DataFrame, exclude_history: bool) -> list[ListRequest]:
+    """Each row's constrained answer: its K lines, and (with `exclude_history`) none of its shown history."""
+    return [ListRequest(k, tuple(history) if exclude_history else ()) for k, history in zip(rows["k"].to_list(), rows["history_item_ids"].to_list())]
+
+
+def generate_answers(
+    rows: pl.DataFrame,
+    generator,
+    path: Path,
+    max_tokens: int | None = None,
+    on_batch: Callable[[str], None] | None = None,
+    tree: TitleTree | None = None,
+    exclude_history: bool = False,
+) -> dict[str, str]:
+    """Answer every row not answered yet in `path` (JSON lines of id and answer), appending batch by batch;
+    with `tree`, each answer is K catalog titles (`datagen.constrained`)."""
     answers = read_answers(path)
     todo = unanswered(rows, path)
     if todo.height:
         ids = todo["id"].to_list()
+        room = max_new_tokens if tree is None else tree.max_new_tokens
+        requests = None if tree is None else list_requests(todo, exclude_history)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
 
@@ -102,7 +121,7 @@ def generate_answers(rows: pl.DataFrame, generator, path: Path, max_tokens: int 
                 if on_batch is not None:
                     on_batch(f"{len(answers)} answers")
 
-            generator.generate(todo["prompt"].to_list(), [max_tokens or max_new_tokens(k) for k in todo["k"].to_list()], on_batch=save)
+            generator.generate(todo["prompt"].to_list(), [max_tokens or room(k) for k in todo["k"].to_list()], on_batch=save, tree=tree, requests=requests)
     return answers
 
 
@@ -143,6 +162,22 @@ def score_model(rows: pl.DataFrame, answers: dict[str, str], catalog: Catalog, i
 def score_teacher(rows: pl.DataFrame, catalog: Catalog) -> dict[str, dict]:
     """The teacher's own top K for each row (its ranking ignores the instruction)."""
     items = {row["id"]: list(row["teacher_item_ids"][: row["k"]]) for row in rows.select("id", "k", "teacher_item_ids").iter_rows(named=True)}
+    return score_items(rows, items, catalog)
+
+
+def item_popularity(path: str, n_items: int, revision: str | None = None) -> np.ndarray:
+    """How often each item occurs in the dataset's train interactions."""
+    items = read_config(path, "interactions", "train", revision)["item_id"].to_numpy()
+    return np.bincount(items, minlength=n_items)
+
+
+def score_most_popular(rows: pl.DataFrame, catalog: Catalog, popularity: np.ndarray) -> dict[str, dict]:
+    """The baseline a recommender must beat: the K items most often in train (ties to the lower id), leaving out the shown history."""
+    ranking = np.lexsort((np.arange(len(popularity)), -popularity)).tolist()
+    items = {}
+    for row in rows.select("id", "k", "history_item_ids").iter_rows(named=True):
+        shown = set(row["history_item_ids"])
+        items[row["id"]] = [item for item in ranking[: row["k"] + len(shown)] if item not in shown][: row["k"]]
     return score_items(rows, items, catalog)
 
 

@@ -20,6 +20,11 @@ trained is shared with it. Each step:
    minus entropy_coef times the entropy, then value_loss_coef times the
    squared error of the values; one optimizer over both adapters and the head.
 
+With `constrained: true` the rollouts sample within the catalog's title tree
+(`datagen.constrained`): every line a real title, none repeated, K lines. The
+log-probabilities, the KL and the entropy stay those of the model's own
+(unconstrained) distribution: the tree only limits what is sampled.
+
 TRL 1.16 has no PPO, and its older PPO took one scalar per sequence, hence this loop.
 """
 
@@ -31,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from datagen.constrained import ListConstraint, ListRequest, TitleTree
 from datagen.errors import DataError
 from datagen.training.data import training_rows
 from datagen.training.evaluate import max_new_tokens as answer_length
@@ -48,7 +54,9 @@ class PpoSettings:
     prompts_per_step: int = 4
     samples_per_prompt: int = 2  # "we sample 2 responses with a temperature of 0.7"
     temperature: float = 0.7
-    max_new_tokens: int | None = None  # None: 20 per requested item + 16, as the evaluation
+    max_new_tokens: int | None = None  # None: 20 per requested item + 16, as the evaluation (constrained: the tree's bound)
+    constrained: bool = False  # sample within the catalog's titles (datagen.constrained): K lines, real titles, none repeated
+    exclude_history: bool = False  # constrained rollouts also never name an item of the shown history
     kl_coef: float = 0.3  # eta of Eq. 6
     gamma: float = 0.99
     lam: float = 0.95
@@ -102,6 +110,7 @@ class PpoLearner:
         self.model.set_requires_grad(["actor", "critic"], True)
         parameters = [p for p in self.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
         self.optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate)
+        self.tree = TitleTree(reward.catalog.titles, self.tokenizer) if settings.constrained else None
 
     # -- rollout ---------------------------------------------------------------------------------
 
@@ -114,7 +123,12 @@ class PpoLearner:
         s = self.settings
         texts = [self.tokenizer.apply_chat_template(list(row["prompt"]), tokenize=False, add_generation_prompt=True) for row in rows]
         prompts = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        length = s.max_new_tokens or answer_length(max(row["k"] for row in rows))
+        longest = max(row["k"] for row in rows)
+        length = s.max_new_tokens or (answer_length(longest) if self.tree is None else self.tree.max_new_tokens(longest))
+        constraint = []
+        if self.tree is not None:  # generate() repeats each prompt samples_per_prompt times, in place
+            requests = [ListRequest(row["k"], tuple(row["history_item_ids"]) if s.exclude_history else ()) for row in rows for _ in range(s.samples_per_prompt)]
+            constraint = [ListConstraint(self.tree, requests, prompts["input_ids"].shape[1])]
         self.model.set_adapter("actor")
         self.model.eval()
         torch.manual_seed(seed)
@@ -128,6 +142,7 @@ class PpoLearner:
                 max_new_tokens=length,
                 num_return_sequences=s.samples_per_prompt,
                 pad_token_id=self.tokenizer.pad_token_id,
+                logits_processor=constraint,
             )
         prompt_ids = prompts["input_ids"].repeat_interleave(s.samples_per_prompt, dim=0)
         prompt_mask = prompts["attention_mask"].repeat_interleave(s.samples_per_prompt, dim=0)
