@@ -15,8 +15,10 @@ Controls stay the model's job: the tree never filters by category.
 Titles are the catalog's, deduplicated ignoring case (the first item keeps a
 title, as `checks.TitleIndex` matches); a title with a line break can't be a
 line and is left out. Each title is tokenized as " " + title after the line's
-"N." (the tokenizers of SmolLM2 and Llama pre-split there, so the forced tokens
-are those the model was trained on).
+"N.". SmolLM2's tokenizer splits the trained completions at the same places
+(checked on all 3,685 Steam titles); where another tokenizer merges across
+them, a title's forced tokens differ from its trained ones, which changes how
+likely the model finds it, never whether the line is a real title.
 """
 
 from __future__ import annotations

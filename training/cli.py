@@ -234,6 +234,8 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
     from datagen.training.recipe import EvaluationSpec
     from datagen.training.tables import paper_tables
 
+    if exclude_history and not constrained:
+        raise click.BadParameter("only constrained answers can leave the history out: add --constrained", param_hint="--exclude-history")
     settings = EvaluationSpec()
     if recipe:
         loaded = load_recipe(recipe)
@@ -255,8 +257,6 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
     if teacher:
         results[TEACHER] = score_teacher(rows, catalog)
         results[MOST_POPULAR] = score_most_popular(rows, catalog, item_popularity(dataset_path, len(catalog.titles), revision))
-    if exclude_history and not constrained:
-        raise click.BadParameter("only constrained answers can leave the history out: add --constrained", param_hint="--exclude-history")
     decodings = [("", "", False)]
     if constrained:
         decodings.append(("constrained-no-history", " (constrained, no history)", True) if exclude_history else ("constrained", " (constrained)", True))
