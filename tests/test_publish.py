@@ -388,6 +388,7 @@ def test_push_refuses_a_folder_that_does_not_match_its_manifest(release_copy, tm
         plan_push(release_copy, "no-slash")
 
 
+@pytest.mark.slow  # the whole real Steam build, about 2 minutes: `pytest -m slow` (README)
 @pytest.mark.usefixtures("shared_data")
 def test_a_full_real_steam_build_loads_every_config_and_split(shared_data, tmp_path):
     """The real Steam files end to end (teacher shortened to one epoch), read back by `datasets`."""
