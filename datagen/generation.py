@@ -100,7 +100,7 @@ class VllmGenerator:
         from vllm import SamplingParams
 
         if tree is not None:
-            raise DataError("constrained decoding runs on transformers, not vLLM", hint="pass --backend transformers (or auto)")
+            raise _constrained_on_vllm()
 
         params = [SamplingParams(temperature=0.0, max_tokens=n) for n in max_new_tokens]
         outputs = self.llm.chat([list(prompt) for prompt in prompts], params, use_tqdm=True)
@@ -110,11 +110,15 @@ class VllmGenerator:
         return answers
 
 
+def _constrained_on_vllm() -> DataError:
+    return DataError("constrained decoding runs on transformers, not vLLM", hint="pass --backend transformers (or auto)")
+
+
 def make_generator(reference: str, revision: str | None = None, dtype: str = "auto", batch_size: int = 16, backend: str = "auto", constrained: bool = False):
     """backend: transformers, vllm, or auto (vLLM when installed and a GPU is present, unless `constrained`
     answers are wanted: those run on transformers)."""
-    if constrained and backend == "vllm":
-        raise DataError("constrained decoding runs on transformers, not vLLM", hint="pass --backend transformers (or auto)")
+    if constrained and backend == "vllm":  # refused before vLLM loads the model
+        raise _constrained_on_vllm()
     if backend == "vllm" or (backend == "auto" and not constrained and vllm_available()):
         return VllmGenerator(reference, revision, dtype, batch_size)
     return TransformersGenerator(reference, revision, dtype, batch_size)
