@@ -34,6 +34,11 @@ class ListRequest:
     k: int
     excluded: tuple[int, ...] = ()
 
+    @classmethod
+    def for_row(cls, k: int, history, exclude_history: bool) -> ListRequest:
+        """A row's request: its K lines, and with `exclude_history` none of the history its prompt shows."""
+        return cls(k, tuple(history) if exclude_history else ())
+
 
 class TitleTree:
     """A prefix tree over the catalog's titles in a tokenizer's tokens."""

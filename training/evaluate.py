@@ -88,11 +88,6 @@ def check_answers_belong_to(path: Path, identity: dict) -> None:
     record.write_text(json.dumps(identity, indent=1, sort_keys=True) + "\n")
 
 
-def list_requests(rows: pl.DataFrame, exclude_history: bool) -> list[ListRequest]:
-    """Each row's constrained answer: its K lines, and (with `exclude_history`) none of its shown history."""
-    return [ListRequest(k, tuple(history) if exclude_history else ()) for k, history in zip(rows["k"].to_list(), rows["history_item_ids"].to_list())]
-
-
 def generate_answers(
     rows: pl.DataFrame,
     generator,
@@ -109,7 +104,7 @@ def generate_answers(
     if todo.height:
         ids = todo["id"].to_list()
         room = max_new_tokens if tree is None else tree.max_new_tokens
-        requests = None if tree is None else list_requests(todo, exclude_history)
+        requests = None if tree is None else [ListRequest.for_row(k, history, exclude_history) for k, history in zip(todo["k"].to_list(), todo["history_item_ids"].to_list())]
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
 

@@ -127,7 +127,7 @@ class PpoLearner:
         length = s.max_new_tokens or (answer_length(longest) if self.tree is None else self.tree.max_new_tokens(longest))
         constraint = []
         if self.tree is not None:  # generate() repeats each prompt samples_per_prompt times, in place
-            requests = [ListRequest(row["k"], tuple(row["history_item_ids"]) if s.exclude_history else ()) for row in rows for _ in range(s.samples_per_prompt)]
+            requests = [ListRequest.for_row(row["k"], row["history_item_ids"], s.exclude_history) for row in rows for _ in range(s.samples_per_prompt)]
             constraint = [ListConstraint(self.tree, requests, prompts["input_ids"].shape[1])]
         self.model.set_adapter("actor")
         self.model.eval()
