@@ -257,9 +257,9 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
     if teacher:
         results[TEACHER] = score_teacher(rows, catalog)
         results[MOST_POPULAR] = score_most_popular(rows, catalog, item_popularity(dataset_path, len(catalog.titles), revision))
-    decodings = [("", "", False)]
+    decodings = [("", "")]  # (answer file suffix, table label); a suffix means constrained
     if constrained:
-        decodings.append(("constrained-no-history", " (constrained, no history)", True) if exclude_history else ("constrained", " (constrained)", True))
+        decodings.append(("constrained-no-history", " (constrained, no history)") if exclude_history else ("constrained", " (constrained)"))
     for name, reference in _models(models).items():
         _require_training_packages()
         from datagen.constrained import TitleTree
@@ -269,15 +269,15 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         progress.done(f"{name}: answering with {reference}")
         size = batch_size or settings.batch_size
         tokens = max_new_tokens or settings.max_new_tokens
+        weights = model_identity(reference)
         generator = make_generator(reference, dtype=dtype, batch_size=size, backend=backend, constrained=constrained)
-        for suffix, label, constrain in decodings:
+        for suffix, label in decodings:
             answers_path = out_dir / (f"{name}.{suffix}.jsonl" if suffix else f"{name}.jsonl")
             # a constrained answer ends after its K lines; its token budget is the tree's, not --max-new-tokens
-            identity = {"model": model_identity(reference), "dtype": dtype} | ({"decoding": suffix} if constrain else {"max_new_tokens": tokens})
-            check_answers_belong_to(answers_path, identity)
-            tree = TitleTree(catalog.titles, generator.tokenizer) if constrain else None
+            check_answers_belong_to(answers_path, {"model": weights, "dtype": dtype} | ({"decoding": suffix} if suffix else {"max_new_tokens": tokens}))
+            tree = TitleTree(catalog.titles, generator.tokenizer) if suffix else None
             with progress.bar(f"{name}{label}: answering", total=math.ceil(unanswered(rows, answers_path).height / size)) as advance:
-                answers = generate_answers(rows, generator, answers_path, None if constrain else tokens, on_batch=advance, tree=tree, exclude_history=exclude_history)
+                answers = generate_answers(rows, generator, answers_path, None if suffix else tokens, on_batch=advance, tree=tree, exclude_history=exclude_history)
             results[name + label] = score_model(rows, answers, catalog)
     tables = paper_tables(results)
     out_dir.mkdir(parents=True, exist_ok=True)
