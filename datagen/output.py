@@ -137,8 +137,13 @@ def plain_type(arrow_type: pa.DataType) -> pa.DataType:
     return arrow_type
 
 
-def write_json(data: dict, path: Path) -> None:
+def write_text(text: str, path: Path) -> None:
     """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    temporary.write_text(text)
     os.replace(temporary, path)
+
+
+def write_json(data: dict, path: Path) -> None:
+    """`data` as indented JSON, written as `write_text` writes."""
+    write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", path)

@@ -216,7 +216,7 @@ model as rows; with --constrained each model twice, free and constrained).
 def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, constrained, exclude_history, teacher, out_dir, quiet):
     """Generate answers to a dataset's test rows and score them with the paper's metrics."""
     from datagen.errors import DataError
-    from datagen.output import write_json
+    from datagen.output import write_json, write_text
     from datagen.progress import StepProgress
     from datagen.training.evaluate import (
         MOST_POPULAR,
@@ -293,6 +293,6 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         },
         out_dir / "results.json",
     )
-    (out_dir / "tables.md").write_text(tables)
+    write_text(tables, out_dir / "tables.md")
     click.echo(tables)
     click.echo(f"wrote {out_dir / 'results.json'} and {out_dir / 'tables.md'}", err=True)

@@ -29,6 +29,7 @@ from datagen.checks import METRICS, Facts, TitleIndex, mean_scores, parse_answer
 from datagen.constrained import ListRequest, TitleTree
 from datagen.controllable.tasks import TASKS
 from datagen.errors import DataError
+from datagen.output import write_json
 from datagen.training.data import read_config
 
 TEACHER = "SASRec (teacher)"
@@ -85,7 +86,7 @@ def check_answers_belong_to(path: Path, identity: dict) -> None:
     if path.is_file() and record.is_file() and json.loads(record.read_text()) != identity:
         raise DataError("these answers came from another model or other settings (see the .model.json beside them)", path=path, hint="delete the file, or give another --out or model name")
     path.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(identity, indent=1, sort_keys=True) + "\n")
+    write_json(identity, record)
 
 
 def generate_answers(
