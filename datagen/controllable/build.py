@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from datagen.buildfolder import BuildFolder
 from datagen.catalog import Catalog
-from datagen.checks import METRICS, Facts, TitleIndex, mean_scores, parse_answer, score
+from datagen.checks import METRICS, Facts, TitleIndex, parse_answer, score
 from datagen.controllable.chat import chat_rows, load_sharegpt
 from datagen.controllable.rows import SCHEMA, sample_row
 from datagen.controllable.tasks import (
@@ -80,10 +80,63 @@ class ControllableSettings:
         return settings_dict(self)
 
 
+CHECKED = (*METRICS, "hr_where_target_in_label", "target_in_label")  # what label_checks reports per task
+
+
 @dataclass
-class Generated:
-    rows: dict[str, list[dict]] = field(default_factory=lambda: {split: [] for split in SPLITS})
-    dropped: Counter = field(default_factory=Counter)
+class Checked:
+    """Rows as an Arrow table, and each row's label-check scores: [rows, CHECKED] floats, NaN where one does not apply."""
+
+    table: pa.Table
+    scores: np.ndarray
+
+    @classmethod
+    def of(cls, rows: list[dict], catalog: Catalog, index: TitleIndex) -> Checked:
+        # pyarrow builds nested columns from dicts about 5x faster than polars does.
+        return cls(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA), label_scores(rows, catalog, index))
+
+    @classmethod
+    def concat(cls, parts: list[Checked]) -> Checked:
+        return cls(pa.concat_tables([part.table for part in parts]), np.concatenate([part.scores for part in parts]))
+
+    def take(self, indices: list[int]) -> Checked:
+        return Checked(self.table.take(indices), self.scores[indices])
+
+
+@dataclass
+class Part:
+    """What a chunk of sample points made: per split its checked rows, and the samples not made."""
+
+    splits: dict[str, Checked]
+    dropped: Counter
+
+
+class CheckTotals:
+    """Per task, the sums and counts of label-check scores, added a part at a time (in a fixed order: the same sums
+    for any number of workers)."""
+
+    def __init__(self):
+        self.rows: Counter = Counter()
+        self.sums: dict[str, np.ndarray] = {}
+        self.counts: dict[str, np.ndarray] = {}
+
+    def add(self, checked: Checked) -> None:
+        tasks = np.asarray(checked.table.column("task").to_pylist(), dtype=object)
+        for task in dict.fromkeys(tasks):
+            if task not in TASKS:  # I4 chat rows have no label to check
+                continue
+            scores = checked.scores[tasks == task]
+            self.rows[task] += len(scores)
+            self.sums[task] = self.sums.get(task, 0) + np.nansum(scores, axis=0)
+            self.counts[task] = self.counts.get(task, 0) + (~np.isnan(scores)).sum(axis=0)
+
+    def means(self) -> dict[str, dict]:
+        """{task: {"rows": n, metric: mean or None}}, tasks in TASKS order."""
+        checks = {}
+        for task in sorted(self.rows, key=list(TASKS).index):
+            sums, counts = self.sums[task], self.counts[task]
+            checks[task] = {"rows": self.rows[task], **{m: float(sums[i] / counts[i]) if counts[i] else None for i, m in enumerate(CHECKED)}}
+        return checks
 
 
 def load_library(template_dirs=()) -> TemplateLibrary:
@@ -119,44 +172,65 @@ def sample_points(sequences: pl.DataFrame, settings: ControllableSettings, dropp
     return planned, turns
 
 
-def first_validation_rows(rows: list[dict], turns: dict[tuple[str, int], int], per_task: int) -> list[dict]:
+def first_validation_rows(validation: Checked, turns: dict[tuple[str, int], int], per_task: int) -> Checked:
     """The first `per_task` rows of each validation task, in its users' turn order."""
+    tasks, users = validation.table.column("task").to_pylist(), validation.table.column("user_id").to_pylist()
+    order = sorted(range(len(tasks)), key=lambda row: (list(TASKS).index(tasks[row]), turns[(tasks[row], users[row])]))
     kept, counts = [], Counter()
-    for row in sorted(rows, key=lambda row: (list(TASKS).index(row["task"]), turns[(row["task"], row["user_id"])])):
-        if counts[row["task"]] < per_task:
+    for row in order:
+        if counts[tasks[row]] < per_task:
             kept.append(row)
-            counts[row["task"]] += 1
-    return kept
+            counts[tasks[row]] += 1
+    return validation.take(kept)
+
+
+@dataclass
+class Generated:
+    """Every split's checked rows, the label checks' totals per split, and the samples not made."""
+
+    splits: dict[str, Checked]
+    totals: dict[str, CheckTotals]
+    dropped: Counter
 
 
 def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress) -> tuple[Generated, Catalog, TemplateLibrary, str]:
-    """Every row and every dropped sample, the chunks of sample points shared among `settings.workers` workers."""
+    """Every row and every dropped sample, the chunks of sample points shared among `settings.workers` workers,
+    which render and check their rows; this process only gathers them."""
     catalog = Catalog(folder.items)
     library = load_library(settings.template_dirs)
     context = Context(catalog, library, folder.max_history, settings.teacher_list_size, settings.max_candidates)
     from datagen.teacher.folder import load_teacher  # torch: imported when labels are made, not with the CLI
 
     teacher = load_teacher(folder, device=settings.device)  # here first, so that a missing or stale teacher fails before any worker starts
-    generated = Generated()
-    planned, validation_turns = sample_points(folder.sequences, settings, generated.dropped)
+    dropped = Counter()
+    planned, validation_turns = sample_points(folder.sequences, settings, dropped)
     chunks = [planned[start : start + settings.batch_size] for start in range(0, len(planned), settings.batch_size)]
     results = ordered_map(ChunkGenerator, (folder.path, settings), chunks, settings.workers, settings.executor)
+    parts: dict[str, list[Checked]] = {split: [] for split in SPLITS}
+    totals = {split: CheckTotals() for split in SPLITS}
     with progress.bar(f"Generating I0-I2 and the combined controls ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance:
         for done, part in enumerate(results, start=1):
-            for split, rows in part.rows.items():
-                generated.rows[split] += rows
-            generated.dropped.update(part.dropped)
+            for split, checked in part.splits.items():
+                parts[split].append(checked)
+                if split != "validation":  # checked once the validation rows are chosen
+                    totals[split].add(checked)
+            dropped.update(part.dropped)
             advance(f"{min(done * settings.batch_size, len(planned))} sample points")
-    generated.rows["validation"] = first_validation_rows(generated.rows["validation"], validation_turns, settings.valid_per_task)
     with progress.step("Generating I3 (item search)"):
+        rows = []
         for item in range(catalog.n_items):
-            _keep(generated, "train", "i3", generate_i3(item, settings.seed, context), catalog)
-    return generated, catalog, library, teacher.checkpoint_sha256
+            _keep(rows, dropped, "train", "i3", generate_i3(item, settings.seed, context), catalog)
+        parts["train"].append(Checked.of(rows, catalog, TitleIndex(catalog.titles)))
+        totals["train"].add(parts["train"][-1])
+    splits = {split: Checked.concat(parts[split]) for split in SPLITS}
+    splits["validation"] = first_validation_rows(splits["validation"], validation_turns, settings.valid_per_task)
+    totals["validation"].add(splits["validation"])
+    return Generated(splits, totals, dropped), catalog, library, teacher.checkpoint_sha256
 
 
 class ChunkGenerator:
-    """A worker (datagen.executor): the catalog, templates and teacher loaded once, then the rows of a chunk of
-    sample points per task. A point's rows depend only on it, its seed and the teacher, so any split of the points
+    """A worker (datagen.executor): the catalog, templates and teacher loaded once, then the checked rows of a chunk
+    of sample points per task. A point's rows depend only on it, its seed and the teacher, so any split of the points
     among workers gives the same rows."""
 
     def __init__(self, folder_path: Path, settings: ControllableSettings):
@@ -165,12 +239,13 @@ class ChunkGenerator:
 
         folder = BuildFolder.open(folder_path)
         self.catalog = Catalog(folder.items)
+        self.index = TitleIndex(self.catalog.titles)
         self.context = Context(self.catalog, load_library(settings.template_dirs), folder.max_history, settings.teacher_list_size, settings.max_candidates)
         self.ranker = TeacherRanker(load_teacher(folder, device=settings.device), folder.items)
         self.settings = settings
 
-    def run(self, chunk: list[tuple[Point, tuple[Job, ...]]]) -> Generated:
-        seed, generated = self.settings.seed, Generated()
+    def run(self, chunk: list[tuple[Point, tuple[Job, ...]]]) -> Part:
+        seed, rows, dropped = self.settings.seed, {split: [] for split in SPLITS}, Counter()
         heads, allowed_counts, scores = self.ranker.best_first([point.prefix for point, _ in chunk], max(HEAD_SIZE, self.settings.teacher_list_size))
         for (point, jobs), head, allowed, row_scores in zip(chunk, heads, allowed_counts, scores):
             for job in jobs:
@@ -178,35 +253,30 @@ class ChunkGenerator:
                     sample = generate(job, point, head, seed, self.context, allowed=int(allowed))
                 except HeadExhausted:  # the whole ranking, as TeacherRanker.full_orders sorts it
                     sample = generate(job, point, np.argsort(-row_scores, kind="stable")[:allowed], seed, self.context)
-                _keep(generated, point.split, job.name, sample, self.catalog, point.copy)
-        return generated
+                _keep(rows[point.split], dropped, point.split, job.name, sample, self.catalog, point.copy)
+        return Part({split: Checked.of(rows[split], self.catalog, self.index) for split in SPLITS}, dropped)
 
 
-def _keep(generated: Generated, split: str, job: str, outcome, catalog: Catalog, copy: int = 0) -> None:
+def _keep(rows: list[dict], dropped: Counter, split: str, job: str, outcome, catalog: Catalog, copy: int = 0) -> None:
     if isinstance(outcome, str):
-        generated.dropped[(split, job, outcome)] += 1
+        dropped[(split, job, outcome)] += 1
     else:
-        generated.rows[split].append(sample_row(outcome, catalog, split, copy))
+        rows.append(sample_row(outcome, catalog, split, copy))
 
 
-def label_checks(rows: list[dict], catalog: Catalog) -> dict[str, dict]:
-    """Per task: the metrics of the labels themselves, parsed back from the rendered answer text."""
-    index = TitleIndex(catalog.titles)
-    by_task = defaultdict(list)
-    for row in rows:
+def label_scores(rows: list[dict], catalog: Catalog, index: TitleIndex) -> np.ndarray:
+    """Each row's label-check scores ([rows, CHECKED], NaN where one does not apply): the label parsed back from the
+    rendered answer text and scored (an I4 chat row has no label: all NaN)."""
+    scores = np.full((len(rows), len(CHECKED)), np.nan)
+    for number, row in enumerate(rows):
         if row["family"] == "i4":
             continue
-        items = parse_answer(row["completion"][0]["content"], index)
-        scores = score(items, Facts.from_row(row), catalog)
+        values = score(parse_answer(row["completion"][0]["content"], index), Facts.from_row(row), catalog)
         target_in_label = row["target_item_id"] in row["label_item_ids"]
-        scores["hr_where_target_in_label"] = scores["hr"] if target_in_label else None
-        scores["target_in_label"] = float(target_in_label)
-        by_task[row["task"]].append(scores)
-    checks = {}
-    for task in sorted(by_task, key=list(TASKS).index):
-        scores = by_task[task]
-        checks[task] = {"rows": len(scores), **mean_scores(scores, (*METRICS, "hr_where_target_in_label", "target_in_label"))}
-    return checks
+        values["hr_where_target_in_label"] = values["hr"] if target_in_label else None
+        values["target_in_label"] = float(target_in_label)
+        scores[number] = [np.nan if values[metric] is None else values[metric] for metric in CHECKED]
+    return scores
 
 
 # What every label must show: metric -> the value, per constraint (None: any constraint).
@@ -243,14 +313,14 @@ def generate_controllable(folder: BuildFolder, settings: ControllableSettings, p
     if settings.chat:
         with progress.step(f"Mixing in I4 chat from {settings.chat}"):
             conversations, dropped = load_sharegpt(settings.chat)
-            n_rows = round(settings.chat_ratio * len(generated.rows["train"]))
-            generated.rows["train"].extend(chat_rows(conversations, n_rows, settings.seed))
+            train = generated.splits["train"]
+            n_rows = round(settings.chat_ratio * train.table.num_rows)
+            generated.splits["train"] = Checked.concat([train, Checked.of(chat_rows(conversations, n_rows, settings.seed), catalog, TitleIndex(()))])
             chat_report = {"source": str(settings.chat), "conversations": len(conversations), "dropped": dict(dropped), "rows": n_rows}
             if Path(settings.chat).is_file():
                 inputs.append({"file": Path(settings.chat).name, "bytes": Path(settings.chat).stat().st_size, "sha256": sha256(Path(settings.chat)), "used_for": "controllable i4_chat"})
-    with progress.step("Checking the labels"):
-        checks = {split: label_checks(generated.rows[split], catalog) for split in SPLITS}
-        failures = check_failures(checks)
+    checks = {split: generated.totals[split].means() for split in SPLITS}
+    failures = check_failures(checks)
     report = {
         "format": REPORT_FORMAT,
         "card": CARD,
@@ -259,7 +329,7 @@ def generate_controllable(folder: BuildFolder, settings: ControllableSettings, p
         "teacher_checkpoint_sha256": checkpoint_sha256,
         "settings": settings.as_dict(),
         "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source} for t in library.templates],
-        "rows": {split: dict(Counter(row["task"] for row in generated.rows[split])) for split in SPLITS},
+        "rows": {split: dict(Counter(generated.splits[split].table.column("task").to_pylist())) for split in SPLITS},
         "dropped": [{"split": s, "job": j, "reason": r, "count": n} for (s, j, r), n in sorted(generated.dropped.items())],
         "chat": chat_report,
         "label_checks": checks,
@@ -268,18 +338,13 @@ def generate_controllable(folder: BuildFolder, settings: ControllableSettings, p
     with progress.step(f"Writing {DATA_DIR}/{FAMILY} and templates/{FAMILY}"):
         with atomic_folder(folder.path / DATA_DIR / FAMILY) as out:
             for split in SPLITS:
-                write_split(rows_frame(generated.rows[split]), out, split)
+                write_split(pl.from_arrow(generated.splits[split].table.combine_chunks()), out, split)
         with atomic_folder(folder.path / "templates" / FAMILY) as out:
             library.write_sources(out)
         write_report(report, folder.path / "reports")
     if failures:
         progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
     return report
-
-
-def rows_frame(rows: list[dict]) -> pl.DataFrame:
-    # pyarrow builds nested columns from dicts about 5x faster than polars does.
-    return pl.from_arrow(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA))
 
 
 def write_report(report: dict, reports_dir: Path) -> None:
