@@ -72,6 +72,19 @@ def test_ranks_agree_with_the_models_scores(ranker):
             assert item_rank == (expected.index(item) if item in allowed else None)
 
 
+def test_the_last_hidden_state_is_the_full_computations_to_the_bit(ranker):
+    """score_next computes only the last position (and only positions that hold an item); the labels stay the same
+    only if that is exactly the full forward pass's last position, for any mix of history lengths in a batch."""
+    folder, rank = ranker
+    model = rank.teacher.model
+    histories = folder.sequences["train_item_ids"]
+    batches = [histories.head(256), histories.slice(256, 3), pl.Series([[], [7], list(range(80))], dtype=pl.List(pl.Int64))]
+    with torch.inference_mode():
+        for batch in batches:
+            padded = pad_lists(batch, rank.teacher.max_history)
+            assert torch.equal(model.last_hidden_state(padded), model.hidden_states(padded)[:, -1])
+
+
 def test_results_are_cached_by_data_version_and_checkpoint(sample_teacher, tmp_path):
     folder, teacher = sample_teacher
     cached = TeacherRanker(teacher, folder.items, cache_dir=tmp_path)
