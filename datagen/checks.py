@@ -60,7 +60,7 @@ def answer_line_spans(text: str) -> list[tuple[str, int]]:
     """Each non-empty line of an answer without its "1." / "2)" / "-" / "*" marker and quotes, and where it ends in `text`."""
     spans, start = [], 0
     for raw in text.splitlines(keepends=True):
-        line = LINE_MARKER.sub("", raw, count=1).strip().strip(QUOTES).strip()
+        line = _bare(raw)
         if line:
             spans.append((line, start + raw.rindex(line[-1]) + 1))
         start += len(raw)
@@ -69,7 +69,11 @@ def answer_line_spans(text: str) -> list[tuple[str, int]]:
 
 def answer_lines(text: str) -> list[str]:
     """The non-empty lines of an answer, each without its marker and quotes."""
-    return [line for line, _ in answer_line_spans(text)]
+    return [line for line in map(_bare, text.splitlines()) if line]
+
+
+def _bare(line: str) -> str:
+    return LINE_MARKER.sub("", line, count=1).strip().strip(QUOTES).strip()
 
 
 def parse_answer(text: str, index: TitleIndex) -> list[int | None]:
@@ -119,11 +123,15 @@ def score(items: Sequence[int | None], facts: Facts, catalog: Catalog) -> dict[s
     known = [item for item in top if item is not None]
     distinct = list(dict.fromkeys(known))
     history = set(facts.history)
+    categories = [catalog.categories_of(item) for item in known]
 
     def share_in(category: str | None) -> float | None:
         if category is None:
             return None
-        return sum(category in catalog.categories_of(item) for item in known) / k
+        return sum(category in of_item for of_item in categories) / k
+
+    def not_in_candidates(candidates: set[int]) -> float:
+        return sum(item not in candidates for item in known) / k
 
     position = top.index(facts.target) if facts.target is not None and facts.target in top else None
     result: dict[str, float | None] = {
@@ -131,14 +139,14 @@ def score(items: Sequence[int | None], facts: Facts, catalog: Catalog) -> dict[s
         "repeat_item": (len(known) - len(distinct)) / k,
         "non_exist": (len(top) - len(known)) / k,
         "in_history": sum(item in history for item in known) / k,
-        "not_in_candidates": None if facts.candidates is None else sum(item not in set(facts.candidates) for item in known) / k,
+        "not_in_candidates": None if facts.candidates is None else not_in_candidates(set(facts.candidates)),
         "hr": None if facts.target is None else float(position is not None),
         "ndcg": None if facts.target is None else (0.0 if position is None else 1 / math.log2(position + 2)),
         "tcp": share_in(facts.category),
         "tcp_excluded": share_in(facts.excluded_category),
         "tcp_not_excluded": None
         if facts.category is None or facts.excluded_category is None
-        else sum(facts.category in catalog.categories_of(item) and facts.excluded_category not in catalog.categories_of(item) for item in known) / k,
+        else sum(facts.category in of_item and facts.excluded_category not in of_item for of_item in categories) / k,
         "cpa": None,
     }
     if facts.proportion is not None and facts.category is not None:

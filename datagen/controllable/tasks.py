@@ -15,6 +15,7 @@ Where the paper is silent the choices are written in docs/controllable.md.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 
@@ -160,11 +161,15 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
     always the sample the whole ranking makes.
     """
     complete = allowed is None or len(ranking) >= allowed
-    seen = np.unique(np.asarray(point.prefix, dtype=np.int64))
+
+    @functools.cache
+    def seen() -> np.ndarray:
+        """The prefix's distinct items (only category tasks need them)."""
+        return np.unique(np.asarray(point.prefix, dtype=np.int64))
 
     def available(keep: np.ndarray) -> int:
         """How many items of the whole ranking `keep` holds."""
-        return int(keep.sum()) - int(keep[seen].sum())
+        return np.count_nonzero(keep) - np.count_nonzero(keep[seen()])
 
     def whole(label: list[int] | None, n: int) -> list[int] | None:
         if (label is None or len(label) < n) and not complete:

@@ -19,7 +19,6 @@ from torch import nn
 
 from datagen.teacher.settings import SASRecConfig
 
-
 # CPU BLAS multiplies a few rows with other kernels than many, which round differently in the last bits; a batch
 # with fewer histories or positions than this takes the full pass, so a product never shrinks to a few rows.
 MIN_PARTIAL_ROWS = 64
