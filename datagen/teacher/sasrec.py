@@ -65,25 +65,21 @@ class Block(nn.Module):
         x = x + self.dropout(self.attention(self.attention_norm(x), allowed))
         return x + self.dropout(self.feed_forward(self.feed_forward_norm(x)))
 
-    def forward_at(self, x: torch.Tensor, allowed: torch.Tensor, rows: torch.Tensor, last_only: bool) -> torch.Tensor:
-        """forward(x, allowed) at the flattened positions `rows` ([batch, length, dim], 0 elsewhere), or, when
-        `last_only`, at the last position of each history ([batch, dim]).
+    def forward_rows(self, x: torch.Tensor, qkv: torch.Tensor, allowed: torch.Tensor, rows: torch.Tensor, kept: torch.Tensor | None = None) -> torch.Tensor:
+        """forward at the flattened positions `rows` that hold an item, given as x = [len(rows), dim]; only the
+        positions `rows[kept]` come out when `kept` is given.
 
-        The position-wise layers run on those positions alone. A masked key adds exactly 0 to a query's
-        attention, so the keys and values of the other positions are left 0.
+        The position-wise layers run on those positions alone. `qkv` ([batch, length, 3 * dim]) takes their
+        queries, keys and values; its other positions must hold finite values (0): a masked key adds exactly 0
+        to a query's attention.
         """
-        batch, length, dim = x.shape
-        flat = x.reshape(batch * length, dim)
-        qkv = flat.new_zeros(batch * length, 3 * dim)
-        qkv[rows] = self.attention.qkv(self.attention_norm(flat[rows]))
-        mixed = self.attention.mix(qkv.view(batch, length, 3 * dim), allowed)
-        if last_only:
-            last = x[:, -1] + self.dropout(self.attention.out(mixed[:, -1]))
-            return last + self.dropout(self.feed_forward(self.feed_forward_norm(last)))
-        kept = flat[rows] + self.dropout(self.attention.out(mixed.reshape(batch * length, dim)[rows]))
-        out = flat.new_zeros(batch * length, dim)
-        out[rows] = kept + self.dropout(self.feed_forward(self.feed_forward_norm(kept)))
-        return out.view(batch, length, dim)
+        batch, length, dim = qkv.shape[0], qkv.shape[1], x.shape[1]
+        qkv.view(batch * length, 3 * dim)[rows] = self.attention.qkv(self.attention_norm(x))
+        mixed = self.attention.mix(qkv, allowed).reshape(batch * length, dim)
+        if kept is not None:
+            x, rows = x[kept], rows[kept]
+        x = x + self.dropout(self.attention.out(mixed[rows]))
+        return x + self.dropout(self.feed_forward(self.feed_forward_norm(x)))
 
 
 class SASRec(nn.Module):
@@ -104,40 +100,53 @@ class SASRec(nn.Module):
 
         Position t attends to positions <= t that hold an item, never to a later one.
         """
-        x, present, allowed = self._embedded(history)
+        history = self._window(history)
+        length = history.shape[1]
+        tokens = history + 1
+        present = tokens > 0
+        positions = torch.arange(self.config.max_history - length, self.config.max_history, device=history.device)
+        x = self.item_embedding(tokens) * self.config.dim**0.5 + self.position_embedding(positions)
+        x = self.embedding_dropout(x) * present.unsqueeze(-1)
+        allowed = self._allowed(present)
         for block in self.blocks:
             x = block(x, allowed) * present.unsqueeze(-1)
         return self.final_norm(x)
 
     def last_hidden_state(self, history: torch.Tensor) -> torch.Tensor:
         """hidden_states(history)[:, -1] ([batch, dim]) for a fraction of the work: the blocks compute only the
-        positions that hold an item, and the last block only the last position. On CPU it equals the slice of
-        hidden_states to the bit (tests/test_teacher_ranking.py), so the labels made from it do not change.
+        positions that hold an item, and the last block only each history's last one. On CPU it equals the slice
+        of hidden_states to the bit (tests/test_teacher_ranking.py), so the labels made from it do not change.
         """
-        x, present, allowed = self._embedded(history)
+        history = self._window(history)
+        batch, length = history.shape
+        present = history >= 0
         rows = present.reshape(-1).nonzero().squeeze(1)
-        if min(len(rows), len(history)) < MIN_PARTIAL_ROWS:
+        nonempty = present[:, -1].nonzero().squeeze(1)  # histories are left-padded: the last position holds an item
+        if min(len(rows), len(nonempty)) < MIN_PARTIAL_ROWS:
             return self.hidden_states(history)[:, -1]
+        positions = rows % length + (self.config.max_history - length)
+        x = self.embedding_dropout(self.item_embedding(history.reshape(-1)[rows] + 1) * self.config.dim**0.5 + self.position_embedding(positions))
+        # as an additive mask, which attention would otherwise make from the bool one in every block
+        allowed = x.new_zeros(batch, 1, length, length).masked_fill_(~self._allowed(present), -torch.inf)
+        qkv = x.new_zeros(batch, length, 3 * self.config.dim)
         for block in self.blocks[:-1]:
-            x = block.forward_at(x, allowed, rows, last_only=False)
-        return self.final_norm(self.blocks[-1].forward_at(x, allowed, rows, last_only=True) * present[:, -1:])
+            x = block.forward_rows(x, qkv, allowed, rows)
+        last_rows = present.sum(1).cumsum(0)[nonempty] - 1  # each history's last position, as an index into rows
+        last = x.new_zeros(batch, self.config.dim)
+        last[nonempty] = self.blocks[-1].forward_rows(x, qkv, allowed, rows, kept=last_rows)
+        return self.final_norm(last)
 
-    def _embedded(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The embedded positions [batch, length, dim] (0 where padded), which hold an item [batch, length], and the
-        attention mask [batch, 1, length, length] of the last max_history positions of `history`."""
-        length = history.shape[1]
-        if length > self.config.max_history:
-            history = history[:, -self.config.max_history :]
-            length = self.config.max_history
-        tokens = history + 1
-        present = tokens > 0
-        positions = torch.arange(self.config.max_history - length, self.config.max_history, device=history.device)
-        x = self.item_embedding(tokens) * self.config.dim**0.5 + self.position_embedding(positions)
-        x = self.embedding_dropout(x) * present.unsqueeze(-1)
-        causal = torch.ones(length, length, dtype=torch.bool, device=history.device).tril()
+    def _window(self, history: torch.Tensor) -> torch.Tensor:
+        """The last max_history positions of `history`."""
+        return history[:, -self.config.max_history :] if history.shape[1] > self.config.max_history else history
+
+    def _allowed(self, present: torch.Tensor) -> torch.Tensor:
+        """[batch, 1, length, length] attention mask: each position sees the earlier positions that hold an item."""
+        length = present.shape[1]
+        causal = torch.ones(length, length, dtype=torch.bool, device=present.device).tril()
         # A padded query sees only itself, so no attention row is empty (an empty row gives NaN).
-        allowed = causal & (present.unsqueeze(1) | torch.eye(length, dtype=torch.bool, device=history.device))
-        return x, present, allowed.unsqueeze(1)
+        allowed = causal & (present.unsqueeze(1) | torch.eye(length, dtype=torch.bool, device=present.device))
+        return allowed.unsqueeze(1)
 
     def item_scores(self, hidden: torch.Tensor) -> torch.Tensor:
         """[..., dim] -> [..., n_items]: dot products with every item's embedding."""
