@@ -7,7 +7,7 @@ loading a model, a catalog) and then runs tasks with its `run` method.
     [2, 4, 6]
 
 `--executor local` (the default) runs `--workers` processes on this machine
-(one worker in this process when it is 1); `--executor ray` starts `--workers`
+(one worker in this process, on one core, when it is 1); `--executor ray` starts `--workers`
 Ray actors: `ray.init()` joins the cluster `$RAY_ADDRESS` names (e.g. one
 started with `ray start` on Slurm nodes), or starts a local one. The worker
 class, its arguments and the tasks must pickle, and the files a worker reads (a
@@ -18,6 +18,7 @@ any number of workers.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -49,9 +50,10 @@ def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: 
     if executor == "ray":
         yield from _ray_map(worker_class, arguments, tasks, workers)
     elif workers == 1 or len(tasks) <= 1:
-        worker = worker_class(*arguments)
-        for task in tasks:
-            yield worker.run(task)
+        with _one_core():
+            worker = worker_class(*arguments)
+            for task in tasks:
+                yield worker.run(task)
     else:
         # spawn, not fork: a forked child of a process that has run torch's thread pools can hang.
         context = multiprocessing.get_context("spawn")
@@ -69,6 +71,19 @@ def _start_worker(worker_class: type, arguments: tuple, driver: int) -> None:
     _die_with(driver)
     torch.set_num_threads(1)
     _worker = worker_class(*arguments)
+
+
+@contextlib.contextmanager
+def _one_core() -> Iterator[None]:
+    """One worker computes on one core here too, as each of a pool's does; torch's threads are restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _die_with(driver: int) -> None:

@@ -16,7 +16,6 @@ every item of the user's history. Masks are [n_items] bool arrays.
 from __future__ import annotations
 
 import random
-from collections import Counter
 
 import numpy as np
 
@@ -68,11 +67,16 @@ def proportion_counts(constraint: str, k: int, percent: int) -> tuple[int, int]:
 
 def most_frequent_category(items, catalog: Catalog, skip: set[str] = frozenset()) -> str | None:
     """The category most items carry, ties to the one met first; None when every category is skipped."""
-    counts = Counter(c for item in items for c in catalog.categories_of(item) if c not in skip)
+    counts: dict[str, int] = {}  # in the order first met
+    for item in items:
+        for category in catalog.categories_of(item):
+            counts[category] = counts.get(category, 0) + 1
+    for category in skip:
+        counts.pop(category, None)
     if not counts:
         return None
     best = max(counts.values())
-    return next(c for item in items for c in catalog.categories_of(item) if counts.get(c) == best)
+    return next(category for category, count in counts.items() if count == best)
 
 
 def negatives(rng: random.Random, pool: np.ndarray, n: int, forbidden: set[int]) -> list[int]:

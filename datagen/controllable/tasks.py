@@ -15,7 +15,6 @@ Where the paper is silent the choices are written in docs/controllable.md.
 
 from __future__ import annotations
 
-import functools
 import random
 from dataclasses import dataclass
 
@@ -161,15 +160,11 @@ def generate(job: Job, point: Point, ranking: np.ndarray, seed: int, context: Co
     always the sample the whole ranking makes.
     """
     complete = allowed is None or len(ranking) >= allowed
-
-    @functools.cache
-    def seen() -> np.ndarray:
-        """The prefix's distinct items (only category tasks need them)."""
-        return np.unique(np.asarray(point.prefix, dtype=np.int64))
+    seen = np.fromiter(set(point.prefix), dtype=np.int64)
 
     def available(keep: np.ndarray) -> int:
         """How many items of the whole ranking `keep` holds."""
-        return np.count_nonzero(keep) - np.count_nonzero(keep[seen()])
+        return np.count_nonzero(keep) - np.count_nonzero(keep[seen])
 
     def whole(label: list[int] | None, n: int) -> list[int] | None:
         if (label is None or len(label) < n) and not complete:
