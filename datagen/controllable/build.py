@@ -338,7 +338,7 @@ def generate_controllable(folder: BuildFolder, settings: ControllableSettings, p
     with progress.step(f"Writing {DATA_DIR}/{FAMILY} and templates/{FAMILY}"):
         with atomic_folder(folder.path / DATA_DIR / FAMILY) as out:
             for split in SPLITS:
-                write_split(pl.from_arrow(generated.splits[split].table.combine_chunks()), out, split)
+                write_split(pl.from_arrow(generated.splits[split].table).rechunk(), out, split)
         with atomic_folder(folder.path / "templates" / FAMILY) as out:
             library.write_sources(out)
         write_report(report, folder.path / "reports")
