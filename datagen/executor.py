@@ -1,9 +1,12 @@
 """One job's tasks on every core (a process pool) or on many machines (Ray), results in task order.
 
 A job is a worker class: each worker process builds one (`Worker(*arguments)`:
-loading a model, a catalog) and then runs tasks with its `run` method.
+loading a model, a catalog) and then runs tasks with its `run` method. The
+workers start, and get every task, when the block is entered, so the caller
+can do its own work while they load:
 
-    >>> list(ordered_map(Doubler, (), [1, 2, 3], workers=2))  # doctest: +SKIP
+    >>> with ordered_map(Doubler, (), [1, 2, 3], workers=2) as results:  # doctest: +SKIP
+    ...     list(results)
     [2, 4, 6]
 
 `--executor local` (the default) runs `--workers` processes on this machine
@@ -41,25 +44,38 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: int, executor: str = "local") -> Iterator:
-    """worker.run(task) for each task, in the tasks' order, with `workers` workers built as worker_class(*arguments)."""
+@contextlib.contextmanager
+def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: int, executor: str = "local") -> Iterator[Iterator]:
+    """worker.run(task) for each task, in the tasks' order, with `workers` workers built as worker_class(*arguments).
+
+    The workers start on entering the block; leaving it stops them, whether or not every result was read.
+    """
     if executor not in EXECUTORS:
         raise DataError(f"unknown executor {executor!r}; executors: {', '.join(EXECUTORS)}")
     if workers < 1:
         raise DataError(f"--workers must be at least 1, not {workers}")
     if executor == "ray":
-        yield from _ray_map(worker_class, arguments, tasks, workers)
+        with _ray_results(worker_class, arguments, tasks, workers) as results:
+            yield results
     elif workers == 1 or len(tasks) <= 1:
         with _one_core():
-            worker = worker_class(*arguments)
-            for task in tasks:
-                yield worker.run(task)
+            yield _in_process(worker_class, arguments, tasks)
     else:
         # spawn, not fork: a forked child of a process that has run torch's thread pools can hang.
         context = multiprocessing.get_context("spawn")
         start = (worker_class, arguments, os.getpid())
-        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=start) as pool:
-            yield from pool.map(_run, tasks)
+        pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=start)
+        try:
+            futures = [pool.submit(_run, task) for task in tasks]
+            yield (future.result() for future in futures)
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def _in_process(worker_class: type, arguments: tuple, tasks: Sequence) -> Iterator:
+    worker = worker_class(*arguments)
+    for task in tasks:
+        yield worker.run(task)
 
 
 def _start_worker(worker_class: type, arguments: tuple, driver: int) -> None:
@@ -99,7 +115,8 @@ def _run(task):
     return _worker.run(task)
 
 
-def _ray_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: int) -> Iterator:
+@contextlib.contextmanager
+def _ray_results(worker_class: type, arguments: tuple, tasks: Sequence, workers: int) -> Iterator[Iterator]:
     try:
         import ray
     except ImportError:
@@ -111,8 +128,7 @@ def _ray_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: int
     actors = [actor_class.remote(*arguments) for _ in range(min(workers, max(len(tasks), 1)))]
     try:
         pending = [actors[number % len(actors)].run.remote(task) for number, task in enumerate(tasks)]
-        for reference in pending:
-            yield ray.get(reference)
+        yield (ray.get(reference) for reference in pending)
     finally:
         for actor in actors:
             ray.kill(actor)

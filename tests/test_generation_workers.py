@@ -48,9 +48,25 @@ class Squares:
 
 
 def test_the_pool_keeps_the_tasks_order_and_refuses_unknown_executors():
-    assert list(ordered_map(Squares, (1,), list(range(7)), workers=2)) == [task * task + 1 for task in range(7)]
-    with pytest.raises(DataError, match="unknown executor 'dask'"):
-        list(ordered_map(Squares, (0,), [1], workers=1, executor="dask"))
+    with ordered_map(Squares, (1,), list(range(7)), workers=2) as results:
+        assert list(results) == [task * task + 1 for task in range(7)]
+    with pytest.raises(DataError, match="unknown executor 'dask'"), ordered_map(Squares, (0,), [1], workers=1, executor="dask"):
+        pass
+
+
+def test_leaving_the_block_early_stops_the_pool():
+    """The caller may fail before it reads every result (a stale teacher): the block's end cancels what is left."""
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="the caller failed"), ordered_map(Sleeper, (), [0.5] * 80, workers=2) as results:
+        next(results)
+        raise RuntimeError("the caller failed")
+    assert time.monotonic() - started < 10, "the pool ran the 80 tasks (20 s) to the end after its caller failed"
+
+
+class Sleeper:
+    def run(self, seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
 
 
 DRIVER = """
@@ -63,8 +79,9 @@ class Slow:
         return os.getpid()
 
 if __name__ == "__main__":
-    for pid in ordered_map(Slow, (), list(range(40)), workers=2):
-        print(pid, flush=True)
+    with ordered_map(Slow, (), list(range(40)), workers=2) as results:
+        for pid in results:
+            print(pid, flush=True)
 """
 
 

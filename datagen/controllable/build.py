@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,33 +196,34 @@ class Generated:
 
 def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress) -> tuple[Generated, Catalog, TemplateLibrary, str]:
     """Every row and every dropped sample, the chunks of sample points shared among `settings.workers` workers,
-    which render and check their rows; this process only gathers them."""
+    which render and check their rows; this process makes I3's rows while they start, then gathers theirs."""
     catalog = Catalog(folder.items)
     library = load_library(settings.template_dirs)
     context = Context(catalog, library, folder.max_history, settings.teacher_list_size, settings.max_candidates)
-    from datagen.teacher.folder import load_teacher  # torch: imported when labels are made, not with the CLI
-
-    teacher = load_teacher(folder, device=settings.device)  # here first, so that a missing or stale teacher fails before any worker starts
     dropped = Counter()
     planned, validation_turns = sample_points(folder.sequences, settings, dropped)
     chunks = [planned[start : start + settings.batch_size] for start in range(0, len(planned), settings.batch_size)]
-    results = ordered_map(ChunkGenerator, (folder.path, settings), chunks, settings.workers, settings.executor)
     parts: dict[str, list[Checked]] = {split: [] for split in SPLITS}
     totals = {split: CheckTotals() for split in SPLITS}
-    with progress.bar(f"Generating I0-I2 and the combined controls ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance:
-        for done, part in enumerate(results, start=1):
-            for split, checked in part.splits.items():
-                parts[split].append(checked)
-                if split != "validation":  # checked once the validation rows are chosen
-                    totals[split].add(checked)
-            dropped.update(part.dropped)
-            advance(f"{min(done * settings.batch_size, len(planned))} sample points")
-    with progress.step("Generating I3 (item search)"):
-        rows = []
-        for item in range(catalog.n_items):
-            _keep(rows, dropped, "train", "i3", generate_i3(item, settings.seed, context), catalog)
-        parts["train"].append(Checked.of(rows, catalog, TitleIndex(catalog.titles)))
-        totals["train"].add(parts["train"][-1])
+    with ordered_map(ChunkGenerator, (folder.path, settings), chunks, settings.workers, settings.executor) as results:
+        from datagen.teacher.folder import load_teacher  # torch: imported when labels are made, not with the CLI
+
+        teacher = load_teacher(folder, device=settings.device)  # a missing or stale teacher fails here, with its own message
+        with progress.step("Generating I3 (item search)"):
+            rows = []
+            for item in range(catalog.n_items):
+                _keep(rows, dropped, "train", "i3", generate_i3(item, settings.seed, context), catalog)
+            i3 = Checked.of(rows, catalog, TitleIndex(catalog.titles))
+        with progress.bar(f"Generating I0-I2 and the combined controls ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance:
+            for done, part in enumerate(results, start=1):
+                for split, checked in part.splits.items():
+                    parts[split].append(checked)
+                    if split != "validation":  # checked once the validation rows are chosen
+                        totals[split].add(checked)
+                dropped.update(part.dropped)
+                advance(f"{min(done * settings.batch_size, len(planned))} sample points")
+    parts["train"].append(i3)
+    totals["train"].add(i3)
     splits = {split: Checked.concat(parts[split]) for split in SPLITS}
     splits["validation"] = first_validation_rows(splits["validation"], validation_turns, settings.valid_per_task)
     totals["validation"].add(splits["validation"])
@@ -336,9 +338,9 @@ def generate_controllable(folder: BuildFolder, settings: ControllableSettings, p
         "label_check_failures": failures,
     }
     with progress.step(f"Writing {DATA_DIR}/{FAMILY} and templates/{FAMILY}"):
-        with atomic_folder(folder.path / DATA_DIR / FAMILY) as out:
-            for split in SPLITS:
-                write_split(pl.from_arrow(generated.splits[split].table).rechunk(), out, split)
+        with atomic_folder(folder.path / DATA_DIR / FAMILY) as out, ThreadPoolExecutor(len(SPLITS)) as writers:
+            # Arrow compresses and writes without holding the GIL, so the three splits are written at once.
+            list(writers.map(lambda split: write_split(pl.from_arrow(generated.splits[split].table).rechunk(), out, split), SPLITS))
         with atomic_folder(folder.path / "templates" / FAMILY) as out:
             library.write_sources(out)
         write_report(report, folder.path / "reports")
