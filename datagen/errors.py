@@ -35,3 +35,12 @@ class DataError(Exception):
         text = f"field {self.field!r}: {self.message}" if self.field else self.message
         text = f"{where}: {text}" if where else text
         return f"{text}\n  {self.hint}" if self.hint else text
+
+    def __reduce__(self):
+        # Whole through pickle, as a worker process's error reaches its driver (an exception pickles only its
+        # args, here the formatted text, which would lose the path and the hint as fields).
+        return _rebuilt, (type(self), self.message, self.path, self.line, self.field, self.hint)
+
+
+def _rebuilt(error_class: type, message: str, path: str | None, line: int | str | None, field: str | None, hint: str | None) -> DataError:
+    return error_class(message, path=path, line=line, field=field, hint=hint)

@@ -36,7 +36,8 @@ from datagen.errors import DataError
 EXECUTORS = ("local", "ray")
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
 PR_SET_PDEATHSIG = 1  # prctl(2)
-_worker = None  # the worker of a pool process, built by _start_worker
+_job: tuple | None = None  # a pool process's (worker class, arguments), set by _start_worker
+_worker = None  # its worker, built by its first task
 
 
 def default_workers() -> int:
@@ -83,10 +84,10 @@ def _start_worker(worker_class: type, arguments: tuple, driver: int) -> None:
     threads would oversubscribe them)."""
     import torch
 
-    global _worker
+    global _job
     _die_with(driver)
     torch.set_num_threads(1)
-    _worker = worker_class(*arguments)
+    _job = (worker_class, arguments)
 
 
 @contextlib.contextmanager
@@ -112,6 +113,12 @@ def _die_with(driver: int) -> None:
 
 
 def _run(task):
+    # The worker is built by the first task rather than by the initializer: an error building it (a stale
+    # model) then reaches the caller as itself, where a failed initializer only breaks the pool.
+    global _worker
+    if _worker is None:
+        worker_class, arguments = _job
+        _worker = worker_class(*arguments)
     return _worker.run(task)
 
 

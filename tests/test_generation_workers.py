@@ -39,6 +39,15 @@ def test_workers_and_executors_write_the_same_bytes_as_one_process(sample_teache
     assert b'"workers"' not in one["reports/controllable.json"]  # how the work was spread is not part of the output
 
 
+def test_a_missing_teacher_is_reported_from_the_workers_as_itself(sample_teacher, tmp_path):
+    folder, _ = sample_teacher
+    shutil.copytree(folder.path, tmp_path / "b", ignore=shutil.ignore_patterns("teacher"))
+    with pytest.raises(DataError, match="no teacher checkpoint here") as raised:
+        generate_controllable(BuildFolder.open(tmp_path / "b"), ControllableSettings(seed=7, batch_size=512, workers=2))
+    assert raised.value.hint and "datagen teacher train" in raised.value.hint
+    assert not (tmp_path / "b" / "data" / "controllable").exists()
+
+
 class Squares:
     def __init__(self, offset: int):
         self.offset = offset

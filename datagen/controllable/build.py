@@ -42,6 +42,7 @@ from datagen.controllable.tasks import (
     generate_i3,
     sample_rng,
 )  # fmt: skip
+from datagen.errors import DataError
 from datagen.executor import ordered_map
 from datagen.family import card_block
 from datagen.generated import settings_dict
@@ -110,6 +111,7 @@ class Part:
 
     splits: dict[str, Checked]
     dropped: Counter
+    teacher_checkpoint_sha256: str
 
 
 class CheckTotals:
@@ -205,10 +207,8 @@ def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress:
     chunks = [planned[start : start + settings.batch_size] for start in range(0, len(planned), settings.batch_size)]
     parts: dict[str, list[Checked]] = {split: [] for split in SPLITS}
     totals = {split: CheckTotals() for split in SPLITS}
+    teachers = set()  # the checkpoint that made the rows
     with ordered_map(ChunkGenerator, (folder.path, settings), chunks, settings.workers, settings.executor) as results:
-        from datagen.teacher.folder import load_teacher  # torch: imported when labels are made, not with the CLI
-
-        teacher = load_teacher(folder, device=settings.device)  # a missing or stale teacher fails here, with its own message
         with progress.step("Generating I3 (item search)"):
             rows = []
             for item in range(catalog.n_items):
@@ -221,13 +221,21 @@ def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress:
                     if split != "validation":  # checked once the validation rows are chosen
                         totals[split].add(checked)
                 dropped.update(part.dropped)
+                teachers.add(part.teacher_checkpoint_sha256)
                 advance(f"{min(done * settings.batch_size, len(planned))} sample points")
     parts["train"].append(i3)
     totals["train"].add(i3)
     splits = {split: Checked.concat(parts[split]) for split in SPLITS}
     splits["validation"] = first_validation_rows(splits["validation"], validation_turns, settings.valid_per_task)
     totals["validation"].add(splits["validation"])
-    return Generated(splits, totals, dropped), catalog, library, teacher.checkpoint_sha256
+    if not teachers:  # no sample point: no worker loaded the teacher
+        from datagen.teacher.folder import load_teacher  # torch: imported when labels are made, not with the CLI
+
+        teachers.add(load_teacher(folder, device=settings.device).checkpoint_sha256)
+    if len(teachers) > 1:
+        raise DataError("the teacher was replaced while the rows were made, so they come from two teachers", path=folder.path, hint="Generate again.")
+    (teacher_checkpoint_sha256,) = teachers
+    return Generated(splits, totals, dropped), catalog, library, teacher_checkpoint_sha256
 
 
 class ChunkGenerator:
@@ -243,7 +251,9 @@ class ChunkGenerator:
         self.catalog = Catalog(folder.items)
         self.index = TitleIndex(self.catalog.titles)
         self.context = Context(self.catalog, load_library(settings.template_dirs), folder.max_history, settings.teacher_list_size, settings.max_candidates)
-        self.ranker = TeacherRanker(load_teacher(folder, device=settings.device), folder.items)
+        teacher = load_teacher(folder, device=settings.device)
+        self.ranker = TeacherRanker(teacher, folder.items)
+        self.teacher_checkpoint_sha256 = teacher.checkpoint_sha256
         self.settings = settings
 
     def run(self, chunk: list[tuple[Point, tuple[Job, ...]]]) -> Part:
@@ -256,7 +266,7 @@ class ChunkGenerator:
                 except HeadExhausted:  # the whole ranking, as TeacherRanker.full_orders sorts it
                     sample = generate(job, point, np.argsort(-row_scores, kind="stable")[:allowed], seed, self.context)
                 _keep(rows[point.split], dropped, point.split, job.name, sample, self.catalog, point.copy)
-        return Part({split: Checked.of(rows[split], self.catalog, self.index) for split in SPLITS}, dropped)
+        return Part({split: Checked.of(rows[split], self.catalog, self.index) for split in SPLITS}, dropped, self.teacher_checkpoint_sha256)
 
 
 def _keep(rows: list[dict], dropped: Counter, split: str, job: str, outcome, catalog: Catalog, copy: int = 0) -> None:
