@@ -1,7 +1,9 @@
 """One job's tasks on every core (a process pool) or on many machines (Ray), results in task order.
 
 A job is a worker class: each worker process builds one (`Worker(*arguments)`:
-loading a model, a catalog) and then runs tasks with its `run` method. The
+loading a model, a catalog) and then runs tasks with its `run` method. A worker
+class that computes with torch says so (`uses_torch = True`), and each of its
+workers then runs torch on one thread, so that N workers use N cores. The
 workers start, and get every task, when the block is entered, so the caller
 can do its own work while they load:
 
@@ -59,7 +61,7 @@ def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: 
         with _ray_results(worker_class, arguments, tasks, workers) as results:
             yield results
     elif workers == 1 or len(tasks) <= 1:
-        with _one_core():
+        with _one_core(worker_class):
             yield _in_process(worker_class, arguments, tasks)
     else:
         # spawn, not fork: a forked child of a process that has run torch's thread pools can hang.
@@ -82,17 +84,21 @@ def _in_process(worker_class: type, arguments: tuple, tasks: Sequence) -> Iterat
 def _start_worker(worker_class: type, arguments: tuple, driver: int) -> None:
     """Each pool process dies with its driver and computes on one core (`workers` processes of torch's default
     threads would oversubscribe them)."""
-    import torch
-
     global _job
     _die_with(driver)
-    torch.set_num_threads(1)
+    if getattr(worker_class, "uses_torch", False):
+        import torch
+
+        torch.set_num_threads(1)
     _job = (worker_class, arguments)
 
 
 @contextlib.contextmanager
-def _one_core() -> Iterator[None]:
+def _one_core(worker_class: type) -> Iterator[None]:
     """One worker computes on one core here too, as each of a pool's does; torch's threads are restored after."""
+    if not getattr(worker_class, "uses_torch", False):
+        yield
+        return
     import torch
 
     threads = torch.get_num_threads()

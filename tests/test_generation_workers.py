@@ -1,4 +1,4 @@
-"""The controllable dataset is the same, byte for byte, however its sample points are shared among workers:
+"""Every family's dataset is the same, byte for byte, however its work is shared among workers:
 one process, a pool of two, or two actors on a local Ray cluster."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from datagen.buildfolder import BuildFolder
+from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.errors import DataError
 from datagen.executor import ordered_map
@@ -37,6 +39,20 @@ def test_workers_and_executors_write_the_same_bytes_as_one_process(sample_teache
     one = runs[(1, "local")]
     assert len(one) > 3 and runs[(2, "local")] == one and runs[(2, "ray")] == one
     assert b'"workers"' not in one["reports/controllable.json"]  # how the work was spread is not part of the output
+
+
+@pytest.mark.parametrize("family", ["recknowledge", "instructrec"])
+def test_the_other_families_write_the_same_bytes_on_two_workers(sample_teacher, tmp_path, family):
+    folder, _ = sample_teacher
+    written = {}
+    for workers in (1, 2):
+        copy = tmp_path / str(workers)
+        shutil.copytree(folder.path, copy)
+        result = CliRunner().invoke(main, [family, str(copy), "--workers", str(workers), "-q"])
+        assert result.exit_code == 0, result.output
+        paths = [*(copy / "data" / family).iterdir(), copy / "reports" / f"{family}.json"]
+        written[workers] = {path.relative_to(copy).as_posix(): path.read_bytes() for path in paths}
+    assert len(written[1]) > 1 and written[2] == written[1]
 
 
 def test_a_missing_teacher_is_reported_from_the_workers_as_itself(sample_teacher, tmp_path):

@@ -243,6 +243,8 @@ class ChunkGenerator:
     of sample points per task. A point's rows depend only on it, its seed and the teacher, so any split of the points
     among workers gives the same rows."""
 
+    uses_torch = True
+
     def __init__(self, folder_path: Path, settings: ControllableSettings):
         from datagen.teacher.folder import load_teacher
         from datagen.teacher.ranking import TeacherRanker

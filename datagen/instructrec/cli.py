@@ -13,7 +13,7 @@ from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
-from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
+from datagen.family_cli import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, named_items, resolve_build
 from datagen.generated import skipped_per_template
 from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec
 from datagen.llm import BASE_URL_ENV
@@ -31,6 +31,7 @@ console = stdout_console()
 Examples:
   datagen instructrec build/steam
   datagen instructrec build/amazon-gift_cards --negatives teacher
+  datagen instructrec build/steam --workers 8
   datagen instructrec build/amazon-gift_cards --annotator local
   datagen instructrec build/amazon-gift_cards --annotator openai --annotator-url http://127.0.0.1:8080/v1 --annotator-model smollm2
 """,
@@ -55,6 +56,8 @@ Examples:
 @TEMPLATES_OPTION
 @click.option("--seed", type=int, help="Seed for sample points, templates, negatives and positions [default: the build's].")
 @click.option("--device", default="auto", show_default=True, help="Device for the teacher (--negatives teacher).")
+@WORKERS_OPTION
+@EXECUTOR_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def instructrec(
     build_name,
@@ -71,6 +74,8 @@ def instructrec(
     template_dirs,
     seed,
     device,
+    workers,
+    executor,
     quiet,
 ):
     """Fill InstructRec's appendix templates (Zhang et al. 2023) from a BUILD.
@@ -95,6 +100,8 @@ def instructrec(
         validation_users=validation_users,
         template_dirs=tuple(template_dirs),
         device=device,
+        workers=workers,
+        executor=executor,
     )
     with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one
         report = generate_instructrec(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))

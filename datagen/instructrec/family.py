@@ -17,7 +17,7 @@ INSTRUCTREC = Family(
     command=instructrec,
     generate=generate_instructrec,
     build_flag=click.option("--instructrec", DATASET, is_flag=True, help="Also fill InstructRec's templates into <out>/data/instructrec/ (defaults of `datagen instructrec`)."),
-    build_settings=lambda values: InstructRecSettings(seed=values["seed"], template_dirs=values["template_dirs"], device=values["device"]),
+    build_settings=lambda values: InstructRecSettings(seed=values["seed"], template_dirs=values["template_dirs"], device=values["device"], workers=values["workers"], executor=values["executor"]),
     load_library=load_library,
     template_variables=TEMPLATE_VARIABLES,
     facts=instructrec_facts,

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from datagen.buildfolder import BuildFolder
+from datagen.executor import ordered_map
 from datagen.family import card_block
 from datagen.generated import chat_columns, check_failures, settings_dict, write_generated
 from datagen.output import atomic_folder
@@ -59,7 +60,7 @@ TEMPLATE_VARIABLES: dict[str, set[str]] = {
     "bpr": {"catalog_noun", "history", "choices"},
 }
 CATALOG_NOUNS = {"amazon": "Amazon products", "steam": "Steam games"}  # Table 11 says "Amazon products"
-USERS_PER_TICK = 1000
+USERS_PER_CHUNK = 1000  # the users of one worker task
 LIKE_ABOVE = 3.0  # "interactions with ratings > 3 are considered as like"
 
 MESSAGE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
@@ -94,6 +95,9 @@ class RecKnowledgeSettings:
     epochs: int = 1  # differently seeded copies of MIM, MLM and BPR
     catalog_noun: str | None = None  # None: from the source ("Amazon products", "Steam games", else the catalog's own noun)
     template_dirs: tuple[Path, ...] = ()
+    # How the work is spread; the rows are the same for any of these, so the report leaves them out.
+    workers: int = field(default=1, metadata={"recorded": False})
+    executor: str = field(default="local", metadata={"recorded": False})
 
     def as_dict(self) -> dict:
         return settings_dict(self)
@@ -214,6 +218,7 @@ def user_sequences(folder: BuildFolder) -> list[UserSequence]:
 
 
 def generate_rows(folder: BuildFolder, settings: RecKnowledgeSettings, progress: StepProgress) -> tuple[dict[str, list[dict]], Counter, list[str], TemplateLibrary]:
+    """Every row and every dropped sample, the users shared in chunks among `settings.workers` workers."""
     items = folder.items.sort("item_id")
     ids = short_ids(items.height, settings.seed)
     library = load_library(settings.template_dirs)
@@ -221,15 +226,40 @@ def generate_rows(folder: BuildFolder, settings: RecKnowledgeSettings, progress:
     counts = np.bincount([i for s in sequences for i in s.items[: s.train_end]], minlength=items.height)
     source = folder.manifest["source"]
     noun = settings.catalog_noun or CATALOG_NOUNS.get(source["name"]) or source.get("catalog_noun", "items")
-    context = Context(ItemText(ids, items["title"].to_list()), library, counts.astype(np.float64) + 1.0, noun, settings)
     validation_users = [s.user_id for s in sequences]
     random.Random(f"{settings.seed}/recknowledge/validation-users").shuffle(validation_users)
     validation_users = set(validation_users[: settings.validation_users])
     rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
     dropped: Counter = Counter()
-    w = settings.window
-    with progress.bar("Generating retrieval, ranking, rating, MIM, MLM, BPR", total=-(-len(sequences) // USERS_PER_TICK)) as advance:
-        for number, sequence in enumerate(sequences, start=1):
+    chunks = [sequences[start : start + USERS_PER_CHUNK] for start in range(0, len(sequences), USERS_PER_CHUNK)]
+    job = (folder.path, settings, ids, counts.astype(np.float64) + 1.0, noun, validation_users)
+    with (
+        ordered_map(UserRows, job, chunks, settings.workers, settings.executor) as results,
+        progress.bar(f"Generating retrieval, ranking, rating, MIM, MLM, BPR ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance,
+    ):
+        for done, (part, part_dropped) in enumerate(results, start=1):
+            for split in SPLITS:
+                rows[split] += part[split]
+            dropped.update(part_dropped)
+            advance(f"{min(done * USERS_PER_CHUNK, len(sequences))} users")
+    return rows, dropped, ids, library
+
+
+class UserRows:
+    """A worker (datagen.executor): the item texts and templates loaded once, then every row of a chunk of users.
+    A user's rows depend only on the user, the seed and the popularity weights, so any split gives the same rows."""
+
+    def __init__(self, folder_path: Path, settings: RecKnowledgeSettings, ids: list[str], weights: np.ndarray, noun: str, validation_users: set[int]):
+        titles = BuildFolder.open(folder_path).items.sort("item_id")["title"].to_list()
+        self.context = Context(ItemText(ids, titles), load_library(settings.template_dirs), weights, noun, settings)
+        self.validation_users = validation_users
+
+    def run(self, sequences: list[UserSequence]) -> tuple[dict[str, list[dict]], Counter]:
+        context, settings = self.context, self.context.settings
+        rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
+        dropped: Counter = Counter()
+        w = settings.window
+        for sequence in sequences:
             if sequence.train_end < 2:
                 dropped[("train", "all", "train part shorter than 2 items")] += 1
             else:
@@ -237,13 +267,11 @@ def generate_rows(folder: BuildFolder, settings: RecKnowledgeSettings, progress:
                     rows["train"] += recommendation_rows(context, sequence, "train", positions, str(index), dropped)
                     for epoch in range(settings.epochs):
                         rows["train"] += auxiliary_rows(context, sequence, positions, str(index), epoch, dropped)
-            if sequence.user_id in validation_users:
+            if sequence.user_id in self.validation_users:
                 positions = list(range(sequence.train_end + 1))[-w:]
                 rows["validation"] += recommendation_rows(context, sequence, "validation", positions, "0", dropped)
             rows["test"] += recommendation_rows(context, sequence, "test", list(range(len(sequence.items)))[-w:], "0", dropped)
-            if number % USERS_PER_TICK == 0 or number == len(sequences):
-                advance(f"{number} users")
-    return rows, dropped, ids, library
+        return rows, dropped
 
 
 def generate_recknowledge(folder: BuildFolder, settings: RecKnowledgeSettings, progress: StepProgress | None = None) -> dict:

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
-from datagen.family_cli import TEMPLATES_OPTION, named_items, resolve_build
+from datagen.family_cli import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, named_items, resolve_build
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
@@ -27,6 +27,7 @@ Examples:
   datagen recknowledge build/steam
   datagen recknowledge build/amazon-gift_cards --epochs 3
   datagen recknowledge build/steam --window 10 --candidates 50 --catalog-noun "games on Steam"
+  datagen recknowledge build/steam --workers 8
 """,
 )
 @click.argument("build_name", metavar="BUILD")
@@ -38,8 +39,10 @@ Examples:
 @click.option("--catalog-noun", help="What the items are called in the prompts [default: 'Amazon products', 'Steam games', else the source's own noun: 'movies', a table config's catalog_noun].")
 @TEMPLATES_OPTION
 @click.option("--seed", type=int, help="Seed for short ids, masks, negatives and positions [default: the build's].")
+@WORKERS_OPTION
+@EXECUTOR_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def recknowledge(build_name, epochs, window, candidates, validation_users, catalog_noun, template_dirs, seed, quiet):
+def recknowledge(build_name, epochs, window, candidates, validation_users, catalog_noun, template_dirs, seed, workers, executor, quiet):
     """Generate Cao et al. 2024's retrieval, ranking, rating, MIM, MLM and BPR rows for a BUILD.
 
     Items are shown as "Item ID: I123, Title: ..." with short random ids (the
@@ -57,6 +60,8 @@ def recknowledge(build_name, epochs, window, candidates, validation_users, catal
         epochs=epochs,
         catalog_noun=catalog_noun,
         template_dirs=tuple(template_dirs),
+        workers=workers,
+        executor=executor,
     )
     with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one
         report = generate_recknowledge(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))

@@ -17,7 +17,7 @@ RECKNOWLEDGE = Family(
     command=recknowledge,
     generate=generate_recknowledge,
     build_flag=click.option("--recknowledge", DATASET, is_flag=True, help="Also generate Cao et al. 2024's tasks into <out>/data/recknowledge/ (defaults of `datagen recknowledge`)."),
-    build_settings=lambda values: RecKnowledgeSettings(seed=values["seed"], template_dirs=values["template_dirs"]),
+    build_settings=lambda values: RecKnowledgeSettings(seed=values["seed"], template_dirs=values["template_dirs"], workers=values["workers"], executor=values["executor"]),
     load_library=load_library,
     template_variables=TEMPLATE_VARIABLES,
     facts=recknowledge_facts,
