@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from datagen.errors import DataError
-from datagen.teacher.ranking import TeacherRanker
+from datagen.teacher.ranking import Spread, TeacherRanker
 from datagen.teacher.tensors import pad_lists
 
 
@@ -83,6 +83,13 @@ def test_the_last_hidden_state_is_the_full_computations_to_the_bit(ranker):
         for batch in batches:
             padded = pad_lists(batch, rank.teacher.max_history)
             assert torch.equal(model.last_hidden_state(padded), model.hidden_states(padded)[:, -1])
+
+
+def test_two_workers_give_the_same_answers(ranker):
+    folder, rank = ranker
+    requests = pl.DataFrame({"history": folder.sequences["train_item_ids"].head(300), "include_categories": [["Action"]] * 300})
+    spread = TeacherRanker(rank.teacher, folder.items, batch_size=100, spread=Spread(folder.path, None, "cpu", workers=2))
+    assert spread.rank(requests, top_n=20).equals(rank.rank(requests, top_n=20))  # 3 batches, shared among 2 processes
 
 
 def test_results_are_cached_by_data_version_and_checkpoint(sample_teacher, tmp_path):

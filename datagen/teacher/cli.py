@@ -20,6 +20,7 @@ from rich.table import Table
 from datagen.buildfolder import BuildFolder
 from datagen.cache import cache_root, writable_cache_dir
 from datagen.errors import DataError
+from datagen.family_cli import EXECUTOR_OPTION, WORKERS_OPTION
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
@@ -256,6 +257,8 @@ Examples:
   datagen teacher rank build/steam --user 0 --include-category Strategy --top 5
   datagen teacher rank build/steam --split validation --exclude-category Action --out ranks.parquet
       every user, written to a parquet file
+  datagen teacher rank build/steam --out ranks.parquet --workers 8
+      the batches shared among 8 processes (on a GPU, --workers 1 is usually best)
 """
 )
 @BUILD_ARGUMENT
@@ -268,7 +271,9 @@ Examples:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write every row (with target ranks) to this parquet file.")
 @click.option("--no-cache", is_flag=True, help=f"Do not read or write the ranking cache ({cache_root() / 'teacher'}).")
 @DEVICE_OPTION
-def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_cache, device):
+@WORKERS_OPTION
+@EXECUTOR_OPTION
+def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_cache, device, workers, executor):
     """The teacher's top items for users, with history excluded and category filters.
 
     Also gives the rank of each user's held-out target (the validation or test item)
@@ -276,7 +281,7 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
     """
     from datagen.teacher.evaluate import split_queries
     from datagen.teacher.folder import load_teacher
-    from datagen.teacher.ranking import TeacherRanker
+    from datagen.teacher.ranking import Spread, TeacherRanker
 
     folder = BuildFolder.open(build_dir)
     loaded = load_teacher(folder, checkpoint, device)
@@ -293,7 +298,8 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
         requests = requests.with_columns(include_categories=pl.lit(list(include), dtype=pl.List(pl.String)))
     if exclude:
         requests = requests.with_columns(exclude_categories=pl.lit(list(exclude), dtype=pl.List(pl.String)))
-    ranker = TeacherRanker(loaded, folder.items, cache_dir=None if no_cache else writable_cache_dir("teacher"))
+    spread = Spread(folder.path, checkpoint, device, workers, executor) if workers > 1 or executor != "local" else None  # None: this process's teacher
+    ranker = TeacherRanker(loaded, folder.items, cache_dir=None if no_cache else writable_cache_dir("teacher"), spread=spread)
     ranked = ranker.rank(requests, top_n).with_columns(user_id=sequences["user_id"], target_item_id=sequences[target])
     ranked = ranked.with_columns(target_rank=pl.col("query_ranks").list.first()).drop("query_items", "query_ranks")
     if out:

@@ -31,16 +31,20 @@ import hashlib
 import io
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 
+from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
+from datagen.executor import ordered_map
 from datagen.output import write_parquet
 from datagen.teacher.checkpoint import Teacher
 from datagen.teacher.evaluate import batch_rows
+from datagen.teacher.folder import load_teacher
 from datagen.teacher.tensors import PAD, lists_multi_hot, pad_lists
 
 OPTIONAL_COLUMNS = {
@@ -104,8 +108,20 @@ def _read_cached(path: Path, rows: int) -> pl.DataFrame | None:
     return None
 
 
+@dataclass(frozen=True)
+class Spread:
+    """How TeacherRanker.rank shares its batches: `workers` workers (datagen.executor), each loading the teacher of the
+    build at `folder` (or `checkpoint`) onto `device`. The answers are the same for any number."""
+
+    folder: Path
+    checkpoint: Path | None
+    device: str
+    workers: int
+    executor: str = "local"
+
+
 class TeacherRanker:
-    def __init__(self, teacher: Teacher, items: pl.DataFrame, cache_dir: Path | None = None, batch_size: int | None = None):
+    def __init__(self, teacher: Teacher, items: pl.DataFrame, cache_dir: Path | None = None, batch_size: int | None = None, spread: Spread | None = None):
         self.teacher = teacher
         self.n_items = teacher.model.config.n_items
         if items.height != self.n_items:
@@ -113,6 +129,7 @@ class TeacherRanker:
         self.categories = CategoryIndex(items)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.batch_size = batch_size or batch_rows(self.n_items, most=512)
+        self.spread = spread
 
     def rank(self, requests: pl.DataFrame, top_n: int) -> pl.DataFrame:
         requests = self._normalise(requests)
@@ -120,7 +137,13 @@ class TeacherRanker:
         cached = _read_cached(cache_path, requests.height) if cache_path is not None and cache_path.is_file() else None
         if cached is not None:
             return pl.concat([requests, cached], how="horizontal")
-        parts = [self._rank_batch(requests.slice(start, self.batch_size), top_n) for start in range(0, requests.height, self.batch_size)]
+        batches = [(requests.slice(start, self.batch_size), top_n) for start in range(0, requests.height, self.batch_size)]
+        if self.spread is None:
+            parts = [self._rank_batch(*batch) for batch in batches]
+        else:
+            job = (self.spread.folder, self.spread.checkpoint, self.spread.device, self.batch_size)
+            with ordered_map(BatchRanker, job, batches, self.spread.workers, self.spread.executor) as results:
+                parts = list(results)
         results = pl.concat(parts) if parts else pl.DataFrame(schema=ANSWER_SCHEMA)
         if cache_path is not None:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,3 +263,17 @@ def _query_lists(ranks: torch.Tensor, allowed: torch.Tensor, queries: torch.Tens
     grouped = ranked.with_columns(pl.col("rank").replace(-1, None)).group_by("row", maintain_order=True).agg("rank")
     every_row = pl.DataFrame({"row": np.arange(len(lengths))}).join(grouped, on="row", how="left", maintain_order="left")
     return every_row["rank"].fill_null(pl.lit([], dtype=pl.List(pl.Int64)))
+
+
+class BatchRanker:
+    """A worker (datagen.executor): the teacher loaded once, then the answers to one batch of normalised requests."""
+
+    uses_torch = True
+
+    def __init__(self, folder_path: Path, checkpoint: Path | None, device: str, batch_size: int):
+        folder = BuildFolder.open(folder_path)
+        self.ranker = TeacherRanker(load_teacher(folder, checkpoint, device), folder.items, batch_size=batch_size)
+
+    def run(self, batch: tuple[pl.DataFrame, int]) -> pl.DataFrame:
+        requests, top_n = batch
+        return self.ranker._rank_batch(requests, top_n)
