@@ -1,18 +1,17 @@
 """How generating the controllable dataset grows with the users: SYNTHETIC catalogs of 10k, 100k, ... users.
 
-    python bench/bench_generation_sizes.py --users 10000 100000
+    python bench/bench_generation_sizes.py --users 10000 100000 --items 5000
 
-For each size the script writes (once, into bench/data/synthetic-users-<N>/) a
-SYNTHETIC table-source catalog, labelled so in its README and config: items =
-N / 10 (at least 1,000, at most 20,000), titles "Synthetic product <id>", one
-of 20 shelves and one of 200 sub-shelves each; each user has 5 to 20
-interactions, items drawn from a Zipf law (exponent 0.9), seeded. Then, each
-in its own process: `datagen build table:... --no-tasks --teacher-epochs 1`
+For each size the script writes (once, into bench/data/synthetic-users-<N>-items-<M>/)
+a SYNTHETIC table-source catalog, labelled so in its README and config: M items
+for every size (so that what grows is the users alone), titles "Synthetic
+product <id>", one of 20 shelves and one of 200 sub-shelves each; each user has
+5 to 20 interactions, items drawn from a Zipf law (exponent 0.9), seeded. Then,
+each in its own process: `datagen build table:... --no-tasks --teacher-epochs 1`
 (the teacher: wall and peak RSS), and `generate_controllable` with one worker
 (wall, CPU, rows, peak RSS, teacher ranking included). Growth is stated as the
 ratio of each size's time and memory to the smallest size's, beside the ratio
-of their rows. Results go to bench/results/generation-sizes.json.
-"""
+of their rows. Results go to bench/results/generation-sizes.json."""
 
 from __future__ import annotations
 
@@ -52,13 +51,12 @@ interactions:
 """
 
 
-def write_synthetic(users: int, seed: int = 0) -> Path:
-    """The SYNTHETIC catalog of `users` users (see the module docstring); reused when present."""
-    out = DATA / f"synthetic-users-{users}"
+def write_synthetic(users: int, n_items: int, seed: int = 0) -> Path:
+    """The SYNTHETIC catalog of `users` users and `n_items` items (see the module docstring); reused when present."""
+    out = DATA / f"synthetic-users-{users}-items-{n_items}"
     if (out / "catalog.yaml").is_file():
         return out
     rng = np.random.default_rng(seed)
-    n_items = min(max(users // 10, 1_000), 20_000)
     lengths = rng.integers(5, 21, size=users)
     weights = 1.0 / np.arange(1, n_items + 1) ** 0.9
     items = rng.permutation(n_items)[rng.choice(n_items, size=int(lengths.sum()), p=weights / weights.sum())]
@@ -94,11 +92,12 @@ def timed(command: list[str], **options) -> tuple[float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--items", type=int, default=5_000, help="items of every size's catalog")
     args = parser.parse_args()
     sizes = []
     with tempfile.TemporaryDirectory() as scratch:
         for users in args.users:
-            raw = write_synthetic(users)
+            raw = write_synthetic(users, args.items)
             out = Path(scratch) / f"build-{users}"
             build_s, build_gib, _ = timed(
                 [sys.executable, "-m", "datagen", "build", f"table:{raw / 'catalog.yaml'}", "--raw-dir", str(raw), "--out", str(out), "--no-tasks", "--teacher-epochs", "1", "-q"]
@@ -116,6 +115,7 @@ def main() -> None:
                 "generate_cpu_s": round(generated["cpu_s"], 1),
                 "rows": generated["rows"],
                 "generate_peak_rss_gib": round(generate_gib, 2),
+                "rows_per_cpu_s": round(generated["rows"] / generated["cpu_s"]),
             }
             sizes.append(size)
             print(json.dumps(size), flush=True)
