@@ -82,7 +82,7 @@ class ControllableSettings:
         return settings_dict(self)
 
 
-CHECKED = (*METRICS, "hr_where_target_in_label", "target_in_label")  # what label_checks reports per task
+CHECKED = (*METRICS, "hr_where_target_in_label", "target_in_label")  # the label checks of the report, per task
 
 
 @dataclass
