@@ -57,11 +57,13 @@ def test_the_other_families_write_the_same_bytes_on_two_workers(sample_teacher, 
 
 def test_a_missing_teacher_is_reported_from_the_workers_as_itself(sample_teacher, tmp_path):
     folder, _ = sample_teacher
-    shutil.copytree(folder.path, tmp_path / "b", ignore=shutil.ignore_patterns("teacher"))
+    copy = tmp_path / "b"
+    shutil.copytree(folder.path, copy, ignore=shutil.ignore_patterns("teacher"))
+    before = sorted(path.relative_to(copy) for path in copy.rglob("*"))
     with pytest.raises(DataError, match="no teacher checkpoint here") as raised:
-        generate_controllable(BuildFolder.open(tmp_path / "b"), ControllableSettings(seed=7, batch_size=512, workers=2))
+        generate_controllable(BuildFolder.open(copy), ControllableSettings(seed=7, batch_size=512, workers=2))
     assert raised.value.hint and "datagen teacher train" in raised.value.hint
-    assert not (tmp_path / "b" / "data" / "controllable").exists()
+    assert sorted(path.relative_to(copy) for path in copy.rglob("*")) == before, "the failed run left files behind"
 
 
 class Squares:
