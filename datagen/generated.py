@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, fields
@@ -19,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from datagen.buildfolder import BuildFolder
-from datagen.output import atomic_folder, write_json
+from datagen.output import atomic_folder, write_json, write_text
 from datagen.publish.layout import DATA_DIR, write_split
 from datagen.templating import TemplateLibrary
 
@@ -85,9 +84,7 @@ def write_generated(folder: BuildFolder, config: str, rows: dict[str, list[dict]
     reports = folder.path / "reports"
     reports.mkdir(exist_ok=True)
     write_json(report, reports / f"{config}.json")
-    temporary = reports / f".{config}.md.tmp-{os.getpid()}"
-    temporary.write_text(markdown)
-    os.replace(temporary, reports / f"{config}.md")
+    write_text(markdown, reports / f"{config}.md")
 
 
 def skipped_per_template(report: dict) -> dict[tuple[str, str], int]:

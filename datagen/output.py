@@ -140,7 +140,7 @@ def plain_type(arrow_type: pa.DataType) -> pa.DataType:
 def write_text(text: str, path: Path) -> None:
     """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
+    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)
 
 

@@ -12,7 +12,6 @@ and `<build>/reports/controllable.{json,md}`, each replaced only once complete.
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +45,7 @@ from datagen.errors import DataError
 from datagen.executor import ordered_map
 from datagen.family import card_block
 from datagen.generated import settings_dict
-from datagen.output import atomic_folder, write_json
+from datagen.output import atomic_folder, write_json, write_text
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, write_split
 from datagen.rawfiles import sha256
@@ -364,9 +363,7 @@ def generate_controllable(folder: BuildFolder, settings: ControllableSettings, p
 def write_report(report: dict, reports_dir: Path) -> None:
     reports_dir.mkdir(exist_ok=True)
     write_json(report, reports_dir / "controllable.json")
-    temporary = reports_dir / f".controllable.md.tmp-{os.getpid()}"
-    temporary.write_text(report_markdown(report))
-    os.replace(temporary, reports_dir / "controllable.md")
+    write_text(report_markdown(report), reports_dir / "controllable.md")
 
 
 CHECK_COLUMNS = ("correct_count", "repeat_item", "non_exist", "in_history", "hr_where_target_in_label", "tcp", "tcp_excluded", "cpa")

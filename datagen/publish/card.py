@@ -13,7 +13,6 @@ The body is `card.md.jinja`, rendered in Jinja's sandbox with strict undefined.
 from __future__ import annotations
 
 import json
-import os
 import re
 from importlib.resources import files
 from pathlib import Path
@@ -25,6 +24,7 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from datagen.generated import skipped_per_template
+from datagen.output import write_text
 from datagen.publish.layout import family_reports, read_split
 
 CARD_TEMPLATE = "card.md.jinja"
@@ -236,7 +236,5 @@ def write_card(folder: Path, manifest: dict) -> Path:
     plots = write_plots(folder, task_rows)
     text = f"---\n{card_metadata(folder, manifest).to_yaml()}\n---\n\n{card_body(folder, manifest, plots, task_rows).strip()}\n"
     path = folder / "README.md"
-    temporary = folder / f".README.md.tmp-{os.getpid()}"
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_text(text, path)
     return path

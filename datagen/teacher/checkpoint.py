@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from datagen.errors import DataError
+from datagen.output import write_text
 from datagen.rawfiles import sha256
 from datagen.teacher.sasrec import SASRec
 from datagen.teacher.scorers import SASRecScorer
@@ -71,9 +72,7 @@ def save_checkpoint(folder: Path, model: SASRec, data_version: str, train_config
         "label_source": label_source,
         "log": log,
     }
-    temporary = folder / f".{CONFIG_NAME}.tmp-{os.getpid()}"
-    temporary.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(temporary, folder / CONFIG_NAME)
+    write_text(json.dumps(config, indent=2) + "\n", folder / CONFIG_NAME)
     return sha256(weights)
 
 
