@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +43,9 @@ from datagen.controllable.tasks import (
 from datagen.errors import DataError
 from datagen.executor import ordered_map
 from datagen.family import card_block
-from datagen.generated import settings_dict
-from datagen.output import atomic_folder, write_json, write_text
+from datagen.generated import rows_table, settings_dict, write_generated
 from datagen.progress import StepProgress
-from datagen.publish.layout import DATA_DIR, write_split
+from datagen.publish.layout import DATA_DIR
 from datagen.rawfiles import sha256
 from datagen.templating import TemplateLibrary
 
@@ -93,8 +91,7 @@ class Checked:
 
     @classmethod
     def of(cls, rows: list[dict], catalog: Catalog, index: TitleIndex) -> Checked:
-        # pyarrow builds nested columns from dicts about 5x faster than polars does.
-        return cls(pa.Table.from_pylist(rows, schema=ARROW_SCHEMA), label_scores(rows, catalog, index))
+        return cls(rows_table(rows, ARROW_SCHEMA), label_scores(rows, catalog, index))
 
     @classmethod
     def concat(cls, parts: list[Checked]) -> Checked:
@@ -349,21 +346,10 @@ def generate_controllable(folder: BuildFolder, settings: ControllableSettings, p
         "label_check_failures": failures,
     }
     with progress.step(f"Writing {DATA_DIR}/{FAMILY} and templates/{FAMILY}"):
-        with atomic_folder(folder.path / DATA_DIR / FAMILY) as out, ThreadPoolExecutor(len(SPLITS)) as writers:
-            # Arrow compresses and writes without holding the GIL, so the three splits are written at once.
-            list(writers.map(lambda split: write_split(pl.from_arrow(generated.splits[split].table).rechunk(), out, split), SPLITS))
-        with atomic_folder(folder.path / "templates" / FAMILY) as out:
-            library.write_sources(out)
-        write_report(report, folder.path / "reports")
+        write_generated(folder, FAMILY, {split: generated.splits[split].table for split in SPLITS}, library, report, report_markdown(report))
     if failures:
         progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
     return report
-
-
-def write_report(report: dict, reports_dir: Path) -> None:
-    reports_dir.mkdir(exist_ok=True)
-    write_json(report, reports_dir / "controllable.json")
-    write_text(report_markdown(report), reports_dir / "controllable.md")
 
 
 CHECK_COLUMNS = ("correct_count", "repeat_item", "non_exist", "in_history", "hr_where_target_in_label", "tcp", "tcp_excluded", "cpa")

@@ -30,7 +30,7 @@ from datagen.buildfolder import BuildFolder
 from datagen.categories import category_path
 from datagen.executor import ordered_map
 from datagen.family import card_block
-from datagen.generated import chat_columns, check_failures, settings_dict, skipped_per_template, write_generated
+from datagen.generated import chat_columns, check_failures, rows_tables, settings_dict, skipped_per_template, write_generated
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
@@ -384,7 +384,7 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
         "label_check_failures": failures,
     }
     with progress.step(f"Writing {DATA_DIR}/{DATASET} and templates/{DATASET}"):
-        write_generated(folder, DATASET, rows, ARROW_SCHEMA, library, report, report_markdown(report))
+        write_generated(folder, DATASET, rows_tables(rows, ARROW_SCHEMA), library, report, report_markdown(report))
         write_annotator_prompts(folder, annotator)
     if failures:
         progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))

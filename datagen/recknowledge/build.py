@@ -28,7 +28,7 @@ import polars as pl
 from datagen.buildfolder import BuildFolder
 from datagen.executor import ordered_map
 from datagen.family import card_block
-from datagen.generated import chat_columns, check_failures, settings_dict, write_generated
+from datagen.generated import chat_columns, check_failures, rows_tables, settings_dict, write_generated
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, read_split, write_split
@@ -292,7 +292,7 @@ def generate_recknowledge(folder: BuildFolder, settings: RecKnowledgeSettings, p
         "label_check_failures": failures,
     }
     with progress.step(f"Writing {DATA_DIR}/{DATASET}, {DATA_DIR}/{ID_CONFIG} and templates/{DATASET}"):
-        write_generated(folder, DATASET, rows, ARROW_SCHEMA, library, report, report_markdown(report))
+        write_generated(folder, DATASET, rows_tables(rows, ARROW_SCHEMA), library, report, report_markdown(report))
         with atomic_folder(folder.path / DATA_DIR / ID_CONFIG) as out:
             mapping = folder.items.sort("item_id").select("item_id", pl.Series("short_id", ids), "title")
             write_split(mapping, out, "train")
