@@ -298,7 +298,7 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
         requests = requests.with_columns(include_categories=pl.lit(list(include), dtype=pl.List(pl.String)))
     if exclude:
         requests = requests.with_columns(exclude_categories=pl.lit(list(exclude), dtype=pl.List(pl.String)))
-    spread = Spread(folder.path, checkpoint, device, workers, executor) if workers > 1 or executor != "local" else None  # None: this process's teacher
+    spread = Spread(folder.path, checkpoint, device, workers, executor)
     ranker = TeacherRanker(loaded, folder.items, cache_dir=None if no_cache else writable_cache_dir("teacher"), spread=spread)
     ranked = ranker.rank(requests, top_n).with_columns(user_id=sequences["user_id"], target_item_id=sequences[target])
     ranked = ranked.with_columns(target_rank=pl.col("query_ranks").list.first()).drop("query_items", "query_ranks")

@@ -111,7 +111,8 @@ def _read_cached(path: Path, rows: int) -> pl.DataFrame | None:
 @dataclass(frozen=True)
 class Spread:
     """How TeacherRanker.rank shares its batches: `workers` workers (datagen.executor), each loading the teacher of the
-    build at `folder` (or `checkpoint`) onto `device`. The answers are the same for any number."""
+    build at `folder` (or `checkpoint`) onto `device`. The answers are the same for any number. One local worker
+    (or one batch) ranks with the ranker's own teacher, already loaded."""
 
     folder: Path
     checkpoint: Path | None
@@ -138,8 +139,8 @@ class TeacherRanker:
         if cached is not None:
             return pl.concat([requests, cached], how="horizontal")
         batches = [(requests.slice(start, self.batch_size), top_n) for start in range(0, requests.height, self.batch_size)]
-        if self.spread is None:
-            parts = [self._rank_batch(*batch) for batch in batches]
+        if self.spread is None or (self.spread.executor == "local" and min(self.spread.workers, len(batches)) <= 1):
+            parts = [self._rank_batch(*batch) for batch in batches]  # this process's teacher, loaded already
         else:
             job = (self.spread.folder, self.spread.checkpoint, self.spread.device, self.batch_size)
             with ordered_map(BatchRanker, job, batches, self.spread.workers, self.spread.executor) as results:
