@@ -48,9 +48,9 @@ folder = BuildFolder.open(folder)
 started_cpu, started = cpu(), time.perf_counter()
 report = generate_controllable(folder, ControllableSettings(seed=42, **spread))
 wall, cpu_s = time.perf_counter() - started, cpu() - started_cpu
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+peak, workers_peak = (resource.getrusage(who).ru_maxrss / 2**20 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 print(__import__("datagen").__file__)
-print(json.dumps({"wall_s": wall, "cpu_s": cpu_s, "rows": sum(sum(t.values()) for t in report["rows"].values()), "peak_rss_gib": peak}))
+print(json.dumps({"wall_s": wall, "cpu_s": cpu_s, "rows": sum(sum(t.values()) for t in report["rows"].values()), "peak_rss_gib": peak, "worker_peak_rss_gib": workers_peak}))
 """
 
 

@@ -1,6 +1,6 @@
 """How generating the controllable dataset grows with the users: SYNTHETIC catalogs of 10k, 100k, ... users.
 
-    python bench/bench_generation_sizes.py --users 10000 100000 --items 5000
+    python bench/bench_generation_sizes.py --users 10000 100000 1000000 --items 5000 --workers 2
 
 For each size the script writes (once, into bench/data/synthetic-users-<N>-items-<M>/)
 a SYNTHETIC table-source catalog, labelled so in its README and config: M items
@@ -8,10 +8,15 @@ for every size (so that what grows is the users alone), titles "Synthetic
 product <id>", one of 20 shelves and one of 200 sub-shelves each; each user has
 5 to 20 interactions, items drawn from a Zipf law (exponent 0.9), seeded. Then,
 each in its own process: `datagen build table:... --no-tasks --teacher-epochs 1`
-(the teacher: wall and peak RSS), and `generate_controllable` with one worker
-(wall, CPU, rows, peak RSS, teacher ranking included). Growth is stated as the
+(the teacher: wall, CPU and peak RSS), and `generate_controllable` with
+`--workers` workers (wall, CPU of all processes, rows, the driver's peak RSS
+and the largest worker's, teacher ranking included). Growth is stated as the
 ratio of each size's time and memory to the smallest size's, beside the ratio
-of their rows. Results go to bench/results/generation-sizes.json."""
+of their rows. Results go to bench/results/generation-sizes.json.
+
+A build and what it measured are kept in bench/data/builds/ and reused, so a
+long size can be built in one sitting (`--builds-only`) and generated in the
+next; delete a build's folder to measure it again."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,52 +87,77 @@ def write_synthetic(users: int, n_items: int, seed: int = 0) -> Path:
     return out
 
 
-def timed(command: list[str], **options) -> tuple[float, float, str]:
-    """(wall seconds, the child's peak RSS in GiB, its stdout) of one command run under /usr/bin/time."""
+def timed(command: list[str], **options) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds, the child's peak RSS in GiB, its stdout) of one command run under /usr/bin/time."""
     started = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "peak_kib=%M", *command], check=True, capture_output=True, text=True, **options)
-    peak = next(int(line.split("=")[1]) for line in done.stderr.splitlines() if line.startswith("peak_kib="))
-    return time.perf_counter() - started, peak / 2**20, done.stdout
+    done = subprocess.run(["/usr/bin/time", "-f", "peak_kib=%M cpu_s=%U+%S", *command], check=True, capture_output=True, text=True, **options)
+    measured = dict(field.split("=") for field in done.stderr.strip().splitlines()[-1].split())
+    return time.perf_counter() - started, sum(map(float, measured["cpu_s"].split("+"))), int(measured["peak_kib"]) / 2**20, done.stdout
+
+
+def measured_build(raw: Path) -> tuple[Path, dict]:
+    """The build of the catalog in `raw` (teacher included) and what building it took; built and measured when absent."""
+    out = DATA / "builds" / raw.name
+    measured = out.with_name(f"{out.name}.measured.json")
+    if not measured.is_file():
+        if out.exists():
+            shutil.rmtree(out)
+        wall, cpu_s, peak, _ = timed([sys.executable, "-m", "datagen", "build", f"table:{raw / 'catalog.yaml'}", "--raw-dir", str(raw), "--out", str(out), "--no-tasks", "--teacher-epochs", "1", "-q"])
+        save_json(measured, {"build_and_teacher_s": round(wall, 1), "build_and_teacher_cpu_s": round(cpu_s, 1), "build_peak_rss_gib": round(peak, 2)})
+    return out, json.loads(measured.read_text())
+
+
+def save_json(path: Path, value: dict) -> None:
+    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    staging.write_text(json.dumps(value) + "\n")
+    staging.rename(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--items", type=int, default=5_000, help="items of every size's catalog")
+    parser.add_argument("--workers", type=int, default=1, help="generate's workers at every size (1: in the measured process)")
+    parser.add_argument("--builds-only", action="store_true", help="make and measure the builds (kept for a later run), then stop")
     args = parser.parse_args()
     sizes = []
     with tempfile.TemporaryDirectory() as scratch:
         for users in args.users:
-            raw = write_synthetic(users, args.items)
-            out = Path(scratch) / f"build-{users}"
-            build_s, build_gib, _ = timed(
-                [sys.executable, "-m", "datagen", "build", f"table:{raw / 'catalog.yaml'}", "--raw-dir", str(raw), "--out", str(out), "--no-tasks", "--teacher-epochs", "1", "-q"]
-            )
-            _, generate_gib, output = timed([sys.executable, "-c", CHILD, str(out), "1", "local"], cwd=scratch)
+            out, build = measured_build(write_synthetic(users, args.items))
+            print(json.dumps({"users": users, **build}), flush=True)
+            if args.builds_only:
+                continue
+            _, _, _, output = timed([sys.executable, "-c", CHILD, str(out), str(args.workers), "local"], cwd=scratch)
             generated = json.loads(output.strip().splitlines()[-1])
             manifest = json.loads((out / "manifest.json").read_text())
             size = {
                 "users": users,
                 "kept_users": manifest["stats"]["users"],
                 "items": manifest["stats"]["items"],
-                "build_and_teacher_s": round(build_s, 1),
-                "build_peak_rss_gib": round(build_gib, 2),
+                **build,
                 "generate_wall_s": round(generated["wall_s"], 1),
                 "generate_cpu_s": round(generated["cpu_s"], 1),
                 "rows": generated["rows"],
-                "generate_peak_rss_gib": round(generate_gib, 2),
+                "workers": args.workers,
+                "generate_peak_rss_gib": round(generated["peak_rss_gib"], 2),
+                "worker_peak_rss_gib": round(generated["worker_peak_rss_gib"], 2) if args.workers > 1 else None,
                 "rows_per_cpu_s": round(generated["rows"] / generated["cpu_s"]),
             }
             sizes.append(size)
             print(json.dumps(size), flush=True)
+    if args.builds_only:
+        return
     smallest = sizes[0]
     for size in sizes[1:]:
         size["growth"] = {
             "rows": round(size["rows"] / smallest["rows"], 2),
+            "build_and_teacher_cpu": round(size["build_and_teacher_cpu_s"] / smallest["build_and_teacher_cpu_s"], 2),
             "generate_cpu": round(size["generate_cpu_s"] / smallest["generate_cpu_s"], 2),
             "generate_peak_rss": round(size["generate_peak_rss_gib"] / smallest["generate_peak_rss_gib"], 2),
         }
-        print(f"{size['users']:,} users: x{size['growth']['rows']} rows, x{size['growth']['generate_cpu']} CPU, x{size['growth']['generate_peak_rss']} peak RSS of {smallest['users']:,}")
+        if size["worker_peak_rss_gib"]:
+            size["growth"]["worker_peak_rss"] = round(size["worker_peak_rss_gib"] / smallest["worker_peak_rss_gib"], 2)
+        print(f"{size['users']:,} users: " + ", ".join(f"x{ratio} {name}" for name, ratio in size["growth"].items()) + f" of {smallest['users']:,}")
     save_result("generation-sizes", {"python": platform.python_version(), "cores": len(os.sched_getaffinity(0)), "synthetic": True, "sizes": sizes})
 
 

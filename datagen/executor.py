@@ -30,8 +30,9 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 from datagen.errors import DataError
 
@@ -69,10 +70,15 @@ def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: 
         start = (worker_class, arguments, os.getpid())
         pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=start)
         try:
-            futures = [pool.submit(_run, task) for task in tasks]
-            yield (future.result() for future in futures)
+            yield _results_in_order(deque(pool.submit(_run, task) for task in tasks), Future.result)
         finally:
             pool.shutdown(cancel_futures=True)
+
+
+def _results_in_order(pending: deque, result_of) -> Iterator:
+    # Each result is let go once read (a list of the futures would hold them all to the end).
+    while pending:
+        yield result_of(pending.popleft())
 
 
 def _in_process(worker_class: type, arguments: tuple, tasks: Sequence) -> Iterator:
@@ -140,8 +146,8 @@ def _ray_results(worker_class: type, arguments: tuple, tasks: Sequence, workers:
     actor_class = ray.remote(num_cpus=1)(worker_class)
     actors = [actor_class.remote(*arguments) for _ in range(min(workers, max(len(tasks), 1)))]
     try:
-        pending = [actors[number % len(actors)].run.remote(task) for number, task in enumerate(tasks)]
-        yield (ray.get(reference) for reference in pending)
+        pending = deque(actors[number % len(actors)].run.remote(task) for number, task in enumerate(tasks))
+        yield _results_in_order(pending, ray.get)
     finally:
         for actor in actors:
             ray.kill(actor)

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, fields
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -21,6 +22,7 @@ import pyarrow as pa
 from datagen.buildfolder import BuildFolder
 from datagen.output import atomic_folder, write_json, write_text
 from datagen.publish.layout import DATA_DIR, write_split
+from datagen.spilled import SpilledSplit
 from datagen.templating import TemplateLibrary
 
 MAX_EXAMPLES = 3  # failing row ids a check names
@@ -86,11 +88,18 @@ def rows_tables(rows: dict[str, list[dict]], schema: pa.Schema) -> dict[str, pa.
     return {split: rows_table(rows.pop(split), schema) for split in list(rows)}
 
 
-def write_generated(folder: BuildFolder, config: str, tables: dict[str, pa.Table], library: TemplateLibrary, report: dict, markdown: str) -> None:
-    """`tables`: split -> its rows, which may be gathered from many chunks."""
-    with atomic_folder(folder.path / DATA_DIR / config) as out, ThreadPoolExecutor(len(tables)) as writers:
+def write_generated(folder: BuildFolder, config: str, splits: dict[str, pa.Table | SpilledSplit], library: TemplateLibrary, report: dict, markdown: str) -> None:
+    """`splits`: split -> its rows, in memory (which may be gathered from many chunks) or spilled to disk."""
+
+    def write(split: str) -> list[Path]:
+        rows = splits[split]
+        if isinstance(rows, SpilledSplit):
+            return rows.write(out, split)
+        return write_split(pl.from_arrow(rows).rechunk(), out, split)
+
+    with atomic_folder(folder.path / DATA_DIR / config) as out, ThreadPoolExecutor(len(splits)) as writers:
         # Arrow compresses and writes without holding the GIL, so the splits are written at once.
-        list(writers.map(lambda split: write_split(pl.from_arrow(tables[split]).rechunk(), out, split), tables))
+        list(writers.map(write, splits))
     with atomic_folder(folder.path / "templates" / config) as out:
         library.write_sources(out)
     reports = folder.path / "reports"

@@ -92,6 +92,21 @@ def atomic_folder(target: Path) -> Iterator[Path]:
 
 
 @contextmanager
+def scratch_folder(target: Path) -> Iterator[Path]:
+    """Yield a hidden folder beside `target` (`.NAME.tmp-PID/`) for a command's working files; it is removed when
+    the block ends, and one a killed run left is removed by the next (`clean_stale`)."""
+    target = Path(target)
+    clean_stale(target)
+    scratch = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
 def staged_edit(target: Path) -> Iterator[Path]:
     """Yield a copy of the folder `target` to change; on success the copy replaces `target`, on error it is removed.
 
@@ -117,12 +132,19 @@ def _link_or_copy(source: str, destination: str) -> None:
         shutil.copy2(source, destination)
 
 
-def write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """Fixed settings, so equal frames give byte-identical files, and the plain Arrow
-    types (string, list) that `datasets` writes too, rather than Polars' large ones."""
+ROW_GROUP_ROWS = 1 << 20
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}  # fixed: equal frames, equal bytes
+
+
+def write_parquet(frame: pl.DataFrame, path: Path, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+    """Fixed settings, so equal frames give byte-identical files, in the plain types of `parquet_table`."""
+    pq.write_table(parquet_table(frame), path, row_group_size=row_group_rows, **PARQUET_OPTIONS)
+
+
+def parquet_table(frame: pl.DataFrame) -> pa.Table:
+    """`frame` in the plain Arrow types (string, list) that `datasets` writes too, rather than Polars' large ones."""
     table = frame.to_arrow()
-    table = table.cast(pa.schema([field.with_type(plain_type(field.type)) for field in table.schema]))
-    pq.write_table(table, path, compression="zstd", compression_level=3, write_statistics=True, row_group_size=1 << 20)
+    return table.cast(pa.schema([field.with_type(plain_type(field.type)) for field in table.schema]))
 
 
 def plain_type(arrow_type: pa.DataType) -> pa.DataType:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.pipeline import BuildConfig, build
 from datagen.sources.steam import SAMPLE_DIR
 
+CHAT = Path(__file__).parent / "fixtures" / "docs_chat.json"  # a ShareGPT file for I4
 # A test that needs one of these (directly or through another fixture) builds or reads real data:
 # it is an integration test, left out of the fast lane (`pytest -m "not integration"`).
-REAL_DATA_FIXTURES = {"sample_build", "sample_teacher", "shared_data", "steam_copy", "sample_release"}
+REAL_DATA_FIXTURES = {"sample_build", "sample_teacher", "shared_data", "steam_copy", "sample_release", "sample_generated"}
 
 
 def pytest_collection_modifyitems(items):
@@ -69,3 +72,14 @@ def sample_teacher(sample_build):
     folder = BuildFolder.open(sample_build.out_dir)
     settings = TeacherSettings(dim=64, inner_dim=128, train=TrainConfig(epochs=8, batch_size=64, learning_rate=3e-3))
     return folder, train_teacher(folder, settings, StepProgress(quiet=True))
+
+
+@pytest.fixture(scope="session")
+def sample_generated(sample_teacher):
+    """The controllable dataset of the sample teacher's build, I4 chat rows from tests/fixtures/docs_chat.json mixed
+    in: (folder, report, {split: rows})."""
+    folder, _ = sample_teacher
+    report = generate_controllable(folder, ControllableSettings(seed=42, chat=str(CHAT)))
+    data = folder.path / "data" / "controllable"
+    splits = {split: pl.read_parquet(data / f"{split}-00000-of-00001.parquet") for split in ("train", "validation", "test")}
+    return folder, report, splits

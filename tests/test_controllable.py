@@ -25,17 +25,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 CHAT = FIXTURES / "docs_chat.json"
 
 
-@pytest.fixture(scope="module")
-def generated(sample_teacher):
-    folder, _ = sample_teacher
-    report = generate_controllable(folder, ControllableSettings(seed=42, chat=str(CHAT)))
-    data = folder.path / "data" / "controllable"
-    splits = {split: pl.read_parquet(data / f"{split}-00000-of-00001.parquet") for split in ("train", "validation", "test")}
-    return folder, report, splits
-
-
-def test_every_label_check_passes_on_a_real_build(generated):
-    folder, report, splits = generated
+def test_every_label_check_passes_on_a_real_build(sample_generated):
+    folder, report, splits = sample_generated
     assert report["label_check_failures"] == []
     checks = report["label_checks"]
     for tasks in checks.values():
@@ -49,8 +40,8 @@ def test_every_label_check_passes_on_a_real_build(generated):
     assert "Failures: none" in (folder.path / "reports" / "controllable.md").read_text()
 
 
-def test_splits_follow_section_3_1_1(generated):
-    folder, report, splits = generated
+def test_splits_follow_section_3_1_1(sample_generated):
+    folder, report, splits = sample_generated
     users = folder.sequences.height
     assert report["rows"]["validation"] == {"i0": 320, "i1_pos": 320, "i1_neg": 320, "i2_approx": 320}
     valid = splits["validation"]
@@ -70,8 +61,8 @@ def test_splits_follow_section_3_1_1(generated):
     assert test.height + dropped == 9 * users
 
 
-def test_train_rows_cover_every_task_and_mix_in_chat(generated):
-    folder, report, splits = generated
+def test_train_rows_cover_every_task_and_mix_in_chat(sample_generated):
+    folder, report, splits = sample_generated
     train = splits["train"]
     rows = report["rows"]["train"]
     assert {"i0", "i1_pos", "i1_neg", "i2_le", "i2_ge", "i2_approx", "i3_pos", "i3_neg", "i4_chat"} == set(rows)
@@ -86,8 +77,8 @@ def test_train_rows_cover_every_task_and_mix_in_chat(generated):
     assert 0.3 < candidates.height / train.filter(pl.col("family").is_in(["i0", "i1", "i3"])).height < 0.7
 
 
-def test_rows_hold_the_facts_their_text_shows(generated):
-    folder, _, splits = generated
+def test_rows_hold_the_facts_their_text_shows(sample_generated):
+    folder, _, splits = sample_generated
     catalog = Catalog(folder.items)
     index = TitleIndex(catalog.titles, fuzzy_threshold=None)
     sequences = {u: items for u, items in folder.sequences.select("user_id", "item_ids").iter_rows()}
@@ -153,8 +144,8 @@ def test_a_sample_from_the_rankings_head_is_the_sample_from_the_whole_ranking(sa
     assert 0 < exhausted < sum(len(jobs) for _, jobs in chosen) / 2
 
 
-def test_the_same_seed_gives_byte_identical_files(generated, tmp_path):
-    folder, _, _ = generated
+def test_the_same_seed_gives_byte_identical_files(sample_generated, tmp_path):
+    folder, _, _ = sample_generated
     copy = tmp_path / "copy"
     shutil.copytree(folder.path, copy)
     generate_controllable(BuildFolder.open(copy), ControllableSettings(seed=42, chat=str(CHAT)))
@@ -162,8 +153,8 @@ def test_the_same_seed_gives_byte_identical_files(generated, tmp_path):
         assert (copy / "data" / "controllable" / path.name).read_bytes() == path.read_bytes(), path.name
 
 
-def test_render_prints_real_samples_with_their_facts(generated):
-    folder, _, _ = generated
+def test_render_prints_real_samples_with_their_facts(sample_generated):
+    folder, _, _ = sample_generated
     result = CliRunner().invoke(main, ["render", str(folder.path), "--task", "i2", "--n", "3", "--split", "test"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert result.output.count("proportion") >= 6 and result.output.count("assistant:") == 3

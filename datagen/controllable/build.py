@@ -44,9 +44,11 @@ from datagen.errors import DataError
 from datagen.executor import ordered_map
 from datagen.family import card_block
 from datagen.generated import rows_table, settings_dict, write_generated
+from datagen.output import scratch_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
 from datagen.rawfiles import sha256
+from datagen.spilled import SpilledSplit
 from datagen.templating import TemplateLibrary
 
 REPORT_FORMAT = "datagen.controllable/2"
@@ -185,45 +187,53 @@ def first_validation_rows(validation: Checked, turns: dict[tuple[str, int], int]
 
 @dataclass
 class Generated:
-    """Every split's checked rows, the label checks' totals per split, and the samples not made."""
+    """Every split's rows, spilled to disk, with their count per task and their label checks' totals; and the
+    samples not made."""
 
-    splits: dict[str, Checked]
+    splits: dict[str, SpilledSplit]
+    tasks: dict[str, Counter]
     totals: dict[str, CheckTotals]
     dropped: Counter
 
+    @classmethod
+    def spilled_in(cls, scratch: Path) -> Generated:
+        splits = {split: SpilledSplit(scratch / f"{split}.arrow", ARROW_SCHEMA) for split in SPLITS}
+        return cls(splits, {split: Counter() for split in SPLITS}, {split: CheckTotals() for split in SPLITS}, Counter())
 
-def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress) -> tuple[Generated, Catalog, TemplateLibrary, str]:
+    def add(self, split: str, checked: Checked) -> None:
+        self.splits[split].add(checked.table)
+        self.tasks[split].update(checked.table.column("task").to_pylist())
+        self.totals[split].add(checked)
+
+
+def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress, scratch: Path) -> tuple[Generated, Catalog, TemplateLibrary, str]:
     """Every row and every dropped sample, the chunks of sample points shared among `settings.workers` workers,
-    which render and check their rows; this process makes I3's rows while they start, then gathers theirs."""
+    which render and check their rows; this process makes I3's rows while they start, then gathers theirs into
+    files in `scratch`, a chunk at a time."""
     catalog = Catalog(folder.items)
     library = load_library(settings.template_dirs)
     context = Context(catalog, library, folder.max_history, settings.teacher_list_size, settings.max_candidates)
-    dropped = Counter()
-    planned, validation_turns = sample_points(folder.sequences, settings, dropped)
+    generated = Generated.spilled_in(scratch)
+    planned, validation_turns = sample_points(folder.sequences, settings, generated.dropped)
     chunks = [planned[start : start + settings.batch_size] for start in range(0, len(planned), settings.batch_size)]
-    parts: dict[str, list[Checked]] = {split: [] for split in SPLITS}
-    totals = {split: CheckTotals() for split in SPLITS}
+    validation = []  # the rows of every validation user, to choose from
     teachers = set()  # the checkpoint that made the rows
     with ordered_map(ChunkGenerator, (folder.path, settings), chunks, settings.workers, settings.executor) as results:
         with progress.step("Generating I3 (item search)"):
             rows = []
             for item in range(catalog.n_items):
-                _keep(rows, dropped, "train", "i3", generate_i3(item, settings.seed, context), catalog)
+                _keep(rows, generated.dropped, "train", "i3", generate_i3(item, settings.seed, context), catalog)
             i3 = Checked.of(rows, catalog, TitleIndex(catalog.titles))
         with progress.bar(f"Generating I0-I2 and the combined controls ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance:
             for done, part in enumerate(results, start=1):
+                validation.append(part.splits.pop("validation"))
                 for split, checked in part.splits.items():
-                    parts[split].append(checked)
-                    if split != "validation":  # checked once the validation rows are chosen
-                        totals[split].add(checked)
-                dropped.update(part.dropped)
+                    generated.add(split, checked)
+                generated.dropped.update(part.dropped)
                 teachers.add(part.teacher_checkpoint_sha256)
                 advance(f"{min(done * settings.batch_size, len(planned))} sample points")
-    parts["train"].append(i3)
-    totals["train"].add(i3)
-    splits = {split: Checked.concat(parts[split]) for split in SPLITS}
-    splits["validation"] = first_validation_rows(splits["validation"], validation_turns, settings.valid_per_task)
-    totals["validation"].add(splits["validation"])
+    generated.add("train", i3)
+    generated.add("validation", first_validation_rows(Checked.concat(validation), validation_turns, settings.valid_per_task))
     if not teachers:  # no sample point: no worker loaded the teacher
         from datagen.teacher.folder import load_teacher  # torch: imported when labels are made, not with the CLI
 
@@ -231,7 +241,7 @@ def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress:
     if len(teachers) > 1:
         raise DataError("the teacher was replaced while the rows were made, so they come from two teachers", path=folder.path, hint="Generate again.")
     (teacher_checkpoint_sha256,) = teachers
-    return Generated(splits, totals, dropped), catalog, library, teacher_checkpoint_sha256
+    return generated, catalog, library, teacher_checkpoint_sha256
 
 
 class ChunkGenerator:
@@ -318,35 +328,35 @@ def check_failures(checks: dict[str, dict[str, dict]]) -> list[str]:
 
 def generate_controllable(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress | None = None) -> dict:
     progress = progress or StepProgress(quiet=True)
-    generated, catalog, library, checkpoint_sha256 = generate_rows(folder, settings, progress)
-    chat_report, inputs = None, []
-    if settings.chat:
-        with progress.step(f"Mixing in I4 chat from {settings.chat}"):
-            conversations, dropped = load_sharegpt(settings.chat)
-            train = generated.splits["train"]
-            n_rows = round(settings.chat_ratio * train.table.num_rows)
-            generated.splits["train"] = Checked.concat([train, Checked.of(chat_rows(conversations, n_rows, settings.seed), catalog, TitleIndex(()))])
-            chat_report = {"source": str(settings.chat), "conversations": len(conversations), "dropped": dict(dropped), "rows": n_rows}
-            if Path(settings.chat).is_file():
-                inputs.append({"file": Path(settings.chat).name, "bytes": Path(settings.chat).stat().st_size, "sha256": sha256(Path(settings.chat)), "used_for": "controllable i4_chat"})
-    checks = {split: generated.totals[split].means() for split in SPLITS}
-    failures = check_failures(checks)
-    report = {
-        "format": REPORT_FORMAT,
-        "card": CARD,
-        "inputs": inputs,
-        "data_version": folder.data_version,
-        "teacher_checkpoint_sha256": checkpoint_sha256,
-        "settings": settings.as_dict(),
-        "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source} for t in library.templates],
-        "rows": {split: dict(Counter(generated.splits[split].table.column("task").to_pylist())) for split in SPLITS},
-        "dropped": [{"split": s, "job": j, "reason": r, "count": n} for (s, j, r), n in sorted(generated.dropped.items())],
-        "chat": chat_report,
-        "label_checks": checks,
-        "label_check_failures": failures,
-    }
-    with progress.step(f"Writing {DATA_DIR}/{FAMILY} and templates/{FAMILY}"):
-        write_generated(folder, FAMILY, {split: generated.splits[split].table for split in SPLITS}, library, report, report_markdown(report))
+    with scratch_folder(folder.path / f"{FAMILY}-rows") as scratch:
+        generated, catalog, library, checkpoint_sha256 = generate_rows(folder, settings, progress, scratch)
+        chat_report, inputs = None, []
+        if settings.chat:
+            with progress.step(f"Mixing in I4 chat from {settings.chat}"):
+                conversations, dropped = load_sharegpt(settings.chat)
+                n_rows = round(settings.chat_ratio * generated.splits["train"].rows)
+                generated.add("train", Checked.of(chat_rows(conversations, n_rows, settings.seed), catalog, TitleIndex(())))
+                chat_report = {"source": str(settings.chat), "conversations": len(conversations), "dropped": dict(dropped), "rows": n_rows}
+                if Path(settings.chat).is_file():
+                    inputs.append({"file": Path(settings.chat).name, "bytes": Path(settings.chat).stat().st_size, "sha256": sha256(Path(settings.chat)), "used_for": "controllable i4_chat"})
+        checks = {split: generated.totals[split].means() for split in SPLITS}
+        failures = check_failures(checks)
+        report = {
+            "format": REPORT_FORMAT,
+            "card": CARD,
+            "inputs": inputs,
+            "data_version": folder.data_version,
+            "teacher_checkpoint_sha256": checkpoint_sha256,
+            "settings": settings.as_dict(),
+            "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source} for t in library.templates],
+            "rows": {split: dict(generated.tasks[split]) for split in SPLITS},
+            "dropped": [{"split": s, "job": j, "reason": r, "count": n} for (s, j, r), n in sorted(generated.dropped.items())],
+            "chat": chat_report,
+            "label_checks": checks,
+            "label_check_failures": failures,
+        }
+        with progress.step(f"Writing {DATA_DIR}/{FAMILY} and templates/{FAMILY}"):
+            write_generated(folder, FAMILY, generated.splits, library, report, report_markdown(report))
     if failures:
         progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
     return report

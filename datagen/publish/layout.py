@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from datagen.errors import DataError
-from datagen.output import write_parquet
+from datagen.output import ROW_GROUP_ROWS, write_parquet
 
 DATA_DIR = "data"
 SPLIT_ORDER = ("train", "validation", "test")
@@ -33,17 +33,24 @@ def shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
-def write_split(frame: pl.DataFrame, config_dir: Path, split: str, max_shard_bytes: int = MAX_SHARD_BYTES) -> list[Path]:
+def write_split(frame: pl.DataFrame, config_dir: Path, split: str, max_shard_bytes: int = MAX_SHARD_BYTES, row_group_rows: int = ROW_GROUP_ROWS) -> list[Path]:
     """Write `frame` as the shards of one split into a config's folder; equal frames give equal bytes."""
     config_dir.mkdir(parents=True, exist_ok=True)
-    count = max(1, math.ceil(frame.estimated_size() / max_shard_bytes))
-    rows_per_shard = math.ceil(frame.height / count) if frame.height else 0
+    shards = shard_rows(frame.estimated_size(), frame.height, max_shard_bytes)
     paths = []
-    for index in range(count):
-        path = config_dir / shard_name(split, index, count)
-        write_parquet(frame.slice(index * rows_per_shard, rows_per_shard), path)
+    for index, (start, rows) in enumerate(shards):
+        path = config_dir / shard_name(split, index, len(shards))
+        write_parquet(frame.slice(start, rows), path, row_group_rows)
         paths.append(path)
     return paths
+
+
+def shard_rows(estimated_bytes: int, rows: int, max_shard_bytes: int = MAX_SHARD_BYTES) -> list[tuple[int, int]]:
+    """(first row, rows) of each shard of a split of `rows` rows taking `estimated_bytes` in memory: as many shards
+    as hold it at `max_shard_bytes` each, the rows shared evenly (the last may hold fewer, even none)."""
+    count = max(1, math.ceil(estimated_bytes / max_shard_bytes))
+    per_shard = math.ceil(rows / count) if rows else 0
+    return [(min(index * per_shard, rows), max(0, min(per_shard, rows - index * per_shard))) for index in range(count)]
 
 
 def data_files(folder: Path) -> dict[str, dict[str, list[str]]]:
