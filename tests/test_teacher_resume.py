@@ -59,8 +59,7 @@ def test_kill_mid_training_resumes_to_the_same_teacher(tmp_path):
     assert whole.returncode == 0, stderr
     assert (built / "teacher" / CHECKPOINT_NAME).read_bytes() == (tmp_path / "whole" / "teacher" / CHECKPOINT_NAME).read_bytes()
     epochs = json.loads((tmp_path / "whole" / "teacher" / "report.json").read_text())["training"]["epochs"]
-    strip = lambda entries: [{k: v for k, v in entry.items() if k != "seconds"} for entry in entries]  # noqa: E731
-    assert strip(report["training"]["epochs"]) == strip(epochs)
+    assert report["training"]["epochs"] == epochs  # no epoch's seconds, which differ run to run
 
     again = _train(built, tmp_path / "cache-killed")
     _, stderr = again.communicate(timeout=600)

@@ -121,7 +121,8 @@ def train_teacher(folder: BuildFolder, settings: TeacherSettings, progress: Step
         "best_epoch": result.best_epoch,
         "best_validation_ndcg@10": result.best_validation_ndcg,
         "resumed_from_epoch": result.resumed_from_epoch,
-        "epochs": result.epochs,
+        # An epoch's seconds differ run to run; left out, the same inputs and seed give the same teacher files.
+        "epochs": [{key: value for key, value in entry.items() if key != "seconds"} for entry in result.epochs],
     }
     teacher = Teacher(result.model, folder.data_version, settings.train.as_dict(), log, checkpoint_sha256="")
     with progress.step("Evaluating SASRec, most-popular and co-occurrence"):
