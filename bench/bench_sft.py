@@ -1,7 +1,7 @@
 """SFT throughput of a recipe: trained tokens per second per device, after warm-up steps.
 
-    python bench/bench_sft.py steam/smollm2-135m/sft --steps 12 dataset.path=builds/steam
-    python bench/bench_sft.py steam/llama-2-7b-chat/sft --random-llama2-7b --steps 12 dataset.path=builds/steam
+    python bench/bench_sft.py steam/smollm2-135m/sft --steps 12 dataset.path=build/steam
+    python bench/bench_sft.py steam/llama-2-7b-chat/sft --random-llama2-7b --steps 12 dataset.path=build/steam
 
 `--random-llama2-7b` trains a randomly initialised model of Llama-2-7b's
 architecture (hidden 4096, 32 layers, 32 heads, MLP 11008; bf16) instead of the
@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import platform
 import tempfile
-import time
 
 from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
+from step_clock import StepClock
 
 from datagen.models import load_model, load_tokenizer
 from datagen.training.recipe import load_recipe
@@ -47,15 +47,6 @@ def main() -> None:
     args = parser.parse_intermixed_args()
 
     import torch
-    from transformers import TrainerCallback
-
-    class StepClock(TrainerCallback):
-        def __init__(self):
-            self.marks = []  # (step, seconds, tokens so far)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "num_tokens" in logs:
-                self.marks.append((state.global_step, time.perf_counter(), float(logs["num_tokens"])))
 
     with tempfile.TemporaryDirectory() as scratch:
         overrides = [
@@ -76,17 +67,15 @@ def main() -> None:
             model, tokenizer = load_model(recipe.model.name_or_path, recipe.model.revision, recipe.model.dtype)
         clock = StepClock()
         train_sft(recipe, model_and_tokenizer=(model, tokenizer), callbacks=[clock], export=False)
-    timed = [mark for mark in clock.marks if mark[0] > args.warmup]
-    (first_step, first_time, first_tokens), (last_step, last_time, last_tokens) = timed[0], timed[-1]
+    rates = clock.rates(args.warmup)
     devices = max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
-    seconds_per_step = (last_time - first_time) / (last_step - first_step)
     result = {
         "recipe": args.recipe,
         "model": "random Llama-2-7b architecture" if args.random_llama2_7b else recipe.model.name_or_path,
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-        "timed_steps": last_step - first_step,
-        "seconds_per_step": round(seconds_per_step, 3),
-        "tokens_per_second_per_device": round((last_tokens - first_tokens) / (last_time - first_time) / devices, 1),
+        "timed_steps": rates["timed_steps"],
+        "seconds_per_step": round(rates["seconds_per_step"], 3),
+        "tokens_per_second_per_device": round(rates["tokens_per_second"] / devices, 1),
         "per_device_batch": recipe.training.get("per_device_train_batch_size"),
         "gradient_accumulation_steps": recipe.training.get("gradient_accumulation_steps", 1),
         "peak_rss_gib": peak_rss_gib(),

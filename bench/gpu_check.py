@@ -45,21 +45,10 @@ def require_gpu() -> str:
 
 
 def sft(build: str, run_dir: Path, steps: int, batch: int, warmup: int) -> dict:
-    from transformers import TrainerCallback
+    from step_clock import StepClock  # bench/step_clock.py (the script's folder is on sys.path)
 
     from datagen.training.recipe import load_recipe
     from datagen.training.sft import train_sft
-
-    class StepClock(TrainerCallback):
-        def __init__(self):
-            self.marks = []  # (step, seconds, tokens so far)
-            self.losses = []
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "num_tokens" in logs:
-                self.marks.append((state.global_step, time.perf_counter(), float(logs["num_tokens"])))
-            if logs and "loss" in logs:
-                self.losses.append((state.global_step, logs["loss"]))
 
     overrides = [
         f"dataset.path={build}",
@@ -76,15 +65,14 @@ def sft(build: str, run_dir: Path, steps: int, batch: int, warmup: int) -> dict:
     started = time.perf_counter()
     merged = train_sft(load_recipe("steam/smollm2-135m/sft", overrides), callbacks=[clock], quiet=True)
     seconds = time.perf_counter() - started
-    timed = [mark for mark in clock.marks if mark[0] > warmup]
-    (first_step, first_time, first_tokens), (last_step, last_time, last_tokens) = timed[0], timed[-1]
+    rates = clock.rates(warmup)
     return {
         "merged": str(merged),
         "steps": steps,
         "rows_per_step": batch,
         "seconds": round(seconds, 1),
-        "seconds_per_step": round((last_time - first_time) / (last_step - first_step), 4),
-        "tokens_per_second": round((last_tokens - first_tokens) / (last_time - first_time), 1),
+        "seconds_per_step": round(rates["seconds_per_step"], 4),
+        "tokens_per_second": round(rates["tokens_per_second"], 1),
         "loss_first": clock.losses[0][1] if clock.losses else None,
         "loss_last": clock.losses[-1][1] if clock.losses else None,
     }
