@@ -12,7 +12,9 @@ each in its own process: `datagen build table:... --no-tasks --teacher-epochs 1`
 `--workers` workers (wall, CPU of all processes, rows, the driver's peak RSS
 and the largest worker's, teacher ranking included). Growth is stated as the
 ratio of each size's time and memory to the smallest size's, beside the ratio
-of their rows. Results go to bench/results/generation-sizes.json.
+of their rows (of the same catalog size and workers). Results go to
+bench/results/generation-sizes.json, each size as soon as it is measured,
+beside those of earlier runs.
 
 A build and what it measured are kept in bench/data/builds/ and reused, so a
 long size can be built in one sitting (`--builds-only`) and generated in the
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from bench_generation import CHILD  # bench/bench_generation.py (the script's folder is on sys.path)
-from recording import save_result
+from recording import RESULTS, save_result
 
 DATA = Path(__file__).resolve().parent / "data"
 CONFIG = """# SYNTHETIC catalog written by bench/bench_generation_sizes.py ({users:,} users, seed 0): not real data.
@@ -120,7 +122,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="generate's workers at every size (1: in the measured process)")
     parser.add_argument("--builds-only", action="store_true", help="make and measure the builds (kept for a later run), then stop")
     args = parser.parse_args()
-    sizes = []
+    sizes = {(size["users"], size["catalog_items"], size["workers"]): size for size in recorded_sizes()}
     with tempfile.TemporaryDirectory() as scratch:
         for users in args.users:
             out, build = measured_build(write_synthetic(users, args.items))
@@ -132,6 +134,7 @@ def main() -> None:
             manifest = json.loads((out / "manifest.json").read_text())
             size = {
                 "users": users,
+                "catalog_items": args.items,
                 "kept_users": manifest["stats"]["users"],
                 "items": manifest["stats"]["items"],
                 **build,
@@ -143,13 +146,27 @@ def main() -> None:
                 "worker_peak_rss_gib": round(generated["worker_peak_rss_gib"], 2) if args.workers > 1 else None,
                 "rows_per_cpu_s": round(generated["rows"] / generated["cpu_s"]),
             }
-            sizes.append(size)
             print(json.dumps(size), flush=True)
-    if args.builds_only:
-        return
-    smallest = sizes[0]
-    for size in sizes[1:]:
+            sizes[(users, args.items, args.workers)] = size
+            save_result("generation-sizes", {"python": platform.python_version(), "cores": len(os.sched_getaffinity(0)), "synthetic": True, "sizes": with_growth(list(sizes.values()))})
+
+
+def recorded_sizes() -> list[dict]:
+    """The sizes measured so far (each size is saved as soon as it is measured, so a long one can be run alone)."""
+    path = RESULTS / "generation-sizes.json"
+    return json.loads(path.read_text())["sizes"] if path.is_file() else []
+
+
+def with_growth(sizes: list[dict]) -> list[dict]:
+    """`sizes` by catalog, workers and users, each with its ratios to the smallest size of its catalog and workers."""
+    sizes = sorted(sizes, key=lambda size: (size["catalog_items"], size["workers"], size["users"]))
+    for size in sizes:
+        smallest = next(other for other in sizes if (other["catalog_items"], other["workers"]) == (size["catalog_items"], size["workers"]))
+        if size is smallest:
+            size.pop("growth", None)
+            continue
         size["growth"] = {
+            "of_users": smallest["users"],
             "rows": round(size["rows"] / smallest["rows"], 2),
             "build_and_teacher_cpu": round(size["build_and_teacher_cpu_s"] / smallest["build_and_teacher_cpu_s"], 2),
             "generate_cpu": round(size["generate_cpu_s"] / smallest["generate_cpu_s"], 2),
@@ -157,8 +174,8 @@ def main() -> None:
         }
         if size["worker_peak_rss_gib"]:
             size["growth"]["worker_peak_rss"] = round(size["worker_peak_rss_gib"] / smallest["worker_peak_rss_gib"], 2)
-        print(f"{size['users']:,} users: " + ", ".join(f"x{ratio} {name}" for name, ratio in size["growth"].items()) + f" of {smallest['users']:,}")
-    save_result("generation-sizes", {"python": platform.python_version(), "cores": len(os.sched_getaffinity(0)), "synthetic": True, "sizes": sizes})
+        print(f"{size['users']:,} users: " + ", ".join(f"x{ratio} {name}" for name, ratio in size["growth"].items() if name != "of_users") + f" of {smallest['users']:,}")
+    return sizes
 
 
 if __name__ == "__main__":
