@@ -17,7 +17,6 @@ were cut.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -29,6 +28,8 @@ from datagen.publish.layout import MAX_SHARD_BYTES, shard_name, shard_rows
 
 
 class SpilledSplit:
+    """One split's rows in an Arrow stream file at `path`, added a table at a time, then written as its shards."""
+
     def __init__(self, path: Path, schema: pa.Schema):
         self.path = path
         self.schema = schema
@@ -67,9 +68,9 @@ class SpilledSplit:
 class _RowTaker:
     """The rows of a stream of record batches, taken in tables of any length."""
 
-    def __init__(self, batches: Iterator[pa.RecordBatch]):
-        self._batches = iter(batches)
-        self._pending = pa.Table.from_batches([], schema=batches.schema)
+    def __init__(self, reader: pa.ipc.RecordBatchStreamReader):
+        self._batches = iter(reader)
+        self._pending = pa.Table.from_batches([], schema=reader.schema)
 
     def take(self, count: int) -> pa.Table:
         pieces, taken = [], 0
