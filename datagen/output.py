@@ -69,26 +69,18 @@ def clean_stale(target: Path) -> list[Path]:
 
 @contextmanager
 def atomic_folder(target: Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it becomes `target`, on error it is removed.
+    """Yield a temporary folder (a `scratch_folder`); on success it becomes `target`, on error it is removed.
 
     What killed runs left beside `target` is cleaned first (`clean_stale`).
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(target)
-    temporary = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-    try:
+    with scratch_folder(target) as temporary:
         yield temporary
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    previous = target.parent / f".{target.name}.old-{os.getpid()}"
-    if target.exists():
-        os.replace(target, previous)
-    os.replace(temporary, target)
-    shutil.rmtree(previous, ignore_errors=True)
+        previous = target.parent / f".{target.name}.old-{os.getpid()}"
+        if target.exists():
+            os.replace(target, previous)
+        os.replace(temporary, target)  # the scratch folder's removal then finds nothing
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 @contextmanager
