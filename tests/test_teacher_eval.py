@@ -8,8 +8,11 @@ import polars as pl
 import pytest
 import torch
 
-from datagen.teacher.evaluate import full_ranks, rank_metrics, sample_candidates, split_queries
+from datagen.buildfolder import BuildFolder
+from datagen.teacher import scorers
+from datagen.teacher.evaluate import evaluate, full_ranks, rank_metrics, sample_candidates, split_queries, user_sample
 from datagen.teacher.scorers import Cooccurrence, MostPopular, train_popularity
+from datagen.teacher.tensors import pad_lists
 
 
 def test_hr_and_ndcg_formulas():
@@ -73,3 +76,46 @@ def test_cooccurrence_counts_pairs_within_the_window():
     model = Cooccurrence(lists, n_items=5, window=1, popularity=torch.zeros(5))
     scores = model.score(torch.tensor([[1]]))
     assert scores.floor().tolist() == [[1.0, 0.0, 1.0, 0.0, 0.0]]  # 1 is next to 0 and 2 only
+
+
+def _pair_counts(lists: list[list[int]], n_items: int, window: int) -> torch.Tensor:
+    """C counted the slow, obvious way: every pair of positions at most `window` apart, both orders."""
+    counts = torch.zeros(n_items, n_items, dtype=torch.float64)
+    for items in lists:
+        for a in range(len(items)):
+            for b in range(a + 1, min(a + window + 1, len(items))):
+                counts[items[a], items[b]] += 1
+                counts[items[b], items[a]] += 1
+    return counts
+
+
+def test_dense_and_sparse_cooccurrence_score_the_real_sample_alike_and_right(sample_build, monkeypatch):
+    train_lists = sample_build.tables.sequences["train_item_ids"]
+    n_items = sample_build.tables.items.height
+    popularity = train_popularity(train_lists, n_items)
+    histories = pad_lists(train_lists.slice(0, 300), 50)
+    dense = Cooccurrence(train_lists, n_items, 3, popularity)
+    monkeypatch.setattr(scorers, "DENSE_COUNTS_MAX_BYTES", 0)
+    sparse = Cooccurrence(train_lists, n_items, 3, popularity)
+    assert not dense.counts.is_sparse and sparse.counts.is_sparse
+    assert torch.equal(dense.score(histories), sparse.score(histories))
+    counts = _pair_counts(train_lists.to_list(), n_items, 3)
+    for row in (0, 7, 299):
+        present = sorted({item for item in histories[row].tolist() if item >= 0})
+        assert torch.equal(dense.score(histories[row : row + 1])[0].floor(), counts[present].sum(0))
+
+
+def test_a_user_sample_is_seeded_ordered_and_the_same_for_both_splits(sample_build):
+    folder = BuildFolder.open(sample_build.out_dir)
+    sequences = folder.sequences
+    sample = user_sample(sequences, 400, seed=42)
+    assert sample.height == 400 and sample.n_unique("user_id") == 400
+    assert sample.equals(user_sample(sequences, 400, seed=42)) and not sample.equals(user_sample(sequences, 400, seed=43))
+    assert sequences.filter(pl.col("user_id").is_in(sample["user_id"].implode())).equals(sample)  # kept in their order
+    assert user_sample(sequences, sequences.height, seed=42).equals(sequences) and user_sample(sequences, None, seed=42).equals(sequences)
+    train_lists = sequences["train_item_ids"]
+    popularity = train_popularity(train_lists, folder.n_items)
+    models = {"most-popular": MostPopular(popularity), "co-occurrence": Cooccurrence(train_lists, folder.n_items, 3, popularity)}
+    on_sample = evaluate(models, sequences, folder.n_items, 10, popularity, users=400, seed=42)
+    assert on_sample == evaluate(models, sample, folder.n_items, 10, popularity, seed=42)
+    assert on_sample != evaluate(models, sequences, folder.n_items, 10, popularity, seed=42)

@@ -60,6 +60,13 @@ def teacher() -> None:
 
 
 TRAIN_DEFAULTS = TrainConfig()
+EVAL_USERS_OPTION = click.option(
+    "--eval-users",
+    type=click.IntRange(min=0),
+    default=EvalSettings.users,
+    show_default=True,
+    help="Evaluate on at most this many users, the same seeded sample for validation and test (0: every user).",
+)
 SETTINGS_DEFAULTS = TeacherSettings()
 
 
@@ -88,7 +95,7 @@ epoch: run the same command again after a kill and it goes on from there.
     type=click.IntRange(min=1),
     default=TRAIN_DEFAULTS.validation_users,
     show_default=True,
-    help="Validate on at most this many users (a seeded sample); the final report uses all.",
+    help="Validate on at most this many users (a seeded sample); the final report uses --eval-users.",
 )
 @click.option("--objective", type=click.Choice(OBJECTIVES), default=TRAIN_DEFAULTS.objective, show_default=True, help="Training loss (see below).")
 @click.option("--negatives", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.negatives, show_default=True, help="sampled-softmax: negatives per batch.")
@@ -129,6 +136,7 @@ epoch: run the same command again after a kill and it goes on from there.
 @click.option("--heads", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.heads, show_default=True)
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=SETTINGS_DEFAULTS.dropout, show_default=True)
 @LABEL_SOURCE_OPTION
+@EVAL_USERS_OPTION
 @click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True)
 @DEVICE_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -153,6 +161,7 @@ def train(
     heads,
     dropout,
     label_source,
+    eval_users,
     seed,
     device,
     quiet,
@@ -192,7 +201,7 @@ def train(
     )
     _check_settings(settings)
     with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one (the training state is in the cache)
-        train_teacher(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))
+        train_teacher(BuildFolder.open(staged), settings, StepProgress(quiet=quiet), EvalSettings(users=eval_users or None))
         finalize(staged)  # the manifest lists teacher/ with its checksums
     if not quiet:
         console.print((folder.path / "teacher" / "report.md").read_text())
@@ -224,10 +233,11 @@ Examples:
 )
 @click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, default=(5, 10, 20), show_default=True, help="Cut-offs for HR@K and NDCG@K.")
 @click.option("--negatives", type=click.IntRange(min=1), default=99, show_default=True, help="Sampled protocol: negatives per target.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the sampled negatives.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seed of the sampled negatives and of the user sample.")
+@EVAL_USERS_OPTION
 @DEVICE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_command(build_dir, checkpoint, ks, negatives, seed, device, as_json):
+def eval_command(build_dir, checkpoint, ks, negatives, seed, eval_users, device, as_json):
     """HR@K and NDCG@K of the teacher, most-popular and co-occurrence.
 
     Full ranking over every item the user has not interacted with, and
@@ -240,7 +250,7 @@ def eval_command(build_dir, checkpoint, ks, negatives, seed, device, as_json):
 
     folder = BuildFolder.open(build_dir)
     loaded = load_teacher(folder, checkpoint, device)
-    settings = EvalSettings(ks=tuple(sorted(set(ks))), negatives=negatives, seed=seed)
+    settings = EvalSettings(ks=tuple(sorted(set(ks))), negatives=negatives, seed=seed, users=eval_users or None)
     with StepProgress(quiet=as_json).step("Evaluating"):
         report = evaluate_teacher(folder, loaded, settings)
     if as_json:

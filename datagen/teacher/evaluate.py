@@ -9,6 +9,8 @@ Protocol (leave-one-out, as in SASRec and all three papers):
 - Sampled: the target against `negatives` items drawn without replacement from
   the items the user has not interacted with, uniformly or in proportion to
   train popularity (Gumbel top-k). The same candidates are used for every scorer.
+- Users: every user, or a seeded sample of at most `users` (the same for
+  both splits): at 100,000 users HR@10's standard error is below 0.0016.
 - rank = the number of competing items scoring higher than the target, plus those
   scoring exactly the same (ties count against the target). HR@K = rank < K;
   NDCG@K = 1 / log2(rank + 2) when rank < K, else 0 (one relevant item).
@@ -36,6 +38,14 @@ class SplitQueries:
 
     inputs: pl.Series  # list[int] per user, time-ordered
     targets: torch.Tensor  # [users]
+
+
+def user_sample(sequences: pl.DataFrame, users: int | None, seed: int) -> pl.DataFrame:
+    """At most `users` rows of `sequences`, a seeded sample kept in their order; every row when `users` is None."""
+    if users is None or sequences.height <= users:
+        return sequences
+    chosen = torch.randperm(sequences.height, generator=torch.Generator().manual_seed(seed))[:users].sort().values
+    return sequences[chosen.numpy()]
 
 
 def split_queries(sequences: pl.DataFrame, split: str) -> SplitQueries:
@@ -122,10 +132,15 @@ def evaluate(
     samplings=("uniform", "popularity"),
     seed: int = 42,
     batch_size: int | None = None,
+    users: int | None = None,
 ) -> dict:
-    """{protocol: {split: {scorer name: {metric: value}}}}; protocols are `full` and `sampled-<sampling>`."""
+    """{protocol: {split: {scorer name: {metric: value}}}}; protocols are `full` and `sampled-<sampling>`.
+
+    With `users`, both splits are evaluated on the same seeded sample of at most that many users.
+    """
     protocols = ["full", *(f"sampled-{sampling}" for sampling in samplings)]
     report: dict = {protocol: {} for protocol in protocols}
+    sequences = user_sample(sequences, users, seed)
     for index, split in enumerate(SPLITS):
         queries = split_queries(sequences, split)
         sampled = {f"sampled-{sampling}": sample_candidates(queries, n_items, negatives, popularity if sampling == "popularity" else None, seed + index, batch_size) for sampling in samplings}

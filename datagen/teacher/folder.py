@@ -85,6 +85,7 @@ def evaluate_teacher(folder: BuildFolder, teacher: Teacher, settings: EvalSettin
         negatives=settings.negatives,
         samplings=settings.samplings,
         seed=settings.seed,
+        users=settings.users,
     )
 
 
@@ -176,6 +177,8 @@ def _train_with_progress(folder: BuildFolder, settings: TeacherSettings, progres
 
 
 def write_report(target: Path, folder: BuildFolder, teacher: Teacher, report: dict, evaluation: EvalSettings, check: dict) -> None:
+    users = folder.sequences.height
+    evaluated = users if evaluation.users is None else min(users, evaluation.users)
     write_json(
         {
             "build": folder.name,
@@ -188,7 +191,8 @@ def write_report(target: Path, folder: BuildFolder, teacher: Teacher, report: di
             "training": teacher.log,
             "baseline_check": check,
             "label_source": check["label_source"],
-            "evaluation_settings": {"ks": list(evaluation.ks), "negatives": evaluation.negatives, "seed": evaluation.seed},
+            "evaluation_settings": {"ks": list(evaluation.ks), "negatives": evaluation.negatives, "seed": evaluation.seed, "users": evaluation.users},
+            "evaluated_users": evaluated,
             "evaluation": report,
         },
         target / "report.json",
@@ -199,7 +203,8 @@ def write_report(target: Path, folder: BuildFolder, teacher: Teacher, report: di
         f"Data version {folder.data_version}; objective {teacher.log['objective']}; best epoch {teacher.log['best_epoch']} "
         f"of {len(teacher.log['epochs'])} (validation NDCG@10 {teacher.log['best_validation_ndcg@10']:.4f} on the validation sample).\n\n"
         f"{verdict} on validation full-ranking NDCG@10 ({check['sasrec']:.4f} against {check['cooccurrence']:.4f}); "
-        f"labels come from **{check['label_source']}** (asked: {check['label_source_asked']}).\n\n" + report_markdown(report, evaluation.negatives)
+        f"labels come from **{check['label_source']}** (asked: {check['label_source_asked']}).\n\n"
+        f"Evaluated on {evaluated:,} of {users:,} users{' (a seeded sample)' if evaluated < users else ''}.\n\n" + report_markdown(report, evaluation.negatives)
     )
 
 

@@ -105,3 +105,4 @@ class EvalSettings:
     negatives: int = 99
     samplings: tuple[str, ...] = ("uniform", "popularity")
     seed: int = 42
+    users: int | None = 100_000  # a seeded sample of at most this many users (None: every user); 1M users took hours on 2 cores

@@ -35,7 +35,7 @@ import polars as pl
 import torch
 from torch.optim.swa_utils import AveragedModel
 
-from datagen.teacher.evaluate import full_ranks, rank_metrics, split_queries
+from datagen.teacher.evaluate import full_ranks, rank_metrics, split_queries, user_sample
 from datagen.teacher.objectives import TrainingObjective
 from datagen.teacher.sasrec import SASRec
 from datagen.teacher.scorers import SASRecScorer, train_popularity
@@ -61,13 +61,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
     return torch.device(name)
-
-
-def validation_sample(sequences: pl.DataFrame, users: int, seed: int) -> pl.DataFrame:
-    if sequences.height <= users:
-        return sequences
-    chosen = torch.randperm(sequences.height, generator=torch.Generator().manual_seed(seed))[:users].sort().values
-    return sequences[chosen.numpy()]
 
 
 def moving_average(model: SASRec, steps: float) -> AveragedModel:
@@ -112,7 +105,7 @@ def train_sasrec(
     inputs, targets = training_windows(sequences["train_item_ids"], model_config.max_history)
     if len(inputs) == 0:
         raise ValueError("the train split has no (item, next item) pairs to learn from")
-    validation = split_queries(validation_sample(sequences, train_config.validation_users, train_config.seed), "validation")
+    validation = split_queries(user_sample(sequences, train_config.validation_users, train_config.seed), "validation")
     torch.manual_seed(train_config.seed)
     model = SASRec(model_config).to(device)
     lengths = (targets != PAD).sum(1)
