@@ -3,6 +3,8 @@
     >>> tree = TitleTree(catalog.titles, tokenizer)  # doctest: +SKIP
     >>> constraint = ListConstraint(tree, [ListRequest(k=5, excluded=(3, 17))], prompt_width=inputs["input_ids"].shape[1])  # doctest: +SKIP
     >>> model.generate(**inputs, logits_processor=[constraint], do_sample=False)  # doctest: +SKIP
+    >>> beams = ListConstraint(tree, requests, prompt_width=inputs["input_ids"].shape[1], copies=4)  # doctest: +SKIP
+    >>> model.generate(**inputs, logits_processor=[beams], num_beams=4, do_sample=False)  # doctest: +SKIP
 
 The answer has the dataset's completion format, "1. Title\\n2. Title\\n...K. Title",
 then the end-of-turn token. The numbering, the line breaks and the end are
@@ -11,6 +13,12 @@ title not used yet. A title that was answered, or is in the request's
 `excluded` items (the shown history, when asked), can't be chosen again, and a
 branch of the tree whose titles are all used is closed, so no line dead-ends.
 Controls stay the model's job: the tree never filters by category.
+
+Greedy decoding chooses a title token by token, so a title whose first token
+is likely ("The ...") wins over one the model finds likelier as a whole. With
+beam search (`copies` = the beams) the answer is the tree's list with the best
+total log-probability that the beams found, divided by its length in tokens
+(transformers' default length penalty of 1).
 
 Titles are the catalog's, deduplicated ignoring case (the first item keeps a
 title, as `checks.TitleIndex` matches); a title with a line break can't be a
@@ -23,6 +31,7 @@ likely the model finds it, never whether the line is a real title.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -111,6 +120,12 @@ class _Answer:
         self.node: int | None = None
         self.finished = request.k <= 0
 
+    def fork(self) -> _Answer:
+        """A copy to advance on its own, as a beam continues its parent's answer."""
+        forked = copy.copy(self)
+        forked.used, forked.spent = set(self.used), dict(self.spent)
+        return forked
+
     def _use(self, title: int) -> None:
         if title in self.used or title not in self.tree.paths:
             return
@@ -159,19 +174,38 @@ class _Answer:
 
 
 class ListConstraint:
-    """A transformers logits processor: each row of the batch may only continue its answer within the tree."""
+    """A transformers logits processor: each row of the batch may only continue its answer within the tree.
 
-    def __init__(self, tree: TitleTree, requests: Sequence[ListRequest], prompt_width: int):
-        self.answers = [_Answer(tree, request) for request in requests]
+    Rows come `copies` to a request, in order (generate()'s beams, or its
+    sampled sequences of one prompt). A row's place in its answer is worked out
+    from the tokens it has generated so far, its parent's place advanced by the
+    last token, never kept per row index: beam search reorders and copies
+    rows between steps.
+    """
+
+    def __init__(self, tree: TitleTree, requests: Sequence[ListRequest], prompt_width: int, copies: int = 1):
+        self.tree, self.requests, self.copies = tree, list(requests), copies
         self.prompt_width = prompt_width
+        self.answers: dict[tuple[int, tuple[int, ...]], _Answer] = {}  # (request, tokens so far) -> where that answer stands
+
+    def _answer(self, request: int, tokens: tuple[int, ...]) -> _Answer:
+        known = self.answers.get((request, tokens))
+        if known is not None:
+            return known
+        if not tokens:
+            return _Answer(self.tree, self.requests[request])
+        answer = self._answer(request, tokens[:-1]).fork()
+        answer.advance(tokens[-1])
+        return answer
 
     def __call__(self, input_ids, scores):
         import torch
 
-        if input_ids.shape[1] > self.prompt_width:
-            for answer, token in zip(self.answers, input_ids[:, -1].tolist()):
-                answer.advance(token)
+        answers = {}
         mask = torch.full_like(scores, float("-inf"))
-        for row, answer in enumerate(self.answers):
-            mask[row, answer.allowed()] = 0.0
+        for row, tokens in enumerate(input_ids[:, self.prompt_width :].tolist()):
+            key = (row // self.copies, tuple(tokens))
+            answers[key] = answers.get(key) or self._answer(*key)
+            mask[row, answers[key].allowed()] = 0.0
+        self.answers = answers  # the next step's rows continue these
         return scores + mask

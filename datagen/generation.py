@@ -49,8 +49,10 @@ class TransformersGenerator:
         on_batch: Callable[[list[int], list[str]], None] | None = None,
         tree: TitleTree | None = None,
         requests: Sequence[ListRequest] | None = None,
+        beams: int = 1,
     ) -> list[str]:
-        """Greedy answers; with `tree` and a `requests` entry per prompt, each answer is a list of catalog titles (`datagen.constrained`)."""
+        """Greedy answers, or beam search's best with `beams` > 1; with `tree` and a `requests` entry per prompt,
+        each answer is a list of catalog titles (`datagen.constrained`)."""
         import torch
 
         texts = [self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True) for prompt in prompts]
@@ -60,12 +62,13 @@ class TransformersGenerator:
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             inputs = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-            constraint = [] if tree is None else [ListConstraint(tree, [requests[i] for i in batch], inputs["input_ids"].shape[1])]
+            constraint = [] if tree is None else [ListConstraint(tree, [requests[i] for i in batch], inputs["input_ids"].shape[1], copies=beams)]
             with torch.inference_mode():
                 output = self.model.generate(
                     **inputs,
                     max_new_tokens=max(max_new_tokens[i] for i in batch),
                     do_sample=False,
+                    num_beams=beams,
                     pad_token_id=self.tokenizer.pad_token_id,
                     logits_processor=constraint,
                 )
@@ -96,10 +99,11 @@ class VllmGenerator:
         on_batch: Callable[[list[int], list[str]], None] | None = None,
         tree: TitleTree | None = None,
         requests: Sequence[ListRequest] | None = None,
+        beams: int = 1,
     ) -> list[str]:
         from vllm import SamplingParams
 
-        if tree is not None:
+        if tree is not None or beams > 1:
             raise _constrained_on_vllm()
 
         params = [SamplingParams(temperature=0.0, max_tokens=n) for n in max_new_tokens]
@@ -111,7 +115,7 @@ class VllmGenerator:
 
 
 def _constrained_on_vllm() -> DataError:
-    return DataError("constrained decoding runs on transformers, not vLLM", hint="pass --backend transformers (or auto)")
+    return DataError("constrained decoding and beam search run on transformers, not vLLM", hint="pass --backend transformers (or auto)")
 
 
 def make_generator(reference: str, revision: str | None = None, dtype: str = "auto", batch_size: int = 16, backend: str = "auto", constrained: bool = False):

@@ -53,6 +53,29 @@ def test_any_scores_give_k_distinct_catalog_titles_outside_the_excluded(sample_b
             assert len(set(items)) == request.k and not set(items) & set(request.excluded), answer
 
 
+def test_rows_that_beam_search_reorders_and_copies_keep_their_answers_valid(sample_build, tokenizer):
+    """As beam search does, each step every row continues a random row of its own request's (a parent that may be
+    copied or dropped), with its best-scored allowed token; every finished answer is still K new catalog titles."""
+    titles = pl.read_parquet(sample_build.out_dir / "data" / "items" / "train-00000-of-00001.parquet")["title"].to_list()
+    tree = TitleTree(titles, tokenizer)
+    index = TitleIndex(titles, fuzzy_threshold=None)
+    requests, beams = [ListRequest(5, tuple(range(0, 60))), ListRequest(3, tuple(range(500, 520)))], 4
+    constraint = ListConstraint(tree, requests, PROMPT_WIDTH, copies=beams)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.zeros((len(requests) * beams, PROMPT_WIDTH), dtype=torch.long)
+    for _ in range(max(tree.max_new_tokens(request.k) for request in requests)):
+        scores = torch.randn((len(ids), len(tokenizer)), generator=generator)
+        chosen = constraint(ids, scores).argmax(dim=1, keepdim=True)
+        parents = torch.tensor([row // beams * beams + int(torch.randint(beams, (1,), generator=generator)) for row in range(len(ids))])
+        ids = torch.cat([ids, chosen], dim=1)[parents]
+        if (ids[:, PROMPT_WIDTH:] == tree.eos).any(dim=1).all():
+            break
+    for row, tokens in enumerate(ids[:, PROMPT_WIDTH:].tolist()):
+        request = requests[row // beams]
+        items = parse_answer(tokenizer.decode(tokens[: tokens.index(tree.eos)]), index)
+        assert None not in items and len(set(items)) == request.k and not set(items) & set(request.excluded)
+
+
 @pytest.mark.integration  # loads the real model package's tokenizer
 def test_titles_sharing_a_prefix_a_case_or_a_line_break(tokenizer):
     titles = ["Portal", "Portal 2", "PORTAL", "Half-Life\n2", None, "Portal 2: Lab"]

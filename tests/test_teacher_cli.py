@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import polars as pl
 import pytest
@@ -50,6 +51,23 @@ def test_eval_prints_every_model_and_protocol(built):
     assert set(report) == {"full", "sampled-uniform", "sampled-popularity"}
     assert set(report["full"]["test"]) == {"SASRec", "most-popular", "co-occurrence"}
     assert set(report["full"]["test"]["SASRec"]) == {"HR@1", "HR@10", "NDCG@1", "NDCG@10"}
+
+
+def test_eval_users_sample_the_report_and_the_card_says_so(built):
+    runner, cwd = built
+    users = pl.read_parquet(f"{cwd}/b/sequences.parquet").height
+    sampled = runner.invoke(main, ["teacher", "eval", f"{cwd}/b", "--json", "--eval-users", "300"])
+    every = runner.invoke(main, ["teacher", "eval", f"{cwd}/b", "--json", "--eval-users", "0"])
+    assert sampled.exit_code == every.exit_code == 0, sampled.output + every.output
+    assert json.loads(sampled.output) != json.loads(every.output)
+    shutil.copytree(cwd / "b", cwd / "sampled")
+    trained = runner.invoke(main, ["teacher", "train", f"{cwd}/sampled", "--epochs", "1", "--eval-users", "300", "-q"])
+    assert trained.exit_code == 0, trained.output
+    report = json.loads((cwd / "sampled" / "teacher" / "report.json").read_text())
+    assert report["evaluated_users"] == 300 and report["evaluation_settings"]["users"] == 300
+    assert f"Evaluated on 300 of {users:,} users (a seeded sample)." in (cwd / "sampled" / "teacher" / "report.md").read_text()
+    assert f"on a seeded sample of 300 of the {users:,} users:" in (cwd / "sampled" / "README.md").read_text()
+    assert "on a seeded sample" not in (cwd / "b" / "README.md").read_text()
 
 
 def test_rank_shows_titles_and_writes_every_user(built):

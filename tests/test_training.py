@@ -150,6 +150,13 @@ def test_eval_command_with_the_real_model_writes_tables_and_reuses_answers(tasks
     assert "| base (constrained, no history) |" in (tmp_path / "tables.md").read_text()
     popular = written["results"][MOST_POPULAR]["i0"]
     assert popular["correct_count"] == 1.0 and popular["in_history"] == popular["repeat_item"] == 0.0, popular
+    beams = CliRunner().invoke(main, [*arguments, "--constrained", "--exclude-history", "--beams", "3", "--no-teacher"])
+    assert beams.exit_code == 0, beams.output
+    beam_scores = json.loads((tmp_path / "results.json").read_text())["results"]["base (constrained, no history, 3 beams)"]
+    assert all(
+        beam_scores[task]["correct_count"] == 1.0 and beam_scores[task]["non_exist"] == beam_scores[task]["repeat_item"] == beam_scores[task]["in_history"] == 0.0 for task in ("i0", "i1_neg")
+    ), beam_scores
+    assert len((tmp_path / "base.constrained-no-history-beams3.jsonl").read_text().splitlines()) == 4
     other_settings = CliRunner().invoke(main, [*arguments[:-4], "--max-new-tokens", "25", "--out", str(tmp_path)])
     assert other_settings.exit_code == 1 and "came from another model or other settings" in other_settings.output
 

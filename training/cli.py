@@ -183,6 +183,7 @@ Examples:
   datagen eval --dataset build/steam --tasks i0,item_count --rows-per-task 50 --model runs/x/merged
   datagen eval --dataset my-org/steam-controllable --revision v1.0.0 --model my-org/my-recommender
   datagen eval --recipe steam/smollm2-135m/sft --model sft=runs/steam-smollm2-135m-sft/merged --constrained
+  datagen eval --recipe steam/smollm2-135m/sft --model sft=runs/steam-smollm2-135m-sft/merged --constrained --beams 4
 
 \b
 Writes into --out: <model>.jsonl (the answers, reused by a later run of the
@@ -210,10 +211,17 @@ model as rows; with --constrained each model twice, free and constrained).
     help="Also answer with catalog-constrained decoding (each line a real title, none repeated, K lines): every model gets a second row, NAME (constrained), on the same users.",
 )
 @click.option("--exclude-history", is_flag=True, help="With --constrained: the constrained answers also never name an item of the shown history.")
+@click.option(
+    "--beams",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --constrained: beam search over the title tree with this many beams, so whole titles are weighed, not their first tokens (1: greedy).",
+)
 @click.option("--teacher/--no-teacher", default=True, show_default=True, help="Include the SASRec teacher's own top K and the most-popular baseline as rows.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [default: <recipe output_dir>/eval, or eval/].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output: only the tables and where they were written.")
-def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, constrained, exclude_history, teacher, out_dir, quiet):
+def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, constrained, exclude_history, beams, teacher, out_dir, quiet):
     """Generate answers to a dataset's test rows and score them with the paper's metrics."""
     from datagen.errors import DataError
     from datagen.output import write_json, write_text
@@ -236,6 +244,8 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
 
     if exclude_history and not constrained:
         raise click.BadParameter("only constrained answers can leave the history out: add --constrained", param_hint="--exclude-history")
+    if beams > 1 and not constrained:
+        raise click.BadParameter("beam search is for the constrained answers (the free ones are greedy, as the paper's): add --constrained", param_hint="--beams")
     settings = EvaluationSpec()
     if recipe:
         loaded = load_recipe(recipe)
@@ -259,7 +269,8 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         results[MOST_POPULAR] = score_most_popular(rows, catalog, item_popularity(dataset_path, len(catalog.titles), revision))
     decodings = [("", "")]  # (answer file suffix, table label); a suffix means constrained
     if constrained:
-        decodings.append(("constrained-no-history", " (constrained, no history)") if exclude_history else ("constrained", " (constrained)"))
+        suffix, label = ("constrained-no-history", "constrained, no history") if exclude_history else ("constrained", "constrained")
+        decodings.append((f"{suffix}-beams{beams}", f" ({label}, {beams} beams)") if beams > 1 else (suffix, f" ({label})"))
     for name, reference in _models(models).items():
         _require_training_packages()
         from datagen.constrained import TitleTree
@@ -277,7 +288,7 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
             check_answers_belong_to(answers_path, {"model": weights, "dtype": dtype} | ({"decoding": suffix} if suffix else {"max_new_tokens": tokens}))
             tree = TitleTree(catalog.titles, generator.tokenizer) if suffix else None
             with progress.bar(f"{name}{label}: answering", total=math.ceil(unanswered(rows, answers_path).height / size)) as advance:
-                answers = generate_answers(rows, generator, answers_path, None if suffix else tokens, on_batch=advance, tree=tree, exclude_history=exclude_history)
+                answers = generate_answers(rows, generator, answers_path, None if suffix else tokens, on_batch=advance, tree=tree, exclude_history=exclude_history, beams=beams if suffix else 1)
             results[name + label] = score_model(rows, answers, catalog)
     tables = paper_tables(results)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -97,9 +97,10 @@ def generate_answers(
     on_batch: Callable[[str], None] | None = None,
     tree: TitleTree | None = None,
     exclude_history: bool = False,
+    beams: int = 1,
 ) -> dict[str, str]:
     """Answer every row not answered yet in `path` (JSON lines of id and answer), appending batch by batch;
-    with `tree`, each answer is K catalog titles (`datagen.constrained`)."""
+    with `tree`, each answer is K catalog titles (`datagen.constrained`), the best of `beams` beams."""
     answers = read_answers(path)
     todo = unanswered(rows, path)
     if todo.height:
@@ -117,7 +118,7 @@ def generate_answers(
                 if on_batch is not None:
                     on_batch(f"{len(answers)} answers")
 
-            generator.generate(todo["prompt"].to_list(), [max_tokens or room(k) for k in todo["k"].to_list()], on_batch=save, tree=tree, requests=requests)
+            generator.generate(todo["prompt"].to_list(), [max_tokens or room(k) for k in todo["k"].to_list()], on_batch=save, tree=tree, requests=requests, beams=beams)
     return answers
 
 

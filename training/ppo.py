@@ -127,8 +127,8 @@ class PpoLearner:
         length = s.max_new_tokens or (answer_length(longest) if self.tree is None else self.tree.max_new_tokens(longest))
         constraint = []
         if self.tree is not None:  # generate() repeats each prompt samples_per_prompt times, in place
-            requests = [ListRequest.for_row(row["k"], row["history_item_ids"], s.exclude_history) for row in rows for _ in range(s.samples_per_prompt)]
-            constraint = [ListConstraint(self.tree, requests, prompts["input_ids"].shape[1])]
+            requests = [ListRequest.for_row(row["k"], row["history_item_ids"], s.exclude_history) for row in rows]
+            constraint = [ListConstraint(self.tree, requests, prompts["input_ids"].shape[1], copies=s.samples_per_prompt)]
         self.model.set_adapter("actor")
         self.model.eval()
         torch.manual_seed(seed)

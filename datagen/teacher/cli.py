@@ -60,6 +60,7 @@ def teacher() -> None:
 
 
 TRAIN_DEFAULTS = TrainConfig()
+SETTINGS_DEFAULTS = TeacherSettings()
 EVAL_USERS_OPTION = click.option(
     "--eval-users",
     type=click.IntRange(min=0),
@@ -67,7 +68,6 @@ EVAL_USERS_OPTION = click.option(
     show_default=True,
     help="Evaluate on at most this many users, the same seeded sample for validation and test (0: every user).",
 )
-SETTINGS_DEFAULTS = TeacherSettings()
 
 
 @teacher.command(
