@@ -8,7 +8,11 @@ generates into its own copy of the build, in a fresh interpreter, with seed 42:
 - `before`: the code of the commit `--before` (a git worktree, put first on
   the child's sys.path), one process: the yardstick;
 - `after-N`: this checkout with N local workers;
-- `ray-N`: this checkout with N actors on a local Ray cluster.
+- `ray-N`: this checkout with N actors on a local Ray cluster;
+- `pair-1`: two `after-1` runs at once, each on its own copy: the yardstick of
+  the speedups, as two independent jobs are the most two workers could do on
+  this machine's cores (on 2 cores that share caches or a memory bus, each
+  runs slower than alone).
 Timed is `generate_controllable` alone: wall time, and the CPU time of the
 process and of the workers it waited for (a pool's; Ray's actors are not its
 children, so a Ray run reports wall time only). Rows per CPU-second and the
@@ -61,12 +65,20 @@ def data_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def run(build: Path, scratch: Path, name: str, workers: int, executor: str, code: Path) -> dict:
+def start(build: Path, scratch: Path, name: str, workers: int, executor: str, code: Path) -> tuple[subprocess.Popen, Path]:
+    """One run's child, started on its own copy of the build."""
     copy = scratch / name
     shutil.copytree(build, copy)
     environment = {**os.environ, "PYTHONPATH": str(code)} if code != ROOT else dict(os.environ)
     # cwd=scratch: `python -c` puts the working folder first on sys.path, and this checkout's datagen/ must not shadow `code`
-    output = subprocess.run([sys.executable, "-c", CHILD, str(copy), str(workers), executor], check=True, capture_output=True, text=True, env=environment, cwd=scratch).stdout
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(copy), str(workers), executor], stdout=subprocess.PIPE, text=True, env=environment, cwd=scratch)
+    return child, copy
+
+
+def finish(name: str, child: subprocess.Popen, copy: Path) -> dict:
+    output, _ = child.communicate()
+    if child.returncode:
+        raise SystemExit(f"{name} failed (exit {child.returncode})")
     result = json.loads(output.strip().splitlines()[-1])
     result["data_sha256"], result["datagen"] = data_digest(copy), output.strip().splitlines()[-2]
     shutil.rmtree(copy)
@@ -74,11 +86,23 @@ def run(build: Path, scratch: Path, name: str, workers: int, executor: str, code
     return result
 
 
+def run(build: Path, scratch: Path, name: str, workers: int, executor: str, code: Path) -> dict:
+    return finish(name, *start(build, scratch, name, workers, executor, code))
+
+
+def run_pair(build: Path, scratch: Path, name: str) -> dict:
+    """Two 1-worker runs at once, each on its own copy: what this machine's cores give two independent jobs."""
+    started = [start(build, scratch, f"{name}.{index}", 1, "local", ROOT) for index in (1, 2)]
+    both = [finish(f"{name}.{index}", *child) for index, child in zip((1, 2), started)]
+    return {"wall_s": max(result["wall_s"] for result in both), "cpu_s": sum(result["cpu_s"] for result in both) / 2, "rows": both[0]["rows"],
+            "peak_rss_gib": max(result["peak_rss_gib"] for result in both), "data_sha256": both[0]["data_sha256"], "runs": both}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("build", type=Path)
     parser.add_argument("--before", default="6a1b202", help="the commit whose code is the yardstick (default: the last before the per-core changes)")
-    parser.add_argument("--runs", nargs="+", default=["before", "after-1", "after-2", "ray-2"])
+    parser.add_argument("--runs", nargs="+", default=["before", "after-1", "after-2", "ray-2", "pair-1"])
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -91,6 +115,8 @@ def main() -> None:
                 kind, _, count = name.partition("-")
                 if kind == "before":
                     results[name] = run(args.build, scratch, name, 0, "local", worktree)
+                elif kind == "pair":
+                    results[name] = run_pair(args.build, scratch, name)
                 else:
                     results[name] = run(args.build, scratch, name, int(count), "ray" if kind == "ray" else "local", ROOT)
         finally:
@@ -109,6 +135,9 @@ def main() -> None:
         if name != "after-1" and name.startswith(("after-", "ray-")) and "after-1" in results:
             summary[f"speedup_{name}"] = round(results["after-1"]["wall_s"] / results[name]["wall_s"], 2)
             print(f"{name}: x{summary[f'speedup_{name}']} the wall time of after-1")
+    if "pair-1" in results and "after-1" in results:
+        summary["two_job_ceiling"] = round(2 * results["after-1"]["wall_s"] / results["pair-1"]["wall_s"], 2)
+        print(f"two 1-worker runs at once: x{summary['two_job_ceiling']} the work of after-1 per second (the most 2 workers could give here)")
     save_result(f"generation-{args.build.name}", summary)
 
 

@@ -38,10 +38,11 @@ class SpilledSplit:
         self._file = pa.OSFile(str(path), "wb")
         self._stream = pa.ipc.new_stream(self._file, schema)
 
-    def add(self, table: pa.Table) -> None:
+    def add(self, table: pa.Table, estimated_bytes: int | None = None) -> None:
+        """Append `table`; `estimated_bytes` is its `estimated_size`, when whoever made it has it (a worker)."""
         self._stream.write_table(table)
         self.rows += table.num_rows
-        self.estimated_bytes += pl.from_arrow(table).estimated_size()
+        self.estimated_bytes += estimated_size(table) if estimated_bytes is None else estimated_bytes
 
     def write(self, config_dir: Path, split: str, max_shard_bytes: int = MAX_SHARD_BYTES, row_group_rows: int = ROW_GROUP_ROWS) -> list[Path]:
         """Write the rows as the shards of `split` into a config's folder (once every table is added)."""
@@ -51,7 +52,7 @@ class SpilledSplit:
         shards = shard_rows(self.estimated_bytes, self.rows, max_shard_bytes)
         empty = parquet_table(pl.from_arrow(self.schema.empty_table()))
         paths = []
-        with pa.OSFile(str(self.path)) as source:
+        with pa.memory_map(str(self.path)) as source:  # batches read from the map are views of it, not copies
             rows = _RowTaker(pa.ipc.open_stream(source))
             for index, (_, shard_size) in enumerate(shards):
                 path = config_dir / shard_name(split, index, len(shards))
@@ -63,6 +64,11 @@ class SpilledSplit:
                         writer.write_table(parquet_table(pl.from_arrow(group).rechunk()), row_group_size=row_group_rows)
                 paths.append(path)
         return paths
+
+
+def estimated_size(table: pa.Table) -> int:
+    """The table's size in memory as Polars estimates it: what decides the shard count."""
+    return pl.from_arrow(table).estimated_size()
 
 
 class _RowTaker:

@@ -251,6 +251,7 @@ class TemplateLibrary:
         self.by_task: dict[str, list[Template]] = {}
         for template in templates:
             self.by_task.setdefault(template.task, []).append(template)
+        self._chosen: dict[tuple[str, bool | None], list[Template]] = {}  # for_task's answers: it is asked for every sample
         self.intentions = {  # kind -> [(compiled phrase, its set)]
             kind: [(phrase, phrase_set) for phrase_set in phrase_sets for phrase in phrase_set.phrases.get(kind, ())] for kind in PHRASE_KINDS
         }
@@ -277,11 +278,15 @@ class TemplateLibrary:
         return cls(templates, phrase_sets)
 
     def for_task(self, task: str, with_candidates: bool | None = None) -> list[Template]:
-        found = [t for t in self.by_task.get(task, []) if with_candidates is None or t.uses_candidates == with_candidates]
-        if not found:
-            kind = "" if with_candidates is None else (" with candidates" if with_candidates else " without candidates")
-            raise DataError(f"no template for task {task!r}{kind}", hint="`datagen templates` lists them.")
-        return found
+        """The task's templates (only those with, or without, candidates when asked), in their order; not to be changed."""
+        key = (task, with_candidates)
+        if key not in self._chosen:
+            found = [t for t in self.by_task.get(task, []) if with_candidates is None or t.uses_candidates == with_candidates]
+            if not found:
+                kind = "" if with_candidates is None else (" with candidates" if with_candidates else " without candidates")
+                raise DataError(f"no template for task {task!r}{kind}", hint="`datagen templates` lists them.")
+            self._chosen[key] = found
+        return self._chosen[key]
 
     def write_sources(self, folder: Path) -> None:
         """Copy each template and phrase set, byte for byte, to folder/<id>.jinja or .yaml (ids are unique)."""

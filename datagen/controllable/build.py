@@ -48,7 +48,7 @@ from datagen.output import scratch_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
 from datagen.rawfiles import sha256
-from datagen.spilled import SpilledSplit
+from datagen.spilled import SpilledSplit, estimated_size
 from datagen.templating import TemplateLibrary
 
 REPORT_FORMAT = "datagen.controllable/2"
@@ -86,21 +86,26 @@ CHECKED = (*METRICS, "hr_where_target_in_label", "target_in_label")  # the label
 
 @dataclass
 class Checked:
-    """Rows as an Arrow table, and each row's label-check scores: [rows, CHECKED] floats, NaN where one does not apply."""
+    """Rows as an Arrow table, its size as Polars estimates it (measured where the rows are made: in a worker), and
+    each row's label-check scores: [rows, CHECKED] floats, NaN where one does not apply."""
 
     table: pa.Table
+    estimated_bytes: int
     scores: np.ndarray
 
     @classmethod
     def of(cls, rows: list[dict], catalog: Catalog, index: TitleIndex) -> Checked:
-        return cls(rows_table(rows, ARROW_SCHEMA), label_scores(rows, catalog, index))
+        table = rows_table(rows, ARROW_SCHEMA)
+        return cls(table, estimated_size(table), label_scores(rows, catalog, index))
 
     @classmethod
     def concat(cls, parts: list[Checked]) -> Checked:
-        return cls(pa.concat_tables([part.table for part in parts]), np.concatenate([part.scores for part in parts]))
+        table = pa.concat_tables([part.table for part in parts])
+        return cls(table, sum(part.estimated_bytes for part in parts), np.concatenate([part.scores for part in parts]))
 
     def take(self, indices: list[int]) -> Checked:
-        return Checked(self.table.take(indices), self.scores[indices])
+        table = self.table.take(indices)
+        return Checked(table, estimated_size(table), self.scores[indices])
 
 
 @dataclass
@@ -201,7 +206,7 @@ class Generated:
         return cls(splits, {split: Counter() for split in SPLITS}, {split: CheckTotals() for split in SPLITS}, Counter())
 
     def add(self, split: str, checked: Checked) -> None:
-        self.splits[split].add(checked.table)
+        self.splits[split].add(checked.table, checked.estimated_bytes)
         self.tasks[split].update(checked.table.column("task").to_pylist())
         self.totals[split].add(checked)
 
