@@ -67,6 +67,7 @@ EVAL_USERS_OPTION = click.option(
     default=EvalSettings.users,
     show_default=True,
     help="Evaluate on at most this many users, the same seeded sample for validation and test (0: every user).",
+    callback=lambda _context, _parameter, users: users or None,  # EvalSettings.users: None for every user
 )
 
 
@@ -201,7 +202,7 @@ def train(
     )
     _check_settings(settings)
     with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one (the training state is in the cache)
-        train_teacher(BuildFolder.open(staged), settings, StepProgress(quiet=quiet), EvalSettings(users=eval_users or None))
+        train_teacher(BuildFolder.open(staged), settings, StepProgress(quiet=quiet), EvalSettings(users=eval_users))
         finalize(staged)  # the manifest lists teacher/ with its checksums
     if not quiet:
         console.print((folder.path / "teacher" / "report.md").read_text())
@@ -250,7 +251,7 @@ def eval_command(build_dir, checkpoint, ks, negatives, seed, eval_users, device,
 
     folder = BuildFolder.open(build_dir)
     loaded = load_teacher(folder, checkpoint, device)
-    settings = EvalSettings(ks=tuple(sorted(set(ks))), negatives=negatives, seed=seed, users=eval_users or None)
+    settings = EvalSettings(ks=tuple(sorted(set(ks))), negatives=negatives, seed=seed, users=eval_users)
     with StepProgress(quiet=as_json).step("Evaluating"):
         report = evaluate_teacher(folder, loaded, settings)
     if as_json:
