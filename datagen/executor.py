@@ -24,12 +24,12 @@ any number of workers.
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
-import signal
-import sys
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -38,7 +38,6 @@ from datagen.errors import DataError
 
 EXECUTORS = ("local", "ray")
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
-PR_SET_PDEATHSIG = 1  # prctl(2)
 _job: tuple | None = None  # a pool process's (worker class, arguments), set by _start_worker
 _worker = None  # its worker, built by its first task
 
@@ -63,16 +62,30 @@ def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: 
             yield results
     elif workers == 1 or len(tasks) <= 1:
         with _one_core(worker_class):
-            yield _in_process(worker_class, arguments, tasks)
+            worker = worker_class(*arguments)
+            with _frozen_heap():
+                yield (worker.run(task) for task in tasks)
     else:
-        # spawn, not fork: a forked child of a process that has run torch's thread pools can hang.
-        context = multiprocessing.get_context("spawn")
-        start = (worker_class, arguments, os.getpid())
+        context = _pool_context(worker_class)
+        start = (worker_class, arguments)
         pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=start)
         try:
             yield _results_in_order(deque(pool.submit(_run, task) for task in tasks), Future.result)
         finally:
             pool.shutdown(cancel_futures=True)
+
+
+def _pool_context(worker_class: type) -> multiprocessing.context.BaseContext:
+    """Forked from a fork server, not from the driver: a forked child of a process that has run torch's thread pools
+    can hang. The server, started once per driver, imports torch (2 CPU-s) once, and each worker of a class that
+    uses torch is forked with it loaded, where a spawned worker would import it itself. Nothing else is loaded
+    there: Polars starts threads as it loads, and a child forked from threads can deadlock on their locks. Where
+    there is no fork server (Windows), each worker is spawned."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch"] if getattr(worker_class, "uses_torch", False) else [])
+    return context
 
 
 def _results_in_order(pending: deque, result_of) -> Iterator:
@@ -81,17 +94,23 @@ def _results_in_order(pending: deque, result_of) -> Iterator:
         yield result_of(pending.popleft())
 
 
-def _in_process(worker_class: type, arguments: tuple, tasks: Sequence) -> Iterator:
-    worker = worker_class(*arguments)
-    for task in tasks:
-        yield worker.run(task)
+@contextlib.contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """The objects alive now (a worker's catalog, templates and model; the caller's) left out of the cyclic garbage
+    collector's passes until the block ends: they live as long as the job, and walking them again on every pass
+    took a tenth of a worker's time."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
-def _start_worker(worker_class: type, arguments: tuple, driver: int) -> None:
+def _start_worker(worker_class: type, arguments: tuple) -> None:
     """Each pool process dies with its driver and computes on one core (`workers` processes of torch's default
     threads would oversubscribe them)."""
     global _job
-    _die_with(driver)
+    _die_with_driver()
     if getattr(worker_class, "uses_torch", False):
         import torch
 
@@ -115,13 +134,18 @@ def _one_core(worker_class: type) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _die_with(driver: int) -> None:
-    """On Linux, ask for SIGKILL when the driver dies: a pool's workers share its queues' pipes, so after a SIGKILL of
-    the driver nothing would tell them to stop, and they would wait, holding their memory, for ever."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != driver:  # the driver died before the request
-        os._exit(1)
+def _die_with_driver() -> None:
+    """A pool's workers share its queues' pipes, so after a SIGKILL of the driver nothing would tell them to stop, and
+    they would wait, holding their memory, for ever: a thread of each waits for the driver's end and ends the worker.
+    The driver is the worker's parent for multiprocessing (its sentinel closes when the driver dies), whether it was
+    spawned by the driver or forked by the fork server."""
+    sentinel = multiprocessing.parent_process().sentinel
+    threading.Thread(target=_exit_when_ready, args=(sentinel,), name="datagen-driver-watch", daemon=True).start()
+
+
+def _exit_when_ready(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def _run(task):
@@ -131,6 +155,7 @@ def _run(task):
     if _worker is None:
         worker_class, arguments = _job
         _worker = worker_class(*arguments)
+        gc.freeze()  # as _frozen_heap does, for the life of the pool process
     return _worker.run(task)
 
 
