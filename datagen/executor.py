@@ -70,7 +70,8 @@ def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: 
         start = (worker_class, arguments)
         pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=start)
         try:
-            yield _results_in_order(deque(pool.submit(_run, task) for task in tasks), Future.result)
+            with _frozen_heap():  # the caller's, while it gathers the results
+                yield _results_in_order(deque(pool.submit(_run, task) for task in tasks), Future.result)
         finally:
             pool.shutdown(cancel_futures=True)
 
