@@ -17,7 +17,7 @@ from datagen.errors import DataError
 from datagen.shipped import RECIPES_DIR
 from datagen.training.grpo import grpo_config
 from datagen.training.ppo import PpoSettings
-from datagen.training.recipe import find_recipe, load_recipe
+from datagen.training.recipe import LoraSpec, find_recipe, load_recipe
 from datagen.training.sft import sft_config
 
 RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if "accelerate" not in p.relative_to(RECIPES_DIR).parts)
@@ -83,6 +83,13 @@ def test_variants_extend_the_small_recipe():
     paper = load_recipe("amazon-movies/llama-2-7b-chat/sft")
     assert paper.lora.r == 16 and paper.lora.alpha == 8 and paper.training["learning_rate"] == 1e-3 and paper.training["max_length"] == 1024
     assert paper.training["per_device_train_batch_size"] * paper.training["gradient_accumulation_steps"] * 4 == 64
+
+
+def test_lora_false_means_full_fine_tuning_and_a_lora_key_brings_lora_back():
+    full = load_recipe("steam/smollm2-135m/sft-cpu-full")
+    assert full.lora is None and full.training["learning_rate"] == 1e-4
+    assert full.dataset == load_recipe("steam/smollm2-135m/sft-cpu").dataset
+    assert load_recipe("steam/smollm2-135m/sft-cpu-full", ["lora.r=4"]).lora == LoraSpec(r=4)
 
 
 def test_overrides_apply_with_yaml_values():

@@ -20,9 +20,11 @@ from datagen.controllable.build import ControllableSettings, generate_controllab
 from datagen.errors import DataError
 from datagen.models import load_model, load_tokenizer
 from datagen.rewards import answer_rewards, teacher_ranks
+from datagen.shipped import RECIPES_DIR
 from datagen.training.data import read_config, training_rows
 from datagen.training.evaluate import MOST_POPULAR, TEACHER, score_model, score_teacher, select_rows
 from datagen.training.grpo import FACT_COLUMNS, RuleReward, train_grpo
+from datagen.training.ppo import train_ppo
 from datagen.training.recipe import load_recipe
 from datagen.training.sft import train_sft
 from datagen.training.tables import paper_tables
@@ -90,6 +92,35 @@ def test_a_few_sft_steps_reduce_the_loss_on_their_rows_and_resume(tasks_build, t
     assert "it/s]" not in resumed.stderr and "'loss'" not in resumed.stderr and "recipe " not in resumed.stderr, resumed.stderr
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["resumed_from"].endswith("checkpoint-6") and run["global_step"] == 7
+
+
+def test_full_fine_tuning_trains_every_weight_and_writes_the_model_itself(tasks_build, tmp_path):
+    overrides = [
+        f"dataset.path={tasks_build}",
+        "dataset.max_train_rows=2",
+        "dataset.eval_split=null",
+        f"training.output_dir={tmp_path / 'run'}",
+        "training.max_steps=1",
+        "training.per_device_train_batch_size=2",
+        "training.max_length=256",
+        "training.warmup_steps=0",
+        "training.save_strategy='no'",  # no checkpoint: a full model's optimizer state is 1 GB
+    ]
+    recipe = load_recipe("steam/smollm2-135m/sft-cpu-full", overrides)
+    assert recipe.lora is None
+    merged = train_sft(recipe, quiet=True)
+    base, _ = load_model(MODEL)
+    tuned, _ = load_model(str(merged))
+    # The final norm is in no LoRA target (linear layers only): it moves only when every weight is trained.
+    assert not torch.equal(tuned.model.norm.weight, base.model.norm.weight)
+    assert not (tmp_path / "run" / "adapter").exists()
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["resolved"]["lora"] is None
+
+    full_ppo = tmp_path / "ppo-full.yaml"
+    full_ppo.write_text(f"extends: {RECIPES_DIR / 'steam/smollm2-135m/ppo-cpu.yaml'}\nlora: false\n")
+    with pytest.raises(DataError, match="two LoRA adapters"):
+        train_ppo(load_recipe(full_ppo, [f"training.output_dir={tmp_path / 'ppo'}"]))
+    assert not (tmp_path / "ppo").exists()
 
 
 def test_scores_of_real_answers_count_every_row(tasks_build):

@@ -307,6 +307,8 @@ def train_ppo(recipe: Recipe, resume: bool = False, quiet: bool = False) -> Path
     from datagen.output import atomic_folder, write_json
     from datagen.progress import StepProgress
 
+    if recipe.lora is None:
+        raise DataError("PPO trains its actor and critic as two LoRA adapters of one model: it needs a lora section, not `lora: false`", path=recipe.path, line="lora")
     if quiet:
         silence_libraries()
     settings = PpoSettings.from_recipe(recipe)

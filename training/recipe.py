@@ -8,7 +8,9 @@ A recipe may start with `extends: other.yaml` (a path relative to it): the other
 file is read first and this one's keys override it, section by section, which is
 how the ablation variants stay a few lines long. Overrides on the command line
 are `section.key=value`, the value read as YAML (`lora.r=8`, `dataset.mixture=[...]`).
-The keys of `training` are passed unchanged to TRL's `SFTConfig`.
+The keys of `training` are passed unchanged to TRL's `SFTConfig`. `lora: false`
+trains every weight of the model instead of a LoRA adapter (SFT and GRPO; PPO
+keeps its actor and critic as two adapters of one model, so it needs LoRA).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ class Recipe:
     path: Path
     dataset: DatasetSpec
     model: ModelSpec
-    lora: LoraSpec
+    lora: LoraSpec | None  # None: full fine-tuning (`lora: false`)
     evaluation: EvaluationSpec
     training: dict = field(default_factory=dict)
 
@@ -134,7 +136,9 @@ def apply_override(data: dict, override: str) -> None:
     section, name = parts
     if section not in SECTIONS:
         raise DataError(f"override {override!r}: no section {section!r}; sections are {', '.join(SECTIONS)}")
-    data.setdefault(section, {})[name] = yaml.safe_load(value)
+    if not isinstance(data.get(section), dict):  # absent, or `lora: false`, which a lora key turns back into LoRA
+        data[section] = {}
+    data[section][name] = yaml.safe_load(value)
 
 
 def _check_keys(values: dict, allowed: set[str], path: Path, where: str) -> None:
@@ -175,7 +179,8 @@ def parse_recipe(data: dict, path: Path) -> Recipe:
     _check_keys(model, MODEL_KEYS, path, "model")
     if not model.get("name_or_path"):
         raise DataError("missing: a Hub id, a local folder, a .gguf file or package:DIST", path=path, line="model.name_or_path")
-    lora = _section(data, "lora", path)
+    full_fine_tuning = data.get("lora") is False
+    lora = {} if full_fine_tuning else _section(data, "lora", path)
     _check_keys(lora, LORA_KEYS, path, "lora")
     evaluation = _section(data, "evaluation", path)
     _check_keys(evaluation, EVALUATION_KEYS, path, "evaluation")
@@ -188,7 +193,7 @@ def parse_recipe(data: dict, path: Path) -> Recipe:
         path=path,
         dataset=DatasetSpec(**{**dataset, "mixture": tuple(components)}),
         model=ModelSpec(**model),
-        lora=LoraSpec(**lora),
+        lora=None if full_fine_tuning else LoraSpec(**lora),
         evaluation=EvaluationSpec(**evaluation),
         training=dict(training),
     )

@@ -92,10 +92,12 @@ def export_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> Path:
 
 
 def lora_config(recipe: Recipe):
-    """peft's LoraConfig from the recipe's `lora` section."""
+    """peft's LoraConfig from the recipe's `lora` section; None for full fine-tuning (`lora: false`)."""
     from peft import LoraConfig
 
     spec = recipe.lora
+    if spec is None:
+        return None
     return LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=spec.target_modules, task_type="CAUSAL_LM")
 
 
@@ -116,7 +118,8 @@ def silence_libraries() -> None:
 def run_trainer(
     trainer_class, recipe: Recipe, config, train, held_out=None, resume: bool = False, model_and_tokenizer=None, callbacks=(), export: bool = True, quiet: bool = False, **trainer_kwargs
 ) -> Path:
-    """Train the recipe's model (or `model_and_tokenizer`) with a LoRA adapter; returns the merged model's folder.
+    """Train the recipe's model (or `model_and_tokenizer`) with a LoRA adapter, or all of it (`lora: false`); returns
+    the folder of the whole model (the adapter merged into its base).
 
     `export=False` skips the adapter, merged model and run.json (benchmarks); `quiet` silences the libraries'
     progress bars and log lines (`config` from `trainer_config(..., quiet=True)`).
@@ -149,10 +152,17 @@ def run_trainer(
     merged = output_dir / "merged"
     if not export:
         return merged
-    trainer.save_model(str(output_dir / "adapter"))
+    if recipe.lora is None:  # every weight trained: the model is the merged model
+        with atomic_folder(merged) as folder:
+            trainer.save_model(str(folder))
+            if trainer.is_world_process_zero():
+                tokenizer.save_pretrained(folder)
+    else:
+        trainer.save_model(str(output_dir / "adapter"))
     if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(output_dir / "adapter")
-        export_merged(output_dir / "adapter", merged, recipe.model.dtype)
+        if recipe.lora is not None:
+            tokenizer.save_pretrained(output_dir / "adapter")
+            export_merged(output_dir / "adapter", merged, recipe.model.dtype)
         write_json(
             {
                 "recipe": str(recipe.path),
@@ -160,7 +170,7 @@ def run_trainer(
                 "resolved": {
                     "dataset": dataclasses.asdict(recipe.dataset),
                     "model": dataclasses.asdict(recipe.model),
-                    "lora": dataclasses.asdict(recipe.lora),
+                    "lora": None if recipe.lora is None else dataclasses.asdict(recipe.lora),
                     "training": recipe.training,
                 },
                 "dataset": dataset_identity(recipe.dataset.path),
