@@ -67,7 +67,7 @@ def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: 
                 yield (worker.run(task) for task in tasks)
     else:
         context = _pool_context(worker_class)
-        start = (worker_class, arguments)
+        start = (worker_class, arguments, dict(os.environ))
         pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=start)
         try:
             with _frozen_heap():  # the caller's, while it gathers the results
@@ -107,11 +107,14 @@ def _frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _start_worker(worker_class: type, arguments: tuple) -> None:
-    """Each pool process dies with its driver and computes on one core (`workers` processes of torch's default
-    threads would oversubscribe them)."""
+def _start_worker(worker_class: type, arguments: tuple, environment: dict[str, str]) -> None:
+    """Each pool process dies with its driver, sees the driver's environment as it is now (a worker forked by the
+    fork server would otherwise see the server's, as it was when the server started, as for `$DATAGEN_TEMPLATES`), and
+    computes on one core (`workers` processes of torch's default threads would oversubscribe them)."""
     global _job
     _die_with_driver()
+    os.environ.clear()
+    os.environ.update(environment)
     if getattr(worker_class, "uses_torch", False):
         import torch
 

@@ -3,6 +3,7 @@ one process, a pool of two, or two actors on a local Ray cluster."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -79,6 +80,20 @@ def test_the_pool_keeps_the_tasks_order_and_refuses_unknown_executors():
         assert list(results) == [task * task + 1 for task in range(7)]
     with pytest.raises(DataError, match="unknown executor 'dask'"), ordered_map(Squares, (0,), [1], workers=1, executor="dask"):
         pass
+
+
+class EnvironmentReader:
+    def run(self, name: str) -> str | None:
+        return os.environ.get(name)
+
+
+def test_pool_workers_see_the_drivers_environment_as_it_is_now(monkeypatch):
+    """Forked by a fork server started earlier, a worker would otherwise see the environment of the server's start."""
+    with ordered_map(Squares, (0,), [1, 2], workers=2) as results:  # the fork server is running after this
+        assert list(results) == [1, 4]
+    monkeypatch.setenv("DATAGEN_TEST_SETTING", "set after the fork server started")
+    with ordered_map(EnvironmentReader, (), ["DATAGEN_TEST_SETTING"] * 2, workers=2) as results:
+        assert list(results) == ["set after the fork server started"] * 2
 
 
 def test_leaving_the_block_early_stops_the_pool():
