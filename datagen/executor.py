@@ -157,9 +157,7 @@ def _run(task):
     # model) then reaches the caller as itself, where a failed initializer only breaks the pool.
     global _worker
     if _worker is None:
-        worker_class, arguments = _job
-        _worker = worker_class(*arguments)
-        gc.freeze()  # as _frozen_heap does, for the life of the pool process
+        _worker = _FrozenWorker(*_job)
     return _worker.run(task)
 
 
@@ -184,7 +182,8 @@ def _ray_results(worker_class: type, arguments: tuple, tasks: Sequence, workers:
 
 
 class _FrozenWorker:
-    """A Ray actor: the worker, built and then frozen out of the garbage collector's passes, as in a pool process."""
+    """The worker of a pool process or a Ray actor, built and then frozen out of the garbage collector's passes for
+    the life of the process, as `_frozen_heap` does around an in-process worker."""
 
     def __init__(self, worker_class: type, arguments: tuple):
         self.worker = worker_class(*arguments)
