@@ -113,7 +113,7 @@ def test_full_fine_tuning_trains_every_weight_and_writes_the_model_itself(tasks_
     tuned, _ = load_model(str(merged))
     # The final norm is in no LoRA target (linear layers only): it moves only when every weight is trained.
     assert not torch.equal(tuned.model.norm.weight, base.model.norm.weight)
-    assert not (tmp_path / "run" / "adapter").exists()
+    assert not (tmp_path / "run" / "adapter").exists() and not (tmp_path / "run" / "model").exists()
     assert json.loads((tmp_path / "run" / "run.json").read_text())["resolved"]["lora"] is None
 
     full_ppo = tmp_path / "ppo-full.yaml"

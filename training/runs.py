@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -152,17 +153,17 @@ def run_trainer(
     merged = output_dir / "merged"
     if not export:
         return merged
-    if recipe.lora is None:  # every weight trained: the model is the merged model
-        with atomic_folder(merged) as folder:
-            trainer.save_model(str(folder))
-            if trainer.is_world_process_zero():
-                tokenizer.save_pretrained(folder)
-    else:
-        trainer.save_model(str(output_dir / "adapter"))
+    saved = output_dir / ("adapter" if recipe.lora is not None else "model")
+    trainer.save_model(str(saved))  # on every process: sharded weights are gathered, the main process writes
     if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(saved)
         if recipe.lora is not None:
-            tokenizer.save_pretrained(output_dir / "adapter")
-            export_merged(output_dir / "adapter", merged, recipe.model.dtype)
+            export_merged(saved, merged, recipe.model.dtype)
+        else:  # every weight trained: the saved model is the merged model, moved into place whole
+            with atomic_folder(merged) as folder:
+                for path in saved.iterdir():
+                    os.replace(path, folder / path.name)
+            saved.rmdir()
         write_json(
             {
                 "recipe": str(recipe.path),
