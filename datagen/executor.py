@@ -29,11 +29,10 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import queue
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 from datagen.errors import DataError
 
@@ -70,14 +69,10 @@ def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: 
         context = _pool_context(worker_class)
         start = (worker_class, arguments, dict(os.environ))
         pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=start)
-        submitted = queue.SimpleQueue()
-        submitter = threading.Thread(target=_submit_all, args=(pool, tasks, submitted), name="datagen-submit", daemon=True)
-        submitter.start()
         try:
             with _frozen_heap():  # the caller's, while it gathers the results
-                yield (_submitted_result(submitted.get()) for _ in tasks)
+                yield _results_in_order(deque(pool.submit(_run, task) for task in tasks), Future.result)
         finally:
-            submitter.join()
             pool.shutdown(cancel_futures=True)
 
 
@@ -92,24 +87,6 @@ def _pool_context(worker_class: type) -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["torch"] if getattr(worker_class, "uses_torch", False) else [])
     return context
-
-
-def _submit_all(pool: ProcessPoolExecutor, tasks: Sequence, submitted: queue.SimpleQueue) -> None:
-    """Every task submitted, in order, from a thread: the first submit starts the workers, and waits (1-2 s) until
-    the fork server has loaded torch and forked the first one, time in which the caller goes on with its own work.
-    An error submitting (a broken pool) takes the place of the task's future, to be raised to the caller."""
-    for task in tasks:
-        try:
-            submitted.put(pool.submit(_run, task))
-        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread, which raises it
-            submitted.put(error)
-            return
-
-
-def _submitted_result(future_or_error):
-    if isinstance(future_or_error, BaseException):
-        raise future_or_error
-    return future_or_error.result()
 
 
 def _results_in_order(pending: deque, result_of) -> Iterator:
