@@ -15,10 +15,11 @@ can do its own work while they load:
 (one worker in this process, on one core, when it is 1); `--executor ray` starts `--workers`
 Ray actors: `ray.init()` joins the cluster `$RAY_ADDRESS` names (e.g. one
 started with `ray start` on Slurm nodes), or starts a local one. The worker
-class, its arguments and the tasks must pickle, and the files a worker reads (a
-build folder) must be where every node sees them. Tasks return their results and
-the caller writes the files, so what is written is the same for any executor and
-any number of workers.
+class, its arguments and the tasks must pickle, and the files a worker reads or
+writes (a build folder) must be where every node sees them. The caller writes
+the outputs from the tasks' results (or from the files they name), in task
+order, so what is written is the same for any executor and any number of
+workers.
 """
 
 from __future__ import annotations

@@ -1,22 +1,25 @@
 """A split's rows gathered on disk a table at a time, then written as its shards, so that no process holds them all.
 
     >>> with scratch_folder(folder.path / "controllable-rows") as scratch:  # doctest: +SKIP
-    ...     train = SpilledSplit(scratch / "train.arrow", ARROW_SCHEMA)
-    ...     for table in tables:
-    ...         train.add(table)
+    ...     train = SpilledSplit(scratch, "train", ARROW_SCHEMA)
+    ...     train.add(spill(table, train.next_path()))             # a table made here
+    ...     train.add(spill(table, scratch / "chunk-000001-train.arrow"))  # in a worker
     ...     train.write(folder.path / "data" / "controllable", "train")
     [PosixPath('build/steam/data/controllable/train-00000-of-00001.parquet')]
 
-The tables go to an Arrow stream file as they come. `write` makes the shards
-`write_split` would make of all the rows in one frame, reading the file once,
-a row group at a time: the shard count from the rows' size in memory (Polars'
-estimate, summed over the tables), the rows shared evenly, row groups of
-ROW_GROUP_ROWS. Equal tables in equal order give equal bytes, however they
-were cut.
+Each table goes to an Arrow stream file of its own, written by whoever made it
+(a worker writes its chunk's rows itself, so they never travel through the
+driver). `write` makes the shards `write_split` would make of all the rows in
+one frame, reading the files once, in the order they were added, a row group
+at a time: the shard count from the rows' size in memory (Polars' estimate,
+summed over the tables), the rows shared evenly, row groups of ROW_GROUP_ROWS.
+Equal tables in equal order give equal bytes, however they were cut.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -27,43 +30,66 @@ from datagen.output import PARQUET_OPTIONS, ROW_GROUP_ROWS, parquet_table
 from datagen.publish.layout import MAX_SHARD_BYTES, shard_name, shard_rows
 
 
-class SpilledSplit:
-    """One split's rows in an Arrow stream file at `path`, added a table at a time, then written as its shards."""
+@dataclass(frozen=True)
+class SpilledTable:
+    """A table written to an Arrow stream file: its path, its rows, and its size in memory as Polars estimates it."""
 
-    def __init__(self, path: Path, schema: pa.Schema):
-        self.path = path
+    path: Path
+    rows: int
+    estimated_bytes: int
+
+
+def spill(table: pa.Table, path: Path, estimated_bytes: int | None = None) -> SpilledTable:
+    """Write `table` to an Arrow stream file at `path`; `estimated_bytes` is its `estimated_size`, when known."""
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    return SpilledTable(path, table.num_rows, estimated_size(table) if estimated_bytes is None else estimated_bytes)
+
+
+class SpilledSplit:
+    """One split's rows in Arrow stream files, added a table at a time, then written as its shards. Tables made in
+    this process go to files in `scratch` (`next_path`)."""
+
+    def __init__(self, scratch: Path, split: str, schema: pa.Schema):
+        self.scratch = scratch
+        self.split = split
         self.schema = schema
+        self.tables: list[SpilledTable] = []
         self.rows = 0
         self.estimated_bytes = 0
-        self._file = pa.OSFile(str(path), "wb")
-        self._stream = pa.ipc.new_stream(self._file, schema)
 
-    def add(self, table: pa.Table, estimated_bytes: int | None = None) -> None:
-        """Append `table`; `estimated_bytes` is its `estimated_size`, when whoever made it has it (a worker)."""
-        self._stream.write_table(table)
-        self.rows += table.num_rows
-        self.estimated_bytes += estimated_size(table) if estimated_bytes is None else estimated_bytes
+    def next_path(self) -> Path:
+        """Where to spill the next table made in this process."""
+        return self.scratch / f"{self.split}-{len(self.tables):06d}.arrow"
+
+    def add(self, table: SpilledTable) -> None:
+        self.tables.append(table)
+        self.rows += table.rows
+        self.estimated_bytes += table.estimated_bytes
 
     def write(self, config_dir: Path, split: str, max_shard_bytes: int = MAX_SHARD_BYTES, row_group_rows: int = ROW_GROUP_ROWS) -> list[Path]:
         """Write the rows as the shards of `split` into a config's folder (once every table is added)."""
-        self._stream.close()
-        self._file.close()
         config_dir.mkdir(parents=True, exist_ok=True)
         shards = shard_rows(self.estimated_bytes, self.rows, max_shard_bytes)
         empty = parquet_table(pl.from_arrow(self.schema.empty_table()))
+        rows = _RowTaker(self._batches(), self.schema)
         paths = []
-        with pa.memory_map(str(self.path)) as source:  # batches read from the map are views of it, not copies
-            rows = _RowTaker(pa.ipc.open_stream(source))
-            for index, (_, shard_size) in enumerate(shards):
-                path = config_dir / shard_name(split, index, len(shards))
-                with pq.ParquetWriter(path, empty.schema, **PARQUET_OPTIONS) as writer:
-                    if not shard_size:  # as pq.write_table writes an empty table: one empty row group
-                        writer.write_table(empty)
-                    for start in range(0, shard_size, row_group_rows):
-                        group = rows.take(min(row_group_rows, shard_size - start))
-                        writer.write_table(parquet_table(pl.from_arrow(group).rechunk()), row_group_size=row_group_rows)
-                paths.append(path)
+        for index, (_, shard_size) in enumerate(shards):
+            path = config_dir / shard_name(split, index, len(shards))
+            with pq.ParquetWriter(path, empty.schema, **PARQUET_OPTIONS) as writer:
+                if not shard_size:  # as pq.write_table writes an empty table: one empty row group
+                    writer.write_table(empty)
+                for start in range(0, shard_size, row_group_rows):
+                    group = rows.take(min(row_group_rows, shard_size - start))
+                    writer.write_table(parquet_table(pl.from_arrow(group).rechunk()), row_group_size=row_group_rows)
+            paths.append(path)
         return paths
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        for table in self.tables:
+            # Batches read from a memory map are views of it, not copies; they keep the map alive once it is closed.
+            with pa.memory_map(str(table.path)) as source:
+                yield from pa.ipc.open_stream(source)
 
 
 def estimated_size(table: pa.Table) -> int:
@@ -74,9 +100,9 @@ def estimated_size(table: pa.Table) -> int:
 class _RowTaker:
     """The rows of a stream of record batches, taken in tables of any length."""
 
-    def __init__(self, reader: pa.ipc.RecordBatchStreamReader):
-        self._batches = iter(reader)
-        self._pending = pa.Table.from_batches([], schema=reader.schema)
+    def __init__(self, batches: Iterator[pa.RecordBatch], schema: pa.Schema):
+        self._batches = batches
+        self._pending = pa.Table.from_batches([], schema=schema)
 
     def take(self, count: int) -> pa.Table:
         pieces, taken = [], 0

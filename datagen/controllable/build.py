@@ -48,7 +48,7 @@ from datagen.output import scratch_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
 from datagen.rawfiles import sha256
-from datagen.spilled import SpilledSplit, estimated_size
+from datagen.spilled import SpilledSplit, SpilledTable, estimated_size, spill
 from datagen.templating import TemplateLibrary
 
 REPORT_FORMAT = "datagen.controllable/2"
@@ -107,14 +107,10 @@ class Checked:
         table = self.table.take(indices)
         return Checked(table, estimated_size(table), self.scores[indices])
 
-
-@dataclass
-class Part:
-    """What a chunk of sample points made: per split its checked rows, and the samples not made."""
-
-    splits: dict[str, Checked]
-    dropped: Counter
-    teacher_checkpoint_sha256: str
+    def spill(self, path: Path) -> SpilledRows:
+        totals = CheckTotals()
+        totals.add(self)
+        return SpilledRows(spill(self.table, path, self.estimated_bytes), Counter(self.table.column("task").to_pylist()), totals)
 
 
 class CheckTotals:
@@ -136,6 +132,13 @@ class CheckTotals:
             self.sums[task] = self.sums.get(task, 0) + np.nansum(scores, axis=0)
             self.counts[task] = self.counts.get(task, 0) + (~np.isnan(scores)).sum(axis=0)
 
+    def merge(self, other: CheckTotals) -> None:
+        """Add the totals of later rows (those of a chunk: the same sums as adding its rows here)."""
+        for task in other.rows:
+            self.rows[task] += other.rows[task]
+            self.sums[task] = self.sums.get(task, 0) + other.sums[task]
+            self.counts[task] = self.counts.get(task, 0) + other.counts[task]
+
     def means(self) -> dict[str, dict]:
         """{task: {"rows": n, metric: mean or None}}, tasks in TASKS order."""
         checks = {}
@@ -143,6 +146,27 @@ class CheckTotals:
             sums, counts = self.sums[task], self.counts[task]
             checks[task] = {"rows": self.rows[task], **{m: float(sums[i] / counts[i]) if counts[i] else None for i, m in enumerate(CHECKED)}}
         return checks
+
+
+@dataclass
+class SpilledRows:
+    """Checked rows spilled to a file by the process that made them, with their count per task and their label
+    checks' totals: all the driver needs of them until it writes the split."""
+
+    table: SpilledTable
+    tasks: Counter
+    totals: CheckTotals
+
+
+@dataclass
+class Part:
+    """What a chunk of sample points made: its train and test rows spilled, its validation rows (to choose from), and
+    the samples not made."""
+
+    spilled: dict[str, SpilledRows]
+    validation: Checked
+    dropped: Counter
+    teacher_checkpoint_sha256: str
 
 
 def load_library(template_dirs=()) -> TemplateLibrary:
@@ -202,28 +226,32 @@ class Generated:
 
     @classmethod
     def spilled_in(cls, scratch: Path) -> Generated:
-        splits = {split: SpilledSplit(scratch / f"{split}.arrow", ARROW_SCHEMA) for split in SPLITS}
+        splits = {split: SpilledSplit(scratch, split, ARROW_SCHEMA) for split in SPLITS}
         return cls(splits, {split: Counter() for split in SPLITS}, {split: CheckTotals() for split in SPLITS}, Counter())
 
     def add(self, split: str, checked: Checked) -> None:
-        self.splits[split].add(checked.table, checked.estimated_bytes)
-        self.tasks[split].update(checked.table.column("task").to_pylist())
-        self.totals[split].add(checked)
+        """Rows made in this process."""
+        self.add_spilled(split, checked.spill(self.splits[split].next_path()))
+
+    def add_spilled(self, split: str, rows: SpilledRows) -> None:
+        self.splits[split].add(rows.table)
+        self.tasks[split].update(rows.tasks)
+        self.totals[split].merge(rows.totals)
 
 
 def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress, scratch: Path) -> tuple[Generated, Catalog, TemplateLibrary, str]:
     """Every row and every dropped sample, the chunks of sample points shared among `settings.workers` workers,
-    which render and check their rows; this process makes I3's rows while they start, then gathers theirs into
-    files in `scratch`, a chunk at a time."""
+    which render, check and spill their rows to files in `scratch`; this process makes I3's rows while they start,
+    then gathers what the chunks made, in their order."""
     catalog = Catalog(folder.items)
     library = load_library(settings.template_dirs)
     context = Context(catalog, library, folder.max_history, settings.teacher_list_size, settings.max_candidates)
     generated = Generated.spilled_in(scratch)
     planned, validation_turns = sample_points(folder.sequences, settings, generated.dropped)
-    chunks = [planned[start : start + settings.batch_size] for start in range(0, len(planned), settings.batch_size)]
+    chunks = [(number, planned[start : start + settings.batch_size]) for number, start in enumerate(range(0, len(planned), settings.batch_size))]
     validation = []  # the rows of every validation user, to choose from
     teachers = set()  # the checkpoint that made the rows
-    with ordered_map(ChunkGenerator, (folder.path, settings), chunks, settings.workers, settings.executor) as results:
+    with ordered_map(ChunkGenerator, (folder.path, settings, scratch), chunks, settings.workers, settings.executor) as results:
         with progress.step("Generating I3 (item search)"):
             rows = []
             for item in range(catalog.n_items):
@@ -231,9 +259,9 @@ def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress:
             i3 = Checked.of(rows, catalog, TitleIndex(catalog.titles))
         with progress.bar(f"Generating I0-I2 and the combined controls ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance:
             for done, part in enumerate(results, start=1):
-                validation.append(part.splits.pop("validation"))
-                for split, checked in part.splits.items():
-                    generated.add(split, checked)
+                validation.append(part.validation)
+                for split, rows in part.spilled.items():
+                    generated.add_spilled(split, rows)
                 generated.dropped.update(part.dropped)
                 teachers.add(part.teacher_checkpoint_sha256)
                 advance(f"{min(done * settings.batch_size, len(planned))} sample points")
@@ -251,12 +279,13 @@ def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress:
 
 class ChunkGenerator:
     """A worker (datagen.executor): the catalog, templates and teacher loaded once, then the checked rows of a chunk
-    of sample points per task. A point's rows depend only on it, its seed and the teacher, so any split of the points
-    among workers gives the same rows."""
+    of sample points per task, its train and test rows spilled to `scratch` (which every worker must see: on Ray,
+    inside the build folder on a shared file system). A point's rows depend only on it, its seed and the teacher, so
+    any split of the points among workers gives the same rows."""
 
     uses_torch = True
 
-    def __init__(self, folder_path: Path, settings: ControllableSettings):
+    def __init__(self, folder_path: Path, settings: ControllableSettings, scratch: Path):
         from datagen.teacher.folder import load_teacher
         from datagen.teacher.ranking import TeacherRanker
 
@@ -268,8 +297,10 @@ class ChunkGenerator:
         self.ranker = TeacherRanker(teacher, folder.items)
         self.teacher_checkpoint_sha256 = teacher.checkpoint_sha256
         self.settings = settings
+        self.scratch = scratch
 
-    def run(self, chunk: list[tuple[Point, tuple[Job, ...]]]) -> Part:
+    def run(self, task: tuple[int, list[tuple[Point, tuple[Job, ...]]]]) -> Part:
+        number, chunk = task
         seed, rows, dropped = self.settings.seed, {split: [] for split in SPLITS}, Counter()
         heads, allowed_counts, scores = self.ranker.best_first([point.prefix for point, _ in chunk], max(HEAD_SIZE, self.settings.teacher_list_size))
         for (point, jobs), head, allowed, row_scores in zip(chunk, heads, allowed_counts, scores):
@@ -279,7 +310,9 @@ class ChunkGenerator:
                 except HeadExhausted:  # the whole ranking, as TeacherRanker.full_orders sorts it
                     sample = generate(job, point, np.argsort(-row_scores, kind="stable")[:allowed], seed, self.context)
                 _keep(rows[point.split], dropped, point.split, job.name, sample, self.catalog, point.copy)
-        return Part({split: Checked.of(rows[split], self.catalog, self.index) for split in SPLITS}, dropped, self.teacher_checkpoint_sha256)
+        checked = {split: Checked.of(rows[split], self.catalog, self.index) for split in SPLITS}
+        spilled = {split: checked[split].spill(self.scratch / f"chunk-{number:06d}-{split}.arrow") for split in ("train", "test")}
+        return Part(spilled, checked["validation"], dropped, self.teacher_checkpoint_sha256)
 
 
 def _keep(rows: list[dict], dropped: Counter, split: str, job: str, outcome, catalog: Catalog, copy: int = 0) -> None:
