@@ -4,11 +4,15 @@ A job is a worker class: each worker process builds one (`Worker(*arguments)`:
 loading a model, a catalog) and then runs tasks with its `run` method. A worker
 class that computes with torch says so (`uses_torch = True`), and each of its
 workers then runs torch on one thread, so that N workers use N cores. The
-workers start, and get every task, when the block is entered, so the caller
-can do its own work while they load:
+workers start when the block is entered, and get every task when they are
+mapped, so the caller can do its own work while they load:
 
     >>> with ordered_map(Doubler, (), [1, 2, 3], workers=2) as results:  # doctest: +SKIP
     ...     list(results)
+    [2, 4, 6]
+    >>> with worker_pool(Doubler, (), workers=2) as pool:  # doctest: +SKIP
+    ...     tasks = [1, 2, 3]  # planned while the workers start
+    ...     list(pool.ordered_map(tasks))
     [2, 4, 6]
 
 `--executor local` (the default) runs `--workers` processes on this machine
@@ -24,6 +28,7 @@ workers.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import gc
 import logging
@@ -40,7 +45,7 @@ from datagen.errors import DataError
 EXECUTORS = ("local", "ray")
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
 _job: tuple | None = None  # a pool process's (worker class, arguments), set by _start_worker
-_worker = None  # its worker, built by its first task
+_worker = None  # its worker, built by _build
 
 
 def default_workers() -> int:
@@ -50,31 +55,107 @@ def default_workers() -> int:
 
 @contextlib.contextmanager
 def ordered_map(worker_class: type, arguments: tuple, tasks: Sequence, workers: int, executor: str = "local") -> Iterator[Iterator]:
-    """worker.run(task) for each task, in the tasks' order, with `workers` workers built as worker_class(*arguments).
+    """worker.run(task) for each task, in the tasks' order, with `workers` workers built as worker_class(*arguments)
+    (no more than there are tasks: one, in this process, for one task).
 
     The workers start on entering the block; leaving it stops them, whether or not every result was read.
     """
+    if workers >= 1:  # fewer is refused by worker_pool
+        workers = min(workers, max(len(tasks), 1))
+    with worker_pool(worker_class, arguments, workers, executor) as pool:
+        yield pool.ordered_map(tasks)
+
+
+@contextlib.contextmanager
+def worker_pool(worker_class: type, arguments: tuple, workers: int, executor: str = "local") -> Iterator[_Pool]:
+    """`workers` workers built as worker_class(*arguments), started on entering the block, before their tasks are
+    known: `pool.ordered_map(tasks)` runs them. Leaving the block stops them, whether or not every result was read."""
     if executor not in EXECUTORS:
         raise DataError(f"unknown executor {executor!r}; executors: {', '.join(EXECUTORS)}")
     if workers < 1:
         raise DataError(f"--workers must be at least 1, not {workers}")
-    if executor == "ray":
-        with _ray_results(worker_class, arguments, tasks, workers) as results:
-            yield results
-    elif workers == 1 or len(tasks) <= 1:
+    pool = _RayPool if executor == "ray" else _InProcess if workers == 1 else _ProcessPool
+    try:
+        with pool.started(worker_class, arguments, workers) as started:
+            yield started
+    finally:
+        gc.unfreeze()  # as ordered_map froze the caller's heap
+
+
+class _Pool(abc.ABC):
+    """Started workers; `ordered_map` gives them the tasks and yields their results in the tasks' order."""
+
+    def ordered_map(self, tasks: Sequence) -> Iterator:
+        # The caller's objects alive now (its tasks, its catalog) are left out of the garbage collector's passes
+        # while it gathers the results, as a worker's are (_FrozenWorker): walking them again on every pass was 10%
+        # of a profiled one-worker generation (5% after).
+        gc.freeze()
+        return self._results(tasks)
+
+    @abc.abstractmethod
+    def _results(self, tasks: Sequence) -> Iterator: ...
+
+
+class _InProcess(_Pool):
+    def __init__(self, worker):
+        self.worker = worker
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, worker_class: type, arguments: tuple, workers: int) -> Iterator[_InProcess]:
         with _one_core(worker_class):
-            worker = worker_class(*arguments)
-            with _frozen_heap():
-                yield (worker.run(task) for task in tasks)
-    else:
-        context = _pool_context(worker_class)
+            yield cls(worker_class(*arguments))
+
+    def _results(self, tasks: Sequence) -> Iterator:
+        return (self.worker.run(task) for task in tasks)
+
+
+class _ProcessPool(_Pool):
+    def __init__(self, pool: ProcessPoolExecutor):
+        self.pool = pool
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, worker_class: type, arguments: tuple, workers: int) -> Iterator[_ProcessPool]:
         start = (worker_class, arguments, dict(os.environ))
-        pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=context, initializer=_start_worker, initargs=start)
+        pool = ProcessPoolExecutor(workers, mp_context=_pool_context(worker_class), initializer=_start_worker, initargs=start)
         try:
-            with _frozen_heap():  # the caller's, while it gathers the results
-                yield _results_in_order(deque(pool.submit(_run, task) for task in tasks), Future.result)
+            for _ in range(workers):  # a process is started for each task submitted while none is idle
+                pool.submit(_build)
+            yield cls(pool)
         finally:
             pool.shutdown(cancel_futures=True)
+
+    def _results(self, tasks: Sequence) -> Iterator:
+        return _results_in_order(deque(self.pool.submit(_run, task) for task in tasks), Future.result)
+
+
+class _RayPool(_Pool):
+    def __init__(self, ray, actors: list):
+        self.ray = ray
+        self.actors = actors
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, worker_class: type, arguments: tuple, workers: int) -> Iterator[_RayPool]:
+        try:
+            import ray
+        except ImportError:
+            raise DataError("--executor ray needs Ray", hint="pip install 'datagen[ray]'") from None
+        if not ray.is_initialized():
+            joining = bool(os.environ.get(RAY_ADDRESS_ENV))
+            ray.init(**({} if joining else {"num_cpus": workers}), include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        actor_class = ray.remote(num_cpus=1)(_FrozenWorker)
+        actors = [actor_class.remote(worker_class, arguments) for _ in range(workers)]
+        try:
+            yield cls(ray, actors)
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+
+    def _results(self, tasks: Sequence) -> Iterator:
+        pending = deque(self.actors[number % len(self.actors)].run.remote(task) for number, task in enumerate(tasks))
+        return _results_in_order(pending, self.ray.get)
 
 
 def _pool_context(worker_class: type) -> multiprocessing.context.BaseContext:
@@ -94,18 +175,6 @@ def _results_in_order(pending: deque, result_of) -> Iterator:
     # Each result is let go once read (a list of the futures would hold them all to the end).
     while pending:
         yield result_of(pending.popleft())
-
-
-@contextlib.contextmanager
-def _frozen_heap() -> Iterator[None]:
-    """The objects alive now (a worker's catalog, templates and model; the caller's) left out of the cyclic garbage
-    collector's passes until the block ends: they live as long as the job, and walking them again on every pass
-    was 10% of a profiled one-worker generation (5% after)."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _start_worker(worker_class: type, arguments: tuple, environment: dict[str, str]) -> None:
@@ -153,38 +222,22 @@ def _exit_when_ready(sentinel: int) -> None:
     os._exit(1)
 
 
-def _run(task):
-    # The worker is built by the first task rather than by the initializer: an error building it (a stale
-    # model) then reaches the caller as itself, where a failed initializer only breaks the pool.
+def _build() -> None:
+    # The worker is built by a task rather than by the initializer: an error building it (a stale model) then
+    # reaches the caller as itself, from its first task, where a failed initializer only breaks the pool.
     global _worker
     if _worker is None:
         _worker = _FrozenWorker(*_job)
+
+
+def _run(task):
+    _build()
     return _worker.run(task)
-
-
-@contextlib.contextmanager
-def _ray_results(worker_class: type, arguments: tuple, tasks: Sequence, workers: int) -> Iterator[Iterator]:
-    try:
-        import ray
-    except ImportError:
-        raise DataError("--executor ray needs Ray", hint="pip install 'datagen[ray]'") from None
-    if not ray.is_initialized():
-        joining = bool(os.environ.get(RAY_ADDRESS_ENV))
-        ray.init(**({} if joining else {"num_cpus": workers}), include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    actor_class = ray.remote(num_cpus=1)(_FrozenWorker)
-    actors = [actor_class.remote(worker_class, arguments) for _ in range(min(workers, max(len(tasks), 1)))]
-    try:
-        pending = deque(actors[number % len(actors)].run.remote(task) for number, task in enumerate(tasks))
-        with _frozen_heap():
-            yield _results_in_order(pending, ray.get)
-    finally:
-        for actor in actors:
-            ray.kill(actor)
 
 
 class _FrozenWorker:
     """The worker of a pool process or a Ray actor, built and then frozen out of the garbage collector's passes for
-    the life of the process, as `_frozen_heap` does around an in-process worker."""
+    the life of the process, as `_Pool.ordered_map` does with the caller's objects (and an in-process worker)."""
 
     def __init__(self, worker_class: type, arguments: tuple):
         self.worker = worker_class(*arguments)

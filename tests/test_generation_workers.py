@@ -18,7 +18,7 @@ from datagen.buildfolder import BuildFolder
 from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.errors import DataError
-from datagen.executor import ordered_map
+from datagen.executor import ordered_map, worker_pool
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -80,6 +80,29 @@ def test_the_pool_keeps_the_tasks_order_and_refuses_unknown_executors():
         assert list(results) == [task * task + 1 for task in range(7)]
     with pytest.raises(DataError, match="unknown executor 'dask'"), ordered_map(Squares, (0,), [1], workers=1, executor="dask"):
         pass
+
+
+class SlowToBuild:
+    """A worker that takes a second to build (as loading a teacher does) and says when it was built, and where."""
+
+    def __init__(self):
+        time.sleep(1)
+        self.built_at = time.monotonic()
+
+    def run(self, task: int) -> tuple[int, float]:
+        time.sleep(0.2)  # long enough that each worker takes some of the tasks
+        return os.getpid(), self.built_at
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_pools_workers_are_built_before_their_tasks_are_known(workers):
+    """The caller plans its tasks while the workers load: entering worker_pool starts and builds them."""
+    with worker_pool(SlowToBuild, (), workers=workers) as pool:
+        time.sleep(4)  # the caller's planning
+        mapped_at = time.monotonic()
+        built = dict(pool.ordered_map(range(8)))
+    assert len(built) == workers
+    assert all(built_at < mapped_at for built_at in built.values())
 
 
 class EnvironmentReader:

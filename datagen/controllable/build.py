@@ -41,7 +41,7 @@ from datagen.controllable.tasks import (
     sample_rng,
 )  # fmt: skip
 from datagen.errors import DataError
-from datagen.executor import ordered_map
+from datagen.executor import worker_pool
 from datagen.family import card_block
 from datagen.generated import rows_table, settings_dict, write_generated
 from datagen.output import scratch_folder
@@ -241,17 +241,18 @@ class Generated:
 
 def generate_rows(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress, scratch: Path) -> tuple[Generated, Catalog, TemplateLibrary, str]:
     """Every row and every dropped sample, the chunks of sample points shared among `settings.workers` workers,
-    which render, check and spill their rows to files in `scratch`; this process makes I3's rows while they start,
-    then gathers what the chunks made, in their order."""
-    catalog = Catalog(folder.items)
-    library = load_library(settings.template_dirs)
-    context = Context(catalog, library, folder.max_history, settings.teacher_list_size, settings.max_candidates)
+    which render, check and spill their rows to files in `scratch`; this process plans the chunks and makes I3's rows
+    while they start, then gathers what the chunks made, in their order."""
     generated = Generated.spilled_in(scratch)
-    planned, validation_turns = sample_points(folder.sequences, settings, generated.dropped)
-    chunks = [(number, planned[start : start + settings.batch_size]) for number, start in enumerate(range(0, len(planned), settings.batch_size))]
     validation = []  # the rows of every validation user, to choose from
     teachers = set()  # the checkpoint that made the rows
-    with ordered_map(ChunkGenerator, (folder.path, settings, scratch), chunks, settings.workers, settings.executor) as results:
+    with worker_pool(ChunkGenerator, (folder.path, settings, scratch), settings.workers, settings.executor) as pool:
+        catalog = Catalog(folder.items)
+        library = load_library(settings.template_dirs)
+        context = Context(catalog, library, folder.max_history, settings.teacher_list_size, settings.max_candidates)
+        planned, validation_turns = sample_points(folder.sequences, settings, generated.dropped)
+        chunks = [(number, planned[start : start + settings.batch_size]) for number, start in enumerate(range(0, len(planned), settings.batch_size))]
+        results = pool.ordered_map(chunks)
         with progress.step("Generating I3 (item search)"):
             rows = []
             for item in range(catalog.n_items):
