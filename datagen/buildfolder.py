@@ -22,8 +22,8 @@ from pathlib import Path
 import polars as pl
 
 from datagen.errors import DataError
+from datagen.ingest.reviews import REVIEWS_FILE
 from datagen.publish.layout import read_split
-from datagen.reviews import REVIEWS_FILE
 
 
 def data_version(outputs: dict) -> str:

@@ -22,12 +22,12 @@ from datagen import __version__
 from datagen.browse import render, templates
 from datagen.buildfolder import BuildFolder
 from datagen.cache import RAW_CACHE, writable_cache_dir
-from datagen.download import download, official_files
 from datagen.errors import DataError
 from datagen.families import FAMILIES
 from datagen.family_cli import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION
+from datagen.ingest.download import download, official_files
+from datagen.ingest.presets import PRESETS
 from datagen.output import check_writable
-from datagen.presets import PRESETS
 from datagen.progress import StepProgress
 from datagen.publish.cli import card, push, validate
 from datagen.publish.release import DEFAULT_VERSION

@@ -8,7 +8,7 @@
 Output folder (written to a temporary folder, renamed into place when complete):
 a Hugging Face dataset repository. data/items/ and data/interactions/ (the
 canonical tables), sequences.parquet, manifest.json, stats.md (and, with
-`review_texts=True`, reviews.parquet: see `datagen.reviews`); with
+`review_texts=True`, reviews.parquet: see `datagen.ingest.reviews`); with
 `BuildConfig(teacher=TeacherSettings())` the SASRec teacher in teacher/ (reused
 from the previous build when data and settings are unchanged), and with
 `families={"controllable": ControllableSettings()}` as well the dataset of Lu
@@ -32,20 +32,20 @@ import polars as pl
 
 from datagen import __version__
 from datagen.buildfolder import BuildFolder, data_version
-from datagen.cleaning import clean_interactions, clean_items, k_core, sample_users, unique_titles
 from datagen.errors import DataError
 from datagen.families import FAMILIES, family_named
+from datagen.ingest.cleaning import clean_interactions, clean_items, k_core, sample_users, unique_titles
+from datagen.ingest.presets import DEFAULT_PARAMETERS, PRESETS
+from datagen.ingest.rawfiles import sha256
+from datagen.ingest.report import BuildReport
+from datagen.ingest.reviews import REVIEWS_FILE, write_review_texts
+from datagen.ingest.split import CanonicalTables, split_tables
+from datagen.ingest.stats import table1, table1_markdown
 from datagen.output import atomic_folder, check_writable, write_json, write_parquet
-from datagen.presets import DEFAULT_PARAMETERS, PRESETS
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR, write_split
 from datagen.publish.release import DEFAULT_VERSION, check_version, finalize
-from datagen.rawfiles import sha256
-from datagen.report import BuildReport
-from datagen.reviews import REVIEWS_FILE, write_review_texts
 from datagen.sources import get_source
-from datagen.split import CanonicalTables, split_tables
-from datagen.stats import table1, table1_markdown
 from datagen.teacher.settings import TeacherSettings
 
 DATA_ENV = "DATAGEN_DATA"

@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from datagen.buildfolder import BuildFolder
 from datagen.cli import main
 from datagen.errors import DataError
+from datagen.ingest.report import BuildReport
 from datagen.instructrec.annotator import AnnotationCache
 from datagen.output import atomic_folder, clean_stale
 from datagen.pipeline import BuildConfig, build
 from datagen.progress import StepProgress
-from datagen.report import BuildReport
 from datagen.sources.amazon import REVIEW_FIELDS
 from datagen.teacher.folder import train_teacher
 from datagen.teacher.settings import TeacherSettings, TrainConfig

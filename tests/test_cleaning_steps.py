@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from datagen.cleaning import k_core, unique_titles
-from datagen.rawfiles import iter_line_chunks, read_lines
-from datagen.report import BuildReport
+from datagen.ingest.cleaning import k_core, unique_titles
+from datagen.ingest.rawfiles import iter_line_chunks, read_lines
+from datagen.ingest.report import BuildReport
 from datagen.sources.steam import SAMPLE_DIR
 
 

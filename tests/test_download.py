@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from datagen.cli import main
-from datagen.download import download, official_files, remote
 from datagen.errors import DataError
+from datagen.ingest.download import download, official_files, remote
 
 
 class _FileServer(BaseHTTPRequestHandler):

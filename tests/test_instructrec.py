@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from rapidfuzz import fuzz
 
 from datagen.buildfolder import BuildFolder
-from datagen.categories import category_path
 from datagen.cli import main
 from datagen.generated import skipped_per_template
+from datagen.ingest.categories import category_path
 from datagen.instructrec.build import FILL_END, InstructRecSettings, generate_instructrec, join_fills, load_library, required_annotations
 from datagen.pipeline import BuildConfig, build
 from datagen.publish.layout import read_split

@@ -9,10 +9,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from datagen.cleaning import clean_items
 from datagen.errors import DataError
+from datagen.ingest.cleaning import clean_items
+from datagen.ingest.report import BuildReport
 from datagen.pipeline import BuildConfig, build
-from datagen.report import BuildReport
 from datagen.sources.amazon import read_meta
 from datagen.sources.table import load_config
 

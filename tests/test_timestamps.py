@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from datagen.errors import DataError
-from datagen.timestamps import checked_seconds, implausible, to_seconds, unit_hint
+from datagen.ingest.timestamps import checked_seconds, implausible, to_seconds, unit_hint
 
 # 2018-06-17 00:00:00 UTC, the first review of the real Gift Cards 5-core file.
 SECONDS = 1_529_193_600

@@ -44,10 +44,10 @@ from datagen.errors import DataError
 from datagen.executor import worker_pool
 from datagen.family import card_block
 from datagen.generated import rows_table, settings_dict, write_generated
+from datagen.ingest.rawfiles import sha256
 from datagen.output import scratch_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
-from datagen.rawfiles import sha256
 from datagen.spilled import SpilledSplit, SpilledTable, estimated_size, spill
 from datagen.templating import TemplateLibrary
 

@@ -27,10 +27,10 @@ import numpy as np
 import polars as pl
 
 from datagen.buildfolder import BuildFolder
-from datagen.categories import category_path
 from datagen.executor import ordered_map
 from datagen.family import card_block
 from datagen.generated import chat_columns, check_failures, rows_tables, settings_dict, skipped_per_template, write_generated
+from datagen.ingest.categories import category_path
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
@@ -316,8 +316,8 @@ def make_annotator(spec: dict, template_dirs=()):
 
 def annotate_points(annotator, folder: BuildFolder, points: list[Point], generator: Generator, progress: StepProgress) -> list[dict[str, str]]:
     """Per point, its non-empty P2 (from the history shown) and I1 (from the target's review, where there is one)."""
+    from datagen.ingest.reviews import REVIEWS_FILE, read_review_texts
     from datagen.instructrec.annotator import review_for_prompt
-    from datagen.reviews import REVIEWS_FILE, read_review_texts
 
     texts = read_review_texts(folder.path)
     if texts is None:

@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from datagen.errors import DataError
+from datagen.ingest.rawfiles import sha256
 from datagen.publish.layout import data_files
 from datagen.publish.release import content_hash, is_card_file, manifest_checksum, repository_files, schema_of
-from datagen.rawfiles import sha256
 
 
 def read_manifest(folder: Path) -> dict:

@@ -11,7 +11,7 @@ timestamp` in milliseconds, `text`) and `meta_<Category>.jsonl[.gz]`
 Categories: the path list (2018 `category`, 2023 `categories`) is root first.
 The root (the category of the whole file) says nothing, so it is dropped, and
 every prefix of the rest is a category of the item (see
-`datagen.categories.category_prefixes`). Where the path is empty (often in
+`datagen.ingest.categories.category_prefixes`). Where the path is empty (often in
 2023) the main category (2018 `main_cat`, 2023 `main_category`) is the item's one
 category, so both releases give the same tables for the same data.
 
@@ -28,14 +28,14 @@ import duckdb
 import polars as pl
 
 from datagen.cache import raw_cache_dir
-from datagen.categories import category_prefixes, clean_categories
 from datagen.errors import DataError
-from datagen.rawfiles import INVALID_UTF8, REPLACEMENT, iter_line_chunks, read_lines, sql_literal
-from datagen.report import BuildReport
-from datagen.reviews import ReviewTexts
+from datagen.ingest.categories import category_prefixes, clean_categories
+from datagen.ingest.rawfiles import INVALID_UTF8, REPLACEMENT, iter_line_chunks, read_lines, sql_literal
+from datagen.ingest.report import BuildReport
+from datagen.ingest.reviews import ReviewTexts
+from datagen.ingest.timestamps import checked_seconds
 from datagen.sources import register_source
 from datagen.sources.base import NOT_ONE_VALUE_JSON_TYPES, RawCatalog, Source, require_file
-from datagen.timestamps import checked_seconds
 
 REVIEW_FILES = {
     "5core": "{category}_5.json.gz",

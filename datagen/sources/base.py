@@ -26,7 +26,7 @@ from typing import ClassVar
 import polars as pl
 
 from datagen.errors import DataError
-from datagen.report import BuildReport
+from datagen.ingest.report import BuildReport
 
 ITEM_SCHEMA = {"raw_item_id": pl.String, "title": pl.String, "categories": pl.List(pl.String)}
 INTERACTION_SCHEMA = {

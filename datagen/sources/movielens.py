@@ -25,11 +25,11 @@ import polars as pl
 
 from datagen.cache import raw_cache_dir
 from datagen.errors import DataError
-from datagen.rawfiles import read_bytes
-from datagen.report import BuildReport
+from datagen.ingest.rawfiles import read_bytes
+from datagen.ingest.report import BuildReport
+from datagen.ingest.timestamps import checked_seconds
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, require_file
-from datagen.timestamps import checked_seconds
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,11 @@ from pathlib import Path
 import polars as pl
 
 from datagen.errors import DataError
-from datagen.rawfiles import decode_strictly, read_bytes
-from datagen.report import BuildReport
+from datagen.ingest.rawfiles import decode_strictly, read_bytes
+from datagen.ingest.report import BuildReport
+from datagen.ingest.timestamps import checked_seconds
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, untitled_items
-from datagen.timestamps import checked_seconds
 
 TYPES = ("token", "token_seq", "float", "float_seq")
 TITLE_FIELDS = ("title", "movie_title", "name", "app_name", "item_name")

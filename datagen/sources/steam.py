@@ -19,12 +19,12 @@ import polars as pl
 
 from datagen.cache import raw_cache_dir
 from datagen.errors import DataError
-from datagen.rawfiles import INVALID_UTF8, has_invalid_utf8, iter_line_chunks, read_lines
-from datagen.report import BuildReport
+from datagen.ingest.rawfiles import INVALID_UTF8, has_invalid_utf8, iter_line_chunks, read_lines
+from datagen.ingest.report import BuildReport
+from datagen.ingest.timestamps import checked_seconds
 from datagen.shipped import SAMPLE_DATA_DIR
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, require_file
-from datagen.timestamps import checked_seconds
 
 REVIEW_FILES = ["steam_reviews.json.gz", "steam_new.json.gz", "reviews_v2_windows.json.gz"]
 GAMES_FILES = ["steam_games.json.gz"]

@@ -26,13 +26,13 @@ import duckdb
 import polars as pl
 import yaml
 
-from datagen.categories import category_prefixes
 from datagen.errors import DataError
-from datagen.rawfiles import decode_strictly, read_bytes
-from datagen.report import BuildReport
+from datagen.ingest.categories import category_prefixes
+from datagen.ingest.rawfiles import decode_strictly, read_bytes
+from datagen.ingest.report import BuildReport
+from datagen.ingest.timestamps import TIMESTAMP_UNITS, checked_seconds
 from datagen.sources import register_source
 from datagen.sources.base import NOT_ONE_VALUE_JSON_TYPES, RawCatalog, Source, untitled_items
-from datagen.timestamps import TIMESTAMP_UNITS, checked_seconds
 from datagen.user_yaml import load_user_yaml
 
 FORMATS = ("parquet", "csv", "jsonl", "json-object")

@@ -13,10 +13,10 @@ import random
 
 import polars as pl
 
-from datagen.categories import clean_categories
-from datagen.clean import cap_word_pieces, clean_text, count_word_pieces
 from datagen.errors import DataError
-from datagen.report import BuildReport
+from datagen.ingest.categories import clean_categories
+from datagen.ingest.report import BuildReport
+from datagen.ingest.text import cap_word_pieces, clean_text, count_word_pieces
 
 # Leave-one-out needs a train, a valid and a test item per user.
 MIN_SEQUENCE_LENGTH = 3

@@ -17,7 +17,7 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 
-from datagen.clean import clean_text
+from datagen.ingest.text import clean_text
 
 MAX_CATEGORY_LEVEL_CHARS = 60
 

@@ -20,8 +20,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from datagen.rawfiles import REPLACEMENT, sql_literal
-from datagen.report import BuildReport
+from datagen.ingest.rawfiles import REPLACEMENT, sql_literal
+from datagen.ingest.report import BuildReport
 
 REVIEWS_FILE = "reviews.parquet"
 SCHEMA = pa.schema([("user_id", pa.int32()), ("item_id", pa.int32()), ("review", pa.string())])

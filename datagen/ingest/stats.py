@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from datagen.split import CanonicalTables
+from datagen.ingest.split import CanonicalTables
 
 
 def table1(tables: CanonicalTables) -> dict:
