@@ -20,7 +20,7 @@ import tempfile
 from recording import peak_rss_gib, save_result  # bench/recording.py (the script's folder is on sys.path)
 from step_clock import StepClock
 
-from datagen.models import load_model, load_tokenizer
+from datagen.lm.models import load_model, load_tokenizer
 from datagen.training.recipe import load_recipe
 from datagen.training.sft import train_sft
 

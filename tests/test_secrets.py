@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from datagen.cli import main
 from datagen.errors import DataError
-from datagen.llm import OpenAIChat
+from datagen.lm.chat import OpenAIChat
 from datagen.redact import redact, redact_url
 
 KEY = "sk-test-0123456789abcdef"

@@ -18,7 +18,7 @@ from datagen.checks import Facts, TitleIndex, parse_answer, score
 from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.errors import DataError
-from datagen.models import load_model, load_tokenizer
+from datagen.lm.models import load_model, load_tokenizer
 from datagen.rewards import answer_rewards, teacher_ranks
 from datagen.shipped import RECIPES_DIR
 from datagen.training.data import read_config, training_rows
@@ -199,7 +199,7 @@ def test_model_references_fail_clearly(tmp_path):
     with pytest.raises(DataError, match="neither config.json"):
         load_tokenizer(str(tmp_path))
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    code = "from datagen.models import load_model; load_model('meta-llama/Llama-2-7b-chat-hf')"
+    code = "from datagen.lm.models import load_model; load_model('meta-llama/Llama-2-7b-chat-hf')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
     assert result.returncode != 0
     assert "hf download meta-llama/Llama-2-7b-chat-hf" in result.stderr and "not in the local Hugging Face cache" in result.stderr

@@ -273,9 +273,9 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         decodings.append((f"{suffix}-beams{beams}", f" ({label}, {beams} beams)") if beams > 1 else (suffix, f" ({label})"))
     for name, reference in _models(models).items():
         _require_training_packages()
-        from datagen.constrained import TitleTree
-        from datagen.generation import make_generator
-        from datagen.models import model_identity
+        from datagen.lm.constrained import TitleTree
+        from datagen.lm.generation import make_generator
+        from datagen.lm.models import model_identity
 
         progress.done(f"{name}: answering with {reference}")
         size = batch_size or settings.batch_size

@@ -26,9 +26,9 @@ import polars as pl
 
 from datagen.catalog import Catalog
 from datagen.checks import METRICS, Facts, TitleIndex, mean_scores, parse_answer, score
-from datagen.constrained import ListRequest, TitleTree
 from datagen.controllable.tasks import TASKS
 from datagen.errors import DataError
+from datagen.lm.constrained import ListRequest, TitleTree
 from datagen.output import write_json
 from datagen.training.data import read_config
 
@@ -100,7 +100,7 @@ def generate_answers(
     beams: int = 1,
 ) -> dict[str, str]:
     """Answer every row not answered yet in `path` (JSON lines of id and answer), appending batch by batch;
-    with `tree`, each answer is K catalog titles (`datagen.constrained`), the best of `beams` beams."""
+    with `tree`, each answer is K catalog titles (`datagen.lm.constrained`), the best of `beams` beams."""
     answers = read_answers(path)
     todo = unanswered(rows, path)
     if todo.height:

@@ -21,7 +21,7 @@ trained is shared with it. Each step:
    squared error of the values; one optimizer over both adapters and the head.
 
 With `constrained: true` the rollouts sample within the catalog's title tree
-(`datagen.constrained`): every line a real title, none repeated, K lines. The
+(`datagen.lm.constrained`): every line a real title, none repeated, K lines. The
 log-probabilities, the KL and the entropy stay those of the model's own
 (unconstrained) distribution: the tree only limits what is sampled.
 
@@ -36,8 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from datagen.constrained import ListConstraint, ListRequest, TitleTree
 from datagen.errors import DataError
+from datagen.lm.constrained import ListConstraint, ListRequest, TitleTree
 from datagen.training.data import training_rows
 from datagen.training.evaluate import max_new_tokens as answer_length
 from datagen.training.grpo import FACT_COLUMNS, RuleReward
@@ -55,7 +55,7 @@ class PpoSettings:
     samples_per_prompt: int = 2  # "we sample 2 responses with a temperature of 0.7"
     temperature: float = 0.7
     max_new_tokens: int | None = None  # None: 20 per requested item + 16, as the evaluation (constrained: the tree's bound)
-    constrained: bool = False  # sample within the catalog's titles (datagen.constrained): K lines, real titles, none repeated
+    constrained: bool = False  # sample within the catalog's titles (datagen.lm.constrained): K lines, real titles, none repeated
     exclude_history: bool = False  # constrained rollouts also never name an item of the shown history
     kl_coef: float = 0.3  # eta of Eq. 6
     gamma: float = 0.99
@@ -94,7 +94,7 @@ class PpoLearner:
         import torch
         from peft import get_peft_model
 
-        from datagen.models import load_model
+        from datagen.lm.models import load_model
 
         self.settings, self.reward = settings, reward
         self.device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from datagen import __version__
 from datagen.errors import DataError
-from datagen.models import load_model, resolve_model, torch_dtype
+from datagen.lm.models import load_model, resolve_model, torch_dtype
 from datagen.output import atomic_folder, write_json
 from datagen.training.recipe import Recipe
 

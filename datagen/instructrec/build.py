@@ -303,7 +303,7 @@ def teacher_negatives(folder: BuildFolder, points: list[Point], settings: Instru
 def make_annotator(spec: dict, template_dirs=()):
     """An Annotator from settings: {"backend": "local", "model": REF} or {"backend": "openai", "url": URL, "model": NAME, ...}."""
     from datagen.instructrec.annotator import Annotator
-    from datagen.llm import LocalChat, OpenAIChat
+    from datagen.lm.chat import LocalChat, OpenAIChat
 
     options = dict(spec)
     backend = options.pop("backend")

@@ -16,7 +16,7 @@ from datagen.errors import DataError
 from datagen.family_cli import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, named_items, resolve_build
 from datagen.generated import skipped_per_template
 from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec
-from datagen.llm import BASE_URL_ENV
+from datagen.lm.chat import BASE_URL_ENV
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize

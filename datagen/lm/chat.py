@@ -141,7 +141,7 @@ class LocalChat:
 
     @property
     def identity(self) -> str:
-        from datagen.models import model_identity
+        from datagen.lm.models import model_identity
 
         return "local " + json.dumps(model_identity(self.reference), sort_keys=True)
 
@@ -151,7 +151,7 @@ class LocalChat:
 
     def complete(self, prompts: Sequence[Messages], max_tokens: int) -> list[str]:
         if self._generator is None:
-            from datagen.generation import make_generator
+            from datagen.lm.generation import make_generator
 
             self._generator = make_generator(self.reference, batch_size=self.batch_size, backend="transformers")
         return self._generator.generate(list(prompts), [max_tokens] * len(prompts))

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from datagen.constrained import ListConstraint, ListRequest, TitleTree
 from datagen.errors import DataError
-from datagen.models import load_model, resolve_model, torch_dtype
+from datagen.lm.constrained import ListConstraint, ListRequest, TitleTree
+from datagen.lm.models import load_model, resolve_model, torch_dtype
 
 Prompt = Sequence[dict]
 
@@ -52,7 +52,7 @@ class TransformersGenerator:
         beams: int = 1,
     ) -> list[str]:
         """Greedy answers, or beam search's best with `beams` > 1; with `tree` and a `requests` entry per prompt,
-        each answer is a list of catalog titles (`datagen.constrained`)."""
+        each answer is a list of catalog titles (`datagen.lm.constrained`)."""
         import torch
 
         texts = [self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True) for prompt in prompts]

@@ -1,0 +1,1 @@
+"""Language models as datagen uses them: loading, batched generation, constrained decoding, chat clients."""
