@@ -16,7 +16,7 @@ from rich.table import Table
 
 from datagen.errors import DataError
 from datagen.families import FAMILIES, family_named
-from datagen.family_cli import TEMPLATES_OPTION, resolve_build
+from datagen.family.command import TEMPLATES_OPTION, resolve_build
 from datagen.publish.layout import DATA_DIR, SPLIT_ORDER, data_files, read_split
 from datagen.terminal import stdout_console
 

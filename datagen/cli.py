@@ -24,7 +24,7 @@ from datagen.buildfolder import BuildFolder
 from datagen.cache import RAW_CACHE, writable_cache_dir
 from datagen.errors import DataError
 from datagen.families import FAMILIES
-from datagen.family_cli import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION
+from datagen.family.command import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION
 from datagen.ingest.download import download, official_files
 from datagen.ingest.presets import PRESETS
 from datagen.output import check_writable

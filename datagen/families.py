@@ -1,5 +1,5 @@
 """The registry of dataset families: `datagen build`, the family commands, `datagen render` and
-`datagen templates` iterate over FAMILIES. A new family is its own package (see datagen/family.py
+`datagen templates` iterate over FAMILIES. A new family is its own package (see datagen/family/spec.py
 and CONTRIBUTING.md) plus one line here.
 
     >>> [family.name for family in FAMILIES]
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datagen.controllable.family import CONTROLLABLE
 from datagen.errors import DataError
-from datagen.family import Family
+from datagen.family.spec import Family
 from datagen.instructrec.family import INSTRUCTREC
 from datagen.recknowledge.family import RECKNOWLEDGE
 

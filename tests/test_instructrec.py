@@ -13,7 +13,7 @@ from rapidfuzz import fuzz
 
 from datagen.buildfolder import BuildFolder
 from datagen.cli import main
-from datagen.generated import skipped_per_template
+from datagen.family.rows import skipped_per_template
 from datagen.ingest.categories import category_path
 from datagen.instructrec.build import FILL_END, InstructRecSettings, generate_instructrec, join_fills, load_library, required_annotations
 from datagen.pipeline import BuildConfig, build

@@ -42,13 +42,13 @@ from datagen.controllable.tasks import (
 )  # fmt: skip
 from datagen.errors import DataError
 from datagen.executor import worker_pool
-from datagen.family import card_block
-from datagen.generated import rows_table, settings_dict, write_generated
+from datagen.family.rows import rows_table, settings_dict, write_generated
+from datagen.family.spec import card_block
+from datagen.family.spilled import SpilledSplit, SpilledTable, estimated_size, spill
 from datagen.ingest.rawfiles import sha256
 from datagen.output import scratch_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
-from datagen.spilled import SpilledSplit, SpilledTable, estimated_size, spill
 from datagen.templating import TemplateLibrary
 
 REPORT_FORMAT = "datagen.controllable/2"

@@ -11,7 +11,7 @@ import click
 from datagen.controllable.build import FAMILY, ControllableSettings, generate_controllable, load_library
 from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, controllable_facts, generate, print_report
 from datagen.controllable.tasks import TEMPLATE_VARIABLES
-from datagen.family import Family
+from datagen.family.spec import Family
 
 CONTROLLABLE = Family(
     name=FAMILY,

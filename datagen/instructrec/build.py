@@ -28,8 +28,8 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.executor import ordered_map
-from datagen.family import card_block
-from datagen.generated import chat_columns, check_failures, rows_tables, settings_dict, skipped_per_template, write_generated
+from datagen.family.rows import chat_columns, check_failures, rows_tables, settings_dict, skipped_per_template, write_generated
+from datagen.family.spec import card_block
 from datagen.ingest.categories import category_path
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress

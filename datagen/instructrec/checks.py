@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from datagen.buildfolder import BuildFolder
-from datagen.generated import answer_text, prompt_text, run_row_checks
+from datagen.family.rows import answer_text, prompt_text, run_row_checks
 
 
 def label_checks(rows: dict[str, list[dict]], folder: BuildFolder, paths: list[str]) -> dict[str, dict[str, dict]]:

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
-from datagen.family_cli import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, named_items, resolve_build
-from datagen.generated import skipped_per_template
+from datagen.family.command import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, named_items, resolve_build
+from datagen.family.rows import skipped_per_template
 from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec
 from datagen.lm.chat import BASE_URL_ENV
 from datagen.output import staged_edit

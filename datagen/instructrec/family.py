@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from datagen.family import Family
+from datagen.family.spec import Family
 from datagen.instructrec.build import DATASET, TEMPLATE_VARIABLES, InstructRecSettings, generate_instructrec, load_library
 from datagen.instructrec.cli import instructrec, instructrec_facts, print_report
 

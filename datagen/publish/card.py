@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from datagen.generated import skipped_per_template
+from datagen.family.rows import skipped_per_template
 from datagen.output import write_text
 from datagen.publish.layout import family_reports, read_split
 

@@ -75,6 +75,6 @@ def read_split(folder: Path, config: str, split: str, columns: list[str] | None 
 
 
 def family_reports(folder: Path) -> dict[str, dict]:
-    """{family: its report} for each dataset family in the build: the reports with a `card` block (datagen.family.card_block)."""
+    """{family: its report} for each dataset family in the build: the reports with a `card` block (datagen.family.spec.card_block)."""
     reports = {path.stem: json.loads(path.read_text()) for path in sorted((folder / "reports").glob("*.json"))}
     return {name: report for name, report in reports.items() if "card" in report}

@@ -23,7 +23,7 @@ from collections import defaultdict
 import polars as pl
 
 from datagen.buildfolder import BuildFolder
-from datagen.generated import answer_text, prompt_text, run_row_checks
+from datagen.family.rows import answer_text, prompt_text, run_row_checks
 from datagen.publish.layout import read_split
 from datagen.recknowledge.samples import MASK, YES, ItemText, uncorrupt
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from datagen.family import Family
+from datagen.family.spec import Family
 from datagen.recknowledge.build import DATASET, TEMPLATE_VARIABLES, RecKnowledgeSettings, generate_recknowledge, load_library
 from datagen.recknowledge.cli import print_report, recknowledge, recknowledge_facts
 

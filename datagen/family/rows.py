@@ -20,9 +20,9 @@ import polars as pl
 import pyarrow as pa
 
 from datagen.buildfolder import BuildFolder
+from datagen.family.spilled import SpilledSplit
 from datagen.output import atomic_folder, write_json, write_text
 from datagen.publish.layout import DATA_DIR, write_split
-from datagen.spilled import SpilledSplit
 from datagen.templating import TemplateLibrary
 
 MAX_EXAMPLES = 3  # failing row ids a check names
