@@ -7,8 +7,8 @@ import math
 import polars as pl
 import pytest
 
-from datagen.catalog import Catalog
-from datagen.checks import Facts, TitleIndex, answer_lines, parse_answer, score
+from datagen.scoring.answers import Facts, TitleIndex, answer_lines, parse_answer, score
+from datagen.scoring.catalog import Catalog
 
 ITEMS = pl.DataFrame(
     {

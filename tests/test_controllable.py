@@ -12,13 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from datagen.buildfolder import BuildFolder
-from datagen.catalog import Catalog
-from datagen.checks import TitleIndex, parse_answer
 from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable, load_library, sample_points
 from datagen.controllable.chat import load_sharegpt
 from datagen.controllable.tasks import Context, HeadExhausted, generate
 from datagen.errors import DataError
+from datagen.scoring.answers import TitleIndex, parse_answer
+from datagen.scoring.catalog import Catalog
 from datagen.teacher.ranking import TeacherRanker
 
 FIXTURES = Path(__file__).parent / "fixtures"

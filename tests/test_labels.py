@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from datagen.checks import proportion_met
 from datagen.controllable.labels import most_frequent_category, proportion_counts, take, take_quota, with_candidates
+from datagen.scoring.answers import proportion_met
 
 
 def mask(n, items):

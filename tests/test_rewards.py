@@ -12,9 +12,9 @@ import math
 import polars as pl
 import pytest
 
-from datagen.catalog import Catalog
-from datagen.checks import Facts, TitleIndex, parse_answer
-from datagen.rewards import LIST_AMPLIFICATION, answer_rewards, teacher_ranks
+from datagen.scoring.answers import Facts, TitleIndex, parse_answer
+from datagen.scoring.catalog import Catalog
+from datagen.scoring.rewards import LIST_AMPLIFICATION, answer_rewards, teacher_ranks
 
 CATALOG = Catalog(pl.DataFrame({"item_id": list(range(10)), "title": [f"Game {i}" for i in range(10)], "categories": [["Indie" if i % 2 == 0 else "Action"] for i in range(10)]}))
 RANKS = teacher_ranks(list(range(10)))

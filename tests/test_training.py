@@ -13,13 +13,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from datagen.catalog import Catalog
-from datagen.checks import Facts, TitleIndex, parse_answer, score
 from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.errors import DataError
 from datagen.lm.models import load_model, load_tokenizer
-from datagen.rewards import answer_rewards, teacher_ranks
+from datagen.scoring.answers import Facts, TitleIndex, parse_answer, score
+from datagen.scoring.catalog import Catalog
+from datagen.scoring.rewards import answer_rewards, teacher_ranks
 from datagen.shipped import RECIPES_DIR
 from datagen.training.data import read_config, training_rows
 from datagen.training.evaluate import MOST_POPULAR, TEACHER, score_model, score_teacher, select_rows

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from datagen.catalog import Catalog
-from datagen.checks import METRICS, Facts, TitleIndex, mean_scores, parse_answer, score
 from datagen.controllable.tasks import TASKS
 from datagen.errors import DataError
 from datagen.lm.constrained import ListRequest, TitleTree
 from datagen.output import write_json
+from datagen.scoring.answers import METRICS, Facts, TitleIndex, mean_scores, parse_answer, score
+from datagen.scoring.catalog import Catalog
 from datagen.training.data import read_config
 
 TEACHER = "SASRec (teacher)"

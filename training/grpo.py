@@ -32,8 +32,8 @@ class RuleReward:
 
     def __init__(self, build_path: str, device: str = "cpu"):
         from datagen.buildfolder import BuildFolder
-        from datagen.catalog import Catalog
-        from datagen.checks import TitleIndex
+        from datagen.scoring.answers import TitleIndex
+        from datagen.scoring.catalog import Catalog
         from datagen.teacher.folder import load_teacher
         from datagen.teacher.ranking import TeacherRanker
 
@@ -46,8 +46,8 @@ class RuleReward:
 
     def parts(self, completions: list, rows: list[dict]):
         """The AnswerRewards of each completion (chat messages or text) against its row's facts."""
-        from datagen.checks import Facts, parse_answer
-        from datagen.rewards import answer_rewards, teacher_ranks
+        from datagen.scoring.answers import Facts, parse_answer
+        from datagen.scoring.rewards import answer_rewards, teacher_ranks
 
         orders, _ = self.ranker.full_orders([list(row["history_item_ids"]) for row in rows])
         texts = [completion[-1]["content"] if isinstance(completion, list) else completion for completion in completions]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from datagen.checks import answer_line_spans
-from datagen.rewards import LIST_AMPLIFICATION, AnswerRewards
+from datagen.scoring.answers import answer_line_spans
+from datagen.scoring.rewards import LIST_AMPLIFICATION, AnswerRewards
 
 
 def token_char_ends(tokenizer, token_ids: Sequence[int]) -> list[int]:

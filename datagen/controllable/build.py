@@ -22,8 +22,6 @@ import polars as pl
 import pyarrow as pa
 
 from datagen.buildfolder import BuildFolder
-from datagen.catalog import Catalog
-from datagen.checks import METRICS, Facts, TitleIndex, parse_answer, score
 from datagen.controllable.chat import chat_rows, load_sharegpt
 from datagen.controllable.rows import SCHEMA, sample_row
 from datagen.controllable.tasks import (
@@ -49,6 +47,8 @@ from datagen.ingest.rawfiles import sha256
 from datagen.output import scratch_folder
 from datagen.progress import StepProgress
 from datagen.publish.layout import DATA_DIR
+from datagen.scoring.answers import METRICS, Facts, TitleIndex, parse_answer, score
+from datagen.scoring.catalog import Catalog
 from datagen.templating import TemplateLibrary
 
 REPORT_FORMAT = "datagen.controllable/2"
@@ -409,7 +409,7 @@ def report_markdown(report: dict) -> str:
     tasks = [task for task in [*TASKS, "i4_chat"] if any(task in report["rows"][split] for split in SPLITS)]
     for task in tasks:
         lines.append(f"| {task} | " + " | ".join(f"{report['rows'][split].get(task, 0):,}" for split in SPLITS) + " |")
-    lines += ["", "## Label checks", "", "Each label parsed back from its answer text and scored (`datagen.checks`); a blank cell does not apply.", ""]
+    lines += ["", "## Label checks", "", "Each label parsed back from its answer text and scored (`datagen.scoring.answers`); a blank cell does not apply.", ""]
     lines += ["| split | task | rows | " + " | ".join(CHECK_COLUMNS) + " |", "|---|---|---:|" + "---:|" * len(CHECK_COLUMNS)]
     for split, tasks_checked in report["label_checks"].items():
         for task, values in tasks_checked.items():

@@ -19,7 +19,7 @@ import random
 
 import numpy as np
 
-from datagen.catalog import Catalog
+from datagen.scoring.catalog import Catalog
 
 
 def take(ranking: np.ndarray, n: int, keep: np.ndarray | None = None, first: int | None = None) -> list[int]:

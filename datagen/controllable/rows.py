@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from datagen.catalog import Catalog
 from datagen.controllable.tasks import TASKS, Sample
+from datagen.scoring.catalog import Catalog
 
 MESSAGE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
 IDS = pl.List(pl.Int64)

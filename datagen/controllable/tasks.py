@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datagen.catalog import Catalog
 from datagen.controllable.labels import most_frequent_category, proportion_counts, take, take_quota, with_candidates
+from datagen.scoring.catalog import Catalog
 from datagen.templating import Template, TemplateLibrary
 
 _HISTORY = {"history", "history_titles", "item_count"}

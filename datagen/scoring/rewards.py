@@ -5,7 +5,7 @@
     >>> answer_rewards([2, 2, None], Facts(k=2, target=0), catalog, ranks).scores  # Quake (ranked first), a repeat, a line past k naming nothing
     [0.6309297535714575, -1.0, -1.0]
 
-Each answer line is an item (`parse_answer` of `datagen.checks`, the parser the
+Each answer line is an item (`parse_answer` of `datagen.scoring.answers`, the parser the
 evaluation uses). Item i (from 1) is illegal when it names no known item, repeats
 an item of lines 1..i-1, is in the user's shown history, or i > k.
 
@@ -46,8 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datagen.catalog import Catalog
-from datagen.checks import Facts
+from datagen.scoring.answers import Facts
+from datagen.scoring.catalog import Catalog
 
 LIST_AMPLIFICATION = 10.0
 RULES = ("none", "include", "exclude", "at_most", "at_least", "approximately")

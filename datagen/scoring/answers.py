@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
-from datagen.catalog import Catalog
+from datagen.scoring.catalog import Catalog
 
 LINE_MARKER = re.compile(r"^\s*(?:\d+\s*[.):]|[-*•])\s*")
 QUOTES = "'\"“”‘’"
