@@ -23,7 +23,7 @@ import polars as pl
 
 from datagen.errors import DataError
 from datagen.ingest.reviews import REVIEWS_FILE
-from datagen.publish.layout import read_split
+from datagen.layout import read_split
 
 
 def data_version(outputs: dict) -> str:

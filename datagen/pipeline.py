@@ -41,9 +41,9 @@ from datagen.ingest.report import BuildReport
 from datagen.ingest.reviews import REVIEWS_FILE, write_review_texts
 from datagen.ingest.split import CanonicalTables, split_tables
 from datagen.ingest.stats import table1, table1_markdown
+from datagen.layout import DATA_DIR, write_split
 from datagen.output import atomic_folder, check_writable, write_json, write_parquet
 from datagen.progress import StepProgress
-from datagen.publish.layout import DATA_DIR, write_split
 from datagen.publish.release import DEFAULT_VERSION, check_version, finalize
 from datagen.sources import get_source
 from datagen.teacher.settings import TeacherSettings

@@ -21,9 +21,9 @@ from datagen.errors import DataError
 from datagen.instructrec.annotator import AnnotationCache, Annotator, clean_annotation
 from datagen.instructrec.build import InstructRecSettings, generate_instructrec
 from datagen.instructrec.cli import annotator_spec
+from datagen.layout import read_split
 from datagen.lm.chat import LocalChat, OpenAIChat, retry_after
 from datagen.pipeline import BuildConfig, build
-from datagen.publish.layout import read_split
 from datagen.publish.release import finalize
 
 

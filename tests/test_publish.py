@@ -404,7 +404,7 @@ def test_a_full_real_steam_build_loads_every_config_and_split(shared_data, tmp_p
 
 
 def test_a_big_split_is_written_as_numbered_shards_that_read_back_whole(sample_release, tmp_path):
-    from datagen.publish.layout import data_files, read_split, write_split
+    from datagen.layout import data_files, read_split, write_split
 
     items = read_split(sample_release, "items", "train")
     config_dir = tmp_path / "repo" / "data" / "items"

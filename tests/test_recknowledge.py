@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from datagen.buildfolder import BuildFolder
 from datagen.cli import main
+from datagen.layout import read_split
 from datagen.pipeline import BuildConfig, build
-from datagen.publish.layout import read_split
 from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge, load_library
 from datagen.recknowledge.checks import label_checks
 from datagen.recknowledge.samples import corrupt_spans, numpy_rng, popularity_negatives, uncorrupt, windows

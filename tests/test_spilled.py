@@ -5,8 +5,8 @@ import pytest
 
 from datagen.controllable.build import ARROW_SCHEMA
 from datagen.family.spilled import SpilledSplit, spill
+from datagen.layout import write_split
 from datagen.output import scratch_folder
-from datagen.publish.layout import write_split
 
 
 @pytest.mark.parametrize(("shards", "row_group_rows", "table_rows"), [(1, 1 << 20, 1000), (3, 500, 997), (7, 64, 333), (2, 1000, 11)])

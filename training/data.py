@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from datagen.errors import DataError
-from datagen.publish.layout import data_files, read_split
+from datagen.layout import data_files, read_split
 from datagen.training.recipe import Component, DatasetSpec
 
 TRAIN_COLUMNS = ["prompt", "completion"]

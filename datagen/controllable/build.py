@@ -44,9 +44,9 @@ from datagen.family.rows import rows_table, settings_dict, write_generated
 from datagen.family.spec import card_block
 from datagen.family.spilled import SpilledSplit, SpilledTable, estimated_size, spill
 from datagen.ingest.rawfiles import sha256
+from datagen.layout import DATA_DIR
 from datagen.output import scratch_folder
 from datagen.progress import StepProgress
-from datagen.publish.layout import DATA_DIR
 from datagen.scoring.answers import METRICS, Facts, TitleIndex, parse_answer, score
 from datagen.scoring.catalog import Catalog
 from datagen.templating import TemplateLibrary

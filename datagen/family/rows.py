@@ -21,8 +21,8 @@ import pyarrow as pa
 
 from datagen.buildfolder import BuildFolder
 from datagen.family.spilled import SpilledSplit
+from datagen.layout import DATA_DIR, write_split
 from datagen.output import atomic_folder, write_json, write_text
-from datagen.publish.layout import DATA_DIR, write_split
 from datagen.templating import TemplateLibrary
 
 MAX_EXAMPLES = 3  # failing row ids a check names

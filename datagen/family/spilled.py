@@ -26,8 +26,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datagen.layout import MAX_SHARD_BYTES, shard_name, shard_rows
 from datagen.output import PARQUET_OPTIONS, ROW_GROUP_ROWS, parquet_table
-from datagen.publish.layout import MAX_SHARD_BYTES, shard_name, shard_rows
 
 
 @dataclass(frozen=True)

@@ -31,9 +31,9 @@ from datagen.executor import ordered_map
 from datagen.family.rows import chat_columns, check_failures, rows_tables, settings_dict, skipped_per_template, write_generated
 from datagen.family.spec import card_block
 from datagen.ingest.categories import category_path
+from datagen.layout import DATA_DIR
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
-from datagen.publish.layout import DATA_DIR
 from datagen.templating import Template, TemplateLibrary
 
 DATASET = "instructrec"

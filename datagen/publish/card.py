@@ -24,8 +24,8 @@ import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from datagen.family.rows import skipped_per_template
+from datagen.layout import family_reports, read_split
 from datagen.output import write_text
-from datagen.publish.layout import family_reports, read_split
 
 CARD_TEMPLATE = "card.md.jinja"
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import polars as pl  # noqa: E402
 
-from datagen.publish.layout import read_split  # noqa: E402
+from datagen.layout import read_split  # noqa: E402
 
 IMAGES_DIR = "images"
 TOP_CATEGORIES = 20

@@ -22,7 +22,7 @@ import yaml
 
 from datagen.errors import DataError
 from datagen.ingest.rawfiles import sha256
-from datagen.publish.layout import data_files
+from datagen.layout import data_files
 from datagen.publish.release import content_hash, is_card_file, manifest_checksum, repository_files, schema_of
 
 

@@ -29,9 +29,9 @@ from datagen.buildfolder import BuildFolder
 from datagen.executor import ordered_map
 from datagen.family.rows import chat_columns, check_failures, rows_tables, settings_dict, write_generated
 from datagen.family.spec import card_block
+from datagen.layout import DATA_DIR, read_split, write_split
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
-from datagen.publish.layout import DATA_DIR, read_split, write_split
 from datagen.recknowledge.checks import label_checks
 from datagen.recknowledge.samples import NO, YES, ItemText, corrupt_spans, mask_positions, numpy_rng, popularity_negatives, short_ids, windows
 from datagen.templating import TemplateLibrary

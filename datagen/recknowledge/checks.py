@@ -24,7 +24,7 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.family.rows import answer_text, prompt_text, run_row_checks
-from datagen.publish.layout import read_split
+from datagen.layout import read_split
 from datagen.recknowledge.samples import MASK, YES, ItemText, uncorrupt
 
 SHORT_ID = re.compile(r"\bI\d+\b")
