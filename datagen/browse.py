@@ -16,8 +16,8 @@ from rich.table import Table
 
 from datagen.errors import DataError
 from datagen.families import FAMILIES, family_named
-from datagen.family.command import TEMPLATES_OPTION, resolve_build
 from datagen.layout import DATA_DIR, SPLIT_ORDER, data_files, read_split
+from datagen.options import TEMPLATES_OPTION, resolve_build
 from datagen.terminal import stdout_console
 
 console = stdout_console()

@@ -22,8 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from datagen.errors import DataError
-from datagen.ingest.reviews import REVIEWS_FILE
-from datagen.layout import read_split
+from datagen.layout import REVIEWS_FILE, read_split
 
 
 def data_version(outputs: dict) -> str:

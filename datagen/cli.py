@@ -24,13 +24,13 @@ from datagen.buildfolder import BuildFolder
 from datagen.cache import RAW_CACHE, writable_cache_dir
 from datagen.errors import DataError
 from datagen.families import FAMILIES
-from datagen.family.command import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION
-from datagen.ingest.download import download, official_files
 from datagen.ingest.presets import PRESETS
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION
 from datagen.output import check_writable
 from datagen.progress import StepProgress
 from datagen.publish.cli import card, push, validate
 from datagen.publish.release import DEFAULT_VERSION
+from datagen.sources.download import download, official_files
 from datagen.teacher.cli import teacher
 from datagen.teacher.settings import LABEL_SOURCE_CHOICES, TeacherSettings, TrainConfig
 from datagen.terminal import stdout_console

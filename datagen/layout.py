@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from pathlib import Path
 
 import polars as pl
@@ -24,6 +25,7 @@ from datagen.errors import DataError
 from datagen.output import ROW_GROUP_ROWS, write_parquet
 
 DATA_DIR = "data"
+REVIEWS_FILE = "reviews.parquet"  # the review texts beside the canonical tables, when the source has them
 SPLIT_ORDER = ("train", "validation", "test")
 MAX_SHARD_BYTES = 500 << 20  # push_to_hub's default max_shard_size ("500MB"), measured in memory as there
 SHARD_NAME = re.compile(r"^(?P<split>\w+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
@@ -78,3 +80,11 @@ def family_reports(folder: Path) -> dict[str, dict]:
     """{family: its report} for each dataset family in the build: the reports with a `card` block (datagen.family.spec.card_block)."""
     reports = {path.stem: json.loads(path.read_text()) for path in sorted((folder / "reports").glob("*.json"))}
     return {name: report for name, report in reports.items() if "card" in report}
+
+
+def skipped_per_template(report: dict) -> dict[tuple[str, str], int]:
+    """(template, reason) -> rows not made, over all splits."""
+    totals: Counter = Counter()
+    for entry in report["skipped"]:
+        totals[(entry["template"], entry["reason"])] += entry["count"]
+    return dict(sorted(totals.items()))

@@ -38,10 +38,10 @@ from datagen.ingest.cleaning import clean_interactions, clean_items, k_core, sam
 from datagen.ingest.presets import DEFAULT_PARAMETERS, PRESETS
 from datagen.ingest.rawfiles import sha256
 from datagen.ingest.report import BuildReport
-from datagen.ingest.reviews import REVIEWS_FILE, write_review_texts
+from datagen.ingest.reviews import write_review_texts
 from datagen.ingest.split import CanonicalTables, split_tables
 from datagen.ingest.stats import table1, table1_markdown
-from datagen.layout import DATA_DIR, write_split
+from datagen.layout import DATA_DIR, REVIEWS_FILE, write_split
 from datagen.output import atomic_folder, check_writable, write_json, write_parquet
 from datagen.progress import StepProgress
 from datagen.publish.release import DEFAULT_VERSION, check_version, finalize

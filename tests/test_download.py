@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from datagen.cli import main
 from datagen.errors import DataError
-from datagen.ingest.download import download, official_files, remote
+from datagen.sources.download import download, official_files, remote
 
 
 class _FileServer(BaseHTTPRequestHandler):

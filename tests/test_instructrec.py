@@ -13,10 +13,9 @@ from rapidfuzz import fuzz
 
 from datagen.buildfolder import BuildFolder
 from datagen.cli import main
-from datagen.family.rows import skipped_per_template
 from datagen.ingest.categories import category_path
 from datagen.instructrec.build import FILL_END, InstructRecSettings, generate_instructrec, join_fills, load_library, required_annotations
-from datagen.layout import read_split
+from datagen.layout import read_split, skipped_per_template
 from datagen.pipeline import BuildConfig, build
 from datagen.teacher.folder import load_teacher
 from datagen.teacher.ranking import TeacherRanker

@@ -352,7 +352,7 @@ EXPECTED = {
 EXPECTED_TCP = {"include": 1.0, "include_and_exclude": 1.0, "exclude": 0.0}
 
 
-def check_failures(checks: dict[str, dict[str, dict]]) -> list[str]:
+def metric_failures(checks: dict[str, dict[str, dict]]) -> list[str]:
     failures = []
     for split, tasks in checks.items():
         for task, values in tasks.items():
@@ -379,7 +379,7 @@ def generate_controllable(folder: BuildFolder, settings: ControllableSettings, p
                 if Path(settings.chat).is_file():
                     inputs.append({"file": Path(settings.chat).name, "bytes": Path(settings.chat).stat().st_size, "sha256": sha256(Path(settings.chat)), "used_for": "controllable i4_chat"})
         checks = {split: generated.totals[split].means() for split in SPLITS}
-        failures = check_failures(checks)
+        failures = metric_failures(checks)
         report = {
             "format": REPORT_FORMAT,
             "card": CARD,

@@ -11,7 +11,8 @@ from rich.table import Table
 from datagen.buildfolder import BuildFolder
 from datagen.controllable.build import SPLITS, ControllableSettings, generate_controllable
 from datagen.controllable.tasks import TASKS
-from datagen.family.command import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, named_items, resolve_build
+from datagen.family.rows import named_items
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize

@@ -1,7 +1,9 @@
-"""What every generated dataset config shares: its chat columns, its per-row label checks, and writing it out.
+"""What every generated dataset config shares: its chat columns, its per-row label checks, writing it out, and naming items beside a row.
 
     >>> chat_columns("", "Which game next?", "I42")["prompt"]
     [{'role': 'user', 'content': 'Which game next?'}]
+    >>> named_items([3, 7], ["Portal"] * 3 + ["Portal 2"] + ["Dota 2"] * 3 + ["Terraria"])
+    'Portal 2 [3]; Terraria [7]'
     >>> write_generated(folder, "recknowledge", rows_tables(rows, schema), library, report, markdown)  # doctest: +SKIP
 
 `write_generated` writes `<build>/data/<config>/`, `templates/<config>/` and
@@ -10,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, fields
@@ -108,9 +110,6 @@ def write_generated(folder: BuildFolder, config: str, splits: dict[str, pa.Table
     write_text(markdown, reports / f"{config}.md")
 
 
-def skipped_per_template(report: dict) -> dict[tuple[str, str], int]:
-    """(template, reason) -> rows not made, over all splits."""
-    totals: Counter = Counter()
-    for entry in report["skipped"]:
-        totals[(entry["template"], entry["reason"])] += entry["count"]
-    return dict(sorted(totals.items()))
+def named_items(ids: list[int] | None, titles: list[str]) -> str:
+    """ "Title [id]; ..." for the facts table, or "-"."""
+    return "; ".join(f"{titles[i]} [{i}]" for i in ids) if ids else "-"

@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 
 from datagen.ingest.rawfiles import REPLACEMENT, sql_literal
 from datagen.ingest.report import BuildReport
+from datagen.layout import REVIEWS_FILE
 
-REVIEWS_FILE = "reviews.parquet"
 SCHEMA = pa.schema([("user_id", pa.int32()), ("item_id", pa.int32()), ("review", pa.string())])
 SPILL_SCHEMA = pa.schema([("order_key", pa.int64()), ("review", pa.string())])
 MEMORY_LIMIT = "1GB"  # DuckDB sorts past this on disk, beside the spill

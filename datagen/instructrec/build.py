@@ -28,10 +28,10 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.executor import ordered_map
-from datagen.family.rows import chat_columns, check_failures, rows_tables, settings_dict, skipped_per_template, write_generated
+from datagen.family.rows import chat_columns, check_failures, rows_tables, settings_dict, write_generated
 from datagen.family.spec import card_block
 from datagen.ingest.categories import category_path
-from datagen.layout import DATA_DIR
+from datagen.layout import DATA_DIR, skipped_per_template
 from datagen.output import atomic_folder
 from datagen.progress import StepProgress
 from datagen.templating import Template, TemplateLibrary
@@ -316,8 +316,9 @@ def make_annotator(spec: dict, template_dirs=()):
 
 def annotate_points(annotator, folder: BuildFolder, points: list[Point], generator: Generator, progress: StepProgress) -> list[dict[str, str]]:
     """Per point, its non-empty P2 (from the history shown) and I1 (from the target's review, where there is one)."""
-    from datagen.ingest.reviews import REVIEWS_FILE, read_review_texts
+    from datagen.ingest.reviews import read_review_texts
     from datagen.instructrec.annotator import review_for_prompt
+    from datagen.layout import REVIEWS_FILE
 
     texts = read_review_texts(folder.path)
     if texts is None:

@@ -13,10 +13,11 @@ from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
-from datagen.family.command import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, named_items, resolve_build
-from datagen.family.rows import skipped_per_template
+from datagen.family.rows import named_items
 from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec
+from datagen.layout import skipped_per_template
 from datagen.lm.chat import BASE_URL_ENV
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize

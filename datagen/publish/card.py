@@ -23,8 +23,7 @@ import pyarrow.parquet as pq
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from datagen.family.rows import skipped_per_template
-from datagen.layout import family_reports, read_split
+from datagen.layout import family_reports, read_split, skipped_per_template
 from datagen.output import write_text
 
 CARD_TEMPLATE = "card.md.jinja"

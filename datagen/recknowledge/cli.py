@@ -10,7 +10,8 @@ import click
 from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
-from datagen.family.command import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, named_items, resolve_build
+from datagen.family.rows import named_items
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize

@@ -20,7 +20,7 @@ from rich.table import Table
 from datagen.buildfolder import BuildFolder
 from datagen.cache import cache_root, writable_cache_dir
 from datagen.errors import DataError
-from datagen.family.command import EXECUTOR_OPTION, WORKERS_OPTION
+from datagen.options import EXECUTOR_OPTION, WORKERS_OPTION
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize

@@ -1,9 +1,7 @@
-"""What the dataset families' commands share: the BUILD argument, `--templates`, and naming items in `render`'s facts.
+"""The words datagen's commands share: a BUILD (a name or a folder, resolved one way), `--workers`, `--executor`, `--templates`.
 
 >>> resolve_build("steam").path  # doctest: +SKIP
 PosixPath('build/steam-sample')
->>> named_items([3, 7], titles)  # doctest: +SKIP
-'Portal 2 [3]; Terraria [7]'
 """
 
 from __future__ import annotations
@@ -36,8 +34,3 @@ def resolve_build(name_or_path: str) -> BuildFolder:
         if (candidate / "manifest.json").is_file():
             return BuildFolder.open(candidate)
     raise DataError(f"no build folder {name_or_path!r} (nor build/{name_or_path}, build/{name_or_path}-sample)", hint="Run `datagen build SOURCE` first.")
-
-
-def named_items(ids: list[int] | None, titles: list[str]) -> str:
-    """ "Title [id]; ..." for the facts table, or "-"."""
-    return "; ".join(f"{titles[i]} [{i}]" for i in ids) if ids else "-"
