@@ -18,6 +18,7 @@ from datagen.errors import DataError
 from datagen.sources.base import Source
 
 _REGISTRY: dict[str, type[Source]] = {}
+NOT_SOURCES = {"base", "download"}  # the contract, and fetching the official files
 _loaded = False
 
 
@@ -35,7 +36,7 @@ def _load_all() -> None:
         return
     _loaded = True
     for module in pkgutil.iter_modules(__path__):
-        if module.name != "base":
+        if module.name not in NOT_SOURCES:
             importlib.import_module(f"{__name__}.{module.name}")
     for entry in entry_points(group="datagen.sources"):
         register_source(entry.load())
