@@ -1,7 +1,7 @@
 """datagen: recommendation logs in, instruction datasets for LLM recommenders out.
 
->>> from datagen.pipeline import build
->>> result = build("steam", raw_dir=None, out_dir="build/steam-sample")  # doctest: +SKIP
+>>> from datagen.pipeline import BuildConfig, build
+>>> result = build(BuildConfig("steam", out_dir=Path("build/steam-sample")))  # doctest: +SKIP
 """
 
 __version__ = "0.1.0"
