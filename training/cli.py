@@ -235,6 +235,7 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
     """Generate answers to a dataset's test rows and score them with the paper's metrics."""
     import polars as pl
 
+    from datagen.controllable.tasks import TASKS
     from datagen.errors import DataError
     from datagen.output import write_json, write_text
     from datagen.progress import StepProgress
@@ -273,8 +274,6 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         raise DataError("nothing to evaluate: give --model (or keep --teacher)")
     out_dir = out_dir or Path("eval")
     task_list = tuple(t.strip() for t in tasks.split(",")) if tasks else settings.tasks
-    from datagen.controllable.tasks import TASKS
-
     unknown = [task for task in task_list if task not in PROTOCOLS and task not in TASKS]
     if unknown:
         raise DataError(f"unknown task {unknown[0]!r}; tasks are {', '.join(TASKS)} (controllable) and {', '.join(PROTOCOLS)} (recknowledge, instructrec)")
