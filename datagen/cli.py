@@ -28,7 +28,7 @@ from datagen.ingest.presets import PRESETS
 from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION
 from datagen.output import check_writable
 from datagen.progress import StepProgress
-from datagen.publish.cli import card, push, validate
+from datagen.publish.cli import card, export, push, validate
 from datagen.publish.release import DEFAULT_VERSION
 from datagen.sources.download import download, official_files
 from datagen.teacher.cli import teacher
@@ -337,6 +337,7 @@ main.add_command(templates)
 main.add_command(validate)
 main.add_command(card)
 main.add_command(push)
+main.add_command(export)
 main.add_command(train)
 main.add_command(recipes)
 main.add_command(evaluate)

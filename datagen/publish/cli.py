@@ -109,3 +109,34 @@ def validate(folder, as_json):
     else:
         click.echo(f"{folder}: OK, version {manifest['version']}, content {manifest['content_hash'][:16]}, {len(manifest['files'])} files")
     sys.exit(1 if problems else 0)
+
+
+@click.group(epilog="\b\nExample:\n  datagen export recbole build/steam-sample --out export/")
+def export():
+    """Write a build's canonical tables in another library's format."""
+
+
+@export.command(
+    "recbole",
+    epilog="""\b
+Examples:
+  datagen export recbole build/steam-sample --out export/
+  datagen export recbole steam --out export/ --name steam-datagen
+\b
+Writes OUT/NAME/: NAME.inter and NAME.item (read back by
+`datagen build recbole:NAME --raw-dir OUT -O "seq_separator=|"`, they give the
+same tables), the benchmark split NAME.train/.valid/.test.inter (datagen's
+leave-one-out, in RecBole's sequence form) and NAME.yaml, the RecBole settings
+that read it:
+  run_recbole --model=SASRec --dataset=NAME --config_files=OUT/NAME/NAME.yaml  (with data_path: OUT)
+""",
+)
+@click.argument("build", metavar="BUILD")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="The folder to write NAME/ into.")
+@click.option("--name", help="The dataset's name in RecBole [default: the build's].")
+def export_recbole_command(build, out_dir, name):
+    """RecBole atomic files of a build: the same users, items and leave-one-out split, for RecBole's models."""
+    from datagen.options import resolve_build
+    from datagen.publish.recbole import export_recbole
+
+    click.echo(export_recbole(resolve_build(build), out_dir, name))
