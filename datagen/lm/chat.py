@@ -61,9 +61,11 @@ class OpenAIChat:
     def name(self) -> str:
         return f"{self.model} at {self.base_url}"
 
-    def complete(self, prompts: Sequence[Messages], max_tokens: int) -> list[str]:
+    def complete(self, prompts: Sequence[Messages], max_tokens: int | Sequence[int]) -> list[str]:
+        """The answers in the prompts' order; `max_tokens`: one budget for all, or one for each prompt."""
+        budgets = [max_tokens] * len(prompts) if isinstance(max_tokens, int) else list(max_tokens)
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda messages: self._complete_one(messages, max_tokens), prompts))
+            return list(pool.map(self._complete_one, prompts, budgets))
 
     def _wait_for_turn(self) -> None:
         with self._lock:
