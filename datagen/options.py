@@ -29,8 +29,11 @@ EXECUTOR_OPTION = click.option(
 
 
 def resolve_build(name_or_path: str) -> BuildFolder:
-    """A build folder, or a build name looked up as build/NAME and then build/NAME-sample."""
-    for candidate in (Path(name_or_path), Path("build") / name_or_path, Path("build") / f"{name_or_path}-sample"):
+    """A build folder, or a bare build name looked up as build/NAME and then build/NAME-sample."""
+    given = Path(name_or_path)
+    candidates = [given] if len(given.parts) > 1 else [given, Path("build") / name_or_path, Path("build") / f"{name_or_path}-sample"]
+    for candidate in candidates:
         if (candidate / "manifest.json").is_file():
             return BuildFolder.open(candidate)
-    raise DataError(f"no build folder {name_or_path!r} (nor build/{name_or_path}, build/{name_or_path}-sample)", hint="Run `datagen build SOURCE` first.")
+    looked = f" (nor {', '.join(str(candidate) for candidate in candidates[1:])})" if len(candidates) > 1 else " (no manifest.json there)"
+    raise DataError(f"no build folder {name_or_path!r}{looked}", hint="Run `datagen build SOURCE` first.")
