@@ -20,12 +20,11 @@ from rich.table import Table
 
 from datagen import __version__
 from datagen.browse import render, templates
-from datagen.buildfolder import BuildFolder
 from datagen.cache import RAW_CACHE, writable_cache_dir
 from datagen.errors import DataError
 from datagen.families import FAMILIES
 from datagen.ingest.presets import PRESETS
-from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
 from datagen.output import check_writable
 from datagen.progress import StepProgress
 from datagen.publish.cli import card, export, push, validate
@@ -275,16 +274,17 @@ def sources():
 
 
 @main.command(epilog="\b\nExample:\n  datagen stats build/steam-sample\n  datagen stats build/steam --json")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("build", metavar="BUILD")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest's stats and report as JSON.")
-def stats(path, as_json):
-    """Show a build's Table 1 statistics and the rows each cleaning step dropped."""
-    manifest = BuildFolder.open(path).manifest
+def stats(build, as_json):
+    """Show a build's Table 1 statistics and the rows each cleaning step dropped. BUILD: a build folder, or a name looked up in build/."""
+    folder = resolve_build(build)
+    manifest = folder.manifest
     if as_json:
         click.echo(json.dumps({"stats": manifest["stats"], "report": manifest["report"]}, indent=2))
         return
     _print_summary(manifest)
-    sequences = pl.read_parquet(path / "sequences.parquet", columns=["length"])["length"]
+    sequences = pl.read_parquet(folder.path / "sequences.parquet", columns=["length"])["length"]
     console.print(f"history length: min {sequences.min()}, median {sequences.median():g}, max {sequences.max()}")
 
 

@@ -20,7 +20,7 @@ from rich.table import Table
 from datagen.buildfolder import BuildFolder
 from datagen.cache import cache_root, writable_cache_dir
 from datagen.errors import DataError
-from datagen.options import EXECUTOR_OPTION, WORKERS_OPTION
+from datagen.options import EXECUTOR_OPTION, WORKERS_OPTION, resolve_build
 from datagen.output import staged_edit
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
@@ -36,7 +36,7 @@ from datagen.teacher.settings import (
 from datagen.terminal import stdout_console
 
 console = stdout_console()
-BUILD_ARGUMENT = click.argument("build_dir", metavar="BUILD_DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+BUILD_ARGUMENT = click.argument("build_dir", metavar="BUILD")  # a build folder, or a name looked up in build/
 DEVICE_OPTION = click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when present).")
 LABEL_SOURCE_OPTION = click.option(
     "--teacher",
@@ -174,7 +174,7 @@ def train(
     """
     from datagen.teacher.folder import train_teacher
 
-    folder = BuildFolder.open(build_dir)
+    folder = resolve_build(build_dir)
     settings = TeacherSettings(
         max_history=max_history,
         dim=dim,
@@ -249,7 +249,7 @@ def eval_command(build_dir, checkpoint, ks, negatives, seed, eval_users, device,
     from datagen.teacher.evaluate import report_markdown
     from datagen.teacher.folder import evaluate_teacher, load_teacher
 
-    folder = BuildFolder.open(build_dir)
+    folder = resolve_build(build_dir)
     loaded = load_teacher(folder, checkpoint, device)
     settings = EvalSettings(ks=tuple(sorted(set(ks))), negatives=negatives, seed=seed, users=eval_users)
     with StepProgress(quiet=as_json).step("Evaluating"):
@@ -294,7 +294,7 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
     from datagen.teacher.folder import load_teacher
     from datagen.teacher.ranking import Spread, TeacherRanker
 
-    folder = BuildFolder.open(build_dir)
+    folder = resolve_build(build_dir)
     loaded = load_teacher(folder, checkpoint, device)
     sequences = folder.sequences
     if users:
