@@ -14,7 +14,10 @@ from click.testing import CliRunner
 from datagen.cli import main
 from datagen.controllable.tasks import TASKS
 from datagen.errors import DataError
+from datagen.instructrec.build import TASKS as INSTRUCTREC_TASKS
+from datagen.recknowledge.build import AUXILIARY_TASKS, RECOMMENDATION_TASKS
 from datagen.shipped import RECIPES_DIR
+from datagen.training.candidate_eval import PROTOCOLS
 from datagen.training.grpo import grpo_config
 from datagen.training.ppo import PpoSettings
 from datagen.training.recipe import LoraSpec, find_recipe, load_recipe
@@ -22,8 +25,9 @@ from datagen.training.sft import sft_config
 
 RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if "accelerate" not in p.relative_to(RECIPES_DIR).parts)
 ACCELERATE = sorted((RECIPES_DIR / "accelerate").glob("*.yaml"))
-TRAIN_TASKS = set(TASKS) | {"i4_chat"}
-CONFIGS = {"controllable"}  # the task configs a build writes today
+# each family's config and the tasks its train split can hold
+TRAIN_TASKS = {"controllable": set(TASKS) | {"i4_chat"}, "recknowledge": {*RECOMMENDATION_TASKS, *AUXILIARY_TASKS}, "instructrec": set(INSTRUCTREC_TASKS)}
+EVALUATED_TASKS = set(TASKS) | set(PROTOCOLS)
 
 
 def test_the_recipes_the_issue_asks_for_are_shipped():
@@ -38,9 +42,9 @@ def test_recipe_loads_and_its_references_exist(path):
     assert text.startswith("#") and re.search(r"datagen (train (sft|ppo|grpo)|eval)", text.split("\n\n")[0]), "a recipe opens with the commands that run it"
     recipe = load_recipe(path)
     for component in recipe.dataset.mixture:
-        assert component.config in CONFIGS
-        assert set(component.tasks or ()) <= TRAIN_TASKS
-    assert set(recipe.evaluation.tasks) <= set(TASKS)
+        assert component.config in TRAIN_TASKS
+        assert set(component.tasks or ()) <= TRAIN_TASKS[component.config]
+    assert set(recipe.evaluation.tasks) <= EVALUATED_TASKS
     reference = recipe.model.name_or_path
     if reference.startswith("package:"):
         files = metadata.files(reference.removeprefix("package:"))
