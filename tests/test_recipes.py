@@ -151,3 +151,15 @@ def test_recipes_cp_copies_a_recipe_that_loads_as_the_shipped_one(name, tmp_path
     assert written[0].read_text().split("extends:")[0] == find_recipe(name).read_text().split("extends:")[0]  # header comments kept
     again = CliRunner().invoke(main, ["recipes", "cp", name, str(tmp_path / "mine")])
     assert again.exit_code == 1 and "already exists; nothing was copied" in again.output
+
+
+def test_a_dry_run_shows_the_rows_and_their_lengths_and_trains_nothing(sample_generated, tmp_path):
+    folder, _, _ = sample_generated
+    overrides = [f"dataset.path={folder.path}", "training.max_steps=2", f"training.output_dir={tmp_path / 'run'}"]
+    result = CliRunner().invoke(main, ["train", "sft", "steam/smollm2-135m/sft", *overrides, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "rows in the stream: 4,000 (i0 " in result.output, "max_train_rows caps the stream"
+    assert "rows the run trains on: 8 (2 steps x 4 rows a step x 1 process)" in result.output
+    assert "of the stream's first 8" in result.output and "over max_length 512: 0 rows" in result.output
+    assert f"output_dir: {tmp_path / 'run'}" in result.output
+    assert not (tmp_path / "run").exists(), "nothing trained, nothing written"

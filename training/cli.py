@@ -81,16 +81,24 @@ def copy_recipe(name, destination):
 
 def _recipe_arguments(command):
     """RECIPE, SECTION.KEY=VALUE overrides, --resume and --quiet: what every `train` command takes."""
+    command = click.option("--dry-run", is_flag=True, help="Print the resolved recipe, the rows the run would train on and their token lengths; train nothing.")(command)
     command = click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines: print only the merged model's folder.")(command)
     command = click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")(command)
     command = click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")(command)
     return click.argument("recipe")(command)
 
 
-def _train(train_function, recipe: str, overrides: tuple[str, ...], resume: bool, quiet: bool) -> None:
+def _train(train_function, recipe: str, overrides: tuple[str, ...], resume: bool, quiet: bool, dry_run: bool) -> None:
     """Load the recipe, say what will be trained where, train, print the merged model's folder."""
     _require_training_packages()
     loaded = load_recipe(recipe, overrides)
+    if dry_run:
+        import os
+
+        from datagen.training.dry_run import describe_run
+
+        click.echo(describe_run(loaded, processes=int(os.environ.get("WORLD_SIZE", "1"))))
+        return
     if not quiet:
         click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
     merged = train_function(loaded, resume=resume, quiet=quiet)
@@ -103,11 +111,12 @@ Examples:
   datagen train sft steam/smollm2-135m/sft
   datagen train sft my-recipe.yaml training.max_steps=50 dataset.path=build/steam-sample
   datagen train sft steam/smollm2-135m/sft --resume      # go on from the last checkpoint
+  datagen train sft steam/smollm2-135m/sft dataset.path=build/steam-sample training.max_steps=2 --dry-run
   accelerate launch --config_file recipes/accelerate/ddp.yaml -m datagen train sft steam/llama-2-7b-chat/sft
 """
 )
 @_recipe_arguments
-def sft(recipe, overrides, resume, quiet):
+def sft(recipe, overrides, resume, quiet, dry_run):
     """LoRA SFT with TRL's SFTTrainer: loss on the answer only, the model's own chat template.
 
     Writes checkpoints, the adapter, the merged model (merged/), metrics.jsonl
@@ -115,7 +124,7 @@ def sft(recipe, overrides, resume, quiet):
     """
     from datagen.training.sft import train_sft  # torch and TRL load inside, when it runs
 
-    _train(train_sft, recipe, overrides, resume, quiet)
+    _train(train_sft, recipe, overrides, resume, quiet, dry_run)
 
 
 @train.command(
@@ -128,7 +137,7 @@ Examples:
 )
 @_recipe_arguments
 @click.option("--constrained", is_flag=True, help="Sample the rollouts within the catalog's titles: K lines, real titles, none repeated (training.constrained=true).")
-def ppo(recipe, overrides, resume, quiet, constrained):
+def ppo(recipe, overrides, resume, quiet, dry_run, constrained):
     """PPO with the token-level rule rewards of Lu et al. 2024 (Eq. 1-6).
 
     Actor and critic are two LoRA adapters on the recipe's (SFT) model, with a
@@ -140,7 +149,7 @@ def ppo(recipe, overrides, resume, quiet, constrained):
     """
     from datagen.training.ppo import train_ppo  # torch and TRL load inside, when it runs
 
-    _train(train_ppo, recipe, (*overrides, "training.constrained=true") if constrained else overrides, resume, quiet)
+    _train(train_ppo, recipe, (*overrides, "training.constrained=true") if constrained else overrides, resume, quiet, dry_run)
 
 
 @train.command(
@@ -151,7 +160,7 @@ Examples:
 """
 )
 @_recipe_arguments
-def grpo(recipe, overrides, resume, quiet):
+def grpo(recipe, overrides, resume, quiet, dry_run):
     """GRPO with TRL's GRPOTrainer, rewarded by the rules of Lu et al. 2024.
 
     Each sampled answer gets sum(R_item) + 10 R_list (Eq. 1-5, Algorithm 1)
@@ -160,7 +169,7 @@ def grpo(recipe, overrides, resume, quiet):
     """
     from datagen.training.grpo import train_grpo  # torch and TRL load inside, when it runs
 
-    _train(train_grpo, recipe, overrides, resume, quiet)
+    _train(train_grpo, recipe, overrides, resume, quiet, dry_run)
 
 
 def _models(values: tuple[str, ...]) -> dict[str, str]:
