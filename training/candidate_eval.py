@@ -73,9 +73,17 @@ ROW_COLUMNS = ["id", "user_id", "prompt", "completion", "history_item_ids", "tar
 
 def read_task_rows(path: str, protocol: Protocol, split: str = "test", revision: str | None = None) -> pl.DataFrame:
     """The task's rows in `split`, with `answer` (the completion's text)."""
-    rows = read_config(path, protocol.config, split, revision).filter(pl.col("task") == protocol.task)
+    try:
+        rows = read_config(path, protocol.config, split, revision).filter(pl.col("task") == protocol.task)
+    except DataError as error:
+        raise DataError(
+            error.message,
+            path=error.path,
+            hint=f"{protocol.task!r} is a task of the {protocol.config} family: make it with `datagen {protocol.config} BUILD` (or `datagen build ... --{protocol.config}`)",
+        ) from None
     if not rows.height:
-        raise DataError(f"the {split} split of {protocol.config} has no {protocol.task!r} rows", path=path)
+        hint = "rating prediction needs a catalog with ratings (MovieLens, Amazon); Steam's have none" if protocol.task == "rating" else None
+        raise DataError(f"the {split} split of {protocol.config} has no {protocol.task!r} rows", path=path, hint=hint)
     return rows.select(ROW_COLUMNS).with_columns(answer=pl.col("completion").list.last().struct.field("content"))
 
 
