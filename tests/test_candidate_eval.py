@@ -144,7 +144,7 @@ def families_build(sample_teacher, tmp_path_factory):
 
 
 def test_eval_scores_every_familys_candidate_tasks_for_the_same_users(families_build, tmp_path):
-    tasks = "i0,retrieval,ranking,select,pointwise"
+    tasks = "i0,retrieval,select,pointwise"
     arguments = ["eval", "--dataset", str(families_build), "--tasks", tasks, "--rows-per-task", "2", "--model", f"base={MODEL}", "--max-new-tokens", "16", "--batch-size", "10", "--out", str(tmp_path)]
     result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 0, result.output
@@ -156,11 +156,11 @@ def test_eval_scores_every_familys_candidate_tasks_for_the_same_users(families_b
     by_task = {}
     for record in scored:
         by_task.setdefault(record["id"].split("/")[1], []).append(record["scores"])
-    assert {task: {len(scores) for scores in lists} for task, lists in by_task.items()} == {"ranking": {100}, "select": {10}, "pointwise": {2}}
+    assert {task: {len(scores) for scores in lists} for task, lists in by_task.items()} == {"select": {10}, "pointwise": {2}}
     assert len(by_task["pointwise"]) == 4, "a yes row and a no row a user"
     results = written["results"]
     for model in ("base", "most-popular", "co-occurrence", "SASRec (teacher)"):
-        assert results[model]["ranking"]["rows"] == 2 and 0 <= results[model]["ranking"]["hr@10"] <= 1, model
+        assert results[model]["select"]["rows"] == 2 and 0 <= results[model]["select"]["hr@5"] <= 1, model
         assert set(results[model]["select"]) == {"rows", "hr@1", "hr@3", "hr@5", "ndcg@3", "ndcg@5"}, model
     assert results["base"]["pointwise"]["accuracy"] is not None and results["most-popular"]["pointwise"]["accuracy"] is None
     beams = [json.loads(line) for line in (tmp_path / "base.retrieval.jsonl").read_text().splitlines()]
@@ -169,9 +169,27 @@ def test_eval_scores_every_familys_candidate_tasks_for_the_same_users(families_b
         assert set(results[model]["retrieval"]) == {"rows", "hr@5", "hr@10", "ndcg@5", "ndcg@10"}, model
     assert results["base"]["i0"]["rows"] == 2
     tables = (tmp_path / "tables.md").read_text()
-    assert "### Table 2" in tables and "### Cao et al. 2024: ranking" in tables and "### InstructRec: pointwise" in tables
+    assert "### Table 2" in tables and "### Cao et al. 2024: retrieval" in tables and "### InstructRec: pointwise" in tables
     again = CliRunner().invoke(main, arguments)
     assert again.exit_code == 0 and [json.loads(line) for line in (tmp_path / "base.candidates.jsonl").read_text().splitlines()] == scored, "scores reused"
+
+
+def test_rankings_candidates_are_the_rows_100_and_the_baselines_score_them(families_build):
+    """Ranking's model path is select's (a rank task); what is its own: 100 candidates named by short ids."""
+    from datagen.training.candidate_eval import answer_texts, baseline_scorers, baseline_scores, candidate_lists, item_names, read_task_rows
+
+    protocol = PROTOCOLS["ranking"]
+    rows = read_task_rows(str(families_build), protocol).head(20)
+    n_items = BuildFolder.open(families_build).n_items
+    lists = candidate_lists(rows, protocol, n_items, seed=0)
+    assert all(len(items) == 100 and items[right] == target for (items, right), target in zip(lists, rows["target_item_id"].to_list()))
+    names = item_names(str(families_build), protocol, [])
+    texts = answer_texts(protocol, lists, names)
+    assert all(text == names[item] and text.startswith("I") for row_texts, (items, _) in zip(texts, lists) for text, item in zip(row_texts, items))
+    assert [row_texts[right] for row_texts, (_, right) in zip(texts, lists)] == rows["answer"].to_list(), "the right candidate's text is the row's answer"
+    scorers, max_history = baseline_scorers(str(families_build))
+    popular = protocol_metrics(protocol, rows, lists, baseline_scores(scorers["most-popular"], rows, lists, max_history), from_model=False)
+    assert popular["rows"] == 20 and 0 <= popular["hr@1"] <= popular["hr@5"] <= popular["hr@10"] <= 1
 
 
 def test_eval_names_every_familys_tasks_for_an_unknown_one(families_build, tmp_path):
