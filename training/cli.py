@@ -270,7 +270,7 @@ def evaluate(
 
     from datagen.controllable.tasks import TASKS
     from datagen.errors import DataError
-    from datagen.lm.generation import served_model
+    from datagen.lm.chat import served_generator, served_model
     from datagen.output import write_json, write_text
     from datagen.progress import StepProgress
     from datagen.training.candidate_eval import (
@@ -399,7 +399,7 @@ def evaluate(
             del scorer
         if rows is None:
             continue
-        generator = make_generator(reference, dtype=dtype, batch_size=size, backend=backend, constrained=constrained, base_url=base_url)
+        generator = served_generator(reference, base_url, size) if served else make_generator(reference, dtype=dtype, batch_size=size, backend=backend, constrained=constrained)
         for suffix, label in decodings:
             answers_path = out_dir / (f"{name}.{suffix}.jsonl" if suffix else f"{name}.jsonl")
             # a constrained answer ends after its K lines; its token budget is the tree's, not --max-new-tokens

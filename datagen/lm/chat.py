@@ -1,4 +1,5 @@
-"""Chat answers from a language model: any OpenAI-compatible endpoint over HTTP, or a local transformers model.
+"""Chat answers from a language model: any OpenAI-compatible endpoint over HTTP, or a local transformers model; and
+`ServedGenerator`, a served model (`openai:MODEL`) behind the generator interface `datagen eval` answers with.
 
     >>> backend = OpenAIChat("http://127.0.0.1:8080/v1", model="smollm2")  # doctest: +SKIP
     >>> backend.complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8)  # doctest: +SKIP
@@ -23,14 +24,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 from datagen.errors import DataError
+from datagen.lm.constrained import ListRequest, TitleTree
 from datagen.redact import redact
 
+SERVED_PREFIX = "openai:"  # `datagen eval --model NAME=openai:MODEL`: a model behind an OpenAI-compatible server
 KEY_ENVS = ("DATAGEN_LLM_API_KEY", "OPENAI_API_KEY")  # the first one set is the key
 BASE_URL_ENV = "OPENAI_BASE_URL"  # the server when --annotator-url is not given, as OpenAI's clients read it
 MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After ends the prompt (still within total_timeout)
@@ -157,3 +160,48 @@ class LocalChat:
 
             self._generator = make_generator(self.reference, batch_size=self.batch_size, backend="transformers")
         return self._generator.generate(list(prompts), [max_tokens] * len(prompts))
+
+
+class ServedGenerator:
+    """A model behind an OpenAI-compatible chat API (vLLM, TGI, `transformers serve`, a hosted API): greedy answers
+    through datagen.lm.chat.OpenAIChat, which bounds, paces and retries the requests. The server applies the
+    model's chat template."""
+
+    def __init__(self, chat: OpenAIChat, batch_size: int = 16):
+        self.chat, self.batch_size = chat, batch_size
+
+    def generate(
+        self,
+        prompts: Sequence[Messages],
+        max_new_tokens: Sequence[int],
+        on_batch: Callable[[list[int], list[str]], None] | None = None,
+        tree: TitleTree | None = None,
+        requests: Sequence[ListRequest] | None = None,
+        beams: int = 1,
+    ) -> list[str]:
+        if tree is not None or beams > 1:
+            raise _constrained_on_a_server()
+        answers: list[str] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = list(range(start, min(start + self.batch_size, len(prompts))))
+            texts = [text.strip() for text in self.chat.complete([prompts[i] for i in batch], [max_new_tokens[i] for i in batch])]
+            answers += texts
+            if on_batch is not None:
+                on_batch(batch, texts)
+        return answers
+
+
+def _constrained_on_a_server() -> DataError:
+    return DataError("constrained decoding and beam search need the model's logits at every step, which a chat API does not give", hint="drop --constrained, or evaluate the model's weights")
+
+
+def served_model(reference: str) -> str | None:
+    """The model name of a served reference `openai:MODEL`, else None."""
+    return reference.removeprefix(SERVED_PREFIX) if reference.startswith(SERVED_PREFIX) else None
+
+
+def served_generator(reference: str, base_url: str | None, batch_size: int = 16) -> ServedGenerator:
+    """The generator of a served reference `openai:MODEL` at `base_url`."""
+    if not base_url:
+        raise DataError(f"{reference} is a served model: give --base-url (or set ${BASE_URL_ENV}), e.g. http://127.0.0.1:8000/v1")
+    return ServedGenerator(OpenAIChat(base_url, reference.removeprefix(SERVED_PREFIX)), batch_size)

