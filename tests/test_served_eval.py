@@ -123,4 +123,4 @@ def test_a_served_model_scores_as_the_same_model_in_process(served_smollm2, samp
     assert same >= len(local) - 1, "greedy answers of one model: equal but for what batching changes"
     for task in ("i0", "i1_pos"):
         assert results["served"][task]["rows"] == results["local"][task]["rows"] == 2
-    assert json.loads((tmp_path / "served.model.json").read_text())["base_url"] == url
+    assert json.loads((tmp_path / "served.model.json").read_text())["model"] == {"reference": f"openai:{model}", "base_url": url}
