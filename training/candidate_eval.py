@@ -35,6 +35,7 @@ import polars as pl
 from datagen.errors import DataError
 from datagen.scoring.ranking import accuracy, auc, ranking_metrics, target_rank
 from datagen.training.data import read_config
+from datagen.training.evaluate import read_saved
 
 CAO = "Cao et al. 2024"
 INSTRUCTREC = "InstructRec (Zhang et al. 2023)"
@@ -145,19 +146,6 @@ def answer_texts(protocol: Protocol, lists: list[tuple[list[int], int]], names: 
     if protocol.kind == "retrieve":
         return [[] for _ in lists]  # the model writes a name itself (model_rankings)
     return [[names[item] for item in items] for items, _ in lists]
-
-
-def read_saved(path: Path, field: str) -> dict[str, list]:
-    """Each row's `field` saved so far (a crash keeps every finished row; a torn last line is ignored)."""
-    saved = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            saved[record["id"]] = record[field]
-    return saved
 
 
 def saved_per_row(rows: pl.DataFrame, path: Path, field: str, answer: Callable[[int], list], on_row: Callable[[str], None] | None = None) -> dict[str, list]:

@@ -63,17 +63,22 @@ def max_new_tokens(k: int) -> int:
     return 20 * k + 16
 
 
-def read_answers(path: Path) -> dict[str, str]:
-    """Answers saved so far (a crash mid-run keeps every finished batch; a torn last line is ignored)."""
-    answers = {}
+def read_saved(path: Path, field: str) -> dict[str, object]:
+    """Each row's `field` saved so far in a JSON-lines file of id and `field` (a crash mid-run keeps every finished
+    row or batch; a torn last line is ignored)."""
+    saved = {}
     if path.is_file():
         for line in path.read_text().splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            answers[record["id"]] = record["answer"]
-    return answers
+            saved[record["id"]] = record[field]
+    return saved
+
+
+def read_answers(path: Path) -> dict[str, str]:
+    return read_saved(path, "answer")
 
 
 def unanswered(rows: pl.DataFrame, path: Path) -> pl.DataFrame:
