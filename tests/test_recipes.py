@@ -18,6 +18,7 @@ from datagen.instructrec.build import TASKS as INSTRUCTREC_TASKS
 from datagen.recknowledge.build import AUXILIARY_TASKS, RECOMMENDATION_TASKS
 from datagen.shipped import RECIPES_DIR
 from datagen.training.candidate_eval import PROTOCOLS
+from datagen.training.data import evaluation_rows, rows_read, training_rows
 from datagen.training.grpo import grpo_config
 from datagen.training.ppo import PpoSettings
 from datagen.training.recipe import LoraSpec, find_recipe, load_recipe
@@ -163,3 +164,19 @@ def test_a_dry_run_shows_the_rows_and_their_lengths_and_trains_nothing(sample_ge
     assert "of the stream's first 8" in result.output and "over max_length 512: 0 rows" in result.output
     assert f"output_dir: {tmp_path / 'run'}" in result.output
     assert not (tmp_path / "run").exists(), "nothing trained, nothing written"
+
+
+def test_a_short_run_reads_only_the_rows_its_steps_train_on(sample_generated, monkeypatch):
+    folder, _, _ = sample_generated
+    recipe = load_recipe("steam/smollm2-135m/sft", [f"dataset.path={folder.path}", "training.max_steps=2"])
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert rows_read(recipe.training) == 8, "2 steps x 1 row x 4 accumulated"
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as `accelerate launch --num_processes 2` sets it
+    assert rows_read(recipe.training) == 16
+    assert rows_read({"max_steps": 3, "per_device_train_batch_size": 4}, rows_per_example=2, processes=1) == 6, "GRPO: prompts, not answers"
+    assert rows_read({"num_train_epochs": 1}) is None, "a run counted in epochs reads the whole stream"
+
+    stream = training_rows(recipe.dataset)
+    short = training_rows(recipe.dataset, limit=8)
+    assert short.to_list() == stream.select(range(8)).to_list(), "the first rows of the same stream"
+    assert len(evaluation_rows(recipe.dataset, limit=8)) == 8 and len(evaluation_rows(recipe.dataset)) == 32

@@ -63,6 +63,7 @@ def test_a_few_sft_steps_reduce_the_loss_on_their_rows_and_resume(tasks_build, t
         f"training.output_dir={tmp_path / 'run'}",
         "training.max_steps=6",
         "training.per_device_train_batch_size=4",
+        "training.gradient_accumulation_steps=1",
         "training.max_length=320",
         "training.save_steps=3",
         "training.logging_steps=1",
@@ -102,6 +103,7 @@ def test_full_fine_tuning_trains_every_weight_and_writes_the_model_itself(tasks_
         f"training.output_dir={tmp_path / 'run'}",
         "training.max_steps=1",
         "training.per_device_train_batch_size=2",
+        "training.gradient_accumulation_steps=1",
         "training.max_length=256",
         "training.warmup_steps=0",
         "training.save_strategy='no'",  # no checkpoint: a full model's optimizer state is 1 GB

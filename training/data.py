@@ -13,6 +13,7 @@ repeated. Without weights, the entries are concatenated and shuffled.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -97,20 +98,35 @@ def interleave(parts: list[pl.DataFrame], weights: list[float], seed: int) -> pl
     return stacked[[int(offsets[part] + row) for part, row in order]]
 
 
-def training_rows(spec: DatasetSpec, columns: list[str] = TRAIN_COLUMNS):
-    """The training stream as a `datasets.Dataset` of `columns` (prompt/completion for SFT)."""
+def rows_read(training: dict, rows_per_example: int = 1, processes: int | None = None) -> int | None:
+    """How many rows of the stream a run of `max_steps` steps reads: steps x per-device batch x gradient accumulation
+    x processes (`$WORLD_SIZE`, which `accelerate launch` sets), divided by `rows_per_example` (GRPO's answers per
+    prompt); None for a run counted in epochs, which reads the whole stream."""
+    steps = int(training.get("max_steps", -1))
+    if steps <= 0:
+        return None
+    processes = processes or int(os.environ.get("WORLD_SIZE", "1"))
+    per_step = int(training.get("per_device_train_batch_size", 8)) * int(training.get("gradient_accumulation_steps", 1)) * processes
+    return max(1, steps * per_step // rows_per_example)
+
+
+def training_rows(spec: DatasetSpec, columns: list[str] = TRAIN_COLUMNS, limit: int | None = None):
+    """The training stream as a `datasets.Dataset` of `columns` (prompt/completion for SFT); `limit` keeps its first
+    rows (`rows_read`), so a short run tokenizes only what it trains on."""
     parts = [component_rows(spec, component).select(columns).sample(fraction=1.0, shuffle=True, seed=spec.seed + number) for number, component in enumerate(spec.mixture)]
     if spec.mixture[0].weight is not None and len(parts) > 1:
         mixed = interleave(parts, [component.weight for component in spec.mixture], spec.seed)
     else:
         mixed = pl.concat(parts, how="vertical_relaxed").sample(fraction=1.0, shuffle=True, seed=spec.seed)
-    if spec.max_train_rows is not None:
-        mixed = mixed.head(spec.max_train_rows)
+    for cap in (spec.max_train_rows, limit):
+        if cap is not None:
+            mixed = mixed.head(cap)
     return _as_dataset(mixed)
 
 
-def evaluation_rows(spec: DatasetSpec):
-    """Held-out rows for the eval loss: the mixture's tasks in `eval_split`, or None when there are none."""
+def evaluation_rows(spec: DatasetSpec, limit: int | None = None):
+    """Held-out rows for the eval loss: the mixture's tasks in `eval_split`, or None when there are none; at most
+    `eval_rows`, and at most `limit` (a short run's training rows: its eval shows the loss is computed, no more)."""
     if spec.eval_split is None:
         return None
     parts = []
@@ -123,6 +139,7 @@ def evaluation_rows(spec: DatasetSpec):
     held_out = pl.concat(parts, how="vertical_relaxed").sample(fraction=1.0, shuffle=True, seed=spec.seed) if parts else None
     if held_out is None or held_out.height == 0:
         return None
-    if spec.eval_rows is not None:
-        held_out = held_out.head(spec.eval_rows)
+    for cap in (spec.eval_rows, limit):
+        if cap is not None:
+            held_out = held_out.head(cap)
     return _as_dataset(held_out)

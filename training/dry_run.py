@@ -20,17 +20,17 @@ import numpy as np
 import yaml
 
 from datagen.lm.models import load_tokenizer
-from datagen.training.data import TRAIN_COLUMNS, training_rows
+from datagen.training.data import TRAIN_COLUMNS, rows_read, training_rows
 from datagen.training.recipe import Recipe
 
 
 def rows_trained(recipe: Recipe, stream_rows: int, processes: int = 1) -> tuple[int, str]:
     """How many rows the run trains on, and how that is reckoned."""
     training = recipe.training
-    per_step = int(training.get("per_device_train_batch_size", 8)) * int(training.get("gradient_accumulation_steps", 1)) * processes
-    steps = int(training.get("max_steps", -1))
-    if steps > 0:
-        return min(stream_rows, steps * per_step), f"{steps} steps x {per_step // processes} rows a step x {processes} process{'es' * (processes > 1)}"
+    read = rows_read(training, processes=processes)
+    if read is not None:
+        per_step = read // int(training["max_steps"]) // processes
+        return min(stream_rows, read), f"{training['max_steps']} steps x {per_step} rows a step x {processes} process{'es' * (processes > 1)}"
     epochs = float(training.get("num_train_epochs", 3.0))
     return math.ceil(stream_rows * epochs), f"{epochs:g} epochs of the stream"
 

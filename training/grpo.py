@@ -18,7 +18,7 @@ from pathlib import Path
 from statistics import fmean
 
 from datagen.errors import DataError
-from datagen.training.data import training_rows
+from datagen.training.data import rows_read, training_rows
 from datagen.training.recipe import Recipe
 from datagen.training.runs import run_trainer, trainer_config
 
@@ -74,6 +74,7 @@ def train_grpo(recipe: Recipe, resume: bool = False, quiet: bool = False) -> Pat
     """Train the recipe with GRPO on its prompts; returns the merged model's folder."""
     from trl import GRPOTrainer
 
-    train = training_rows(recipe.dataset, ["prompt", *FACT_COLUMNS])
+    answers_per_prompt = int(recipe.training.get("num_generations", 8))
+    train = training_rows(recipe.dataset, ["prompt", *FACT_COLUMNS], limit=rows_read(recipe.training, answers_per_prompt))
     reward = RuleReward(recipe.dataset.path)
     return run_trainer(GRPOTrainer, recipe, grpo_config(recipe, quiet), train, resume=resume, quiet=quiet, reward_funcs=[reward])

@@ -42,7 +42,7 @@ from datagen.training.data import training_rows
 from datagen.training.evaluate import max_new_tokens as answer_length
 from datagen.training.grpo import FACT_COLUMNS, RuleReward
 from datagen.training.recipe import Recipe
-from datagen.training.runs import dataset_identity, last_checkpoint, lora_config, silence_libraries
+from datagen.training.runs import dataset_identity, last_checkpoint, lora_config, return_freed_memory, silence_libraries
 
 
 @dataclass(frozen=True)
@@ -329,6 +329,7 @@ def train_ppo(recipe: Recipe, resume: bool = False, quiet: bool = False) -> Path
             rows = [prompts[(start + i) % len(prompts)] for i in range(settings.prompts_per_step)]
             batch = learner.advantages(learner.rollout(rows, seed=settings.seed + step))
             logs = learner.update(batch)
+            return_freed_memory()
             step += 1
             parts = batch["parts"]
             record = {

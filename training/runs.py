@@ -12,6 +12,7 @@ version and content hash, the package versions).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import os
@@ -40,6 +41,31 @@ def _metrics_logger():
                     handle.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
 
     return JsonlMetrics
+
+
+def return_freed_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's `malloc_trim`; elsewhere nothing).
+
+    On the CPU, torch frees each step's activations into glibc's heap, which keeps
+    their pages, so the resident size climbs step after step with the longest
+    batches seen: 2 steps of the Steam SFT recipe peak at 2.8 GB without a trim
+    after each step, 2.5 GB with it, and no slower.
+    """
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+def _memory_returner():
+    from transformers import TrainerCallback
+
+    class ReturnFreedMemory(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            return_freed_memory()
+
+        on_evaluate = on_step_end
+
+    return ReturnFreedMemory
 
 
 def trainer_config(config_class, recipe: Recipe, has_eval: bool, quiet: bool = False, **defaults):
@@ -142,7 +168,7 @@ def run_trainer(
         eval_dataset=held_out,
         processing_class=tokenizer,
         peft_config=lora_config(recipe),
-        callbacks=[_metrics_logger()(output_dir / "metrics.jsonl"), *callbacks],
+        callbacks=[_metrics_logger()(output_dir / "metrics.jsonl"), *([_memory_returner()()] if config.use_cpu else []), *callbacks],
         **trainer_kwargs,
     )
     requested = recipe.training.get("resume_from_checkpoint")
@@ -150,6 +176,7 @@ def run_trainer(
     if quiet:  # with no bar, the Trainer would print each log dict instead: metrics.jsonl has them
         trainer.remove_callback(transformers.PrinterCallback)
     trainer.train(resume_from_checkpoint=checkpoint)
+    return_freed_memory()
     merged = output_dir / "merged"
     if not export:
         return merged

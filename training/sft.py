@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datagen.training.data import evaluation_rows, training_rows
+from datagen.training.data import evaluation_rows, rows_read, training_rows
 from datagen.training.recipe import Recipe
 from datagen.training.runs import run_trainer, trainer_config
 
@@ -33,6 +33,7 @@ def train_sft(recipe: Recipe, resume: bool = False, model_and_tokenizer=None, ca
     """
     from trl import SFTTrainer
 
-    held_out = evaluation_rows(recipe.dataset)
+    limit = rows_read(recipe.training)
+    held_out = evaluation_rows(recipe.dataset, limit)
     config = sft_config(recipe, held_out is not None, quiet)
-    return run_trainer(SFTTrainer, recipe, config, training_rows(recipe.dataset), held_out, resume, model_and_tokenizer, callbacks, export, quiet)
+    return run_trainer(SFTTrainer, recipe, config, training_rows(recipe.dataset, limit=limit), held_out, resume, model_and_tokenizer, callbacks, export, quiet)
