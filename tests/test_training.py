@@ -297,6 +297,42 @@ def test_a_few_ppo_updates_on_a_fixed_batch_raise_its_mean_reward(tasks_build, t
     assert float(masked_mean(batch["kl"], batch["response_mask"])) == pytest.approx(0.0, abs=1e-4)  # fresh adapters: the actor is the reference
 
 
+def test_ppo_micro_batches_give_the_minibatch_update_and_the_same_log_probs(tasks_build, tmp_path):
+    """Answers one at a time, without the batch's padding, must score and train as the whole minibatch does."""
+    import dataclasses
+
+    from datagen.training.ppo import PpoLearner, PpoSettings
+
+    overrides = [f"dataset.path={tasks_build}", f"model.name_or_path={MODEL}", f"training.output_dir={tmp_path}", "training.max_new_tokens=24", "training.ppo_epochs=1"]
+    recipe = load_recipe("steam/smollm2-135m/ppo", overrides)
+    rows = read_config(str(tasks_build), "controllable", "train").filter(pl.col("task").is_in(["i0", "i1_pos"])).group_by("task", maintain_order=True).head(1)
+    whole = PpoSettings.from_recipe(recipe)
+    learner = PpoLearner(recipe, whole, RuleReward(str(tasks_build)))
+    batch = learner.advantages(learner.rollout(rows.select("prompt", *FACT_COLUMNS).to_dicts(), seed=0))
+    assert batch["prompt_mask"].sum(1).unique().numel() > 1 and batch["response_mask"].sum(1).unique().numel() > 1, "padding on both sides"
+
+    learner.settings = dataclasses.replace(whole, micro_batch_size=1)
+    with torch.no_grad():
+        pieces = learner._in_pieces(batch, "actor") * batch["response_mask"]
+    assert torch.allclose(pieces, batch["old_log_probs"] * batch["response_mask"], atol=1e-4)
+
+    trained = {name: p for name, p in learner.model.named_parameters() if p.requires_grad} | {f"head.{name}": p for name, p in learner.value_head.named_parameters()}
+    start = {name: p.detach().clone() for name, p in trained.items()}
+    deltas = []
+    for settings in (whole, learner.settings):  # plain gradient steps: the weights move by exactly the (clipped) gradient
+        learner.settings = settings
+        learner.optimizer = torch.optim.SGD(list(trained.values()), lr=1.0)
+        logs = learner.update(batch)
+        deltas.append({name: (p.detach() - start[name]).clone() for name, p in trained.items()})
+        with torch.no_grad():
+            for name, p in trained.items():
+                p.copy_(start[name])
+    moved = torch.cat([d.flatten() for d in deltas[0].values()])
+    assert moved.abs().max() > 0
+    assert torch.allclose(moved, torch.cat([d.flatten() for d in deltas[1].values()]), rtol=1e-3, atol=1e-6)
+    assert set(logs) == {"policy_loss", "value_loss", "entropy", "clip_fraction"}
+
+
 def test_constrained_ppo_rollouts_sample_only_lists_of_k_new_catalog_titles(tasks_build, tmp_path):
     from datagen.training.ppo import PpoLearner, PpoSettings
 

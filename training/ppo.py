@@ -66,6 +66,7 @@ class PpoSettings:
     learning_rate: float = 5e-6
     ppo_epochs: int = 2
     minibatch_size: int = 4
+    micro_batch_size: int | None = None  # answers per forward pass, their gradients summed over the minibatch; None: the minibatch at once
     max_grad_norm: float = 1.0
     whiten_rewards: bool = True
     logging_steps: int = 1
@@ -201,6 +202,15 @@ class PpoLearner:
             return taken
         return taken, -(log_probs.exp() * log_probs).sum(-1)
 
+    def _in_pieces(self, batch: dict, adapter: str | None, hidden: bool = False):
+        """`_forward` over the whole batch, `micro_batch_size` answers at a time (without gradients)."""
+        import torch
+
+        size, width = batch["response_ids"].shape
+        step = self.settings.micro_batch_size or size
+        pieces = [self._forward(_rows(batch, start, start + step), adapter, hidden) for start in range(0, size, step)]
+        return torch.cat([torch.nn.functional.pad(piece, (0, width - piece.shape[1])) for piece in pieces])
+
     # -- advantages ------------------------------------------------------------------------------
 
     def advantages(self, batch: dict) -> dict:
@@ -210,9 +220,9 @@ class PpoLearner:
         s = self.settings
         mask = batch["response_mask"]
         with torch.no_grad():
-            old = self._forward(batch, "actor")
-            reference = self._forward(batch, None)
-            values = self._forward(batch, "critic", hidden=True) * mask
+            old = self._in_pieces(batch, "actor")
+            reference = self._in_pieces(batch, None)
+            values = self._in_pieces(batch, "critic", hidden=True) * mask
         scores = batch["scores"]
         if s.whiten_rewards:
             scores = scores / (masked_std(scores, mask) + 1e-8)
@@ -235,33 +245,45 @@ class PpoLearner:
     # -- update ----------------------------------------------------------------------------------
 
     def update(self, batch: dict) -> dict[str, float]:
-        """`ppo_epochs` passes of clipped-ratio PPO over minibatches of the batch's sequences."""
+        """`ppo_epochs` passes of clipped-ratio PPO over minibatches of the batch's sequences.
+
+        A minibatch's losses are means over all its answer tokens; with `micro_batch_size` each piece adds its tokens'
+        share to the gradient, so the optimizer step is the same as for the whole minibatch at once, in a fraction
+        of the memory.
+        """
         import torch
 
         s = self.settings
         self.model.train()
         size = batch["response_ids"].shape[0]
+        micro = s.micro_batch_size or s.minibatch_size
         logs = {"policy_loss": [], "value_loss": [], "entropy": [], "clip_fraction": []}
         for _ in range(s.ppo_epochs):
             for start in range(0, size, s.minibatch_size):
-                part = {key: value[start : start + s.minibatch_size] for key, value in batch.items() if isinstance(value, torch.Tensor)}
-                mask = part["response_mask"]
-                new, entropy = self._forward(part, "actor", entropy=True)
-                ratio = torch.exp(new - part["old_log_probs"])
-                clipped = torch.clamp(ratio, 1 - s.clip_range, 1 + s.clip_range)
-                policy_loss = masked_mean(torch.max(-part["advantages"] * ratio, -part["advantages"] * clipped), mask)
-                entropy_mean = masked_mean(entropy, mask)
-                (policy_loss - s.entropy_coef * entropy_mean).backward()
-                values = self._forward(part, "critic", hidden=True)
-                value_loss = masked_mean((values - part["returns"]) ** 2, mask)
-                (s.value_loss_coef * value_loss).backward()
+                end = min(start + s.minibatch_size, size)
+                tokens = batch["response_mask"][start:end].sum().clamp(min=1)
+                totals = dict.fromkeys(logs, 0.0)
+                for piece_start in range(start, end, micro):
+                    part = _rows(batch, piece_start, min(piece_start + micro, end))
+                    mask = part["response_mask"]
+                    new, entropy = self._forward(part, "actor", entropy=True)
+                    ratio = torch.exp(new - part["old_log_probs"])
+                    clipped = torch.clamp(ratio, 1 - s.clip_range, 1 + s.clip_range)
+                    policy_loss = (torch.max(-part["advantages"] * ratio, -part["advantages"] * clipped) * mask).sum() / tokens
+                    entropy_mean = (entropy * mask).sum() / tokens
+                    (policy_loss - s.entropy_coef * entropy_mean).backward()
+                    values = self._forward(part, "critic", hidden=True)
+                    value_loss = (((values - part["returns"]) ** 2) * mask).sum() / tokens
+                    (s.value_loss_coef * value_loss).backward()
+                    totals["policy_loss"] += policy_loss.item()
+                    totals["value_loss"] += value_loss.item()
+                    totals["entropy"] += entropy_mean.item()
+                    totals["clip_fraction"] += ((((ratio - 1).abs() > s.clip_range).float() * mask).sum() / tokens).item()
                 torch.nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]], s.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad()
-                logs["policy_loss"].append(policy_loss.item())
-                logs["value_loss"].append(value_loss.item())
-                logs["entropy"].append(entropy_mean.item())
-                logs["clip_fraction"].append(masked_mean(((ratio - 1).abs() > s.clip_range).float(), mask).item())
+                for key, total in totals.items():
+                    logs[key].append(total)
         return {key: sum(values) / len(values) for key, values in logs.items()}
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -288,6 +310,22 @@ class PpoLearner:
         self.value_head.load_state_dict(torch.load(folder / "value_head.pt", map_location=self.device))
         self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=self.device))
         return json.loads((folder / "state.json").read_text())["step"]
+
+
+def _rows(batch: dict, start: int, end: int) -> dict:
+    """Answers start..end of a batch, without the columns that are padding in all of them: prompts are padded on the
+    left, answers (and everything per answer token) on the right. RoPE sees only relative positions, so dropping left
+    padding changes no log-probability."""
+    import torch
+
+    prompt_width = int(batch["prompt_mask"][start:end].sum(1).max())
+    answer_width = max(1, int(batch["response_mask"][start:end].sum(1).max()))
+    rows = {}
+    for key, value in batch.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        rows[key] = value[start:end, -prompt_width:] if key.startswith("prompt_") else value[start:end, :answer_width]
+    return rows
 
 
 def masked_mean(values, mask):
