@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from datagen.sources.steam import SAMPLE_DIR
 CHAT = Path(__file__).parent / "fixtures" / "docs_chat.json"  # a ShareGPT file for I4
 # A test that needs one of these (directly or through another fixture) builds or reads real data:
 # it is an integration test, left out of the fast lane (`pytest -m "not integration"`).
-REAL_DATA_FIXTURES = {"sample_build", "sample_teacher", "shared_data", "steam_copy", "sample_release", "sample_generated"}
+REAL_DATA_FIXTURES = {"sample_build", "sample_teacher", "shared_data", "steam_copy", "sample_release", "sample_generated", "families_build"}
 
 
 def pytest_collection_modifyitems(items):
@@ -87,6 +88,23 @@ def sample_generated(sample_teacher):
     data = folder.path / "data" / "controllable"
     splits = {split: pl.read_parquet(data / f"{split}-00000-of-00001.parquet") for split in ("train", "validation", "test")}
     return folder, report, splits
+
+
+@pytest.fixture(scope="session")
+def families_build(sample_teacher, tmp_path_factory):
+    """A copy of the sample teacher's build with all three families (controllable with I4 chat rows)."""
+    from datagen.buildfolder import BuildFolder
+    from datagen.instructrec.build import InstructRecSettings, generate_instructrec
+    from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge
+
+    folder, _ = sample_teacher
+    copy = tmp_path_factory.mktemp("families") / folder.path.name
+    shutil.copytree(folder.path, copy)
+    built = BuildFolder.open(copy)
+    generate_controllable(built, ControllableSettings(seed=42, chat=str(CHAT)))
+    generate_recknowledge(built, RecKnowledgeSettings(validation_users=20))
+    generate_instructrec(built, InstructRecSettings(validation_users=20))
+    return copy
 
 
 @pytest.fixture

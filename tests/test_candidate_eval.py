@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import polars as pl
 import pytest
@@ -14,9 +13,7 @@ from click.testing import CliRunner
 
 from datagen.buildfolder import BuildFolder
 from datagen.cli import main
-from datagen.instructrec.build import InstructRecSettings, generate_instructrec
 from datagen.lm.catalog_beams import NameTree
-from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge
 from datagen.scoring.ranking import accuracy, auc, hit_ratio, ndcg, ranking_metrics, target_rank
 from datagen.training.candidate_eval import PROTOCOLS, drawn_negatives, protocol_metrics, retrieval_metrics, yes_probability
 
@@ -126,21 +123,6 @@ def test_a_candidate_the_prompt_spells_out_outscores_one_it_never_names(scorer):
     terraria, fifa = scorer.score(prompt, ["Terraria", "FIFA 19"])
     assert terraria > fifa
     assert target_rank([terraria, fifa], 0) == 1
-
-
-@pytest.fixture(scope="module")
-def families_build(sample_teacher, tmp_path_factory):
-    """A copy of the sample teacher's build with the controllable, recknowledge and instructrec test rows."""
-    from datagen.controllable.build import ControllableSettings, generate_controllable
-
-    folder, _ = sample_teacher
-    copy = tmp_path_factory.mktemp("families") / folder.path.name
-    shutil.copytree(folder.path, copy)
-    built = BuildFolder.open(copy)
-    generate_controllable(built, ControllableSettings(seed=42))
-    generate_recknowledge(built, RecKnowledgeSettings(validation_users=20))
-    generate_instructrec(built, InstructRecSettings(validation_users=20))
-    return copy
 
 
 def test_eval_scores_every_familys_candidate_tasks_for_the_same_users(families_build, tmp_path):

@@ -100,7 +100,8 @@ def _train(train_function, recipe: str, overrides: tuple[str, ...], resume: bool
         click.echo(describe_run(loaded, processes=int(os.environ.get("WORLD_SIZE", "1"))))
         return
     if not quiet:
-        click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
+        stand_in = f" (its {loaded.model.stand_in} stand-in)" if loaded.model.stand_in else ""
+        click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path}{stand_in} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
     merged = train_function(loaded, resume=resume, quiet=quiet)
     click.echo(f"merged model: {merged}")
 
@@ -112,6 +113,7 @@ Examples:
   datagen train sft my-recipe.yaml training.max_steps=50 dataset.path=build/steam-sample
   datagen train sft steam/smollm2-135m/sft --resume      # go on from the last checkpoint
   datagen train sft steam/smollm2-135m/sft dataset.path=build/steam-sample training.max_steps=2 --dry-run
+  datagen train sft steam/llama-2-7b-chat/sft model.stand_in=tiny dataset.path=build/steam-sample training.max_steps=2
   accelerate launch --config_file recipes/accelerate/ddp.yaml -m datagen train sft steam/llama-2-7b-chat/sft
 """
 )

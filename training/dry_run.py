@@ -22,6 +22,7 @@ import yaml
 from datagen.lm.models import load_tokenizer
 from datagen.training.data import TRAIN_COLUMNS, rows_read, training_rows
 from datagen.training.recipe import Recipe
+from datagen.training.runs import model_reference
 
 
 def rows_trained(recipe: Recipe, stream_rows: int, processes: int = 1) -> tuple[int, str]:
@@ -46,7 +47,7 @@ def describe_run(recipe: Recipe, processes: int = 1) -> str:
     stream = training_rows(recipe.dataset, [*TRAIN_COLUMNS, "task"])
     used, reckoned = rows_trained(recipe, len(stream), processes)
     tasks = Counter(stream["task"])
-    tokenizer = load_tokenizer(recipe.model.name_or_path, recipe.model.revision)
+    tokenizer = load_tokenizer(model_reference(recipe), recipe.model.revision)
     measured = stream.select(range(min(used, len(stream))))
     lengths = np.array([len(tokenizer.apply_chat_template([*row["prompt"], *row["completion"]], tokenize=True, return_dict=False)) for row in measured])
     max_length = recipe.training.get("max_length")

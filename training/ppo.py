@@ -42,7 +42,7 @@ from datagen.training.data import training_rows
 from datagen.training.evaluate import max_new_tokens as answer_length
 from datagen.training.grpo import FACT_COLUMNS, RuleReward
 from datagen.training.recipe import Recipe
-from datagen.training.runs import dataset_identity, last_checkpoint, lora_config, return_freed_memory, silence_libraries
+from datagen.training.runs import dataset_identity, last_checkpoint, lora_config, model_reference, return_freed_memory, silence_libraries
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ class PpoLearner:
 
         self.settings, self.reward = settings, reward
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        base, self.tokenizer = load_model(recipe.model.name_or_path, recipe.model.revision, recipe.model.dtype)
+        base, self.tokenizer = load_model(model_reference(recipe), recipe.model.revision, recipe.model.dtype)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token

@@ -8,7 +8,8 @@ A recipe may start with `extends: other.yaml` (a path relative to it): the other
 file is read first and this one's keys override it, section by section, which is
 how the ablation variants stay a few lines long. Overrides on the command line
 are `section.key=value`, the value read as YAML (`lora.r=8`, `dataset.mixture=[...]`).
-The keys of `training` are passed unchanged to TRL's `SFTConfig`. `lora: false`
+The keys of `training` are passed unchanged to TRL's `SFTConfig`. `model.stand_in=tiny`
+trains a tiny random model of the named model's architecture instead (`datagen.lm.stand_in`). `lora: false`
 trains every weight of the model instead of a LoRA adapter (SFT and GRPO; PPO
 keeps its actor and critic as two adapters of one model, so it needs LoRA).
 """
@@ -26,7 +27,8 @@ from datagen.shipped import RECIPES_DIR
 SECTIONS = ("dataset", "model", "lora", "training", "evaluation")
 DATASET_KEYS = {"path", "revision", "mixture", "eval_split", "eval_rows", "max_train_rows", "seed"}
 COMPONENT_KEYS = {"config", "split", "tasks", "weight"}
-MODEL_KEYS = {"name_or_path", "revision", "dtype"}
+MODEL_KEYS = {"name_or_path", "revision", "dtype", "stand_in"}
+STAND_INS = ("tiny",)
 LORA_KEYS = {"r", "alpha", "dropout", "target_modules"}
 EVALUATION_KEYS = {"split", "tasks", "rows_per_task", "batch_size", "max_new_tokens", "seed"}
 
@@ -57,6 +59,7 @@ class ModelSpec:
     name_or_path: str
     revision: str | None = None
     dtype: str = "auto"
+    stand_in: str | None = None  # "tiny": a tiny random model of name_or_path's architecture (datagen.lm.stand_in)
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,8 @@ def parse_recipe(data: dict, path: Path) -> Recipe:
     _check_keys(model, MODEL_KEYS, path, "model")
     if not model.get("name_or_path"):
         raise DataError("missing: a Hub id, a local folder, a .gguf file or package:DIST", path=path, line="model.name_or_path")
+    if model.get("stand_in") not in (None, *STAND_INS):
+        raise DataError(f"stand_in is {model['stand_in']!r}; the one stand-in is tiny (or null for the model itself)", path=path, line="model.stand_in")
     full_fine_tuning = data.get("lora") is False
     lora = {} if full_fine_tuning else _section(data, "lora", path)
     _check_keys(lora, LORA_KEYS, path, "lora")

@@ -92,6 +92,15 @@ def trainer_config(config_class, recipe: Recipe, has_eval: bool, quiet: bool = F
     return config_class(**args)
 
 
+def model_reference(recipe: Recipe) -> str:
+    """The model the recipe trains: `model.name_or_path`, or with `model.stand_in: tiny` the folder of its stand-in."""
+    if recipe.model.stand_in is None:
+        return recipe.model.name_or_path
+    from datagen.lm.stand_in import stand_in_folder
+
+    return str(stand_in_folder(recipe.model.name_or_path, recipe.model.revision))
+
+
 def last_checkpoint(output_dir: Path) -> str | None:
     steps = {int(p.name.removeprefix("checkpoint-")): p for p in output_dir.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()}
     return str(steps[max(steps)]) if steps else None
@@ -159,7 +168,7 @@ def run_trainer(
 
     output_dir = recipe.output_dir
     transformers.set_seed(config.seed)
-    model, tokenizer = model_and_tokenizer or load_model(recipe.model.name_or_path, recipe.model.revision, recipe.model.dtype)
+    model, tokenizer = model_and_tokenizer or load_model(model_reference(recipe), recipe.model.revision, recipe.model.dtype)
     output_dir.mkdir(parents=True, exist_ok=True)
     trainer = trainer_class(
         model=model,
@@ -202,7 +211,7 @@ def run_trainer(
                     "training": recipe.training,
                 },
                 "dataset": dataset_identity(recipe.dataset.path),
-                "model_source": str(resolve_model(recipe.model.name_or_path)),
+                "model_source": str(resolve_model(model_reference(recipe))),
                 "train_rows": len(train),
                 "eval_rows": 0 if held_out is None else len(held_out),
                 "resumed_from": checkpoint,
