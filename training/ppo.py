@@ -25,6 +25,11 @@ With `constrained: true` the rollouts sample within the catalog's title tree
 log-probabilities, the KL and the entropy stay those of the model's own
 (unconstrained) distribution: the tree only limits what is sampled.
 
+Under `accelerate launch` (or `torchrun`) each process rolls out its own
+`prompts_per_step` prompts; the whitening statistics, each minibatch's token
+count and the gradients are summed over the processes, so every process takes
+the same optimizer step and the first one writes checkpoints and the model.
+
 TRL 1.16 has no PPO, and its older PPO took one scalar per sequence, hence this loop.
 """
 
@@ -261,7 +266,7 @@ class PpoLearner:
         for _ in range(s.ppo_epochs):
             for start in range(0, size, s.minibatch_size):
                 end = min(start + s.minibatch_size, size)
-                tokens = batch["response_mask"][start:end].sum().clamp(min=1)
+                tokens = summed_over_processes(batch["response_mask"][start:end].sum()).clamp(min=1)
                 totals = dict.fromkeys(logs, 0.0)
                 for piece_start in range(start, end, micro):
                     part = _rows(batch, piece_start, min(piece_start + micro, end))
@@ -279,7 +284,11 @@ class PpoLearner:
                     totals["value_loss"] += value_loss.item()
                     totals["entropy"] += entropy_mean.item()
                     totals["clip_fraction"] += ((((ratio - 1).abs() > s.clip_range).float() * mask).sum() / tokens).item()
-                torch.nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]], s.max_grad_norm)
+                trained = [p for group in self.optimizer.param_groups for p in group["params"]]
+                for parameter in trained:  # each process's loss is its tokens' share of the global mean: sum them
+                    if parameter.grad is not None:
+                        summed_over_processes(parameter.grad)
+                torch.nn.utils.clip_grad_norm_(trained, s.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad()
                 for key, total in totals.items():
@@ -328,8 +337,45 @@ def _rows(batch: dict, start: int, end: int) -> dict:
     return rows
 
 
+def join_processes() -> tuple[int, int]:
+    """(processes, this one's rank): under `accelerate launch` or `torchrun` ($WORLD_SIZE > 1) the process group is
+    joined (NCCL on GPUs, gloo on the CPU) and each process takes its GPU."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    processes, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if processes > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return processes, rank
+
+
+def leave_processes() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def summed_over_processes(tensor):
+    """`tensor` summed over the processes of a distributed run (itself in a single process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
 def masked_mean(values, mask):
-    return (values * mask).sum() / mask.sum().clamp(min=1)
+    """The mean of `values` where `mask` is 1, over every process's batch."""
+    import torch
+
+    total, count = summed_over_processes(torch.stack([(values * mask).sum(), mask.sum()]))
+    return total / count.clamp(min=1)
 
 
 def masked_std(values, mask):
@@ -350,46 +396,59 @@ def train_ppo(recipe: Recipe, resume: bool = False, quiet: bool = False) -> Path
     if quiet:
         silence_libraries()
     settings = PpoSettings.from_recipe(recipe)
+    processes, rank = join_processes()
     output_dir = Path(settings.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    transformers.set_seed(settings.seed)
+    transformers.set_seed(settings.seed)  # the same on every process: the adapters and the value head start equal
     prompts = training_rows(recipe.dataset, ["prompt", *FACT_COLUMNS]).to_list()
     learner = PpoLearner(recipe, settings, RuleReward(recipe.dataset.path))
     step = 0
-    checkpoint = last_checkpoint(output_dir) if resume else None
+    checkpoint = last_checkpoint(output_dir, written_last="state.json") if resume else None
     if checkpoint:
         step = learner.load(Path(checkpoint))
     metrics = output_dir / "metrics.jsonl"
-    with StepProgress(quiet=quiet).bar("PPO", total=settings.max_steps - step) as advance:
+    with StepProgress(quiet=quiet or rank > 0).bar("PPO", total=settings.max_steps - step) as advance:
         while step < settings.max_steps:
             started = time.perf_counter()
-            start = (step * settings.prompts_per_step) % len(prompts)
+            # each process takes its own prompts_per_step prompts of the step's processes x prompts_per_step
+            start = (step * processes + rank) * settings.prompts_per_step
             rows = [prompts[(start + i) % len(prompts)] for i in range(settings.prompts_per_step)]
-            batch = learner.advantages(learner.rollout(rows, seed=settings.seed + step))
+            batch = learner.advantages(learner.rollout(rows, seed=settings.seed + step * processes + rank))
             logs = learner.update(batch)
             return_freed_memory()
             step += 1
             parts = batch["parts"]
+            means = torch.tensor(
+                [
+                    sum(p.sequence for p in parts) / len(parts),
+                    sum(sum(p.item) for p in parts) / len(parts),
+                    sum(p.list for p in parts) / len(parts),
+                    sum(p.illegal_share for p in parts) / len(parts),
+                    batch["kl"].sum(1).mean().item(),
+                ],
+                dtype=torch.float64,
+            )
+            means = (summed_over_processes(means) / processes).tolist()
+            shares = summed_over_processes(torch.tensor(list(logs.values()), dtype=torch.float64)).tolist()  # each process holds its tokens' share
             record = {
                 "step": step,
-                "reward": sum(p.sequence for p in parts) / len(parts),
-                "reward_item_sum": sum(sum(p.item) for p in parts) / len(parts),
-                "reward_list": sum(p.list for p in parts) / len(parts),
-                "illegal_share": sum(p.illegal_share for p in parts) / len(parts),
-                "kl": batch["kl"].sum(1).mean().item(),
-                **logs,
+                **dict(zip(["reward", "reward_item_sum", "reward_list", "illegal_share", "kl"], means)),
+                **dict(zip(logs, shares)),
                 "step_seconds": round(time.perf_counter() - started, 2),
             }
-            if step % settings.logging_steps == 0:
+            if rank == 0 and step % settings.logging_steps == 0:
                 with metrics.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")
-            if step % settings.save_steps == 0 or step == settings.max_steps:
+            if rank == 0 and (step % settings.save_steps == 0 or step == settings.max_steps):
                 learner.save(output_dir / f"checkpoint-{step}", step)
             advance(f"reward {record['reward']:.2f}, kl {record['kl']:.3f}")
+    merged = output_dir / "merged"
+    if rank > 0:  # the adapters are the same on every process: the first writes them
+        leave_processes()
+        return merged
     learner.model.save_pretrained(output_dir / "adapter", selected_adapters=["actor"])
     torch.save(learner.value_head.state_dict(), output_dir / "adapter" / "value_head.pt")
     merged_model = learner.model.merge_and_unload(adapter_names=["actor"])
-    merged = output_dir / "merged"
     with atomic_folder(merged) as folder:
         merged_model.save_pretrained(folder)
         learner.tokenizer.save_pretrained(folder)
@@ -400,9 +459,11 @@ def train_ppo(recipe: Recipe, resume: bool = False, quiet: bool = False) -> Path
             "resolved": {"dataset": dataclasses.asdict(recipe.dataset), "model": dataclasses.asdict(recipe.model), "lora": dataclasses.asdict(recipe.lora), "training": dataclasses.asdict(settings)},
             "dataset": dataset_identity(recipe.dataset.path),
             "prompts": len(prompts),
+            "processes": processes,
             "resumed_from": checkpoint,
             "global_step": step,
         },
         output_dir / "run.json",
     )
+    leave_processes()
     return merged

@@ -79,6 +79,7 @@ def trainer_config(config_class, recipe: Recipe, has_eval: bool, quiet: bool = F
     args.setdefault("use_cpu", not on_gpu)
     args.setdefault("bf16", on_gpu and torch.cuda.is_bf16_supported())
     args.setdefault("report_to", ["tensorboard"])
+    args.setdefault("ddp_find_unused_parameters", False)  # every LoRA weight takes part in each forward pass
     for key, value in defaults.items():
         args.setdefault(key, value)
     if quiet:
@@ -101,8 +102,10 @@ def model_reference(recipe: Recipe) -> str:
     return str(stand_in_folder(recipe.model.name_or_path, recipe.model.revision))
 
 
-def last_checkpoint(output_dir: Path) -> str | None:
-    steps = {int(p.name.removeprefix("checkpoint-")): p for p in output_dir.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()}
+def last_checkpoint(output_dir: Path, written_last: str = "trainer_state.json") -> str | None:
+    """The newest whole checkpoint: one that has `written_last`, the file its trainer writes after all the others, so
+    a checkpoint that a kill cut short is passed over for the one before."""
+    steps = {int(p.name.removeprefix("checkpoint-")): p for p in output_dir.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit() and (p / written_last).is_file()}
     return str(steps[max(steps)]) if steps else None
 
 
