@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from datagen.shipped import RECIPES_DIR
 
@@ -19,13 +21,13 @@ pytestmark = pytest.mark.recipes
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 
 
-def launch(processes: int, kind: str, recipe: str, overrides: list[str], *flags: str) -> subprocess.Popen:
-    """`datagen train` under `accelerate launch` with ddp.yaml; one process runs it directly."""
+def launch(processes: int, kind: str, recipe: str, overrides: list[str], *flags: str, config: str = "ddp") -> subprocess.Popen:
+    """`datagen train` under `accelerate launch` with a shipped launcher config; one process runs it directly."""
     train = ["-m", "datagen", "train", kind, recipe, *overrides, "-q", *flags]
     if processes == 1:
         command = [sys.executable, *train]
     else:
-        command = [str(ACCELERATE), "launch", "--config_file", str(RECIPES_DIR / "accelerate" / "ddp.yaml"), "--num_processes", str(processes), "--mixed_precision", "no", *train]
+        command = [str(ACCELERATE), "launch", "--config_file", str(RECIPES_DIR / "accelerate" / f"{config}.yaml"), "--num_processes", str(processes), "--mixed_precision", "no", *train]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -39,7 +41,8 @@ def logged_losses(run: Path) -> list[float]:
     return [entry["loss"] for entry in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in entry]
 
 
-def test_two_processes_at_batch_1_train_as_one_process_at_batch_2(families_build, tmp_path):
+@pytest.mark.parametrize("config", ["ddp", "fsdp"])
+def test_two_processes_at_batch_1_train_as_one_process_at_batch_2(config, families_build, tmp_path):
     common = [
         "model.stand_in=tiny",
         f"dataset.path={families_build}",
@@ -50,14 +53,17 @@ def test_two_processes_at_batch_1_train_as_one_process_at_batch_2(families_build
         "dataset.eval_split=null",
     ]
     one = finished(launch(1, "sft", "steam/smollm2-135m/sft", [*common, "training.per_device_train_batch_size=2", f"training.output_dir={tmp_path / 'one'}"]))
-    two = finished(launch(2, "sft", "steam/smollm2-135m/sft", [*common, "training.per_device_train_batch_size=1", f"training.output_dir={tmp_path / 'two'}"]))
+    two = finished(launch(2, "sft", "steam/smollm2-135m/sft", [*common, "training.per_device_train_batch_size=1", f"training.output_dir={tmp_path / 'two'}"], config=config))
     assert one == f"merged model: {tmp_path / 'one' / 'merged'}\n"
     assert two == f"merged model: {tmp_path / 'two' / 'merged'}\n", "one line for the run, not one per process"
     # Each process trains on its own half of the same 2-row steps: the losses agree to float32 summation order.
     assert logged_losses(tmp_path / "two") == pytest.approx(logged_losses(tmp_path / "one"), rel=1e-5)
     run = json.loads((tmp_path / "two" / "run.json").read_text())
     assert run["train_rows"] == 6, "3 steps x 1 row x 2 processes: each process tokenizes only what the run reads"
-    assert (tmp_path / "two" / "merged" / "model.safetensors").is_file() and not list((tmp_path / "two").glob("merged.*")), "written once, atomically"
+    assert not list((tmp_path / "two").glob("merged.*")), "written once, atomically"
+    one_weights, two_weights = (load_file(tmp_path / name / "merged" / "model.safetensors") for name in ("one", "two"))
+    assert one_weights.keys() == two_weights.keys()
+    assert all(torch.allclose(one_weights[name], two_weights[name], atol=1e-6) for name in one_weights)
 
 
 @pytest.mark.parametrize("kind", ["grpo", "ppo"])
