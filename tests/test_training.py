@@ -381,3 +381,15 @@ def test_the_gpu_check_stops_at_once_without_a_gpu(tmp_path):
     result = subprocess.run([sys.executable, str(script), "--build", str(tmp_path), "--out", str(tmp_path / "gpu_check.json")], capture_output=True, text=True)
     assert result.returncode == 2 and "needs a CUDA GPU" in result.stderr, result.stderr
     assert not (tmp_path / "gpu_check.json").exists()
+
+
+@pytest.mark.recipes
+def test_the_gpu_check_smoke_runs_every_step_on_the_cpu(families_build, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
+    result = subprocess.run([sys.executable, str(script), "--build", str(families_build), "--smoke", "--out", str(tmp_path / "gpu_check.json")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["smoke"] is True and report["sft"]["steps"] == 2 and report["sft"]["loss_first"] is not None
+    assert {"base", "sft"} <= set(report["eval"]["results"]) and report["eval"]["users"]
+    assert "constrained" in report["eval"]["tables"], "both decodings"
+    assert len(report["ppo"]["step_seconds"]) == 1
