@@ -47,7 +47,7 @@ def catalogs(data: Path, no_categories: Path) -> dict[str, list[str]]:
         "scientific": [f"table:{ROOT / 'examples' / 'scientific.yaml'}", "--raw-dir", str(data / "catalogs" / "scientific"), *FAMILIES],
         "scientific-no-categories": [f"table:{no_categories}", "--raw-dir", str(data / "catalogs" / "scientific"), *FAMILIES],
         "amazon-games-sasrec (teacher-only)": [
-            f"table:{ROOT / 'examples' / 'amazon-games-sasrec.yaml'}", "--raw-dir", str(data / "catalogs" / "amazon-games-sasrec"), "--no-tasks",
+            f"table:{ROOT / 'examples' / 'amazon-games-sasrec.yaml'}", "--raw-dir", str(data / "catalogs" / "amazon-games-sasrec"), "--no-controllable",
         ],
     }  # fmt: skip
 

@@ -7,7 +7,7 @@ a SYNTHETIC table-source catalog, labelled so in its README and config: M items
 for every size (so that what grows is the users alone), titles "Synthetic
 product <id>", one of 20 shelves and one of 200 sub-shelves each; each user has
 5 to 20 interactions, items drawn from a Zipf law (exponent 0.9), seeded. Then,
-each in its own process: `datagen build table:... --no-tasks --teacher-epochs 1`
+each in its own process: `datagen build table:... --no-controllable --teacher-epochs 1`
 (the teacher: wall, CPU and peak RSS), and `generate_controllable` with
 `--workers` workers (wall, CPU of all processes, rows, the driver's peak RSS
 and the largest worker's, teacher ranking included). Growth is stated as the
@@ -104,7 +104,9 @@ def measured_build(raw: Path) -> tuple[Path, dict]:
     if not measured.is_file():
         if out.exists():
             shutil.rmtree(out)
-        wall, cpu_s, peak, _ = timed([sys.executable, "-m", "datagen", "build", f"table:{raw / 'catalog.yaml'}", "--raw-dir", str(raw), "--out", str(out), "--no-tasks", "--teacher-epochs", "1", "-q"])
+        wall, cpu_s, peak, _ = timed(
+            [sys.executable, "-m", "datagen", "build", f"table:{raw / 'catalog.yaml'}", "--raw-dir", str(raw), "--out", str(out), "--no-controllable", "--teacher-epochs", "1", "-q"]
+        )
         save_json(measured, {"build_and_teacher_s": round(wall, 1), "build_and_teacher_cpu_s": round(cpu_s, 1), "build_peak_rss_gib": round(peak, 2)})
     return out, json.loads(measured.read_text())
 

@@ -16,7 +16,7 @@ synthetic in every output.
 Then, each in its own process, in the same run:
 - the yardstick: DuckDB's `read_json` of the four needed columns
   (reviewerID, asin, unixReviewTime, overall) into a Polars frame;
-- `datagen build amazon:Synthetic --no-teacher --no-tasks --user-core 25
+- `datagen build amazon:Synthetic --no-teacher --no-controllable --user-core 25
   --item-core 10`, the real CLI: CPU time (user + system) and peak RSS of the
   whole command;
 - the same build through `datagen.pipeline.build`, with the CPU time of each
@@ -24,7 +24,7 @@ Then, each in its own process, in the same run:
   split, writing the tables).
 
 Ratios are CPU seconds over the yardstick's. With `--steam DIR` the same CLI
-build (`datagen build steam --no-teacher --no-tasks`, default cores) of a Steam
+build (`datagen build steam --no-teacher --no-controllable`, default cores) of a Steam
 folder is timed too: the original-size (SYNTHETIC) reviews file of
 `make_steam_v2.py` is the target, 7.8M reviews. Results go to bench/results/ingest.json.
 """
@@ -49,7 +49,7 @@ from recording import peak_rss_gib, save_result  # bench/recording.py (the scrip
 
 DATA = Path(__file__).resolve().parent / "data"
 CATEGORY = "Synthetic"
-BUILD_OPTIONS = ["--no-teacher", "--no-tasks", "--user-core", "25", "--item-core", "10"]
+BUILD_OPTIONS = ["--no-teacher", "--no-controllable", "--user-core", "25", "--item-core", "10"]
 
 
 def cpu_seconds(who: int = resource.RUSAGE_SELF) -> float:
@@ -186,7 +186,7 @@ def cli_build(raw_dir: Path, source: str = f"amazon:{CATEGORY}", options: tuple[
 
 
 def steam_build(raw_dir: Path) -> dict:
-    return cli_build(raw_dir, "steam", ("--no-teacher", "--no-tasks"))
+    return cli_build(raw_dir, "steam", ("--no-teacher", "--no-controllable"))
 
 
 def in_child(mode: str, raw_dir: Path) -> dict:

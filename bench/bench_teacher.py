@@ -1,6 +1,6 @@
 """Teacher benchmark: time and memory per epoch of each objective, quality per catalog, ranking throughput.
 
-    datagen build table:examples/amazon-games-sasrec.yaml --raw-dir ../shared/data/catalogs/amazon-games-sasrec --no-tasks
+    datagen build table:examples/amazon-games-sasrec.yaml --raw-dir ../shared/data/catalogs/amazon-games-sasrec --no-controllable
     python bench/bench_teacher.py epochs build/amazon-games-sasrec          # seconds and peak memory per epoch
     python bench/bench_teacher.py synthetic --items 500000                  # memory on a SYNTHETIC 500k-item catalog
     python bench/bench_teacher.py quality build/amazon-games-sasrec build/steam build/scientific build/amazon-Gift_Cards

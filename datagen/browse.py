@@ -2,7 +2,7 @@
 
 $ datagen templates --show lu2024/i2_le
 $ datagen render steam --task i2 --n 3
-$ datagen render build/amazon-gift_cards --dataset recknowledge --task mim
+$ datagen render build/amazon-gift_cards --family recknowledge --task mim
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from rich.table import Table
 from datagen.errors import DataError
 from datagen.families import FAMILIES, family_named
 from datagen.layout import DATA_DIR, SPLIT_ORDER, data_files, read_split
-from datagen.options import TEMPLATES_OPTION, resolve_build
+from datagen.options import TEMPLATES_OPTION, old_spelling, resolve_build
 from datagen.terminal import stdout_console
 
 console = stdout_console()
@@ -79,24 +79,25 @@ Examples:
   datagen render steam --task i2 --n 3
   datagen render build/steam --task i1_neg --split test --n 2
   datagen render steam-sample --task i0 --json
-  datagen render build/amazon-gift_cards --dataset recknowledge --task mim
-  datagen render build/amazon-gift_cards --dataset instructrec --task select
+  datagen render build/amazon-gift_cards --family recknowledge --task mim
+  datagen render build/amazon-gift_cards --family instructrec --task select
 """
 )
 @click.argument("build_name", metavar="BUILD")
-@click.option("--dataset", type=click.Choice([family.name for family in FAMILIES]), default=FAMILIES[0].name, show_default=True, help="Which generated dataset config.")
+@click.option("--family", type=click.Choice([family.name for family in FAMILIES]), default=FAMILIES[0].name, show_default=True, help="Which family's rows (its config).")
+@old_spelling("--dataset", "family", "--family", type=click.Choice([family.name for family in FAMILIES]), default=FAMILIES[0].name)
 @click.option("--task", default=None, help="A task (i0, i1_pos, i2_le, ...; retrieval, mim, ...) or controllable family (i0, i1, i2, i3, i4, combined).")
 @click.option("--split", type=click.Choice(SPLIT_ORDER), default="train", show_default=True)
 @click.option("--n", "count", type=click.IntRange(min=1), default=3, show_default=True, help="How many rows.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Which rows: a random draw with this seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON lines.")
-def render(build_name, dataset, task, split, count, seed, as_json):
+def render(build_name, family, task, split, count, seed, as_json):
     """Print generated rows with their structured facts: what the model will be taught."""
     folder = resolve_build(build_name)
-    if dataset not in data_files(folder.path):
-        hint = f"datagen {family_named(dataset).command.name} {folder.path}"
-        raise DataError(f"no {dataset} dataset in this build", path=folder.path / DATA_DIR / dataset, hint=f"Run `{hint}`.")
-    everything = read_split(folder.path, dataset, split)
+    if family not in data_files(folder.path):
+        hint = f"datagen {family_named(family).command.name} {folder.path}"
+        raise DataError(f"no {family} family in this build", path=folder.path / DATA_DIR / family, hint=f"Run `{hint}`.")
+    everything = read_split(folder.path, family, split)
     frame = everything
     if task:
         frame = frame.filter((pl.col("task") == task) | (pl.col("family") == task) if "family" in frame.columns else pl.col("task") == task)
@@ -109,7 +110,7 @@ def render(build_name, dataset, task, split, count, seed, as_json):
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
-            _print_row(row, family_named(dataset).facts(row, titles))
+            _print_row(row, family_named(family).facts(row, titles))
 
 
 def _print_row(row: dict, facts: list[tuple[str, str]]) -> None:

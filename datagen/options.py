@@ -1,7 +1,9 @@
-"""The words datagen's commands share: a BUILD (a name or a folder, resolved one way), `--workers`, `--executor`, `--templates`.
+"""The words datagen's commands share: a BUILD (a name or a folder, resolved one way), `--workers`, `--executor`,
+`--templates`, and the old spellings of renamed options.
 
 >>> resolve_build("steam").path  # doctest: +SKIP
 PosixPath('build/steam-sample')
+>>> old_spelling("--dataset", "family", "--family", type=str)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
@@ -37,3 +40,15 @@ def resolve_build(name_or_path: str) -> BuildFolder:
             return BuildFolder.open(candidate)
     looked = f" (nor {', '.join(str(candidate) for candidate in candidates[1:])})" if len(candidates) > 1 else " (no manifest.json there)"
     raise DataError(f"no build folder {name_or_path!r}{looked}", hint="Run `datagen build SOURCE` first.")
+
+
+def old_spelling(declaration: str, name: str, new: str, **attributes):
+    """A hidden option under the name an option had before it became `new`, kept for one release (CHANGELOG): it
+    sets the same value, and when given it says the new name on stderr."""
+
+    def say_new_name(ctx: click.Context, param: click.Parameter, value):
+        if ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
+            click.echo(f"note: {declaration.split('/')[0]} is now {new}; the old spelling goes in the next release.", err=True)
+        return value
+
+    return click.option(declaration, name, hidden=True, callback=say_new_name, **attributes)

@@ -233,7 +233,7 @@ def _refuse_titled_families(config: BuildConfig) -> None:
     if asked:
         raise DataError(
             f"this catalog has no item titles (an interactions-only table config), so {' and '.join(asked)} cannot name any item",
-            hint="Build its canonical tables and SASRec teacher only (--no-tasks), or add an `items` section with titles to the config.",
+            hint="Build its canonical tables and SASRec teacher only (--no-controllable), or add an `items` section with titles to the config.",
         )
 
 

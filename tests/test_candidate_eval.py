@@ -175,12 +175,12 @@ def test_rankings_candidates_are_the_rows_100_and_the_baselines_score_them(famil
 
 
 def test_eval_names_every_familys_tasks_for_an_unknown_one(families_build, tmp_path):
-    result = CliRunner().invoke(main, ["eval", "--dataset", str(families_build), "--tasks", "i0,rank", "--no-teacher", "--model", MODEL, "--out", str(tmp_path)])
+    result = CliRunner().invoke(main, ["eval", "--dataset", str(families_build), "--tasks", "i0,rank", "--no-baselines", "--model", MODEL, "--out", str(tmp_path)])
     assert result.exit_code != 0 and "unknown task 'rank'" in result.output and "ranking, rating, select" in result.output
     assert not (tmp_path / "results.json").exists()
 
 
 def test_a_task_the_build_lacks_is_one_line_naming_its_family(sample_build, tmp_path):
-    result = CliRunner().invoke(main, ["eval", "--dataset", str(sample_build.out_dir), "--tasks", "select", "--no-teacher", "--model", MODEL, "--out", str(tmp_path / "eval")])
+    result = CliRunner().invoke(main, ["eval", "--dataset", str(sample_build.out_dir), "--tasks", "select", "--no-baselines", "--model", MODEL, "--out", str(tmp_path / "eval")])
     assert result.exit_code != 0 and "no instructrec/test data" in result.output and "datagen instructrec BUILD" in result.output, result.output
     assert not (tmp_path / "eval").exists(), "nothing half-written"

@@ -177,7 +177,7 @@ def test_same_seed_same_bytes_and_the_cli(gift_cards, tmp_path):
     assert made.exit_code == 0, made.output
     for path in sorted((folder.path / "data" / "instructrec").glob("*.parquet")):
         assert (copy / "data" / "instructrec" / path.name).read_bytes() == path.read_bytes(), path.name
-    shown = runner.invoke(main, ["render", str(copy), "--dataset", "instructrec", "--task", "select", "--n", "1", "--split", "test"], terminal_width=200)
+    shown = runner.invoke(main, ["render", str(copy), "--family", "instructrec", "--task", "select", "--n", "1", "--split", "test"], terminal_width=200)
     assert shown.exit_code == 0, shown.output
     assert "candidates" in shown.output
     card = (copy / "README.md").read_text()

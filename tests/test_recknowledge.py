@@ -133,7 +133,7 @@ def test_cli_generates_and_renders(gift_cards, tmp_path):
     made = runner.invoke(main, ["recknowledge", str(copy), "--epochs", "1", "--candidates", "20", "-q"])
     assert made.exit_code == 0, made.output
     assert _rows(BuildFolder.open(copy), "test").filter(pl.col("task") == "ranking")["candidate_item_ids"].list.len().unique().to_list() == [20]
-    shown = runner.invoke(main, ["render", str(copy), "--dataset", "recknowledge", "--task", "bpr", "--n", "1"], terminal_width=200)
+    shown = runner.invoke(main, ["render", str(copy), "--family", "recknowledge", "--task", "bpr", "--n", "1"], terminal_width=200)
     assert shown.exit_code == 0, shown.output
     assert "Which of the following two items would the user buy next?" in " ".join(shown.output.split())
     card = (copy / "README.md").read_text()

@@ -72,7 +72,7 @@ def test_eval_refuses_constrained_answers_from_a_served_model_before_any_work(tm
 def test_a_served_model_scores_as_the_same_model_in_process(openai_server, sample_generated, tmp_path):
     url, model = openai_server
     folder, _, _ = sample_generated
-    arguments = ["eval", "--dataset", str(folder.path), "--tasks", "i0,i1_pos", "--rows-per-task", "2", "--max-new-tokens", "24", "--no-teacher", "--out", str(tmp_path)]
+    arguments = ["eval", "--dataset", str(folder.path), "--tasks", "i0,i1_pos", "--rows-per-task", "2", "--max-new-tokens", "24", "--no-baselines", "--out", str(tmp_path)]
     result = CliRunner().invoke(main, [*arguments, "--model", f"local={MODEL}", "--model", f"served=openai:{model}", "--base-url", url])
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "results.json").read_text())["results"]

@@ -183,7 +183,7 @@ def test_eval_command_with_the_real_model_writes_tables_and_reuses_answers(tasks
     assert "| base (constrained, no history) |" in (tmp_path / "tables.md").read_text()
     popular = written["results"][MOST_POPULAR]["i0"]
     assert popular["correct_count"] == 1.0 and popular["in_history"] == popular["repeat_item"] == 0.0, popular
-    beams = CliRunner().invoke(main, [*arguments, "--constrained", "--exclude-history", "--beams", "3", "--no-teacher"])
+    beams = CliRunner().invoke(main, [*arguments, "--constrained", "--exclude-history", "--beams", "3", "--no-baselines"])
     assert beams.exit_code == 0, beams.output
     beam_scores = json.loads((tmp_path / "results.json").read_text())["results"]["base (constrained, no history, 3 beams)"]
     assert all(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from datagen.options import old_spelling
 from datagen.shipped import RECIPES_DIR
 from datagen.training.recipe import load_recipe
 
@@ -261,11 +262,14 @@ given answer); constrained decoding is refused.
     show_default=True,
     help="With --constrained: beam search over the title tree with this many beams, so whole titles are weighed, not their first tokens (1: greedy).",
 )
-@click.option("--teacher/--no-teacher", default=True, show_default=True, help="Include the baselines as rows: the SASRec teacher's own top K and most-popular; on candidate tasks also co-occurrence.")
+@click.option(
+    "--baselines/--no-baselines", default=True, show_default=True, help="Include the baselines as rows: the SASRec teacher's own top K and most-popular; on candidate tasks also co-occurrence."
+)
+@old_spelling("--teacher/--no-teacher", "baselines", "--baselines/--no-baselines", default=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [default: <recipe output_dir>/eval, or eval/].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output: only the tables and where they were written.")
 def evaluate(
-    models, base_url, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, constrained, exclude_history, beams, teacher, out_dir, quiet
+    models, base_url, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, constrained, exclude_history, beams, baselines, out_dir, quiet
 ):
     """Generate answers to a dataset's test rows and score them with the paper's metrics."""
     import polars as pl
@@ -322,8 +326,8 @@ def evaluate(
         out_dir = out_dir or loaded.output_dir / "eval"
     if not dataset_path:
         raise DataError("no dataset: give --dataset or --recipe")
-    if not models and not teacher:
-        raise DataError("nothing to evaluate: give --model (or keep --teacher)")
+    if not models and not baselines:
+        raise DataError("nothing to evaluate: give --model (or keep --baselines)")
     out_dir = out_dir or Path("eval")
     task_list = tuple(t.strip() for t in tasks.split(",")) if tasks else settings.tasks
     unknown = [task for task in task_list if task not in PROTOCOLS and task not in TASKS]
@@ -346,10 +350,10 @@ def evaluate(
     row_count = (rows.height if rows is not None else 0) + sum(frame.height for frame in task_rows.values())
     progress.done(f"{row_count} rows: {len(users)} users x {len(task_list)} tasks from {dataset_path}")
     results: dict[str, dict] = {}
-    if teacher and rows is not None:
+    if baselines and rows is not None:
         results[TEACHER] = score_teacher(rows, catalog)
         results[MOST_POPULAR] = score_most_popular(rows, catalog, item_popularity(dataset_path, len(catalog.titles), revision))
-    if teacher and task_rows:
+    if baselines and task_rows:
         if not looks_local(dataset_path):
             progress.warn("NOTE: the candidate tasks' baselines need a local build folder (its sequences and teacher); evaluated without them.")
         else:

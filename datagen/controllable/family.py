@@ -12,15 +12,20 @@ from datagen.controllable.build import FAMILY, ControllableSettings, generate_co
 from datagen.controllable.cli import CHAT_OPTION, CHAT_RATIO_OPTION, controllable_facts, generate, print_report
 from datagen.controllable.tasks import TEMPLATE_VARIABLES
 from datagen.family.spec import Family
+from datagen.options import old_spelling
 
 CONTROLLABLE = Family(
     name=FAMILY,
     command=generate,
     generate=generate_controllable,
     build_flag=click.option(
-        "--tasks/--no-tasks", FAMILY, default=True, show_default=True, help="Generate the controllable dataset (Lu et al. I0-I4) into <out>/data/controllable/ (needs the teacher)."
+        "--controllable/--no-controllable",
+        FAMILY,
+        default=True,
+        show_default=True,
+        help="Generate the controllable dataset (Lu et al. I0-I4) into <out>/data/controllable/ (needs the teacher).",
     ),
-    build_options=(CHAT_OPTION, CHAT_RATIO_OPTION),
+    build_options=(CHAT_OPTION, CHAT_RATIO_OPTION, old_spelling("--tasks/--no-tasks", FAMILY, "--controllable/--no-controllable", default=True)),
     build_settings=lambda values: ControllableSettings(
         seed=values["seed"],
         chat=values["chat"],

@@ -30,7 +30,7 @@ BuildValues = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Family:
-    name: str  # its config: data/NAME/, templates/NAME/, reports/NAME.{json,md}, `datagen render --dataset NAME`
+    name: str  # its config: data/NAME/, templates/NAME/, reports/NAME.{json,md}, `datagen render --family NAME`
     command: click.Command  # the command that (re)generates it in a build: `datagen generate`, `datagen recknowledge`, ...
     generate: Callable[..., dict]  # (BuildFolder, settings, StepProgress) -> its report, data and report written
     build_flag: Callable  # the click option of `datagen build` that selects it; its parameter is named NAME

@@ -1,7 +1,7 @@
 """`datagen instructrec`: the InstructRec dataset of Zhang et al. 2023 from the command line.
 
 $ datagen instructrec build/amazon-gift_cards
-$ datagen render build/amazon-gift_cards --dataset instructrec --task select
+$ datagen render build/amazon-gift_cards --family instructrec --task select
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`datagen recknowledge`: the recommendation-knowledge dataset of Cao et al. 2024 from the command line.
 
 $ datagen recknowledge build/amazon-gift_cards --epochs 3
-$ datagen render build/amazon-gift_cards --dataset recknowledge --task mim
+$ datagen render build/amazon-gift_cards --family recknowledge --task mim
 """
 
 from __future__ import annotations
