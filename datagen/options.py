@@ -43,12 +43,14 @@ def resolve_build(name_or_path: str) -> BuildFolder:
 
 
 def old_spelling(declaration: str, name: str, new: str, **attributes):
-    """A hidden option under the name an option had before it became `new`, kept for one release (CHANGELOG): it
-    sets the same value, and when given it says the new name on stderr."""
+    """A hidden option under the name an option had before it became `new`, kept for one release (CHANGELOG): given,
+    it sets parameter `name` (the new option's) and says the new name on stderr; not given, it does nothing."""
 
-    def say_new_name(ctx: click.Context, param: click.Parameter, value):
+    def set_new_option(ctx: click.Context, param: click.Parameter, value):
         if ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
             click.echo(f"note: {declaration.split('/')[0]} is now {new}; the old spelling goes in the next release.", err=True)
+            ctx.params[name] = value
+            ctx.set_parameter_source(name, ParameterSource.COMMANDLINE)  # so the new option's default does not replace it
         return value
 
-    return click.option(declaration, name, hidden=True, callback=say_new_name, **attributes)
+    return click.option(declaration, f"old_{name}", hidden=True, expose_value=False, callback=set_new_option, **attributes)

@@ -51,8 +51,9 @@ TEMPLATES_ENV = "DATAGEN_TEMPLATES"
 HEADER = re.compile(r"\A\{#(.*?)#\}\n?", re.DOTALL)
 HEADER_KEYS = {"id", "task", "version", "source", "system", "variables"}
 # The datasets templates may name in their header: a folder of the shipped templates/ each (a family's config,
-# and instructrec-annotator, the prompts of InstructRec's annotator LLM). A header without `dataset:` is controllable's,
-# as every template was before the key existed.
+# and instructrec-annotator, the prompts of InstructRec's annotator LLM), and the one a library is loading (a family
+# whose templates live in its own package). A header without `dataset:` is controllable's, as every template was
+# before the key existed.
 DATASETS = tuple(sorted(folder.name for folder in TEMPLATES_DIR.iterdir() if folder.is_dir() and not folder.name.startswith(("_", "."))))
 DEFAULT_DATASET = "controllable"
 PHRASE_KINDS = ("positive", "negative")
@@ -267,7 +268,7 @@ class TemplateLibrary:
                 if template is not None:
                     templates.append(template)
             for path in sorted(folder.rglob("*.yaml")):
-                phrase_set = _read_phrases(path)
+                phrase_set = _read_phrases(path, dataset)
                 if phrase_set.dataset == dataset:
                     phrase_sets.append(phrase_set)
         seen: dict[str, Path] = {}
@@ -312,7 +313,7 @@ def _read_text(path: Path) -> str:
         raise DataError(f"not UTF-8 text (byte {error.start}: {error.object[error.start : error.start + 1]!r})", path=path) from None
 
 
-def _read_header(path: Path, text: str, keys: set[str]) -> dict:
+def _read_header(path: Path, text: str, keys: set[str], loading: str) -> dict:
     try:
         header = load_user_yaml(text, "a template header")
     except yaml.YAMLError as error:
@@ -334,8 +335,9 @@ def _read_header(path: Path, text: str, keys: set[str]) -> dict:
             wanted = {str: "text", int: "a whole number", list: "a list of texts"}[kind]
             raise DataError(f"must be {wanted}, not {value!r:.60}", path=path, field=key)
     header.setdefault("dataset", DEFAULT_DATASET)
-    if header["dataset"] not in DATASETS:
-        raise DataError(f"unknown dataset {header['dataset']!r}; datasets: {', '.join(DATASETS)}", path=path, field="dataset")
+    known = sorted({*DATASETS, loading})
+    if header["dataset"] not in known:
+        raise DataError(f"unknown dataset {header['dataset']!r}; datasets: {', '.join(known)}", path=path, field="dataset")
     return header
 
 
@@ -345,7 +347,7 @@ def _read_template(path: Path, task_variables: Mapping[str, set[str]], dataset: 
     match = HEADER.match(text)
     if not match:
         raise DataError("a template starts with a {# ... #} header (id, task, version, source, system, variables)", path=path, line=1)
-    header = _read_header(path, match.group(1), HEADER_KEYS)
+    header = _read_header(path, match.group(1), HEADER_KEYS, dataset)
     if header["dataset"] != dataset:
         return None
     body = text[match.end() :].strip()
@@ -378,8 +380,8 @@ def _read_template(path: Path, task_variables: Mapping[str, set[str]], dataset: 
     )
 
 
-def _read_phrases(path: Path) -> PhraseSet:
-    header = _read_header(path, _read_text(path), {"id", "version", "source", "variables"})
+def _read_phrases(path: Path, loading: str) -> PhraseSet:
+    header = _read_header(path, _read_text(path), {"id", "version", "source", "variables"}, loading)
     declared = set(header["variables"] or [])
     if not declared <= {"target_category"}:
         raise DataError(f"phrases can use only target_category, not {sorted(declared - {'target_category'})}", path=path, field="variables")
