@@ -39,7 +39,7 @@ def read_config(path: str, config: str, split: str, revision: str | None = None)
         raise DataError(
             "no such dataset folder",
             path=local,
-            hint=f"Run `datagen build SOURCE --out {path}` first (`datagen build` writes build/<name> by default), or set dataset.path / --dataset.",
+            hint=f"Run `datagen build SOURCE --out {path}` first (`datagen build` writes build/<name> by default), or point at another: `dataset.path=FOLDER` for `datagen train`, `--dataset FOLDER` for `datagen eval`.",
         )
     import datasets
 
@@ -48,7 +48,7 @@ def read_config(path: str, config: str, split: str, revision: str | None = None)
     except Exception as error:
         raise DataError(
             f"{path!r} is not a local folder, and as a Hub dataset its {config}/{split} could not be loaded (revision {revision or 'main'}): {type(error).__name__}: {error}",
-            hint=f"For a local dataset run `datagen build SOURCE --out {path}` first (or set dataset.path / --dataset); offline, Hub repos cannot be read.",
+            hint=f"For a local dataset run `datagen build SOURCE --out {path}` first (or point at another: `dataset.path=FOLDER` for `datagen train`, `--dataset FOLDER` for `datagen eval`); offline, Hub repos cannot be read.",
         ) from None
     return pl.from_arrow(loaded.with_format("arrow")[:])
 
