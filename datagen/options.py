@@ -31,14 +31,29 @@ EXECUTOR_OPTION = click.option(
 )  # fmt: skip
 
 
+def _candidates(name_or_path: str) -> list[Path]:
+    """Where a BUILD may be: the path itself; a bare name also as build/NAME and build/NAME-sample."""
+    given = Path(name_or_path)
+    return [given] if len(given.parts) > 1 else [given, Path("build") / name_or_path, Path("build") / f"{name_or_path}-sample"]
+
+
 def resolve_build(name_or_path: str) -> BuildFolder:
     """A build folder, or a bare build name looked up as build/NAME and then build/NAME-sample."""
-    given = Path(name_or_path)
-    candidates = [given] if len(given.parts) > 1 else [given, Path("build") / name_or_path, Path("build") / f"{name_or_path}-sample"]
+    candidates = _candidates(name_or_path)
     for candidate in candidates:
         if (candidate / "manifest.json").is_file():
             return BuildFolder.open(candidate)
     looked = f" (nor {', '.join(str(candidate) for candidate in candidates[1:])})" if len(candidates) > 1 else " (no manifest.json there)"
+    raise DataError(f"no build folder {name_or_path!r}{looked}", hint="Run `datagen build SOURCE` first.")
+
+
+def build_folder_path(name_or_path: str) -> Path:
+    """The folder a BUILD names, looked up as `resolve_build` does, for the commands that check a build themselves
+    (`validate`, `card`, `push`): a folder with a manifest first, else any folder there, broken or not."""
+    candidates = _candidates(name_or_path)
+    for candidate in [*(c for c in candidates if (c / "manifest.json").is_file()), *(c for c in candidates if c.is_dir())]:
+        return candidate
+    looked = f" (nor {', '.join(str(candidate) for candidate in candidates[1:])})" if len(candidates) > 1 else ""
     raise DataError(f"no build folder {name_or_path!r}{looked}", hint="Run `datagen build SOURCE` first.")
 
 

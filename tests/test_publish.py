@@ -183,6 +183,20 @@ def test_validate_and_card_commands(sample_release, tmp_path):
     assert "templates/controllable/lu2024/i0.jinja: missing" in bad.output
 
 
+def test_validate_card_and_push_take_a_build_name_as_every_command_does(sample_release, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(sample_release, tmp_path / "build" / "mine-sample")
+    (tmp_path / "build" / "broken").mkdir()
+    runner = CliRunner()
+    found = runner.invoke(main, ["validate", "mine"])
+    assert found.exit_code == 0 and "build/mine-sample: OK, version 1.0.0" in found.output
+    assert runner.invoke(main, ["push", "mine", "--repo", "my-org/steam", "--dry-run"]).exit_code == 0
+    broken = runner.invoke(main, ["validate", "broken"])
+    assert broken.exit_code == 1 and "build/broken" in broken.output and "manifest.json" in broken.output, "a broken folder is found, then judged"
+    missing = runner.invoke(main, ["card", "nowhere"])
+    assert missing.exit_code == 1 and "no build folder 'nowhere' (nor build/nowhere, build/nowhere-sample)" in missing.output
+
+
 def test_bad_version_is_refused_before_any_work(tmp_path):
     result = CliRunner().invoke(main, ["build", "steam", "--out", str(tmp_path / "x"), "--version", "1.0"])
     assert result.exit_code == 1 and "version '1.0' is not semantic" in result.output

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from datagen.errors import DataError
+from datagen.options import build_folder_path
 from datagen.output import staged_edit
 from datagen.publish.hub import plan_push
 from datagen.publish.hub import push as push_to_hub
@@ -21,7 +22,9 @@ from datagen.publish.release import write_sealed_card
 from datagen.publish.validate import check_seal, read_manifest
 from datagen.publish.validate import validate as validate_folder
 
-FOLDER_ARGUMENT = click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+# a build folder, or a name looked up in build/ as every command's BUILD; a folder without a valid manifest is still
+# found, so that `validate` can say what is wrong with it
+FOLDER_ARGUMENT = click.argument("folder", metavar="BUILD", callback=lambda ctx, param, value: build_folder_path(value))
 
 
 @click.command(
