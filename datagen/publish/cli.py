@@ -46,7 +46,7 @@ Then anyone can load exactly this version:
 @click.option("--dry-run", is_flag=True, help="List exactly what would be uploaded, and touch nothing.")
 @click.option("--force", is_flag=True, help="Move the tag if it already exists (otherwise refused).")
 def push(folder, repo, private, tag, no_tag, dry_run, force):
-    """Upload a dataset FOLDER to the Hub as one commit, then tag it.
+    """Upload a BUILD to the Hub as one commit, then tag it.
 
     The folder is checked against its manifest first (as `datagen validate`),
     and the card names the repository. The token comes from `hf auth login` or
@@ -77,7 +77,7 @@ def push(folder, repo, private, tag, no_tag, dry_run, force):
 @click.option("--repo", metavar="ORG/NAME", help="The Hub repository the card's examples load from.")
 @click.option("--license", "license_id", metavar="ID", help="The Hub licence id for the YAML header [default: other, with the source's terms in the text].")
 def card(folder, repo, license_id):
-    """Write FOLDER's dataset card (README.md and images/) again from its manifest and data.
+    """Write BUILD's dataset card (README.md and images/) again from its manifest and data.
 
     The card is generated, never edited by hand: run this after changing
     datagen's card text, or to set the repository or licence it names.
@@ -97,7 +97,7 @@ def card(folder, repo, license_id):
 @FOLDER_ARGUMENT
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as a JSON list.")
 def validate(folder, as_json):
-    """Check FOLDER against its manifest: every file's sha256, rows and schema, the content hash, the card's configs.
+    """Check BUILD against its manifest: every file's sha256, rows and schema, the content hash, the card's configs.
 
     Exits 1 and lists each problem when something does not match.
     """
