@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datagen.errors import DataError
+
+# An id that becomes a file name inside a folder (a template's, a phrase set's): names of letters, digits, `.`, `_`
+# and `-`, each starting with a letter or digit, joined by `/`. So no `..`, no absolute path, nothing outside.
+ID_AS_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9][A-Za-z0-9._-]{0,99}){0,4}")
+
+
+def is_file_name_id(value: str) -> bool:
+    """Whether `value` may name a file inside a folder (ID_AS_FILE_NAME)."""
+    return ID_AS_FILE_NAME.fullmatch(value) is not None
 
 
 def check_writable(folder: Path) -> None:

@@ -44,6 +44,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from datagen.errors import DataError
+from datagen.output import is_file_name_id
 from datagen.shipped import TEMPLATES_DIR
 from datagen.user_yaml import load_user_yaml
 
@@ -334,6 +335,12 @@ def _read_header(path: Path, text: str, keys: set[str], loading: str) -> dict:
         if not isinstance(value, kind) or isinstance(value, bool) or (kind is list and not all(isinstance(entry, str) for entry in value)):
             wanted = {str: "text", int: "a whole number", list: "a list of texts"}[kind]
             raise DataError(f"must be {wanted}, not {value!r:.60}", path=path, field=key)
+    if not is_file_name_id(str(header["id"])):
+        raise DataError(
+            f"id {str(header['id'])!r:.80} is not a name: it becomes the template's file name in the build, so it takes letters, digits, . _ - and / between names (e.g. my-org/i0_short)",
+            path=path,
+            field="id",
+        )
     header.setdefault("dataset", DEFAULT_DATASET)
     known = sorted({*DATASETS, loading})
     if header["dataset"] not in known:

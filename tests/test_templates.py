@@ -120,6 +120,16 @@ def test_a_bad_template_names_its_file_and_field(tmp_path, body, header_variable
     assert str(path) in str(error.value)
 
 
+@pytest.mark.parametrize("template_id", ["../../../somewhere/x", "/etc/x", "mine/../../x", "mine/./x", ".hidden", "a b", "mine\\\\x"])
+def test_a_template_id_that_is_not_a_name_is_refused_before_it_becomes_a_path(tmp_path, template_id):
+    """A template's id is its file name in the build's templates/: one that climbs out, is absolute or hides is refused."""
+    path = tmp_path / "hostile.jinja"
+    path.write_text(f'{{#\nid: "{template_id}"\ntask: i0\nversion: 1\nsource: x\nsystem: x\nvariables: [history]\n#}}\n{{{{ history }}}}\n')
+    with pytest.raises(DataError, match="is not a name: it becomes the template's file name") as error:
+        load_library([tmp_path])
+    assert str(path) in str(error.value) and "id" in str(error.value)
+
+
 def test_a_template_id_used_twice_is_refused(tmp_path):
     shipped = next(p for p in SHIPPED if p.name == "i0.jinja")
     (tmp_path / "copy.jinja").write_text(shipped.read_text())
