@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 import torch
 
+from datagen.errors import DataError
 from datagen.teacher.sasrec import SASRec
+from datagen.teacher.scorers import SASRecScorer
 from datagen.teacher.settings import SASRecConfig
 from datagen.teacher.tensors import multi_hot, pad_lists, training_windows
 
@@ -48,3 +51,13 @@ def test_training_windows_use_every_next_item_pair_once():
     assert int((targets >= 0).sum()) == 6
     # the newest pairs share the last window, right-aligned
     assert inputs.tolist()[0] == [3, 4, 5] and targets.tolist()[0] == [4, 5, 6]
+
+
+def test_a_teacher_with_broken_weights_is_an_error_not_a_perfect_score():
+    """NaN scores tie with everything, and a tie once ranked the target first: HR = NDCG = 1.0 for a broken teacher."""
+    model = _model()
+    with torch.no_grad():
+        model.item_embedding.weight[7] = float("nan")
+    history = pad_lists(pl.Series([[1, 2, 3], [4, 5]]), 6)
+    with pytest.raises(DataError, match="scores hold NaN or infinity"):
+        SASRecScorer(model).score(history)

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from datagen.errors import DataError
 from datagen.teacher.sasrec import SASRec
 from datagen.teacher.tensors import multi_hot
 
@@ -101,6 +102,14 @@ class SASRecScorer:
 
     @torch.inference_mode()
     def score(self, history: torch.Tensor) -> torch.Tensor:
+        """Scores of every item; an error when any is NaN or infinite, which would otherwise rank as ties (a NaN
+        teacher evaluated as perfect) and order items at random."""
         self.model.eval()
         device = next(self.model.parameters()).device
-        return self.model.score_next(history.to(device)).float()
+        scores = self.model.score_next(history.to(device)).float()
+        if not torch.isfinite(scores).all():
+            raise DataError(
+                "the SASRec teacher's scores hold NaN or infinity: its weights are broken (a damaged cache entry or a training that diverged)",
+                hint="Train it again: `datagen teacher train BUILD` (with a fresh $DATAGEN_CACHE if the cache is suspect).",
+            )
+        return scores
