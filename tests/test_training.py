@@ -285,7 +285,7 @@ def test_a_few_ppo_updates_on_a_fixed_batch_raise_its_mean_reward(tasks_build, t
 
     def weighted_mean_reward() -> float:
         with torch.no_grad():
-            log_probs = learner._forward(batch, "actor")
+            log_probs = learner._in_pieces(batch, "actor")  # as the old log-probabilities were taken
         weights = torch.softmax(((log_probs - batch["old_log_probs"]) * batch["response_mask"]).sum(1), dim=0)
         return float((weights * rewards).sum())
 
