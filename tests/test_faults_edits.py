@@ -129,3 +129,18 @@ def test_a_full_disk_during_build_leaves_no_folder(tmp_path):
     assert running.returncode == 1, stderr
     assert "Traceback" not in stderr and "File too large" in stderr, stderr
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["generate", "recknowledge", "instructrec", "teacher train"])
+def test_an_edit_refuses_a_build_changed_by_hand_rather_than_seal_it_anew(name, finished_build, tmp_path):
+    """Sealing again would make a hand-edited file pass `datagen validate`: the edit refuses and changes nothing."""
+    copy = tmp_path / "steam"
+    shutil.copytree(finished_build, copy)
+    stats = copy / "stats.md"
+    stats.write_text(stats.read_text() + "\n(edited by hand)\n")
+    before = files_of(copy)
+    process = start(EDITS[name], copy, tmp_path / "cache")
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 1, err
+    assert "fails `datagen validate`" in err and "stats.md: changed since the build" in err and "Traceback" not in err
+    assert files_of(copy) == before

@@ -19,6 +19,7 @@ from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.errors import DataError
 from datagen.executor import ordered_map, worker_pool
+from datagen.publish.release import finalize
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -49,6 +50,7 @@ def test_the_other_families_write_the_same_bytes_on_two_workers(sample_teacher, 
     for workers in (1, 2):
         copy = tmp_path / str(workers)
         shutil.copytree(folder.path, copy)
+        finalize(copy)  # the fixture trained its teacher in place; sealed, as `datagen teacher train` leaves a build
         result = CliRunner().invoke(main, [family, str(copy), "--workers", str(workers), "-q"])
         assert result.exit_code == 0, result.output
         paths = [*(copy / "data" / family).iterdir(), copy / "reports" / f"{family}.json"]

@@ -17,6 +17,7 @@ from datagen.ingest.categories import category_path
 from datagen.instructrec.build import FILL_END, InstructRecSettings, generate_instructrec, join_fills, load_library, required_annotations
 from datagen.layout import read_split, skipped_per_template
 from datagen.pipeline import BuildConfig, build
+from datagen.publish.release import finalize
 from datagen.teacher.folder import load_teacher
 from datagen.teacher.ranking import TeacherRanker
 
@@ -27,7 +28,9 @@ def gift_cards(shared_data, tmp_path_factory) -> tuple[BuildFolder, dict]:
     out = tmp_path_factory.mktemp("gift") / "gift-cards"
     build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=out))
     folder = BuildFolder.open(out)
-    return folder, generate_instructrec(folder, InstructRecSettings())
+    report = generate_instructrec(folder, InstructRecSettings())
+    finalize(out)  # as `datagen instructrec` does: the build stays one that passes `datagen validate`
+    return BuildFolder.open(out), report
 
 
 def _rows(folder: BuildFolder, split: str, task: str) -> pl.DataFrame:

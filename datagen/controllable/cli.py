@@ -13,9 +13,8 @@ from datagen.controllable.build import SPLITS, ControllableSettings, generate_co
 from datagen.controllable.tasks import TASKS
 from datagen.family.rows import named_items
 from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
-from datagen.output import staged_edit
 from datagen.progress import StepProgress
-from datagen.publish.release import finalize
+from datagen.publish.validate import sealed_edit
 from datagen.terminal import stdout_console
 
 console = stdout_console()
@@ -63,9 +62,8 @@ def generate(build_name, template_dirs, chat, chat_ratio, seed, train_copies, de
         workers=workers,
         executor=executor,
     )
-    with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one
+    with sealed_edit(folder.path, "datagen generate") as staged:  # refused on a tampered build; a kill leaves the old build or the new one
         report = generate_controllable(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))
-        finalize(staged)
     if not quiet:
         print_report(report)
     click.echo(str(folder.path / "data" / "controllable"))

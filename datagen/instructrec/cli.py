@@ -18,9 +18,8 @@ from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, 
 from datagen.layout import skipped_per_template
 from datagen.lm.chat import BASE_URL_ENV
 from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
-from datagen.output import staged_edit
 from datagen.progress import StepProgress
-from datagen.publish.release import finalize
+from datagen.publish.validate import sealed_edit
 from datagen.terminal import stdout_console
 
 console = stdout_console()
@@ -104,9 +103,8 @@ def instructrec(
         workers=workers,
         executor=executor,
     )
-    with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one
+    with sealed_edit(folder.path, "datagen instructrec") as staged:  # refused on a tampered build; a kill leaves the old build or the new one
         report = generate_instructrec(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))
-        finalize(staged)
     if not quiet:
         print_report(report)
     click.echo(str(folder.path / "data" / DATASET))

@@ -15,6 +15,8 @@ is caught before a push tags it).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -23,7 +25,8 @@ import yaml
 from datagen.errors import DataError
 from datagen.ingest.rawfiles import sha256
 from datagen.layout import data_files
-from datagen.publish.release import content_hash, is_card_file, manifest_checksum, repository_files, schema_of
+from datagen.output import staged_edit
+from datagen.publish.release import content_hash, finalize, is_card_file, manifest_checksum, repository_files, schema_of
 
 
 def read_manifest(folder: Path) -> dict:
@@ -123,3 +126,19 @@ def validate(folder: Path) -> list[str]:
     """Every problem found, as 'file: what is wrong'; empty when the folder is ready to push."""
     manifest = read_manifest(folder)
     return check_files(folder, manifest) + check_configs(folder, manifest) + check_card(folder, manifest) + check_seal(folder, manifest)
+
+
+@contextmanager
+def sealed_edit(folder: Path, command: str) -> Iterator[Path]:
+    """Edit a finished build as `command` does: refused when the build fails `datagen validate` (sealing it anew would
+    vouch for what was changed by hand), else on a staged copy that is sealed again (`finalize`) and swapped in whole."""
+    problems = validate(folder)
+    if problems:
+        raise DataError(
+            f"the build fails `datagen validate` ({len(problems)} problem(s), first: {problems[0]}); `{command}` would seal it anew as if it had been built so",
+            path=folder,
+            hint="`datagen validate BUILD` lists what changed: put it back, rebuild (`datagen build`), or for a hand-edited card run `datagen card BUILD` first.",
+        )
+    with staged_edit(folder) as staged:  # a kill leaves the old build or the new one
+        yield staged
+        finalize(staged)

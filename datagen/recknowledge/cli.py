@@ -12,9 +12,8 @@ from rich.table import Table
 from datagen.buildfolder import BuildFolder
 from datagen.family.rows import named_items
 from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
-from datagen.output import staged_edit
 from datagen.progress import StepProgress
-from datagen.publish.release import finalize
+from datagen.publish.validate import sealed_edit
 from datagen.recknowledge.build import DATASET, SPLITS, TASKS, RecKnowledgeSettings, generate_recknowledge
 from datagen.terminal import stdout_console
 
@@ -64,9 +63,8 @@ def recknowledge(build_name, epochs, window, candidates, validation_users, catal
         workers=workers,
         executor=executor,
     )
-    with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one
+    with sealed_edit(folder.path, "datagen recknowledge") as staged:  # refused on a tampered build; a kill leaves the old build or the new one
         report = generate_recknowledge(BuildFolder.open(staged), settings, StepProgress(quiet=quiet))
-        finalize(staged)
     if not quiet:
         print_report(report)
     click.echo(str(folder.path / "data" / DATASET))

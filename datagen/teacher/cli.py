@@ -21,9 +21,8 @@ from datagen.buildfolder import BuildFolder
 from datagen.cache import cache_root, writable_cache_dir
 from datagen.errors import DataError
 from datagen.options import EXECUTOR_OPTION, WORKERS_OPTION, resolve_build
-from datagen.output import staged_edit
 from datagen.progress import StepProgress
-from datagen.publish.release import finalize
+from datagen.publish.validate import sealed_edit
 from datagen.teacher.settings import (
     FULL_SOFTMAX_MAX_ITEMS,
     LABEL_SOURCE_CHOICES,
@@ -201,9 +200,8 @@ def train(
         ),
     )
     _check_settings(settings)
-    with staged_edit(folder.path) as staged:  # a kill leaves the old build or the new one (the training state is in the cache)
+    with sealed_edit(folder.path, "datagen teacher train") as staged:  # refused on a tampered build; a kill leaves the old build or the new one
         train_teacher(BuildFolder.open(staged), settings, StepProgress(quiet=quiet), EvalSettings(users=eval_users))
-        finalize(staged)  # the manifest lists teacher/ with its checksums
     if not quiet:
         console.print((folder.path / "teacher" / "report.md").read_text())
     click.echo(str(folder.path / "teacher"))
