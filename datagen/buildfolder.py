@@ -25,6 +25,19 @@ from datagen.errors import DataError
 from datagen.layout import REVIEWS_FILE, read_split
 
 
+def load_manifest(path: Path) -> dict:
+    """A build's manifest.json as a dict; a clear error when it is not one (cut short, or edited into something else)."""
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"not valid JSON at line {error.lineno}, column {error.colno} ({error.msg}): cut short or edited", path=path, hint="Rebuild the folder with `datagen build`.") from None
+    except UnicodeDecodeError:
+        raise DataError("not UTF-8 text: damaged or not a manifest", path=path, hint="Rebuild the folder with `datagen build`.") from None
+    if not isinstance(manifest, dict):
+        raise DataError(f"holds a JSON {type(manifest).__name__}, not the manifest's mapping", path=path, hint="Rebuild the folder with `datagen build`.")
+    return manifest
+
+
 def data_version(outputs: dict) -> str:
     """A short hash of the canonical tables' checksums (the manifest's `outputs`); review texts are not part of it."""
     checksums = {name: outputs[name]["sha256"] for name in sorted(outputs) if name.endswith(".parquet") and name != REVIEWS_FILE}
@@ -46,7 +59,7 @@ class BuildFolder:
                 path=path,
                 hint="Run `datagen build SOURCE` first; it prints the folder it wrote.",
             )
-        manifest = json.loads(manifest_path.read_text())
+        manifest = load_manifest(manifest_path)
         for name in manifest.get("outputs", {}):
             if not (path / name).is_file():
                 raise DataError(f"build folder lacks {name}", path=path, hint="Rebuild it with `datagen build`.")

@@ -140,3 +140,29 @@ def test_an_old_spelling_says_the_new_one(runner, tmp_path):
     assert result.exit_code == 1 and "nothing to evaluate: give --model (or keep --baselines)" in result.output
     quiet = runner.invoke(main, ["eval", "--dataset", str(tmp_path / "nowhere"), "--no-baselines", "--out", str(tmp_path / "eval")])
     assert "note:" not in quiet.output and "nothing to evaluate" in quiet.output
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        (["stats"], []),
+        (["validate"], []),
+        (["card"], []),
+        (["push"], ["--repo", "me/x", "--dry-run"]),
+        (["render"], []),
+        (["generate"], []),
+        (["recknowledge"], []),
+        (["instructrec"], []),
+        (["teacher", "eval"], []),
+        (["teacher", "train"], []),
+        (["export", "recbole"], ["--out", "exported"]),
+    ],
+)
+def test_a_cut_short_manifest_is_one_clear_line_in_every_command(runner, tmp_path, monkeypatch, command, options):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "build" / "cut").mkdir(parents=True)
+    (tmp_path / "build" / "cut" / "manifest.json").write_text('{"version": "1.0.0", "files": {"data/items/tr')
+    result = runner.invoke(main, [*command, "cut", *options])
+    assert result.exit_code == 1, result.output
+    assert "manifest.json: not valid JSON at line 1" in result.output and "cut short or edited" in result.output
+    assert isinstance(result.exception, SystemExit), "an error message, not a traceback"

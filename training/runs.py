@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from datagen import __version__
+from datagen.buildfolder import load_manifest
 from datagen.errors import DataError
 from datagen.lm.models import load_model, resolve_model, torch_dtype
 from datagen.output import atomic_folder, write_json
@@ -113,7 +114,7 @@ def dataset_identity(path: str) -> dict:
     manifest_path = Path(path) / "manifest.json"
     if not manifest_path.is_file():
         return {"path": path}
-    manifest = json.loads(manifest_path.read_text())
+    manifest = load_manifest(manifest_path)
     return {"path": path, "version": manifest.get("version"), "content_hash": manifest.get("content_hash")}
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from datagen import __version__
+from datagen.buildfolder import load_manifest
 from datagen.errors import DataError
 from datagen.ingest.rawfiles import sha256
 from datagen.layout import DATA_DIR, data_files, family_reports
@@ -109,7 +110,7 @@ def task_settings(folder: Path) -> tuple[dict, list[dict]]:
 def finalize(folder: Path, version: str | None = None) -> dict:
     """Record version, code, settings, files, configs and content hash in manifest.json, then write the card and seal both."""
     manifest_path = folder / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
+    manifest = load_manifest(manifest_path)
     manifest["version"] = check_version(version or manifest.get("version") or DEFAULT_VERSION)
     manifest["code_version"] = code_version()
     manifest["task_settings"], manifest["task_inputs"] = task_settings(folder)

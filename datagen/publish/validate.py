@@ -14,7 +14,6 @@ is caught before a push tags it).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
+from datagen.buildfolder import load_manifest
 from datagen.errors import DataError
 from datagen.ingest.rawfiles import sha256
 from datagen.layout import data_files
@@ -33,7 +33,7 @@ def read_manifest(folder: Path) -> dict:
     path = folder / "manifest.json"
     if not path.is_file():
         raise DataError("not a datagen dataset folder (no manifest.json)", path=folder, hint="`datagen build SOURCE` writes one.")
-    manifest = json.loads(path.read_text())
+    manifest = load_manifest(path)
     if "files" not in manifest:
         raise DataError("manifest.json has no file list (built by an older datagen)", path=path, hint="Rebuild the folder with `datagen build`.")
     return manifest
