@@ -19,6 +19,22 @@ from datagen.sources.table import load_config
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+def test_a_raw_dir_with_glob_characters_is_read_literally(shared_data, tmp_path):
+    """`glob[ab]` is a folder's name, not a pattern: DuckDB's reader would have read `globa/`'s file instead."""
+    real = shared_data / "amazon"
+    literal, decoy = tmp_path / "glob[ab]", tmp_path / "globa"
+    for folder in (literal, decoy):
+        folder.mkdir()
+        (folder / "meta_Gift_Cards.json.gz").write_bytes((real / "meta_Gift_Cards.json.gz").read_bytes())
+    (literal / "Gift_Cards_5.json.gz").write_bytes((real / "Gift_Cards_5.json.gz").read_bytes())
+    lines = gzip.decompress((real / "Gift_Cards_5.json.gz").read_bytes()).splitlines(keepends=True)
+    (decoy / "Gift_Cards_5.json.gz").write_bytes(gzip.compress(b"".join(lines[: len(lines) // 2])))
+    from_literal = build(BuildConfig("amazon:Gift_Cards", raw_dir=literal, out_dir=tmp_path / "literal", teacher=None))
+    from_real = build(BuildConfig("amazon:Gift_Cards", raw_dir=real, out_dir=tmp_path / "real", teacher=None))
+    assert from_literal.manifest["content_hash"] == from_real.manifest["content_hash"], "the same tables, byte for byte"
+    assert [entry["sha256"] for entry in from_literal.manifest["inputs"]] == [entry["sha256"] for entry in from_real.manifest["inputs"]]
+
+
 def test_gift_cards_reviews_and_meta(shared_data, tmp_path):
     result = build(BuildConfig("amazon:Gift_Cards", raw_dir=shared_data / "amazon", out_dir=tmp_path / "gc"))
     steps = {s["step"]: s for s in result.manifest["report"]["steps"]}

@@ -145,6 +145,15 @@ def decode_strictly(raw: bytes, encoding: str, path: str | Path, hint: str | Non
         ) from None
 
 
+GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
+def has_glob_characters(path: str | Path) -> bool:
+    """Whether DuckDB's readers would take `path` as a pattern (`*`, `?`, `[...]`, `{...}`) rather than one file: such a
+    path must be read by Python's own file reading, which takes it literally."""
+    return not GLOB_CHARACTERS.isdisjoint(str(path))
+
+
 def sql_literal(path: str | Path) -> str:
     """The path as the text of a DuckDB string literal (quotes doubled), for read_json('...') and the like."""
     return str(path).replace("'", "''")

@@ -30,7 +30,7 @@ import polars as pl
 from datagen.cache import raw_cache_dir
 from datagen.errors import DataError
 from datagen.ingest.categories import category_prefixes, clean_categories
-from datagen.ingest.rawfiles import INVALID_UTF8, REPLACEMENT, iter_line_chunks, read_lines, sql_literal
+from datagen.ingest.rawfiles import INVALID_UTF8, REPLACEMENT, has_glob_characters, iter_line_chunks, read_lines, sql_literal
 from datagen.ingest.report import BuildReport
 from datagen.ingest.reviews import ReviewTexts
 from datagen.ingest.timestamps import checked_seconds
@@ -184,7 +184,10 @@ def read_review_json(con: duckdb.DuckDBPyConnection, path: Path, report: BuildRe
 
 
 def _read_clean_review_json(con: duckdb.DuckDBPyConnection, path: Path, fields: ReviewFields) -> pl.DataFrame | None:
-    """One typed DuckDB scan of the fields the build needs; None when the file has a line or a value that is not clean."""
+    """One typed DuckDB scan of the fields the build needs; None when the file has a line or a value that is not clean,
+    or when its path would be a pattern to DuckDB (`has_glob_characters`): the line reader reads it literally."""
+    if has_glob_characters(path):
+        return None
     columns = ", ".join(f"{name}: 'JSON'" for name in (fields.user, fields.item, fields.time, fields.rating))
     scan = f"""(SELECT {fields.user} AS u, {fields.item} AS i, {fields.time} AS t, {fields.rating} AS r
                FROM read_json('{sql_literal(path)}', format='newline_delimited', columns={{{columns}}}, maximum_object_size=1048576))"""
