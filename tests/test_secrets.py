@@ -96,3 +96,12 @@ def test_a_download_mirror_with_credentials_never_shows_them(echo_server, tmp_pa
 def test_urls_lose_their_credentials_and_query():
     assert redact_url("https://me:s3cret@mirror.example:8443/amazon/?token=abc") == "https://***@mirror.example:8443/amazon/?***"
     assert redact_url("https://mcauleylab.ucsd.edu/public_datasets/data/steam/") == "https://mcauleylab.ucsd.edu/public_datasets/data/steam/"
+
+
+@pytest.mark.parametrize("command", [["push", "--dry-run"], ["card"]])
+def test_a_repo_given_as_a_url_with_credentials_is_refused_unshown(command, tmp_path):
+    """The repo id is written into the card and the manifest: a URL there would carry its user and token along."""
+    url = "https://me:hf_SecretToken12345@huggingface.co/datasets/me/steam"
+    result = CliRunner().invoke(main, [command[0], "--repo", url, str(tmp_path / "nowhere"), *command[1:]])
+    assert result.exit_code == 2 and "takes a Hub repository id, ORG/NAME" in result.output
+    assert "SecretToken" not in result.output and "me:" not in result.output

@@ -8,6 +8,7 @@ $ datagen push build/steam --repo my-org/steam-controllable --dry-run
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,17 @@ from datagen.publish.hub import push as push_to_hub
 from datagen.publish.release import write_sealed_card
 from datagen.publish.validate import check_seal, read_manifest
 from datagen.publish.validate import validate as validate_folder
+
+REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def checked_repo_id(value: str | None) -> str | None:
+    """`--repo` as ORG/NAME; anything else (a URL, which may carry credentials) is refused without being shown, since
+    the repo id is written into the card and the manifest."""
+    if value is None or REPO_ID.fullmatch(value):
+        return value
+    raise click.BadParameter("takes a Hub repository id, ORG/NAME (letters, digits, . _ -); the value given is not shown, as a URL may hold credentials")
+
 
 # a build folder, or a name looked up in build/ as every command's BUILD; a folder without a valid manifest is still
 # found, so that `validate` can say what is wrong with it
@@ -39,7 +51,7 @@ Then anyone can load exactly this version:
 """
 )
 @FOLDER_ARGUMENT
-@click.option("--repo", required=True, metavar="ORG/NAME", help="The dataset repository on the Hub (created if missing).")
+@click.option("--repo", required=True, metavar="ORG/NAME", callback=lambda ctx, param, value: checked_repo_id(value), help="The dataset repository on the Hub (created if missing).")
 @click.option("--private", is_flag=True, help="Create the repository private (an existing one keeps its visibility).")
 @click.option("--tag", metavar="vX.Y.Z", help="Tag for this commit [default: v<version in manifest.json>].")
 @click.option("--no-tag", is_flag=True, help="Upload without tagging.")
@@ -74,7 +86,7 @@ def push(folder, repo, private, tag, no_tag, dry_run, force):
 
 @click.command(epilog="\b\nExamples:\n  datagen card build/steam\n  datagen card build/steam --repo my-org/steam-controllable --license cc-by-4.0")
 @FOLDER_ARGUMENT
-@click.option("--repo", metavar="ORG/NAME", help="The Hub repository the card's examples load from.")
+@click.option("--repo", metavar="ORG/NAME", callback=lambda ctx, param, value: checked_repo_id(value), help="The Hub repository the card's examples load from.")
 @click.option("--license", "license_id", metavar="ID", help="The Hub licence id for the YAML header [default: other, with the source's terms in the text].")
 def card(folder, repo, license_id):
     """Write BUILD's dataset card (README.md and images/) again from its manifest and data.
