@@ -24,7 +24,7 @@ from datagen.cache import RAW_CACHE, writable_cache_dir
 from datagen.errors import DataError
 from datagen.families import FAMILIES
 from datagen.ingest.presets import PRESETS
-from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, FiniteRange, resolve_build
 from datagen.output import check_writable
 from datagen.progress import StepProgress
 from datagen.publish.cli import card, export, push, validate
@@ -150,7 +150,7 @@ Examples:
 @click.option("--max-title-tokens", type=click.IntRange(min=1), help="Cap titles at this many word pieces [default: 64].")
 @click.option("--max-users", type=click.IntRange(min=1), help="Sub-sample this many users (with --seed) before k-core.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed for everything random in the build.")
-@click.option("--max-bad-share", type=click.FloatRange(0, 1), default=0.01, show_default=True, help="Share of bad rows per file that are skipped and counted; more is an error.")
+@click.option("--max-bad-share", type=FiniteRange(0, 1), default=0.01, show_default=True, help="Share of bad rows per file that are skipped and counted; more is an error.")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A source option, e.g. category_field=tags (see `datagen sources`).")
 @click.option(
     "--teacher",

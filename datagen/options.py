@@ -8,6 +8,7 @@ PosixPath('build/steam-sample')
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -16,6 +17,18 @@ from click.core import ParameterSource
 from datagen.buildfolder import BuildFolder
 from datagen.errors import DataError
 from datagen.executor import EXECUTORS, default_workers
+
+
+class FiniteRange(click.FloatRange):
+    """click's FloatRange less NaN and infinity, which its comparisons let through: `--max-bad-share nan` used to turn
+    the bad-row check off, and an infinite rate or timeout bounds nothing."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
 
 TEMPLATES_OPTION = click.option(
     "--templates", "template_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -166,3 +166,15 @@ def test_a_cut_short_manifest_is_one_clear_line_in_every_command(runner, tmp_pat
     assert result.exit_code == 1, result.output
     assert "manifest.json: not valid JSON at line 1" in result.output and "cut short or edited" in result.output
     assert isinstance(result.exception, SystemExit), "an error message, not a traceback"
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [(["build", "steam"], "--max-bad-share"), (["generate", "x"], "--chat-ratio"), (["teacher", "train", "x"], "--lr"), (["instructrec", "x"], "--annotator-timeout")],
+)
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_number_option_refuses_nan_and_infinity(runner, command, option, value):
+    """NaN passes every range comparison: `--max-bad-share nan` turned the bad-row check off and went into the manifest."""
+    result = runner.invoke(main, [*command, option, value])
+    assert result.exit_code == 2, result.output
+    assert "is not a finite number" in result.output or (value == "inf" and "is not in the range" in result.output), result.output

@@ -12,7 +12,7 @@ from datagen.buildfolder import BuildFolder
 from datagen.controllable.build import SPLITS, ControllableSettings, generate_controllable
 from datagen.controllable.tasks import TASKS
 from datagen.family.rows import named_items
-from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, FiniteRange, resolve_build
 from datagen.progress import StepProgress
 from datagen.publish.validate import sealed_edit
 from datagen.terminal import stdout_console
@@ -20,7 +20,7 @@ from datagen.terminal import stdout_console
 console = stdout_console()
 
 CHAT_OPTION = click.option("--chat", metavar="FILE|ORG/NAME", help="ShareGPT conversations for I4 (a JSON/JSONL file or a Hub dataset id), mixed into train.")
-CHAT_RATIO_OPTION = click.option("--chat-ratio", type=click.FloatRange(min=0), default=0.5, show_default=True, help="I4 rows per other train row (Lu et al.: 50%).")
+CHAT_RATIO_OPTION = click.option("--chat-ratio", type=FiniteRange(min=0), default=0.5, show_default=True, help="I4 rows per other train row (Lu et al.: 50%).")
 
 
 @click.command(

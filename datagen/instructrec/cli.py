@@ -17,7 +17,7 @@ from datagen.family.rows import named_items
 from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec
 from datagen.layout import skipped_per_template
 from datagen.lm.chat import BASE_URL_ENV
-from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, FiniteRange, resolve_build
 from datagen.progress import StepProgress
 from datagen.publish.validate import sealed_edit
 from datagen.terminal import stdout_console
@@ -49,9 +49,9 @@ Examples:
     "--annotator-url", metavar="URL", help="openai: the server's base URL, e.g. http://127.0.0.1:8080/v1 [default: $OPENAI_BASE_URL] (the key, if any, from $DATAGEN_LLM_API_KEY or $OPENAI_API_KEY)."
 )
 @click.option("--annotator-concurrency", type=click.IntRange(min=1), default=4, show_default=True, help="openai: requests in flight.")
-@click.option("--annotator-rps", type=click.FloatRange(min=0, min_open=True), help="openai: at most this many requests per second.")
+@click.option("--annotator-rps", type=FiniteRange(min=0, min_open=True), help="openai: at most this many requests per second.")
 @click.option(
-    "--annotator-timeout", type=click.FloatRange(min=0, min_open=True), default=600, show_default=True, help="openai: seconds one prompt may take, retries included (one request waits at most 120)."
+    "--annotator-timeout", type=FiniteRange(min=0, min_open=True), default=600, show_default=True, help="openai: seconds one prompt may take, retries included (one request waits at most 120)."
 )
 @TEMPLATES_OPTION
 @click.option("--seed", type=int, help="Seed for sample points, templates, negatives and positions [default: the build's].")

@@ -20,7 +20,7 @@ from rich.table import Table
 from datagen.buildfolder import BuildFolder
 from datagen.cache import cache_root, writable_cache_dir
 from datagen.errors import DataError
-from datagen.options import EXECUTOR_OPTION, WORKERS_OPTION, resolve_build
+from datagen.options import EXECUTOR_OPTION, WORKERS_OPTION, FiniteRange, resolve_build
 from datagen.progress import StepProgress
 from datagen.publish.validate import sealed_edit
 from datagen.teacher.settings import (
@@ -100,10 +100,10 @@ epoch: run the same command again after a kill and it goes on from there.
 @click.option("--objective", type=click.Choice(OBJECTIVES), default=TRAIN_DEFAULTS.objective, show_default=True, help="Training loss (see below).")
 @click.option("--negatives", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.negatives, show_default=True, help="sampled-softmax: negatives per batch.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=TRAIN_DEFAULTS.batch_size, show_default=True)
-@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=TRAIN_DEFAULTS.learning_rate, show_default=True, help="Adam learning rate.")
+@click.option("--lr", "learning_rate", type=FiniteRange(min=0, min_open=True), default=TRAIN_DEFAULTS.learning_rate, show_default=True, help="Adam learning rate.")
 @click.option(
     "--lr-decay",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteRange(0, 1, min_open=True),
     default=TRAIN_DEFAULTS.lr_decay,
     show_default=True,
     help="Multiply the learning rate by this after each validation that is not the best so far (1: constant).",
@@ -117,14 +117,14 @@ epoch: run the same command again after a kill and it goes on from there.
 )
 @click.option(
     "--average-epochs",
-    type=click.FloatRange(min=0),
+    type=FiniteRange(min=0),
     default=TRAIN_DEFAULTS.average_epochs,
     show_default=True,
     help="Validate and keep a moving average of the weights over about this many epochs (0: the weights as trained).",
 )
 @click.option(
     "--label-smoothing",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=FiniteRange(0, 1, max_open=True),
     default=TRAIN_DEFAULTS.label_smoothing,
     show_default=True,
     help="softmax and sampled-softmax: the share of the target's probability spread over the other items.",
@@ -134,7 +134,7 @@ epoch: run the same command again after a kill and it goes on from there.
 @click.option("--inner-dim", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.inner_dim, show_default=True, help="Feed-forward size.")
 @click.option("--layers", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.layers, show_default=True)
 @click.option("--heads", type=click.IntRange(min=1), default=SETTINGS_DEFAULTS.heads, show_default=True)
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=SETTINGS_DEFAULTS.dropout, show_default=True)
+@click.option("--dropout", type=FiniteRange(0, 1, max_open=True), default=SETTINGS_DEFAULTS.dropout, show_default=True)
 @LABEL_SOURCE_OPTION
 @EVAL_USERS_OPTION
 @click.option("--seed", type=int, default=TRAIN_DEFAULTS.seed, show_default=True)
