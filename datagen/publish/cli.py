@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from datagen.errors import DataError
-from datagen.options import build_folder_path
+from datagen.options import build_folder_path, resolve_build
 from datagen.output import staged_edit
 from datagen.publish.hub import plan_push
 from datagen.publish.hub import push as push_to_hub
@@ -151,7 +151,6 @@ that read it:
 @click.option("--name", help="The dataset's name in RecBole [default: the build's].")
 def export_recbole_command(build, out_dir, name):
     """RecBole atomic files of a build: the same users, items and leave-one-out split, for RecBole's models."""
-    from datagen.options import resolve_build
     from datagen.publish.recbole import export_recbole
 
     click.echo(export_recbole(resolve_build(build), out_dir, name))
