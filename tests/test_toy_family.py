@@ -3,6 +3,7 @@ before the CLI loads, is built by `datagen build`, rendered by `datagen render` 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ main(sys.argv[1:])
 
 
 def datagen_with_toy(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", REGISTERED_CLI, *arguments], capture_output=True, text=True, cwd=cwd, env={**__import__("os").environ, "PYTHONPATH": str(FIXTURES)})
+    return subprocess.run([sys.executable, "-c", REGISTERED_CLI, *arguments], capture_output=True, text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": str(FIXTURES)})
 
 
 def test_a_registered_toy_family_is_built_rendered_and_carded(tmp_path):
