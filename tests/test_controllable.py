@@ -17,6 +17,7 @@ from datagen.controllable.build import ControllableSettings, generate_controllab
 from datagen.controllable.chat import load_sharegpt
 from datagen.controllable.tasks import Context, HeadExhausted, generate
 from datagen.errors import DataError
+from datagen.publish.release import finalize
 from datagen.scoring.answers import TitleIndex, parse_answer
 from datagen.scoring.catalog import Catalog
 from datagen.teacher.ranking import TeacherRanker
@@ -179,6 +180,24 @@ def test_bad_chat_files_are_clear_errors(tmp_path):
     assert dropped == {"no assistant answer": 1, "no conversations list": 1}
     with pytest.raises(DataError, match="chat file not found"):
         load_sharegpt(tmp_path / "nosuch.json")
+
+
+def test_the_chat_file_is_read_before_generation_and_its_reuse_announced(sample_teacher, tmp_path):
+    folder, _ = sample_teacher
+    copy = tmp_path / folder.path.name
+    shutil.copytree(folder.path, copy)
+    finalize(copy)  # the fixture's teacher was trained below the CLI, which seals
+    manifest = (copy / "manifest.json").read_bytes()
+    missing = CliRunner().invoke(main, ["generate", str(copy), "--chat", str(tmp_path / "nosuch.json")])
+    assert missing.exit_code == 1 and "chat file not found" in missing.output
+    assert "Generating" not in missing.output
+    assert (copy / "manifest.json").read_bytes() == manifest
+    result = CliRunner().invoke(main, ["generate", str(copy), "--chat", str(CHAT)])
+    assert result.exit_code == 0 and "Generating" in result.output, result.output
+    chat = json.loads((copy / "reports" / "controllable.json").read_text())["chat"]
+    assert chat["conversations"] == 10 and chat["rows"] > 10
+    times = -(-chat["rows"] // 10)
+    assert f"{chat['rows']:,} train rows (--chat-ratio 0.5) from 10 conversations: each is used up to {times} times" in " ".join(result.output.split())
 
 
 def test_a_hub_chat_dataset_offline_fails_with_a_clear_message(monkeypatch):

@@ -12,6 +12,7 @@ and `<build>/reports/controllable.{json,md}`, each replaced only once complete.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -367,15 +368,21 @@ def metric_failures(checks: dict[str, dict[str, dict]]) -> list[str]:
 
 def generate_controllable(folder: BuildFolder, settings: ControllableSettings, progress: StepProgress | None = None) -> dict:
     progress = progress or StepProgress(quiet=True)
+    # the chat file is read before any row is generated, so a missing or broken one costs no generation time
+    conversations, dropped = load_sharegpt(settings.chat) if settings.chat else ([], None)
     with scratch_folder(folder.path / f"{FAMILY}-rows") as scratch:
         generated, catalog, library, checkpoint_sha256 = generate_rows(folder, settings, progress, scratch)
         chat_report, inputs = None, []
         if settings.chat:
             with progress.step(f"Mixing in I4 chat from {settings.chat}"):
-                conversations, dropped = load_sharegpt(settings.chat)
                 n_rows = round(settings.chat_ratio * generated.splits["train"].rows)
                 generated.add("train", Checked.of(chat_rows(conversations, n_rows, settings.seed), catalog, TitleIndex(())))
                 chat_report = {"source": str(settings.chat), "conversations": len(conversations), "dropped": dict(dropped), "rows": n_rows}
+            if n_rows > len(conversations):
+                progress.warn(
+                    f"NOTE: I4 has {n_rows:,} train rows (--chat-ratio {settings.chat_ratio:g}) from {len(conversations):,} conversations: "
+                    f"each is used up to {math.ceil(n_rows / len(conversations)):,} times. Give more conversations or a lower --chat-ratio."
+                )
                 if Path(settings.chat).is_file():
                     inputs.append({"file": Path(settings.chat).name, "bytes": Path(settings.chat).stat().st_size, "sha256": sha256(Path(settings.chat)), "used_for": "controllable i4_chat"})
         checks = {split: generated.totals[split].means() for split in SPLITS}
