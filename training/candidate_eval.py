@@ -152,14 +152,18 @@ def saved_per_row(rows: pl.DataFrame, path: Path, field: str, answer: Callable[[
     """`answer(i)` for each row i not saved in `path` yet, appended there (JSON lines of id and `field`) row by row."""
     saved = read_saved(path, field)
     path.parent.mkdir(parents=True, exist_ok=True)
+    new = reused = 0
     with path.open("a") as handle:
         for index, row_id in enumerate(rows["id"].to_list()):
-            if row_id not in saved:
+            if row_id in saved:
+                reused += 1
+            else:
                 saved[row_id] = answer(index)
                 handle.write(json.dumps({"id": row_id, field: saved[row_id]}) + "\n")
                 handle.flush()
+                new += 1
             if on_row is not None:
-                on_row(f"{len(saved)} rows")
+                on_row(f"{new} new, {reused} read back from {path.name}")
     return saved
 
 
