@@ -153,3 +153,24 @@ def test_windows_negatives_and_spans():
     for seed in range(20):
         source, target = corrupt_spans(random.Random(seed), text, density=0.2, mean_span=3)
         assert "<extra_id_0>" in source and uncorrupt(source, target) == text
+
+
+def test_a_failed_label_check_fails_the_command_and_leaves_the_build_as_it_was(gift_cards, tmp_path, monkeypatch):
+    """A label a check rejects (here a wrong rating label, as a bug would make one) stops `datagen recknowledge` before
+    anything is written: it exits 1, names the check and a row, and the build keeps every byte."""
+    import datagen.recknowledge.build as recknowledge_build
+
+    def with_a_wrong_label(rows, folder, ids):
+        checks = label_checks(rows, folder, ids)
+        checks["test"]["rating"]["failures"].append("rating label: 1 rows, e.g. test-rating-0")
+        return checks
+
+    copy = tmp_path / gift_cards.path.name
+    shutil.copytree(gift_cards.path, copy)
+    before = {path: path.read_bytes() for path in sorted(copy.rglob("*")) if path.is_file()}
+    monkeypatch.setattr(recknowledge_build, "label_checks", with_a_wrong_label)
+    result = CliRunner().invoke(main, ["recknowledge", str(copy), "-q"])
+    assert result.exit_code == 1
+    assert "recknowledge: 1 label check(s) failed, so nothing was written" in result.output
+    assert "test/rating: rating label: 1 rows, e.g. test-rating-0" in result.output
+    assert {path: path.read_bytes() for path in sorted(copy.rglob("*")) if path.is_file()} == before

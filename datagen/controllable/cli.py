@@ -79,14 +79,10 @@ def print_report(report: dict) -> None:
         if any(counts):
             rows.add_row(task, *(f"{count:,}" for count in counts))
     console.print(rows)
-    failures = report["label_check_failures"]
-    if failures:
-        console.print(f"[bold red]Label checks failed:[/bold red] {'; '.join(failures)}")
-    else:
-        console.print(
-            "[green]Label checks passed[/green]: every label has k items, no repeats, no history or unknown items; "
-            "HR = 1 where it holds the target; TCP 100% for +C, 0% for -C; CPA = 1 for every proportion task."
-        )
+    console.print(
+        "[green]Label checks passed[/green]: every label has k items, no repeats, no history or unknown items; "
+        "HR = 1 where it holds the target; TCP 100% for +C, 0% for -C; CPA = 1 for every proportion task."
+    )
 
 
 def controllable_facts(row: dict, titles: list[str]) -> list[tuple[str, str]]:

@@ -22,12 +22,14 @@ import polars as pl
 import pyarrow as pa
 
 from datagen.buildfolder import BuildFolder
+from datagen.errors import DataError
 from datagen.family.spilled import SpilledSplit
 from datagen.layout import DATA_DIR, write_split
 from datagen.output import atomic_folder, write_json, write_text
 from datagen.templating import TemplateLibrary
 
 MAX_EXAMPLES = 3  # failing row ids a check names
+MAX_FAILURES_SHOWN = 10  # failed checks an error lists
 RowCheck = Callable[[dict, dict], bool]
 
 
@@ -78,6 +80,17 @@ def run_row_checks(rows: dict[str, list[dict]], checks: dict[str, dict[str, RowC
 
 def check_failures(checks: dict[str, dict[str, dict]]) -> list[str]:
     return [f"{split}/{task}: {problem}" for split, tasks in checks.items() for task, result in tasks.items() for problem in result["failures"]]
+
+
+def refuse_failed_checks(family: str, failures: list[str]) -> None:
+    """Stop a family's generation whose labels fail their checks, before anything is written: the command fails
+    and the build stays as it was, so a build never holds (nor `datagen push` sends) rows its own checks reject."""
+    if failures:
+        shown = "\n  ".join(failures[:MAX_FAILURES_SHOWN]) + (f"\n  ... and {len(failures) - MAX_FAILURES_SHOWN} more" if len(failures) > MAX_FAILURES_SHOWN else "")
+        raise DataError(
+            f"{family}: {len(failures)} label check(s) failed, so nothing was written:\n  {shown}",
+            hint="This is a datagen bug, or a teacher or input that changed under it: please report it with the command you ran.",
+        )
 
 
 def rows_table(rows: list[dict], schema: pa.Schema) -> pa.Table:

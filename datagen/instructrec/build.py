@@ -28,7 +28,7 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.executor import ordered_map
-from datagen.family.rows import chat_columns, check_failures, rows_tables, settings_dict, write_generated
+from datagen.family.rows import chat_columns, check_failures, refuse_failed_checks, rows_tables, settings_dict, write_generated
 from datagen.family.spec import card_block
 from datagen.ingest.categories import category_path
 from datagen.layout import DATA_DIR, skipped_per_template
@@ -371,6 +371,7 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
     with progress.step("Checking the labels"):
         checks = label_checks(rows, folder, generator.paths)
     failures = check_failures(checks)
+    refuse_failed_checks(DATASET, failures)
     report = {
         "format": REPORT_FORMAT,
         "card": CARD,
@@ -387,8 +388,6 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
     with progress.step(f"Writing {DATA_DIR}/{DATASET} and templates/{DATASET}"):
         write_generated(folder, DATASET, rows_tables(rows, ARROW_SCHEMA), library, report, report_markdown(report))
         write_annotator_prompts(folder, annotator)
-    if failures:
-        progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
     if annotator is not None:  # how this run got them: returned, not written, so a rebuild from the cache writes the same bytes
         report["annotation_run"] = {key: getattr(annotator.stats, key) for key in ("generated", "repeated", "cached", "seconds")}
     return report

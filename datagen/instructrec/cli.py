@@ -142,10 +142,7 @@ def print_report(report: dict) -> None:
             f"annotations by {a['model']}: {a['asked']:,} asked; {run['generated']:,} generated in {run['seconds']:.1f} s,"
             f" {run['repeated']:,} repeated prompts, {run['cached']:,} from the cache; {a['empty']:,} empty"
         )
-    if report["label_check_failures"]:
-        console.print(f"[bold red]Label checks failed:[/bold red] {'; '.join(report['label_check_failures'])}")
-    else:
-        console.print("[green]Label checks passed[/green]: answers are the target; T3 candidates hold it once and nothing the user has; T0 Yes exactly for the target, balanced.")
+    console.print("[green]Label checks passed[/green]: answers are the target; T3 candidates hold it once and nothing the user has; T0 Yes exactly for the target, balanced.")
 
 
 def instructrec_facts(row: dict, titles: list[str]) -> list[tuple[str, str]]:

@@ -27,7 +27,7 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.executor import ordered_map
-from datagen.family.rows import chat_columns, check_failures, rows_tables, settings_dict, write_generated
+from datagen.family.rows import chat_columns, check_failures, refuse_failed_checks, rows_tables, settings_dict, write_generated
 from datagen.family.spec import card_block
 from datagen.layout import DATA_DIR, read_split, write_split
 from datagen.output import atomic_folder
@@ -280,6 +280,7 @@ def generate_recknowledge(folder: BuildFolder, settings: RecKnowledgeSettings, p
     with progress.step("Checking the labels"):
         checks = label_checks(rows, folder, ids)
     failures = check_failures(checks)
+    refuse_failed_checks(DATASET, failures)
     report = {
         "format": REPORT_FORMAT,
         "card": CARD,
@@ -296,8 +297,6 @@ def generate_recknowledge(folder: BuildFolder, settings: RecKnowledgeSettings, p
         with atomic_folder(folder.path / DATA_DIR / ID_CONFIG) as out:
             mapping = folder.items.sort("item_id").select("item_id", pl.Series("short_id", ids), "title")
             write_split(mapping, out, "train")
-    if failures:
-        progress.warn("Label checks FAILED (a datagen bug; please report it):\n  " + "\n  ".join(failures))
     return report
 
 
