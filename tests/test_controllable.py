@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -15,7 +16,7 @@ from datagen.buildfolder import BuildFolder
 from datagen.cli import main
 from datagen.controllable.build import ControllableSettings, generate_controllable, load_library, sample_points
 from datagen.controllable.chat import load_sharegpt
-from datagen.controllable.tasks import Context, HeadExhausted, generate
+from datagen.controllable.tasks import TASKS, Context, HeadExhausted, generate
 from datagen.errors import DataError
 from datagen.publish.release import finalize
 from datagen.scoring.answers import TitleIndex, parse_answer
@@ -207,3 +208,19 @@ def test_a_hub_chat_dataset_offline_fails_with_a_clear_message(monkeypatch):
         monkeypatch.setattr(f"{module}.HF_HUB_OFFLINE", True)
     with pytest.raises(DataError, match="Hub"):
         load_sharegpt("anon8231489123/ShareGPT_Vicuna_unfiltered")
+
+
+def test_tasks_that_made_no_rows_are_listed_with_their_reasons(shared_data, tmp_path):
+    """Amazon Gift Cards has too few categories for the exclusion tasks: they stay in the printed table, and a line
+    each says why they are empty (they used to vanish from it)."""
+    out = tmp_path / "gift"
+    result = CliRunner().invoke(main, ["build", "amazon:Gift_Cards", "--raw-dir", str(shared_data / "amazon"), "--out", str(out), "--teacher-epochs", "2"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "reports" / "controllable.json").read_text())["rows"]
+    empty = [task for task in TASKS if not any(rows[split].get(task) for split in rows)]
+    assert empty  # the point of this catalog
+    first_cells = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
+    for task in empty:
+        assert task in first_cells
+        (line,) = [line for line in result.output.splitlines() if line.startswith(f"no {task} rows: ")]
+        assert re.search(r"\(\d[\d,]*\)$", line), line

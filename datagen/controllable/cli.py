@@ -5,6 +5,9 @@ $ datagen generate build/steam --chat sharegpt.json
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 import click
 from rich.table import Table
 
@@ -74,11 +77,21 @@ def print_report(report: dict) -> None:
     rows.add_column("task")
     for split in SPLITS:
         rows.add_column(split, justify="right")
-    for task in [*TASKS, "i4_chat"]:
+    empty = []
+    for task in [*TASKS, "i4_chat"] if report["chat"] else list(TASKS):
         counts = [report["rows"][split].get(task, 0) for split in SPLITS]
-        if any(counts):
-            rows.add_row(task, *(f"{count:,}" for count in counts))
+        rows.add_row(task, *(f"{count:,}" for count in counts), style=None if any(counts) else "dim")
+        if not any(counts):
+            empty.append(task)
     console.print(rows)
+    for task in empty:
+        # a dropped sample's job is a task ("i1_pos"), a task and its proportion ("i2_le_20") or a train family ("i1")
+        reasons = Counter()
+        for dropped in report["dropped"]:
+            if dropped["job"] == TASKS[task].family or re.fullmatch(rf"{task}(_\d+)?", dropped["job"]):
+                reasons[dropped["reason"]] += dropped["count"]
+        why = "; ".join(f"{reason} ({count:,})" for reason, count in reasons.most_common()) or "no sample point asked for it"
+        console.print(f"no {task} rows: {why}")
     console.print(
         "[green]Label checks passed[/green]: every label has k items, no repeats, no history or unknown items; "
         "HR = 1 where it holds the target; TCP 100% for +C, 0% for -C; CPA = 1 for every proportion task."
