@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import polars as pl
@@ -138,3 +141,77 @@ def openai_server(tmp_path):
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+# Servers on loopback that answer like the Hugging Face Hub, for the push path (tests/test_publish.py, test_faults_edits.py).
+
+
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: object) -> None:
+    body = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("content-type", "application/json")
+    handler.send_header("content-length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class HubUntilUpload(BaseHTTPRequestHandler):
+    """Answers like the Hub up to the upload, then drops the connection; records every request."""
+
+    tags: list[str] = []
+    requests: list[tuple[str, str]] = []
+
+    def handle_any(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.requests.append((self.command, self.path))
+        path = self.path.split("?")[0]
+        base = f"http://127.0.0.1:{self.server.server_port}"
+        answers = {
+            "/api/whoami-v2": {"name": "tester", "type": "user"},
+            "/api/repos/create": {"url": f"{base}/datasets/my-org/steam", "name": "my-org/steam"},
+            "/api/datasets/my-org/steam/refs": {
+                "branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": "0" * 40}],
+                "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": "1" * 40} for t in self.tags],
+                "converts": [],
+            },  # fmt: skip
+            "/api/datasets/my-org/steam/tree/main": [],
+        }
+        if path not in answers:
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        send_json(self, 200, answers[path])
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hub_until_upload():
+    HubUntilUpload.tags, HubUntilUpload.requests = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HubUntilUpload)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, HubUntilUpload
+    server.shutdown()
+
+
+class HubEchoingTheToken(BaseHTTPRequestHandler):
+    """Refuses every request with 401 and a body that echoes the request's Authorization header."""
+
+    def handle_any(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        send_json(self, 401, {"error": f"Invalid credentials in Authorization header: {self.headers.get('authorization')}"})
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hub_echoing_the_token():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HubEchoingTheToken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()

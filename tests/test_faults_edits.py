@@ -32,6 +32,7 @@ from datagen.teacher.settings import TeacherSettings, TrainConfig
 pytestmark = pytest.mark.integration  # builds, trains and runs the CLI in subprocesses
 
 KILL_AT = (0.45, 0.75, 0.95)  # shares of the uninterrupted run's time
+NO_HUB = "http://127.0.0.1:9"  # the discard port: nothing listens
 EDITS = {
     "generate": ["generate", "{build}", "--seed", "7", "--device", "cpu", "-q"],
     "recknowledge": ["recknowledge", "{build}", "--seed", "7", "-q"],
@@ -39,7 +40,8 @@ EDITS = {
     # another seed than the build's teacher: the same settings would train the same teacher, and change nothing
     "teacher train": ["teacher", "train", "{build}", "--epochs", "2", "--dim", "16", "--inner-dim", "16", "--seed", "7", "--device", "cpu", "-q"],
     "card": ["card", "{build}", "--repo", "me/steam-faults", "--license", "cc-by-4.0"],
-    "push (its card edit; the upload is refused)": ["push", "{build}", "--repo", "me/steam-faults", "--no-tag"],
+    # against a server that answers like the Hub until the upload (conftest.py), so push gets to edit the card
+    "push (its card edit; the upload is refused)": ["push", "{build}", "--repo", "my-org/steam", "--no-tag"],
 }
 
 
@@ -55,11 +57,11 @@ def files_of(folder: Path) -> dict[str, str]:
     return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-def start(arguments: list[str], build: Path, cache: Path, max_file_bytes: int | None = None) -> subprocess.Popen:
+def start(arguments: list[str], build: Path, cache: Path, max_file_bytes: int | None = None, hub: str = NO_HUB) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATAGEN_CACHE": str(cache),
-        "HF_ENDPOINT": "http://127.0.0.1:9",  # the discard port: nothing listens, so push's upload fails at once
+        "HF_ENDPOINT": hub,
         "HF_TOKEN": "hf_fault_test_token",
         "HF_HUB_DISABLE_TELEMETRY": "1",
     }
@@ -69,14 +71,15 @@ def start(arguments: list[str], build: Path, cache: Path, max_file_bytes: int | 
 
 
 @pytest.mark.parametrize("name", list(EDITS))
-def test_a_killed_edit_leaves_the_old_build_or_the_new_one(name, finished_build, tmp_path):
+def test_a_killed_edit_leaves_the_old_build_or_the_new_one(name, finished_build, hub_until_upload, tmp_path):
     arguments = EDITS[name]
+    hub = f"http://127.0.0.1:{hub_until_upload[0].server_port}"
     old = files_of(finished_build)
 
     whole = tmp_path / "whole" / "steam"
     shutil.copytree(finished_build, whole)
     started = time.monotonic()
-    finished = start(arguments, whole, tmp_path / "cache-whole")
+    finished = start(arguments, whole, tmp_path / "cache-whole", hub=hub)
     _, stderr = finished.communicate(timeout=600)
     seconds = time.monotonic() - started
     if name.startswith("push"):
@@ -90,7 +93,7 @@ def test_a_killed_edit_leaves_the_old_build_or_the_new_one(name, finished_build,
     for trial, share in enumerate(KILL_AT):
         build = tmp_path / f"kill-{trial}" / "steam"
         shutil.copytree(finished_build, build)
-        running = start(arguments, build, tmp_path / f"cache-{trial}")
+        running = start(arguments, build, tmp_path / f"cache-{trial}", hub=hub)
         time.sleep(seconds * share)
         running.send_signal(signal.SIGKILL)
         running.communicate()

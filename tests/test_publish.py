@@ -10,9 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import polars as pl
@@ -232,8 +230,8 @@ def test_a_hand_edited_manifest_or_card_fails_validate(sample_release, tmp_path)
     assert card.read_bytes() == (sample_release / "README.md").read_bytes()
 
 
-# The push path, against servers on loopback: one that refuses connections and one that answers the
-# first calls (whoami, create, refs, tree) like the Hub and drops the connection at the upload.
+# The push path, against servers on loopback (conftest.py): one that refuses connections, one that answers the
+# first calls (whoami, create, refs, tree) like the Hub and drops the connection at the upload, one that echoes the token.
 
 
 def run_push(folder: Path, endpoint: str, *extra: str, token: str | None = TOKEN, tmp_home: Path, offline: bool = False) -> subprocess.CompletedProcess:
@@ -241,56 +239,6 @@ def run_push(folder: Path, endpoint: str, *extra: str, token: str | None = TOKEN
     env.update({"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_home)}, **({"HF_TOKEN": token} if token else {}), **({"HF_HUB_OFFLINE": "1"} if offline else {}))
     command = [sys.executable, "-m", "datagen", "push", str(folder), "--repo", "my-org/steam", *extra]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-
-
-def send_json(handler: BaseHTTPRequestHandler, status: int, payload: object) -> None:
-    body = json.dumps(payload).encode()
-    handler.send_response(status)
-    handler.send_header("content-type", "application/json")
-    handler.send_header("content-length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-class HubUntilUpload(BaseHTTPRequestHandler):
-    """Answers like the Hub up to the upload, then drops the connection; records every request."""
-
-    tags: list[str] = []
-    requests: list[tuple[str, str]] = []
-
-    def handle_any(self):
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.requests.append((self.command, self.path))
-        path = self.path.split("?")[0]
-        base = f"http://127.0.0.1:{self.server.server_port}"
-        answers = {
-            "/api/whoami-v2": {"name": "tester", "type": "user"},
-            "/api/repos/create": {"url": f"{base}/datasets/my-org/steam", "name": "my-org/steam"},
-            "/api/datasets/my-org/steam/refs": {
-                "branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": "0" * 40}],
-                "tags": [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": "1" * 40} for t in self.tags],
-                "converts": [],
-            },  # fmt: skip
-            "/api/datasets/my-org/steam/tree/main": [],
-        }
-        if path not in answers:
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        send_json(self, 200, answers[path])
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def hub_until_upload():
-    HubUntilUpload.tags, HubUntilUpload.requests = [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HubUntilUpload)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server, HubUntilUpload
-    server.shutdown()
 
 
 def closed_port() -> int:
@@ -324,26 +272,8 @@ def test_push_dropped_at_upload_creates_no_tag(release_copy, hub_until_upload, t
     assert TOKEN not in done.stdout + done.stderr
 
 
-class HubEchoingTheToken(BaseHTTPRequestHandler):
-    """Refuses every request with 401 and a body that echoes the request's Authorization header."""
-
-    def handle_any(self):
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        send_json(self, 401, {"error": f"Invalid credentials in Authorization header: {self.headers.get('authorization')}"})
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
-
-    def log_message(self, *args):
-        pass
-
-
-def test_push_to_a_server_that_echoes_the_token_never_shows_it(release_copy, tmp_path):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HubEchoingTheToken)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        done = run_push(release_copy, f"http://127.0.0.1:{server.server_port}", tmp_home=tmp_path / "hf")
-    finally:
-        server.shutdown()
+def test_push_to_a_server_that_echoes_the_token_never_shows_it(release_copy, hub_echoing_the_token, tmp_path):
+    done = run_push(release_copy, f"http://127.0.0.1:{hub_echoing_the_token.server_port}", tmp_home=tmp_path / "hf")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "token was refused" in done.stderr  # the 401 is explained
     assert TOKEN not in done.stdout + done.stderr and "0123456789" not in done.stdout + done.stderr
@@ -374,13 +304,21 @@ def test_push_refuses_an_existing_tag_before_uploading(release_copy, hub_until_u
     assert not any("tree" in path or "commit" in path or "preupload" in path for _, path in hub.requests)
 
 
-def test_push_offline_or_without_a_token_fails_at_once(release_copy, tmp_path):
+def test_push_offline_without_a_token_or_a_server_fails_before_touching_the_card(release_copy, tmp_path):
+    """The card names --repo, so push rewrites it; that waits until the token and the server are known good, and
+    nothing claims to be uploading before then."""
+    before = {name: (release_copy / name).read_bytes() for name in repository_files(release_copy)}
+    assert "my-org/steam" not in before["README.md"].decode()
     endpoint = f"http://127.0.0.1:{closed_port()}"
     no_token = run_push(release_copy, endpoint, token=None, tmp_home=tmp_path / "hf")
     assert no_token.returncode == 1 and "no Hugging Face token" in no_token.stderr
     env_offline = run_push(release_copy, endpoint, tmp_home=tmp_path / "hf", offline=True)
     assert env_offline.returncode == 1 and "HF_HUB_OFFLINE is set" in env_offline.stderr
-    assert TOKEN not in env_offline.stdout + env_offline.stderr
+    unreachable = run_push(release_copy, endpoint, tmp_home=tmp_path / "hf")
+    assert unreachable.returncode == 1 and "could not be reached" in unreachable.stderr
+    for done in (no_token, env_offline, unreachable):
+        assert "Uploading" not in done.stdout and TOKEN not in done.stdout + done.stderr
+    assert {name: (release_copy / name).read_bytes() for name in repository_files(release_copy)} == before
 
 
 def test_dry_run_lists_exactly_the_repository_and_touches_nothing(release_copy, tmp_path):

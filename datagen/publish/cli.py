@@ -17,7 +17,7 @@ import click
 from datagen.errors import DataError
 from datagen.options import build_folder_path, resolve_build
 from datagen.output import staged_edit
-from datagen.publish.hub import plan_push
+from datagen.publish.hub import connect, plan_push
 from datagen.publish.hub import push as push_to_hub
 from datagen.publish.release import write_sealed_card
 from datagen.publish.validate import check_seal, read_manifest
@@ -68,6 +68,7 @@ def push(folder, repo, private, tag, no_tag, dry_run, force):
     manifest = read_manifest(folder)
     tag = None if no_tag else (tag or f"v{manifest['version']}")
     plan = plan_push(folder, repo, tag, private)
+    session = None if dry_run else connect(repo)  # no token or no server: said before the card is touched
     if not dry_run and manifest.get("card", {}).get("repo") != repo:
         manifest.setdefault("card", {})["repo"] = repo
         with staged_edit(folder) as staged:  # a kill leaves the old card and manifest or the new ones
@@ -78,7 +79,7 @@ def push(folder, repo, private, tag, no_tag, dry_run, force):
         click.echo(f"  {entry.bytes:>12,}  {entry.path}")
     if dry_run:
         return
-    url = push_to_hub(plan, force=force)
+    url = push_to_hub(plan, session, force=force)
     click.echo(f"Pushed: {url}")
     if tag:
         click.echo(f'Load it: load_dataset("{repo}", revision="{tag}")')

@@ -3,7 +3,7 @@
     >>> plan = plan_push(Path("build/steam"), "my-org/steam-controllable")  # doctest: +SKIP
     >>> [entry.path for entry in plan.files][:2]  # doctest: +SKIP
     ['README.md', 'data/controllable/test-00000-of-00001.parquet']
-    >>> push(plan)  # doctest: +SKIP
+    >>> push(plan, connect(plan.repo))  # doctest: +SKIP
     'https://huggingface.co/datasets/my-org/steam-controllable/commit/3c1f...'
 
 The token comes from `hf auth login` or $HF_TOKEN (huggingface_hub's own
@@ -11,7 +11,8 @@ lookup) and is handed only to huggingface_hub: it is never printed, logged or
 written, and every error message is scrubbed of it. $HF_ENDPOINT picks the server.
 Each request may wait $DATAGEN_PUSH_TIMEOUT seconds (60) for the server.
 
-Order: check the folder, reach the server and the token (whoami), refuse an
+Order: check the folder, reach the server with the token (whoami, `connect`:
+before the command changes the card or prints its file list), refuse an
 existing tag unless forced, then one commit with every file of the folder
 (and deletions of remote files it no longer has). Only after the commit
 succeeds is the tag moved or created, so a failed upload leaves the repository
@@ -103,14 +104,14 @@ def _is_network_error(error: BaseException) -> bool:
     return isinstance(error, OSError) or bool(names & {"TransportError", "ConnectionError", "Timeout", "TimeoutException"})
 
 
-def _explain(error: Exception, plan: PushPlan, token: str, step: str) -> PushError:
+def _explain(error: Exception, repo: str, token: str, step: str) -> PushError:
     from huggingface_hub.errors import HfHubHTTPError
 
     detail = _detail(error, token)
     if isinstance(error, HfHubHTTPError) and error.response is not None:
         status = error.response.status_code
         hints = {401: "The token was refused: log in again (`hf auth login`) or set HF_TOKEN.",
-                 403: f"The token may not write to {plan.repo}: it needs write access to that organisation."}  # fmt: skip
+                 403: f"The token may not write to {repo}: it needs write access to that organisation."}  # fmt: skip
         return PushError(f"{step} failed at {endpoint()} (HTTP {status}): {detail}", hint=hints.get(status, "Nothing was tagged."))
     if "timeout" in type(error).__name__.lower():
         return PushError(
@@ -125,9 +126,17 @@ def _explain(error: Exception, plan: PushPlan, token: str, step: str) -> PushErr
     return PushError(f"{step} failed: {detail}", hint="Nothing was tagged; the repository is as it was.")
 
 
-def push(plan: PushPlan, force: bool = False) -> str:
-    """Upload as one commit, then tag; returns the commit's URL."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
+@dataclass(frozen=True)
+class HubSession:
+    """The Hub reached with the user's token: what `push` needs, got before the folder is touched or a line printed."""
+
+    api: object  # huggingface_hub.HfApi
+    token: str
+
+
+def connect(repo: str) -> HubSession:
+    """Refuse offline mode and a missing token, and reach the server with the token (whoami)."""
+    from huggingface_hub import HfApi, constants, get_token
 
     if constants.HF_HUB_OFFLINE:
         raise PushError("HF_HUB_OFFLINE is set, so nothing can be pushed", hint="Unset HF_HUB_OFFLINE (and connect) to push.")
@@ -136,10 +145,20 @@ def push(plan: PushPlan, force: bool = False) -> str:
         raise PushError("no Hugging Face token", hint="Run `hf auth login`, or set HF_TOKEN to a token with write access.")
     api = HfApi(token=token)
     _bound_request_time()
-    step, commit = "reach the Hub", None
     try:
         api.whoami()
-        step = f"create {plan.repo}"
+    except Exception as error:  # noqa: BLE001  (every failure becomes one scrubbed message)
+        raise _explain(error, repo, token, "reach the Hub") from None
+    return HubSession(api, token)
+
+
+def push(plan: PushPlan, session: HubSession, force: bool = False) -> str:
+    """Upload as one commit, then tag; returns the commit's URL."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    api, token = session.api, session.token
+    step, commit = f"create {plan.repo}", None
+    try:
         api.create_repo(plan.repo, repo_type=REPO_TYPE, private=plan.private, exist_ok=True)
         step = f"read the tags of {plan.repo}"
         tag_exists = plan.tag is not None and plan.tag in {ref.name for ref in api.list_repo_refs(plan.repo, repo_type=REPO_TYPE).tags}
@@ -170,5 +189,5 @@ def push(plan: PushPlan, force: bool = False) -> str:
                 f"uploaded as {commit.commit_url}, but could not {step}: {_detail(error, token)}",
                 hint=f"Tag commit {commit.oid} by hand (HfApi().create_tag) or push again with --force.",
             ) from None
-        raise _explain(error, plan, token, step) from None
+        raise _explain(error, plan.repo, token, step) from None
     return commit.commit_url
