@@ -60,6 +60,18 @@ def resolve_build(name_or_path: str) -> BuildFolder:
     raise DataError(f"no build folder {name_or_path!r}{looked}", hint="Run `datagen build SOURCE` first.")
 
 
+def resolve_titled_build(name_or_path: str, family: str) -> BuildFolder:
+    """A build folder for a family's command: its rows name items by title, so a build without titles is refused."""
+    folder = resolve_build(name_or_path)
+    if not folder.manifest["source"].get("has_titles", True):
+        raise DataError(
+            f"the build has no item titles (its source gave none), so the {family} dataset cannot name any item",
+            path=folder.path,
+            hint="Only the teacher commands work on it; build the catalog again with its titles (an item file, Amazon's meta file).",
+        )
+    return folder
+
+
 def build_folder_path(name_or_path: str) -> Path:
     """The folder a BUILD names, looked up as `resolve_build` does, for the commands that check a build themselves
     (`validate`, `card`, `push`): a folder with a manifest first, else any folder there, broken or not."""

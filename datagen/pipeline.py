@@ -140,13 +140,14 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path | Non
     report = BuildReport(max_bad_share=config.max_bad_share)
 
     source.review_texts_path = review_spill
+    source.titles_needed = bool(_titled_families(config))
     with progress.step(f"Reading {name} files from {raw_dir}"):
         raw = source.load(raw_dir, argument, config.options, report)
     has_review_texts = review_spill is not None and review_spill.is_file()
     if review_spill is not None and not has_review_texts:
         progress.warn(f"NOTE: the {name} source has no review texts, so the build has no {REVIEWS_FILE}.")
     if not raw.has_titles:
-        _refuse_titled_families(config)
+        _refuse_titled_families(config, raw.untitled_because)
     with progress.step("Cleaning items and interactions"):
         items = clean_items(raw.items, max_title_tokens=parameters["max_title_tokens"], report=report, has_titles=raw.has_titles)
         interactions = clean_interactions(raw.interactions, items, report=report)
@@ -227,13 +228,18 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path | Non
     return BuildResult(out_dir=out_dir, manifest=manifest, tables=tables)
 
 
-def _refuse_titled_families(config: BuildConfig) -> None:
-    """An interactions-only catalog has no titles, and every family's prompts name items by title: say so before any work."""
-    asked = [f"the {family.name} dataset" for family in FAMILIES if family.name in config.families and (config.teacher is not None or not family.needs_teacher)]
+def _titled_families(config: BuildConfig) -> list[str]:
+    """The families this build will generate: each names items by their titles."""
+    return [family.name for family in FAMILIES if family.name in config.families and (config.teacher is not None or not family.needs_teacher)]
+
+
+def _refuse_titled_families(config: BuildConfig, untitled_because: str) -> None:
+    """A catalog without titles cannot make a family whose prompts name items by title: say so before any cleaning."""
+    asked = [f"the {name} dataset" for name in _titled_families(config)]
     if asked:
         raise DataError(
-            f"this catalog has no item titles (an interactions-only table config), so {' and '.join(asked)} cannot name any item",
-            hint="Build its canonical tables and SASRec teacher only (--no-controllable), or add an `items` section with titles to the config.",
+            f"this catalog has no item titles ({untitled_because}), so {' and '.join(asked)} cannot name any item",
+            hint="Build its canonical tables and SASRec teacher only (--no-controllable), or give the catalog its titles.",
         )
 
 

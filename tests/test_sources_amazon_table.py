@@ -44,9 +44,11 @@ def test_gift_cards_reviews_and_meta(shared_data, tmp_path):
     assert result.tables.interactions["rating"].is_between(1, 5).all()
 
 
-def test_reviews_without_meta_is_a_clear_error(shared_data, tmp_path):
+def test_reviews_without_meta_is_a_clear_error_for_a_family(shared_data, tmp_path):
+    from datagen.instructrec.build import InstructRecSettings
+
     with pytest.raises(DataError, match="meta_All_Beauty.json.gz") as error:
-        build(BuildConfig("amazon:All_Beauty", raw_dir=shared_data / "amazon", out_dir=tmp_path / "ab"))
+        build(BuildConfig("amazon:All_Beauty", raw_dir=shared_data / "amazon", out_dir=tmp_path / "ab", families={"instructrec": InstructRecSettings()}))
     assert "datagen download amazon:All_Beauty" in str(error.value)
     assert not (tmp_path / "ab").exists()
 
@@ -171,3 +173,28 @@ def test_table_parameters_are_defaults_below_flags(tmp_path):
     config.write_text("parameters: {item_core: 0}\ninteractions: {path: x.txt, format: csv, user: u, item: i, order: list}\n")
     with pytest.raises(DataError, match="parameters.item_core must be a whole number >= 1"):
         load_config(config)
+
+
+def test_amazon_reviews_without_meta_build_the_teacher_only(shared_data, tmp_path):
+    """Titles come from the meta file, and only the families need them: a teacher-only build takes the reviews alone,
+    a default build says at once that the meta file is missing, and the family commands refuse the untitled build."""
+    from click.testing import CliRunner
+
+    from datagen.cli import main
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "Gift_Cards_5.json.gz").write_bytes((shared_data / "amazon" / "Gift_Cards_5.json.gz").read_bytes())
+    runner = CliRunner()
+    refused = runner.invoke(main, ["build", "amazon:Gift_Cards", "--raw-dir", str(raw), "--out", str(tmp_path / "full")])
+    assert refused.exit_code == 1 and "no metadata for Gift_Cards found" in refused.output and "--no-controllable" in refused.output
+    assert "Reading" not in refused.output and not (tmp_path / "full").exists()
+    out = tmp_path / "teacher-only"
+    built = runner.invoke(main, ["build", "amazon:Gift_Cards", "--raw-dir", str(raw), "--out", str(out), "--no-controllable", "--teacher-epochs", "2"])
+    assert built.exit_code == 0, built.output
+    items = pl.read_parquet(next((out / "data" / "items").glob("*.parquet")))
+    assert items.height > 0 and items["title"].is_null().all()
+    assert (out / "teacher" / "report.json").is_file()
+    for command in ("generate", "recknowledge", "instructrec"):
+        result = runner.invoke(main, [command, str(out)])
+        assert result.exit_code == 1 and f"has no item titles (its source gave none), so the {command if command != 'generate' else 'controllable'} dataset" in result.output

@@ -15,7 +15,7 @@ from datagen.buildfolder import BuildFolder
 from datagen.controllable.build import SPLITS, ControllableSettings, generate_controllable
 from datagen.controllable.tasks import TASKS
 from datagen.family.rows import named_items
-from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, FiniteRange, resolve_build
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, FiniteRange, resolve_titled_build
 from datagen.progress import StepProgress
 from datagen.publish.validate import sealed_edit
 from datagen.terminal import stdout_console
@@ -54,7 +54,7 @@ def generate(build_name, template_dirs, chat, chat_ratio, seed, train_copies, de
     reports/controllable.{json,md}, then the manifest's file list, content hash
     and the card (README.md).
     """
-    folder = resolve_build(build_name)
+    folder = resolve_titled_build(build_name, "controllable")
     settings = ControllableSettings(
         seed=folder.manifest["parameters"]["seed"] if seed is None else seed,
         train_copies=train_copies,

@@ -17,7 +17,7 @@ from datagen.family.rows import named_items
 from datagen.instructrec.build import DATASET, DEFAULT_ANNOTATOR_MODEL, SPLITS, TASKS, InstructRecSettings, generate_instructrec
 from datagen.layout import skipped_per_template
 from datagen.lm.chat import BASE_URL_ENV
-from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, FiniteRange, resolve_build
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, FiniteRange, resolve_titled_build
 from datagen.progress import StepProgress
 from datagen.publish.validate import sealed_edit
 from datagen.terminal import stdout_console
@@ -90,7 +90,7 @@ def instructrec(
     Writes data/instructrec/, templates/instructrec/ and reports/instructrec.{json,md},
     then the manifest and the card.
     """
-    folder = resolve_build(build_name)
+    folder = resolve_titled_build(build_name, "instructrec")
     settings = InstructRecSettings(
         annotator=annotator_spec(annotator, annotator_model, annotator_url, annotator_concurrency, annotator_rps, annotator_timeout),
         seed=folder.manifest["parameters"]["seed"] if seed is None else seed,

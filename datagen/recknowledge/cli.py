@@ -11,7 +11,7 @@ from rich.table import Table
 
 from datagen.buildfolder import BuildFolder
 from datagen.family.rows import named_items
-from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_build
+from datagen.options import EXECUTOR_OPTION, TEMPLATES_OPTION, WORKERS_OPTION, resolve_titled_build
 from datagen.progress import StepProgress
 from datagen.publish.validate import sealed_edit
 from datagen.recknowledge.build import DATASET, SPLITS, TASKS, RecKnowledgeSettings, generate_recknowledge
@@ -51,7 +51,7 @@ def recknowledge(build_name, epochs, window, candidates, validation_users, catal
     Writes data/recknowledge/, data/recknowledge_items/, templates/recknowledge/
     and reports/recknowledge.{json,md}, then the manifest and the card.
     """
-    folder = resolve_build(build_name)
+    folder = resolve_titled_build(build_name, "recknowledge")
     settings = RecKnowledgeSettings(
         seed=folder.manifest["parameters"]["seed"] if seed is None else seed,
         window=window,

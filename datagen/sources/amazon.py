@@ -35,7 +35,7 @@ from datagen.ingest.report import BuildReport
 from datagen.ingest.reviews import ReviewTexts
 from datagen.ingest.timestamps import checked_seconds
 from datagen.sources import register_source
-from datagen.sources.base import NOT_ONE_VALUE_JSON_TYPES, RawCatalog, Source, require_file
+from datagen.sources.base import NOT_ONE_VALUE_JSON_TYPES, RawCatalog, Source, require_file, untitled_items
 
 REVIEW_FILES = {
     "5core": "{category}_5.json.gz",
@@ -98,28 +98,31 @@ class AmazonSource(Source):
             names = [REVIEW_FILES[kind].format(category=category) for kind in kinds]
         download_hint = f"datagen download amazon:{category}" + (" --release 2023" if release == "2023" else "")
         reviews_path = require_file(raw_dir, names, f"Amazon {release} {category} reviews", f"Run `{download_hint}` or put the release's files in {raw_dir}.")
-        meta_path = require_file(
-            raw_dir,
-            [name.format(category=category) for name in META_FILES[release]],
-            f"metadata for {category}",
-            f"datagen names items by their titles, so it needs the meta_{category} file beside the reviews. "
-            f"Fetch it with `{download_hint}` (the meta file is part of it) "
-            f"and place it in {raw_dir}; reviews alone cannot make an instruction dataset.",
-        )
+        meta_names = [name.format(category=category) for name in META_FILES[release]]
+        meta_path = next((raw_dir / name for name in meta_names if (raw_dir / name).is_file()), None)
+        if meta_path is None and self.titles_needed:
+            raise DataError(
+                f"no metadata for {category} found: looked for {', '.join(meta_names)}",
+                path=raw_dir,
+                hint=f"datagen names items by their titles, so it needs the meta_{category} file beside the reviews. "
+                f"Fetch it with `{download_hint}` (the meta file is part of it) and place it in {raw_dir}; "
+                "reviews alone make only the canonical tables and the teacher (--no-controllable).",
+            )
         con = duckdb.connect()
         try:
             if reviews_path.suffix == ".csv":
                 interactions = read_ratings_csv(reviews_path, report)
             else:
                 interactions = read_review_json(con, reviews_path, report, REVIEW_FIELDS[release], self.review_texts_path)
-            items = read_meta(con, meta_path, report, release)
+            items = read_meta(con, meta_path, report, release) if meta_path else untitled_items(interactions)
         finally:
             con.close()
         return RawCatalog(
             items=items,
             interactions=interactions,
-            input_files=[reviews_path, meta_path],
-            category_kind="Amazon category path without its root, every prefix a category; the main category where the path is empty",
+            input_files=[reviews_path, meta_path] if meta_path else [reviews_path],
+            untitled_because="" if meta_path else f"no {' or '.join(meta_names)} beside the reviews",
+            category_kind="Amazon category path without its root, every prefix a category; the main category where the path is empty" if meta_path else "none: reviews only (no meta file)",
             catalog_noun="products",
             citation_keys=("hou2024",) if release == "2023" else ("ni2019",),
             variant=f"amazon {release}",

@@ -51,8 +51,8 @@ class RawCatalog:
     # "list": the raw data has no times, order_key alone gives the order.
     order: str = "timestamp"
     category_kind: str = ""
-    # False for an interactions-only catalog: titles are null, and only the teacher can be built.
-    has_titles: bool = True
+    # Why the catalog has no titles ("" when it has them): titles are then null, and only the teacher can be built.
+    untitled_because: str = ""
     # What the items are, plural, in prompts and the card: "games", "movies", "products".
     catalog_noun: str = "items"
     # Keys of datagen/publish/citations.yaml, and the user's own BibTeX (a table config's `citation`).
@@ -62,6 +62,10 @@ class RawCatalog:
     license: str | None = None
     # Which of its formats the source found, where it chose from the files: "amazon 2023", "recbole sequences".
     variant: str = ""
+
+    @property
+    def has_titles(self) -> bool:
+        return not self.untitled_because
 
     def __post_init__(self) -> None:
         """Check the contract at the boundary, so a plug-in's mistake is named, not a Polars trace."""
@@ -86,6 +90,8 @@ class Source:
     sample_dir: ClassVar[Path | None] = None
     # Set by the pipeline when the build keeps review texts (see the module docstring); None: do not read them.
     review_texts_path: Path | None = None
+    # Set by the pipeline: False when no family will name items (a teacher-only build), so titles may be missing.
+    titles_needed: bool = True
 
     def dataset_name(self, argument: str | None) -> str:
         """The build's name, and so its default output folder build/<name>."""

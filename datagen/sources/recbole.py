@@ -72,7 +72,7 @@ class RecBoleSource(Source):
                 input_files=inter_paths,
                 order=order,
                 category_kind="none: interactions only (no .item file)",
-                has_titles=False,
+                untitled_because=f"no {item_path.name} beside the interactions",
                 variant=variant,
             )
         items, category_field = read_items(item_path, options)

@@ -83,7 +83,7 @@ class TableSource(Source):
                 input_files=[config_path, interactions_path],
                 order=order,
                 category_kind="none: an interactions-only catalog",
-                has_titles=False,
+                untitled_because="an interactions-only table config",
                 **about,
             )
         items_path = raw_dir / config["items"]["path"]
