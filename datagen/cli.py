@@ -370,4 +370,4 @@ def _print_summary(manifest: dict) -> None:
         steps.add_row(step["step"], step["table"], f"{step['before']:,}", f"{step['after']:,}", f"{step['dropped']:,}", step["why"])
     console.print(steps)
     for bad in manifest["report"]["bad_rows"]:
-        console.print(f"skipped {bad['rows']} bad {bad['what']} in {bad['file']} (field {bad['field']}: {bad['reason']}; first at line {bad['first_line']})")
+        console.print(f"skipped bad {bad['what']} in {bad['file']}: {bad['rows']:,} (field {bad['field']}: {bad['reason']}; first at line {bad['first_line']})")

@@ -112,7 +112,7 @@ def k_core(interactions: pl.DataFrame, *, user_core: int, item_core: int, report
         "interactions",
         before=before,
         after=result.height,
-        why=f"user with < {user_core} or item with < {item_core} interactions (iterated {rounds} rounds)",
+        why=f"user with < {user_core} or item with < {item_core} interactions ({rounds} round{'' if rounds == 1 else 's'})",
     )
     if result.is_empty():
         raise DataError(

@@ -135,7 +135,7 @@ def print_report(report: dict) -> None:
         for (template, reason), _ in skipped.items():
             reasons.setdefault(reason, []).append(template.split("/")[-1])
         for reason, templates in reasons.items():
-            console.print(f"templates not used where {reason}: {', '.join(templates)}")
+            console.print(f"templates not used ({reason}): {', '.join(templates)}")
     if report["annotator"]:
         a, run = report["annotator"], report["annotation_run"]
         console.print(

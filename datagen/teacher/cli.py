@@ -319,7 +319,8 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
         return
     titles = dict(zip(folder.items["item_id"].to_list(), folder.items["title"].to_list()))
     for row in ranked.head(20).iter_rows(named=True):
-        table = Table(title=f"user {row['user_id']}: top {top_n} of {row['allowed_count']} allowed items; {split} target {titles[row['target_item_id']]!r} at rank {row['target_rank']}")
+        where = f"at rank {row['target_rank']}" if row["target_rank"] is not None else "not among the allowed items"
+        table = Table(title=f"user {row['user_id']}: top {top_n} of {row['allowed_count']} allowed items; {split} target {titles[row['target_item_id']]!r} {where}")
         table.add_column("#", justify="right")
         table.add_column("item_id", justify="right")
         table.add_column("title")
