@@ -19,6 +19,8 @@ class StepProgress:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.console = Console(stderr=True)
+        # A log file gets whole lines: Rich would otherwise wrap them at the 80 columns it assumes off a terminal.
+        self.console.soft_wrap = not self.console.is_terminal
 
     @contextmanager
     def step(self, text: str) -> Iterator[None]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -178,3 +180,12 @@ def test_a_number_option_refuses_nan_and_infinity(runner, command, option, value
     result = runner.invoke(main, [*command, option, value])
     assert result.exit_code == 2, result.output
     assert "is not a finite number" in result.output or (value == "inf" and "is not in the range" in result.output), result.output
+
+
+def test_progress_lines_in_a_log_file_are_whole(tmp_path):
+    """Off a terminal Rich assumes 80 columns; a log file must still get each progress line whole, unwrapped."""
+    out = tmp_path / ("a-folder-name-long-enough-to-pass-eighty-columns-" * 2)
+    env = {key: value for key, value in os.environ.items() if key not in ("DATAGEN_DATA", "COLUMNS")}
+    done = subprocess.run([sys.executable, "-m", "datagen", "build", "steam", "--no-teacher", "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert re.search(rf"^✓ Writing {re.escape(str(out))} \(\d+\.\d s\)$", done.stderr, flags=re.MULTILINE), done.stderr
