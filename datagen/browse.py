@@ -28,11 +28,13 @@ console = stdout_console()
 Examples:
   datagen templates
   datagen templates --templates my_templates/ --show lu2024/i2_le
+  datagen templates --json
 """
 )
 @TEMPLATES_OPTION
 @click.option("--show", metavar="ID", help="Print one template's header and text.")
-def templates(template_dirs, show):
+@click.option("--json", "as_json", is_flag=True, help="Print the templates, each task's variables and the phrase sets as JSON.")
+def templates(template_dirs, show, as_json):
     """List the prompt templates (shipped ones and yours) with their task and variables.
 
     A template is a Jinja file with a YAML header in a {# ... #} comment (id, task,
@@ -49,6 +51,14 @@ def templates(template_dirs, show):
             raise DataError(f"no template {show!r}", hint="`datagen templates` lists the ids.")
         click.echo(f"# {found[0].path}")
         click.echo(found[0].path.read_text())
+        return
+    if as_json:
+        listing = {
+            "templates": [{"id": t.id, "dataset": t.dataset, "task": t.task, "version": t.version, "variables": list(t.variables), "source": t.source, "path": str(t.path)} for t in everything],
+            "task_variables": {family.name: {task: sorted(names) for task, names in family.template_variables.items()} for family in FAMILIES},
+            "phrase_sets": [{"id": p.id, "source": p.source, "path": str(p.path), "texts": p.texts} for library in libraries for p in library.phrase_sets],
+        }
+        click.echo(json.dumps(listing, indent=2))
         return
     table = Table(title="Templates (--show ID for the text, source and file)")
     for column in ("id", "dataset", "task"):

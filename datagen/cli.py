@@ -253,11 +253,22 @@ def build(
     click.echo(str(result.out_dir))
 
 
-@main.command(epilog="\b\nExample:\n  datagen sources")
-def sources():
+@main.command(epilog="\b\nExamples:\n  datagen sources\n  datagen sources --json")
+@click.option("--json", "as_json", is_flag=True, help="Print the sources and presets as JSON.")
+def sources(as_json):
     """List the sources (catalog adapters), their options, and the presets."""
     from datagen.sources import available_sources
 
+    if as_json:
+        listing = {
+            "sources": [
+                {"name": name, "reads": cls.summary, "argument": cls.argument or None, "options": {key: {"default": default, "help": text} for key, (default, text) in cls.options.items()}}
+                for name, cls in available_sources().items()
+            ],
+            "presets": {name: dict(preset) for name, preset in PRESETS.items()},
+        }
+        click.echo(json.dumps(listing, indent=2))
+        return
     table = Table(title="Sources: datagen build SOURCE[:ARG]", show_lines=True)
     for column in ("source", "reads", "ARG", "options (-O KEY=VALUE)"):
         table.add_column(column)

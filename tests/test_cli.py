@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -189,3 +190,14 @@ def test_progress_lines_in_a_log_file_are_whole(tmp_path):
     done = subprocess.run([sys.executable, "-m", "datagen", "build", "steam", "--no-teacher", "--out", str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert re.search(rf"^✓ Writing {re.escape(str(out))} \(\d+\.\d s\)$", done.stderr, flags=re.MULTILINE), done.stderr
+
+
+def test_sources_and_templates_print_json_for_scripts():
+    sources = json.loads(CliRunner().invoke(main, ["sources", "--json"]).output)
+    assert {source["name"] for source in sources["sources"]} >= {"steam", "amazon", "movielens", "recbole", "table"}
+    assert (sources["presets"]["lu2024"]["user_core"], sources["presets"]["lu2024"]["item_core"]) == (25, 10)  # Lu et al. 2024, section 3.1
+    templates = json.loads(CliRunner().invoke(main, ["templates", "--json"]).output)
+    ids = {template["id"] for template in templates["templates"]}
+    assert "lu2024/i0" in ids and len(ids) == len(templates["templates"])
+    assert set(templates["task_variables"]) == {"controllable", "recknowledge", "instructrec"}
+    assert all(Path(template["path"]).is_file() for template in templates["templates"])

@@ -57,7 +57,8 @@ Then anyone can load exactly this version:
 @click.option("--no-tag", is_flag=True, help="Upload without tagging.")
 @click.option("--dry-run", is_flag=True, help="List exactly what would be uploaded, and touch nothing.")
 @click.option("--force", is_flag=True, help="Move the tag if it already exists (otherwise refused).")
-def push(folder, repo, private, tag, no_tag, dry_run, force):
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+def push(folder, repo, private, tag, no_tag, dry_run, force, as_json):
     """Upload a BUILD to the Hub as one commit, then tag it.
 
     The folder is checked against its manifest first (as `datagen validate`),
@@ -65,9 +66,19 @@ def push(folder, repo, private, tag, no_tag, dry_run, force):
     HF_TOKEN and is never printed; HF_ENDPOINT picks another server. A failed
     upload creates no tag and leaves the repository as it was.
     """
+    if as_json and not dry_run:
+        raise click.BadParameter("the JSON plan is for --dry-run", param_hint="--json")
     manifest = read_manifest(folder)
     tag = None if no_tag else (tag or f"v{manifest['version']}")
     plan = plan_push(folder, repo, tag, private)
+    what_happens = (
+        f"The repository is created {'private' if private else 'public'} if it does not exist (an existing one keeps its visibility); files in it that the folder lacks are deleted in the same commit."
+    )
+    if as_json:
+        files = [{"path": entry.path, "bytes": entry.bytes} for entry in plan.files]
+        listing = {"repo": repo, "tag": tag, "private": private, "version": plan.version, "content_hash": plan.content_hash, "total_bytes": plan.total_bytes, "files": files, "note": what_happens}
+        click.echo(json.dumps(listing, indent=2))
+        return
     session = None if dry_run else connect(repo)  # no token or no server: said before the card is touched
     if not dry_run and manifest.get("card", {}).get("repo") != repo:
         manifest.setdefault("card", {})["repo"] = repo
@@ -78,6 +89,7 @@ def push(folder, repo, private, tag, no_tag, dry_run, force):
     for entry in plan.files:
         click.echo(f"  {entry.bytes:>12,}  {entry.path}")
     if dry_run:
+        click.echo(what_happens, err=True)
         return
     url = push_to_hub(plan, session, force=force)
     click.echo(f"Pushed: {url}")
