@@ -106,8 +106,10 @@ def test_results_are_cached_by_data_version_and_checkpoint(sample_teacher, tmp_p
     assert len(list(tmp_path.rglob("*.parquet"))) == 2
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "other rows"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "other rows", "one bit flipped", "no checksum"])
 def test_a_corrupt_cached_ranking_is_dropped_and_recomputed(sample_teacher, tmp_path, capsys, damage):
+    """Every damage is caught by the checksum written beside the file; a flipped bit in a value used to change the
+    teacher's answers silently, and some flips crashed the parquet reader."""
     folder, teacher = sample_teacher
     ranker = TeacherRanker(teacher, folder.items, cache_dir=tmp_path)
     requests = pl.DataFrame({"history": folder.sequences["train_item_ids"].head(32)})
@@ -117,14 +119,21 @@ def test_a_corrupt_cached_ranking_is_dropped_and_recomputed(sample_teacher, tmp_
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     elif damage == "garbage":
         path.write_bytes(b"PAR1" + b"\x00" * 100)
-    else:
+    elif damage == "other rows":
         pl.read_parquet(path).head(3).write_parquet(path)
+    elif damage == "one bit flipped":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 1
+        path.write_bytes(bytes(data))
+    else:
+        path.with_name(path.name + ".sha256").unlink()
     again = ranker.rank(requests, top_n=10)
     assert again.equals(first)
-    assert "dropped a corrupt teacher ranking in the cache" in capsys.readouterr().err
+    expected = "it has no checksum beside it" if damage == "no checksum" else "its bytes do not match its checksum"
+    assert f"dropped a teacher ranking in the cache ({expected})" in capsys.readouterr().err
     assert pl.read_parquet(path).height == 32  # written anew
     ranker.rank(requests, top_n=10)
-    assert "corrupt" not in capsys.readouterr().err
+    assert "dropped" not in capsys.readouterr().err
 
 
 def test_bad_requests_are_clear_errors(ranker):

@@ -39,7 +39,8 @@ def test_kill_mid_training_resumes_to_the_same_teacher(tmp_path):
     running = _train(built, tmp_path / "cache-killed")
     states = tmp_path / "cache-killed" / "teacher-training"
     deadline = time.monotonic() + 300
-    while not any(states.rglob("*.pt")) and running.poll() is None and time.monotonic() < deadline:
+    # the first epoch's state is sealed (its checksum written beside it): a kill from then on resumes from it
+    while not any(states.rglob("*.pt.sha256")) and running.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     running.send_signal(signal.SIGKILL)
     running.communicate()
@@ -74,6 +75,13 @@ def test_a_corrupt_training_state_is_dropped_with_a_warning(sample_build, tmp_pa
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_bytes(b"half a file")
     teacher = train_teacher(folder, settings, StepProgress(quiet=True))
-    assert "Dropped the teacher training state in the cache, unreadable training state" in capsys.readouterr().err
+    assert "Dropped the teacher training state in the cache, not trusted: it has no checksum beside it" in capsys.readouterr().err
     assert len(teacher.log["epochs"]) == 1 and teacher.log["resumed_from_epoch"] == 0
     assert read_state(state)["progress"]["finished"] is True
+    # A sealed state with one bit flipped (in a weight, it used to resume silently) is dropped the same way.
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 1
+    state.write_bytes(bytes(data))
+    again = train_teacher(folder, settings, StepProgress(quiet=True))
+    assert "not trusted: its bytes do not match its checksum" in capsys.readouterr().err
+    assert again.log["resumed_from_epoch"] == 0 and read_state(state)["progress"]["finished"] is True

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from datagen.buildfolder import BuildFolder
-from datagen.cache import writable_cache_dir
+from datagen.cache import drop_cache_file, writable_cache_dir
 from datagen.output import atomic_folder, write_json
 from datagen.progress import StepProgress
 from datagen.teacher.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, Teacher, load_checkpoint, save_checkpoint
@@ -162,7 +162,7 @@ def _train_with_progress(folder: BuildFolder, settings: TeacherSettings, progres
             progress.done(f"Going on from the teacher training state in the cache ({state_path})")
         except ValueError as error:
             progress.warn(f"Dropped the teacher training state in the cache, {error}; training starts over ({state_path})")
-            state_path.unlink()
+            drop_cache_file(state_path)
     with progress.bar(f"Training SASRec on {folder.name}", total=settings.train.epochs) as advance:
         if resumed_epochs:  # the bar counts epochs, the saved ones included
             advance(f"epochs 1-{resumed_epochs} from the cache", steps=resumed_epochs)

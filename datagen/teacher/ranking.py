@@ -39,6 +39,7 @@ import polars as pl
 import torch
 
 from datagen.buildfolder import BuildFolder
+from datagen.cache import drop_cache_file, seal_cache_file, why_untrusted
 from datagen.errors import DataError
 from datagen.executor import ordered_map
 from datagen.output import write_parquet
@@ -95,16 +96,19 @@ ANSWER_SCHEMA = {"top_items": pl.List(pl.Int64), "allowed_count": pl.Int64, "que
 
 
 def _read_cached(path: Path, rows: int) -> pl.DataFrame | None:
-    """The cached answers at `path`; None, with a warning and the file removed, when it is not a whole answer file."""
-    try:
-        cached = pl.read_parquet(path)
-        if dict(cached.schema) == ANSWER_SCHEMA and cached.height == rows:
-            return cached
-        problem = f"{cached.height} rows of {dict(cached.schema)}, not {rows} answers"
-    except (pl.exceptions.PolarsError, OSError) as error:
-        problem = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    print(f"WARNING: dropped a corrupt teacher ranking in the cache ({problem}); ranking again: {path}", file=sys.stderr)
-    path.unlink(missing_ok=True)
+    """The cached answers at `path`; None, with a warning and the file removed, when it is not the sealed, whole
+    answer file that was written (a changed byte could otherwise change the answers silently, or crash the reader)."""
+    problem = why_untrusted(path)
+    if problem is None:
+        try:
+            cached = pl.read_parquet(path)
+            if dict(cached.schema) == ANSWER_SCHEMA and cached.height == rows:
+                return cached
+            problem = f"{cached.height} rows of {dict(cached.schema)}, not {rows} answers"
+        except (pl.exceptions.PolarsError, OSError) as error:
+            problem = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    print(f"WARNING: dropped a teacher ranking in the cache ({problem}); ranking again: {path}", file=sys.stderr)
+    drop_cache_file(path)
     return None
 
 
@@ -151,6 +155,7 @@ class TeacherRanker:
             temporary = cache_path.with_name(f".{cache_path.name}.tmp-{os.getpid()}")
             write_parquet(results, temporary)
             os.replace(temporary, cache_path)
+            seal_cache_file(cache_path)
         return pl.concat([requests, results], how="horizontal")
 
     @torch.inference_mode()

@@ -35,6 +35,7 @@ import polars as pl
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from datagen.cache import seal_cache_file, why_untrusted
 from datagen.teacher.evaluate import full_ranks, rank_metrics, split_queries, user_sample
 from datagen.teacher.objectives import TrainingObjective
 from datagen.teacher.sasrec import SASRec
@@ -191,6 +192,9 @@ def read_state(path: Path) -> dict | None:
     """The training state saved at `path`, None when there is none; ValueError when the file is not one."""
     if not path.is_file():
         return None
+    problem = why_untrusted(path)
+    if problem is not None:
+        raise ValueError(f"not trusted: {problem}")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a broken file
@@ -215,3 +219,4 @@ def _save_state(path: Path, model: SASRec, averaged: AveragedModel | None, optim
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.save(payload, temporary)
     os.replace(temporary, path)
+    seal_cache_file(path)
