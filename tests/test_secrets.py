@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,6 +16,7 @@ from click.testing import CliRunner
 from datagen.cli import main
 from datagen.errors import DataError
 from datagen.lm.chat import OpenAIChat
+from datagen.pipeline import BuildConfig, build
 from datagen.redact import redact, redact_url
 
 KEY = "sk-test-0123456789abcdef"
@@ -31,6 +36,8 @@ class EchoHeaders(BaseHTTPRequestHandler):
         headers = dict(self.headers.items())
         if self.body_kind == "json":
             body = json.dumps({"error": "unauthorized", "request_headers": headers}).encode()
+        elif self.body_kind == "key at the cut":  # the bare key straddling the 300 characters a message shows
+            body = (" " * 295 + headers.get("Authorization", "").removeprefix("Bearer ")).encode()
         else:  # not a chat completion, echoing the key in plain text
             body = json.dumps({"choices": [], "note": f"key was {headers.get('Authorization', '')}"}).encode()
         self.send_response(self.status)
@@ -105,3 +112,41 @@ def test_a_repo_given_as_a_url_with_credentials_is_refused_unshown(command, tmp_
     result = CliRunner().invoke(main, [command[0], "--repo", url, str(tmp_path / "nowhere"), *command[1:]])
     assert result.exit_code == 2 and "takes a Hub repository id, ORG/NAME" in result.output
     assert "SecretToken" not in result.output and "me:" not in result.output
+
+
+def test_an_echo_is_masked_before_it_is_cut(echo_server, monkeypatch):
+    """Cut first, the key's first characters were shown: too short to look like a key any more."""
+    monkeypatch.setenv("DATAGEN_LLM_API_KEY", KEY)
+    backend = OpenAIChat(echo_server(401, "key at the cut"), model="m", max_retries=0)
+    with pytest.raises(DataError) as error:
+        backend.complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8)
+    assert "HTTP 401" in str(error.value) and "sk-t" not in str(error.value)
+
+
+def test_a_key_echoed_as_a_json_string_is_masked(monkeypatch):
+    key = "abc/def+ghi0123456789=="  # base64-shaped: a server writing JSON may escape its slash
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    assert redact(json.dumps({"echo": key}).replace("/", "\\/")) == '{"echo": "***"}'
+    assert redact(f"proxy saw key {key}") == "proxy saw key ***"
+
+
+def test_an_annotator_url_with_credentials_is_shown_without_them(echo_server):
+    url = echo_server(500).replace("http://", "http://annotator:url-pass-42@")
+    backend = OpenAIChat(url, model="m", max_retries=0)
+    assert "url-pass-42" not in backend.name and "url-pass-42" not in backend.identity
+    with pytest.raises(DataError) as error:
+        backend.complete([[{"role": "user", "content": "Say hi."}]], max_tokens=8)
+    assert "url-pass-42" not in str(error.value) and "127.0.0.1" in str(error.value)
+
+
+def test_a_hub_endpoint_with_credentials_is_shown_without_them(tmp_path):
+    """HF_ENDPOINT may carry user:password@ for a private mirror; push's errors name the server without them."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = build(BuildConfig("steam", out_dir=tmp_path / "b")).out_dir
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
+    env.update(HF_ENDPOINT=f"http://mirror:hub-pass-42@127.0.0.1:{port}", HF_TOKEN="hf_secrettoken0123456789", HF_HOME=str(tmp_path / "hf"))
+    done = subprocess.run([sys.executable, "-m", "datagen", "push", str(folder), "--repo", "my-org/steam"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1 and "could not be reached" in done.stderr, done.stderr
+    assert f"127.0.0.1:{port}" in done.stderr and "hub-pass-42" not in done.stdout + done.stderr

@@ -31,13 +31,15 @@ from email.utils import parsedate_to_datetime
 
 from datagen.errors import DataError
 from datagen.lm.constrained import ListRequest, TitleTree
-from datagen.redact import redact
+from datagen.redact import redact, redact_url
 
 SERVED_PREFIX = "openai:"  # `datagen eval --model NAME=openai:MODEL`: a model behind an OpenAI-compatible server
 KEY_ENVS = ("DATAGEN_LLM_API_KEY", "OPENAI_API_KEY")  # the first one set is the key
 BASE_URL_ENV = "OPENAI_BASE_URL"  # the server when --annotator-url is not given, as OpenAI's clients read it
 MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After ends the prompt (still within total_timeout)
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+ECHO_READ_BYTES = 1 << 16  # of an error body: enough to hold what a proxy echoes, so it is masked before the cut
+ECHO_SHOWN_CHARACTERS = 300
 Messages = Sequence[dict]
 
 
@@ -50,6 +52,7 @@ class OpenAIChat:
         """`timeout`: seconds one request may wait; `total_timeout`: seconds one prompt may take, retries included."""
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"
+        self.shown_url = redact_url(self.url)  # in messages, the report and the card: no user:password@, no query
         self.model = model
         self.concurrency, self.max_retries, self.timeout, self.total_timeout = concurrency, max_retries, timeout, total_timeout
         self.interval = 1.0 / requests_per_second if requests_per_second else 0.0
@@ -58,11 +61,11 @@ class OpenAIChat:
 
     @property
     def identity(self) -> str:
-        return f"openai-compatible {self.url} model={self.model}"
+        return f"openai-compatible {self.shown_url} model={self.model}"
 
     @property
     def name(self) -> str:
-        return f"{self.model} at {self.base_url}"
+        return f"{self.model} at {redact_url(self.base_url)}"
 
     def complete(self, prompts: Sequence[Messages], max_tokens: int | Sequence[int]) -> list[str]:
         """The answers in the prompts' order; `max_tokens`: one budget for all, or one for each prompt."""
@@ -98,8 +101,8 @@ class OpenAIChat:
                 return answer["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as error:
                 if error.code not in RETRY_STATUS or attempt == self.max_retries:
-                    detail = redact(error.read()[:300].decode(errors="replace"), api_key())
-                    raise DataError(f"{self.url} answered HTTP {error.code}: {detail}", hint=f"Check the model name and ${' or $'.join(KEY_ENVS)}.") from None
+                    detail = redact(error.read(ECHO_READ_BYTES).decode(errors="replace"), api_key())[:ECHO_SHOWN_CHARACTERS]
+                    raise DataError(f"{self.shown_url} answered HTTP {error.code}: {detail}", hint=f"Check the model name and ${' or $'.join(KEY_ENVS)}.") from None
                 wait = retry_after(error.headers.get("Retry-After"))
                 if wait is not None:
                     time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
@@ -107,13 +110,13 @@ class OpenAIChat:
             except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
                 if attempt == self.max_retries:
                     reason = redact(str(getattr(error, "reason", error)), api_key())
-                    raise DataError(f"cannot reach {self.url}: {reason}", hint="Is the server running? (--annotator-url)") from None
+                    raise DataError(f"cannot reach {self.shown_url}: {reason}", hint="Is the server running? (--annotator-url)") from None
             except (KeyError, IndexError, ValueError) as error:
                 detail = redact(str(error), api_key())
-                raise DataError(f"{self.url} answered something that is not a chat completion ({detail})") from None
+                raise DataError(f"{self.shown_url} answered something that is not a chat completion ({detail})") from None
             time.sleep(max(0.0, min(30.0, 0.5 * 2**attempt, deadline - time.monotonic())))
         raise DataError(
-            f"no answer from {self.url} within {self.total_timeout:g} s ({attempt + 1} attempts)",
+            f"no answer from {self.shown_url} within {self.total_timeout:g} s ({attempt + 1} attempts)",
             hint="Is the server overloaded? Lower --annotator-concurrency or allow more with --annotator-timeout.",
         )
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from datagen.errors import DataError
 from datagen.publish.release import repository_files
 from datagen.publish.validate import read_manifest, validate
-from datagen.redact import redact
+from datagen.redact import redact, redact_url
 from datagen.timeouts import seconds_from_env
 
 REPO_TYPE = "dataset"
@@ -75,9 +75,10 @@ def plan_push(folder: Path, repo: str, tag: str | None = None, private: bool = F
 
 
 def endpoint() -> str:
+    """The Hub server ($HF_ENDPOINT), as messages may show it: without user:password@ or a query."""
     from huggingface_hub import constants
 
-    return constants.ENDPOINT
+    return redact_url(constants.ENDPOINT)
 
 
 def _detail(error: Exception, token: str) -> str:
