@@ -36,6 +36,12 @@ class DataError(Exception):
         text = f"{where}: {text}" if where else text
         return f"{text}\n  {self.hint}" if self.hint else text
 
+    def naming(self, old: str, new: str) -> DataError:
+        """The same error with the path `old` written as `new` in its path, message and hint (a staged copy's
+        folder as the build it stands for)."""
+        swap = lambda text: None if text is None else text.replace(old, new)
+        return type(self)(swap(self.message), path=swap(self.path), line=self.line, field=self.field, hint=swap(self.hint))
+
     def __reduce__(self):
         # Whole through pickle, as a worker process's error reaches its driver (an exception pickles only its
         # args, here the formatted text, which would lose the path and the hint as fields).

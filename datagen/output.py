@@ -119,9 +119,19 @@ def staged_edit(target: Path) -> Iterator[Path]:
     into it: that would change the original too.
     """
     target = Path(target)
+    links = [path for path in target.rglob("*") if path.is_symlink()]
+    if links:  # copied, a link to a folder would bring that folder in, and a loop would never end
+        raise DataError(
+            f"the build holds a symbolic link, {links[0].relative_to(target)} (of {len(links)}); datagen writes only plain files there",
+            path=target,
+            hint="Remove the link (or rebuild the folder) and run the command again.",
+        )
     with atomic_folder(target) as temporary:
         shutil.copytree(target, temporary, copy_function=_link_or_copy, ignore=_LEFTOVERS, dirs_exist_ok=True)
-        yield temporary
+        try:
+            yield temporary
+        except DataError as error:  # it names the staged copy, which is about to go: say the build instead
+            raise error.naming(str(temporary), str(target)) from None
 
 
 _LEFTOVERS = shutil.ignore_patterns(".*.tmp-*", ".*.tmp", ".*.old-*")

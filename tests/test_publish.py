@@ -368,3 +368,26 @@ def test_a_big_split_is_written_as_numbered_shards_that_read_back_whole(sample_r
     assert [path.name for path in paths] == [f"train-0000{i}-of-00003.parquet" for i in range(3)]
     assert data_files(tmp_path / "repo") == {"items": {"train": [f"data/items/{path.name}" for path in paths]}}
     assert read_split(tmp_path / "repo", "items", "train").equals(items)
+
+
+@pytest.mark.parametrize("link", ["to a folder", "a loop"])
+def test_an_edit_refuses_a_build_holding_a_symbolic_link(release_copy, tmp_path, link):
+    """Copying the build for a staged edit would bring a linked folder in, or never end on a loop."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not the build's")
+    (release_copy / "images" / "linked").symlink_to(outside if link == "to a folder" else release_copy)
+    before = sorted(path.name for path in release_copy.parent.iterdir())
+    result = CliRunner().invoke(main, ["card", str(release_copy)])
+    assert result.exit_code == 1 and "the build holds a symbolic link, images/linked" in result.output, result.output
+    assert "Traceback" not in result.output
+    assert sorted(path.name for path in release_copy.parent.iterdir()) == before, "no staged copy left"
+
+
+def test_an_error_inside_a_staged_edit_names_the_build_not_its_staged_copy(release_copy):
+    from datagen.output import staged_edit
+
+    with pytest.raises(DataError) as error, staged_edit(release_copy) as staged:
+        raise DataError(f"cannot read {staged / 'data'}", path=staged / "manifest.json", hint=f"look in {staged}")
+    assert error.value.path == str(release_copy / "manifest.json")
+    assert error.value.message == f"cannot read {release_copy / 'data'}" and error.value.hint == f"look in {release_copy}"
