@@ -240,6 +240,17 @@ def test_a_catalog_without_categories_builds_what_needs_none(scientific_without_
     assert "carry no\ncategories" in card and NO_CATEGORIES in card
 
 
+def test_a_recbole_file_in_milliseconds_names_the_unit_and_its_option(shared_data, tmp_path):
+    reviews = pl.read_ndjson(gzip.decompress((shared_data / "amazon" / "Gift_Cards_5.json.gz").read_bytes()))
+    rows = reviews.select(pl.col("reviewerID").alias("user_id:token"), pl.col("asin").alias("item_id:token"), (pl.col("unixReviewTime") * 1000).alias("timestamp:float"))
+    (tmp_path / "gift").mkdir()
+    rows.write_csv(tmp_path / "gift" / "gift.inter", separator="\t")
+    with pytest.raises(DataError, match=r"implausible read as 's'.*\n.*look like 'ms': set -O timestamp_unit to 'ms'"):
+        build(BuildConfig("recbole:gift", raw_dir=tmp_path, out_dir=tmp_path / "s", user_core=1, item_core=1))
+    in_ms = build(BuildConfig("recbole:gift", raw_dir=tmp_path, out_dir=tmp_path / "ms", user_core=1, item_core=1, options={"timestamp_unit": "ms"}))
+    assert in_ms.tables.interactions["timestamp"].max() == reviews["unixReviewTime"].max()
+
+
 def test_table_timestamp_units_and_plausibility(shared_data, tmp_path):
     reviews = pl.read_ndjson(gzip.decompress((shared_data / "amazon" / "Gift_Cards_5.json.gz").read_bytes()))
     interactions = reviews.select("reviewerID", "asin", (pl.col("unixReviewTime") * 1000).alias("ms"))
@@ -247,7 +258,7 @@ def test_table_timestamp_units_and_plausibility(shared_data, tmp_path):
     spec = "interactions: {path: reviews.csv, format: csv, user: reviewerID, item: asin, timestamp: ms, order: timestamp%s}\n"
     config = tmp_path / "c.yaml"
     config.write_text(spec % "")
-    with pytest.raises(DataError, match=r"implausible read as 's'.*\n.*look like 'ms': set the timestamp unit to 'ms'"):
+    with pytest.raises(DataError, match=r"implausible read as 's'.*\n.*look like 'ms': set interactions.timestamp_unit in the config to 'ms'"):
         build(BuildConfig(f"table:{config}", raw_dir=tmp_path, out_dir=tmp_path / "out", user_core=1, item_core=1))
     config.write_text(spec % ", timestamp_unit: ms")
     with_ms = build(BuildConfig(f"table:{config}", raw_dir=tmp_path, out_dir=tmp_path / "ms", user_core=1, item_core=1))

@@ -65,8 +65,9 @@ def unit_hint(numbers: pl.Series) -> str:
     return best if shares[best] > 0.5 else ""
 
 
-def checked_seconds(values: pl.Series, unit: str, *, path: str | Path, field: str) -> tuple[pl.Series, pl.Series]:
-    """(seconds, why each is bad or null): most values implausible for `unit` is an error naming a better one."""
+def checked_seconds(values: pl.Series, unit: str, *, path: str | Path, field: str, unit_setting: str | None = None) -> tuple[pl.Series, pl.Series]:
+    """(seconds, why each is bad or null): most values implausible for `unit` is an error naming a better one, and
+    the source's `unit_setting` that picks it (None: the format fixes the unit, so the file is not of that format)."""
     if unit not in TIMESTAMP_UNITS:
         raise DataError(f"timestamp unit must be one of {', '.join(TIMESTAMP_UNITS)}, not {unit!r}", path=path, field=field)
     seconds = to_seconds(values, unit)
@@ -80,6 +81,13 @@ def checked_seconds(values: pl.Series, unit: str, *, path: str | Path, field: st
             f"{wrong:,} of {present:,} times are implausible read as {unit!r} (e.g. {example!r}: {reasons.drop_nulls()[0]})",
             path=path,
             field=field,
-            hint=f"These look like {better!r}: set the timestamp unit to {better!r}." if better and better != unit else "Check the unit of this field.",
+            hint=_unit_hint(unit, better, unit_setting),
         )
     return seconds, reasons
+
+
+def _unit_hint(unit: str, better: str, unit_setting: str | None) -> str:
+    looks = f"These look like {better!r}" if better and better != unit else "No unit fits them"
+    if unit_setting is None:
+        return f"{looks}, but this format holds {unit!r} only: is the file of this source's format?"
+    return f"{looks}: set {unit_setting} to {better!r}." if better and better != unit else f"{looks}: check {unit_setting} and the field."

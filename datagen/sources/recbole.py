@@ -30,7 +30,7 @@ import polars as pl
 from datagen.errors import DataError
 from datagen.ingest.rawfiles import decode_strictly, read_bytes
 from datagen.ingest.report import BuildReport
-from datagen.ingest.timestamps import checked_seconds
+from datagen.ingest.timestamps import TIMESTAMP_UNITS, checked_seconds
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, untitled_items
 
@@ -49,6 +49,7 @@ class RecBoleSource(Source):
         "title": (None, f"the .item field with titles (default: the first of {', '.join(TITLE_FIELDS)})"),
         "categories": (None, f"the .item field with categories, or 'none' (default: the first of {', '.join(CATEGORY_FIELDS)})"),
         "seq_separator": (" ", "what separates the tokens of a token_seq field (RecBole's seq_separator)"),
+        "timestamp_unit": ("s", f"the unit of the timestamp field: {', '.join(TIMESTAMP_UNITS)}"),
     }
 
     def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:
@@ -62,7 +63,7 @@ class RecBoleSource(Source):
         else:
             if len(frames) > 1:
                 raise DataError("benchmark files (.train/.valid/.test.inter) must be in the sequence form (item_id_list)", path=inter_paths[0])
-            interactions, order = read_rows(frames[0], inter_paths[0], report)
+            interactions, order = read_rows(frames[0], inter_paths[0], report, options["timestamp_unit"])
         variant = "recbole sequences (item_id_list)" if "item_id_list" in frames[0][1] else "recbole interactions"
         item_path = folder / f"{argument}.item"
         if not item_path.is_file():
@@ -125,13 +126,13 @@ def _require(types: dict[str, str], field: str, path: Path) -> None:
         raise DataError(f"no {field} field (the header has {', '.join(types)})", path=path, line=1)
 
 
-def read_rows(atomic: tuple[pl.DataFrame, dict[str, str]], path: Path, report: BuildReport) -> tuple[pl.DataFrame, str]:
+def read_rows(atomic: tuple[pl.DataFrame, dict[str, str]], path: Path, report: BuildReport, timestamp_unit: str = "s") -> tuple[pl.DataFrame, str]:
     frame, types = atomic
     for field in ("user_id", "item_id"):
         _require(types, field, path)
     has_time = "timestamp" in types
     seconds, time_problems = (
-        checked_seconds(frame["timestamp"], "s", path=path, field="timestamp")
+        checked_seconds(frame["timestamp"], timestamp_unit, path=path, field="timestamp", unit_setting="-O timestamp_unit")
         if has_time
         else (pl.repeat(None, frame.height, dtype=pl.Int64, eager=True), pl.repeat(None, frame.height, dtype=pl.String, eager=True))
     )

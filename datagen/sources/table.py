@@ -320,7 +320,7 @@ def read_interactions(path: Path, spec: dict, config_path: Path, report: BuildRe
         unit = spec.get("timestamp_unit", "auto")
         if unit == "auto":
             unit = "iso" if values.dtype == pl.String and values.cast(pl.Float64, strict=False).is_null().sum() > values.is_null().sum() else "s"
-        timestamps, time_problems = checked_seconds(values, unit, path=path, field=spec["timestamp"])
+        timestamps, time_problems = checked_seconds(values, unit, path=path, field=spec["timestamp"], unit_setting="interactions.timestamp_unit in the config")
     else:
         timestamps = pl.Series([None] * frame.height, dtype=pl.Int64)
     raw_ratings = _column(frame, spec, "rating", path, config_path, "interactions") if spec.get("rating") else pl.Series([None] * frame.height)
