@@ -437,3 +437,28 @@ def test_an_unwritable_cache_is_a_clear_error_naming_the_variable(sample_build, 
         AnnotationCache()
     downloaded = CliRunner().invoke(main, ["download", "steam", "--base-url", "http://127.0.0.1:9/"])
     assert downloaded.exit_code == 1 and "the cache cannot write here" in downloaded.output and "$DATAGEN_CACHE" in downloaded.output
+
+
+def test_ratings_that_are_not_finite_or_off_the_scale_are_counted_bad_rows(shared_data, tmp_path):
+    """A NaN, an infinity, a 500 on Amazon's 1-5 stars or a word once passed as ratings (or became a null without a
+    word); each is now a bad row naming file, line and field, in Amazon's reviews and in RecBole's .inter."""
+    lines = gzip.decompress((shared_data / "amazon" / "Gift_Cards_5.json.gz").read_bytes()).decode().splitlines()
+    for number, value in ((3, '"NaN"'), (5, "500"), (8, "1e999")):  # JSON has no NaN literal: a text "NaN" casts to one
+        lines[number - 1] = re.sub(r'"overall": [0-9.]+', f'"overall": {value}', lines[number - 1])
+    (tmp_path / "amazon").mkdir()
+    (tmp_path / "amazon" / "Gift_Cards_5.json.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    (tmp_path / "amazon" / "meta_Gift_Cards.json.gz").write_bytes((shared_data / "amazon" / "meta_Gift_Cards.json.gz").read_bytes())
+    amazon = build(BuildConfig("amazon:Gift_Cards", raw_dir=tmp_path / "amazon", out_dir=tmp_path / "a"))
+    found = [(b["field"], b["reason"], b["rows"], b["first_line"]) for b in amazon.manifest["report"]["bad_rows"]]
+    assert found == [("overall", "is not a finite number", 2, 3), ("overall", "is outside the 1-5 scale", 1, 5)]
+    assert amazon.tables.interactions["rating"].is_between(1, 5).all()
+
+    reviews = pl.read_ndjson(gzip.decompress((shared_data / "amazon" / "Gift_Cards_5.json.gz").read_bytes())).head(400)
+    ratings = reviews["overall"].cast(pl.String).scatter([2, 7, 9], ["nan", "inf", "great"])
+    atomic = pl.DataFrame({"user_id:token": reviews["reviewerID"], "item_id:token": reviews["asin"], "rating:float": ratings, "timestamp:float": reviews["unixReviewTime"]})
+    (tmp_path / "rb").mkdir()
+    atomic.write_csv(tmp_path / "rb" / "gift.inter", separator="\t")
+    recbole = build(BuildConfig("recbole:gift", raw_dir=tmp_path / "rb", out_dir=tmp_path / "r", user_core=1, item_core=1, max_bad_share=0.05))
+    found = [(b["field"], b["reason"], b["rows"], b["first_line"]) for b in recbole.manifest["report"]["bad_rows"]]
+    assert found == [("rating", "is not a finite number", 2, 4), ("rating", "is not a number", 1, 11)]
+    assert recbole.tables.interactions["rating"].is_finite().all()

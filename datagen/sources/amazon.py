@@ -30,6 +30,7 @@ import polars as pl
 from datagen.cache import raw_cache_dir
 from datagen.errors import DataError
 from datagen.ingest.categories import category_prefixes, clean_categories
+from datagen.ingest.ratings import rating_problem
 from datagen.ingest.rawfiles import INVALID_UTF8, REPLACEMENT, has_glob_characters, iter_line_chunks, read_lines, sql_literal
 from datagen.ingest.report import BuildReport
 from datagen.ingest.reviews import ReviewTexts
@@ -58,6 +59,7 @@ class ReviewFields:
     time_unit: str
 
 
+RATING_SCALE = (1, 5)  # stars, in both releases
 REVIEW_FIELDS = {
     "2018": ReviewFields("reviewerID", "asin", "unixReviewTime", "overall", "reviewText", "s"),
     # Items are parent_asin (the product, not its colour or size variant), as the release's own benchmarks use.
@@ -259,14 +261,17 @@ def _with_problems(parsed: pl.DataFrame, fields: ReviewFields) -> pl.DataFrame:
     if "wrong_type" not in parsed.columns:
         parsed = parsed.with_columns(wrong_type=pl.lit(None, pl.String))
     parsed = parsed.with_columns(pl.col("wrong_type").str.split_exact("|", 1).struct.rename_fields(["wrong_field", "wrong_why"])).unnest("wrong_type")
+    parsed = parsed.with_columns(rating_problem=rating_problem(pl.col("rating"), RATING_SCALE))
     problem = (
         pl.when(pl.col("wrong_field").is_not_null()).then("wrong_field")
         .when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit(fields.user))
         .when(pl.col("raw_item_id").is_null() | (pl.col("raw_item_id") == "")).then(pl.lit(fields.item))
         .when(pl.col("timestamp").is_null() | pl.col("time_problem").is_not_null()).then(pl.lit(fields.time))
+        .when(pl.col("rating_problem").is_not_null()).then(pl.lit(fields.rating))
     )  # fmt: skip
     parsed = parsed.with_columns(problem.alias("field"))
-    return parsed.with_columns(pl.coalesce("wrong_why", "time_problem", pl.format("missing or invalid {}", pl.col("field"))).alias("reason"))
+    rating_reason = pl.when(pl.col("field") == fields.rating).then("rating_problem")
+    return parsed.with_columns(pl.coalesce("wrong_why", "time_problem", rating_reason, pl.format("missing or invalid {}", pl.col("field"))).alias("reason"))
 
 
 def _skip_bad_rows(parsed: pl.DataFrame, invalid: pl.DataFrame, total: int, path: Path, report: BuildReport) -> pl.DataFrame:

@@ -28,6 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from datagen.errors import DataError
+from datagen.ingest.ratings import rating_problem
 from datagen.ingest.rawfiles import decode_strictly, read_bytes
 from datagen.ingest.report import BuildReport
 from datagen.ingest.timestamps import TIMESTAMP_UNITS, checked_seconds
@@ -136,15 +137,21 @@ def read_rows(atomic: tuple[pl.DataFrame, dict[str, str]], path: Path, report: B
         if has_time
         else (pl.repeat(None, frame.height, dtype=pl.Int64, eager=True), pl.repeat(None, frame.height, dtype=pl.String, eager=True))
     )
-    rating = frame["rating"].cast(pl.Float64, strict=False) if "rating" in types else pl.repeat(None, frame.height, dtype=pl.Float64, eager=True)
+    raw_rating = frame["rating"] if "rating" in types else pl.repeat(None, frame.height, dtype=pl.String, eager=True)
+    rating = raw_rating.cast(pl.Float64, strict=False)
     parsed = frame.select("line", pl.col("user_id").alias("raw_user_id"), pl.col("item_id").alias("raw_item_id")).with_columns(timestamp=seconds, time_problem=time_problems, rating=rating)
+    parsed = parsed.with_columns(
+        rating_problem=pl.when(raw_rating.is_not_null() & (raw_rating.cast(pl.String) != "") & rating.is_null()).then(pl.lit("is not a number")).otherwise(rating_problem(pl.col("rating")))
+    )
     problem = (
         pl.when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit("user_id"))
         .when(pl.col("raw_item_id").is_null() | (pl.col("raw_item_id") == "")).then(pl.lit("item_id"))
         .when(pl.lit(has_time) & (pl.col("timestamp").is_null() | pl.col("time_problem").is_not_null())).then(pl.lit("timestamp"))
+        .when(pl.col("rating_problem").is_not_null()).then(pl.lit("rating"))
     )  # fmt: skip
     parsed = parsed.with_columns(problem.alias("field"))
-    bad = parsed.filter(pl.col("field").is_not_null()).select(pl.col("line").cast(pl.UInt32), "field", pl.coalesce("time_problem", pl.format("missing or invalid {}", "field")).alias("reason"))
+    reason = pl.coalesce("time_problem", pl.when(pl.col("field") == "rating").then("rating_problem"), pl.format("missing or invalid {}", "field"))
+    bad = parsed.filter(pl.col("field").is_not_null()).select(pl.col("line").cast(pl.UInt32), "field", reason.alias("reason"))
     report.skip_bad_rows(bad, total=parsed.height, path=path, what="interactions")
     kept = parsed.filter(pl.col("field").is_null()).select("raw_user_id", "raw_item_id", "timestamp", "rating", pl.col("line").cast(pl.Int64).alias("order_key"))
     return kept, "timestamp" if has_time else "list"

@@ -28,6 +28,7 @@ import yaml
 
 from datagen.errors import DataError
 from datagen.ingest.categories import category_prefixes
+from datagen.ingest.ratings import rating_problem
 from datagen.ingest.rawfiles import decode_strictly, read_bytes
 from datagen.ingest.report import BuildReport
 from datagen.ingest.timestamps import TIMESTAMP_UNITS, checked_seconds
@@ -329,7 +330,7 @@ def read_interactions(path: Path, spec: dict, config_path: Path, report: BuildRe
     parsed = pl.DataFrame(
         {"line": frame["line"], "raw_user_id": users, "raw_item_id": items, "timestamp": timestamps, "rating": ratings,
          "time_problem": time_problems, "wrong_type": wrong_types, "rating_not_a_number": raw_ratings.is_not_null() & ratings.is_null()}
-    )  # fmt: skip
+    ).with_columns(rating_not_finite=rating_problem(pl.col("rating")).is_not_null())  # fmt: skip
     problem = (
         pl.when(pl.col("wrong_type").is_not_null()).then("wrong_type")
         .when(pl.col("raw_user_id").is_null() | (pl.col("raw_user_id") == "")).then(pl.lit(spec["user"]))
@@ -338,6 +339,7 @@ def read_interactions(path: Path, spec: dict, config_path: Path, report: BuildRe
     reason = (
         pl.when(pl.col("wrong_type").is_not_null()).then(pl.lit(NOT_ONE_VALUE))
         .when(pl.col("rating_not_a_number") & (pl.col("field") == spec.get("rating", ""))).then(pl.lit("is not a number"))
+        .when(pl.col("rating_not_finite") & (pl.col("field") == spec.get("rating", ""))).then(pl.lit("is not a finite number"))
         .otherwise(pl.format("missing or invalid {}", pl.col("field")))
     )  # fmt: skip
     if spec.get("timestamp"):
@@ -346,12 +348,12 @@ def read_interactions(path: Path, spec: dict, config_path: Path, report: BuildRe
     if spec["order"] == "timestamp":
         problem = problem.when(pl.col("timestamp").is_null()).then(pl.lit(spec["timestamp"]))
     if spec.get("rating"):
-        problem = problem.when(pl.col("rating_not_a_number")).then(pl.lit(spec["rating"]))
+        problem = problem.when(pl.col("rating_not_a_number") | pl.col("rating_not_finite")).then(pl.lit(spec["rating"]))
     parsed = parsed.with_columns(problem.alias("field"))
     bad = parsed.filter(pl.col("field").is_not_null()).select(pl.col("line").cast(pl.UInt32), "field", reason.alias("reason"))
     report.skip_bad_rows(bad, total=parsed.height, path=path, what="interactions")
     kept = parsed.filter(pl.col("field").is_null()).with_columns(pl.int_range(pl.len()).cast(pl.Int64).alias("order_key"))
-    return kept.drop("line", "field", "time_problem", "wrong_type", "rating_not_a_number"), spec["order"]
+    return kept.drop("line", "field", "time_problem", "wrong_type", "rating_not_a_number", "rating_not_finite"), spec["order"]
 
 
 def _one_item_per_row(frame: pl.DataFrame, spec: dict, path: Path, config_path: Path) -> pl.DataFrame:
