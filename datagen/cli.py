@@ -78,14 +78,14 @@ def main() -> None:
     Start here:
       datagen build steam                 build the Steam sample shipped with datagen
       datagen sources                     what can be built, with which options
-      datagen stats build/steam-sample    Table 1 and what cleaning dropped
+      datagen stats steam                 Table 1 and what cleaning dropped (build/steam, else build/steam-sample)
       datagen teacher --help              the SASRec teacher: train, eval, rank
       datagen render steam --task i2      generated rows with their facts
-      datagen recknowledge build/steam    Cao et al.'s retrieval, ranking, rating, MIM, MLM, BPR rows
-      datagen instructrec build/steam     InstructRec's templates filled from the build
+      datagen recknowledge steam          Cao et al.'s retrieval, ranking, rating, MIM, MLM, BPR rows
+      datagen instructrec steam           InstructRec's templates filled from the build
       datagen templates                   the prompt templates, and how to add yours
-      datagen validate build/steam        check a dataset folder before a push
-      datagen push build/steam --repo ORG/NAME --dry-run
+      datagen validate steam              check a dataset folder before a push
+      datagen push steam --repo ORG/NAME --dry-run
                                           what would go to the Hub (drop --dry-run to push)
       datagen recipes ls                  the shipped training recipes (cp one to edit it)
       datagen train sft steam/smollm2-135m/sft
