@@ -462,3 +462,34 @@ def test_ratings_that_are_not_finite_or_off_the_scale_are_counted_bad_rows(share
     found = [(b["field"], b["reason"], b["rows"], b["first_line"]) for b in recbole.manifest["report"]["bad_rows"]]
     assert found == [("rating", "is not a finite number", 2, 4), ("rating", "is not a number", 1, 11)]
     assert recbole.tables.interactions["rating"].is_finite().all()
+
+
+@pytest.mark.parametrize(
+    ("change", "outcome"),
+    [
+        ("nan and inf times", "skipped"),
+        ("timestamp_unit: iso on numbers", r"field 't': times cannot be read as ISO dates \(e.g. '\d+'\)\n  These look like 's': set interactions.timestamp_unit in the config to 's'"),
+        ("encoding: rot13", r"interactions.encoding: 'rot13' is not a text encoding"),
+        ("path: a list", r"interactions.path must be one file's path \(text\), not \['r.csv'\]"),
+    ],
+)
+def test_table_times_codecs_and_paths_of_the_wrong_kind_are_clear(shared_data, tmp_path, change, outcome):
+    """Each of these was a Polars, codecs or pathlib traceback."""
+    reviews = pl.read_ndjson(gzip.decompress((shared_data / "amazon" / "Gift_Cards_5.json.gz").read_bytes())).head(300)
+    times = reviews["unixReviewTime"].cast(pl.String)
+    if change == "nan and inf times":
+        times = times.scatter([3, 5], ["nan", "inf"])
+    pl.DataFrame({"u": reviews["reviewerID"], "i": reviews["asin"], "t": times}).write_csv(tmp_path / "r.csv")
+    extra = {"timestamp_unit: iso on numbers": ", timestamp_unit: iso", "encoding: rot13": ", encoding: rot13"}.get(change, "")
+    path = "[r.csv]" if change == "path: a list" else "r.csv"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"interactions: {{path: {path}, format: csv, user: u, item: i, timestamp: t, order: timestamp{extra}}}\n")
+    arguments = ["build", f"table:{config}", "--raw-dir", str(tmp_path), "--out", str(tmp_path / "out"), "--no-teacher", "--no-controllable", "--user-core", "1", "--item-core", "1"]
+    result = CliRunner().invoke(main, arguments)
+    assert "Traceback" not in result.output and not isinstance(result.exception, (TypeError, LookupError, pl.exceptions.PolarsError)), result.output
+    if outcome == "skipped":
+        assert result.exit_code == 0, result.output
+        bad = json.loads((tmp_path / "out" / "manifest.json").read_text())["report"]["bad_rows"]
+        assert [(b["field"], b["rows"], b["first_line"]) for b in bad] == [("t", 2, 5)]
+    else:
+        assert result.exit_code == 1 and re.search(outcome, result.output), result.output

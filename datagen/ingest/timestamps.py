@@ -39,7 +39,8 @@ def to_seconds(values: pl.Series, unit: str) -> pl.Series:
         text = values.cast(pl.String)
         return text.str.to_datetime(strict=False, time_unit="ms").dt.epoch("s").rename(values.name)
     numbers = values.cast(pl.Float64, strict=False) if values.dtype == pl.String else values.cast(pl.Float64)
-    return (numbers / UNITS[unit]).floor().cast(pl.Int64).rename(values.name)
+    finite = pl.select(pl.when(numbers.is_finite()).then(numbers)).to_series()  # NaN and infinity: null, a bad row
+    return (finite / UNITS[unit]).floor().cast(pl.Int64).rename(values.name)
 
 
 def _latest() -> int:
@@ -70,7 +71,15 @@ def checked_seconds(values: pl.Series, unit: str, *, path: str | Path, field: st
     the source's `unit_setting` that picks it (None: the format fixes the unit, so the file is not of that format)."""
     if unit not in TIMESTAMP_UNITS:
         raise DataError(f"timestamp unit must be one of {', '.join(TIMESTAMP_UNITS)}, not {unit!r}", path=path, field=field)
-    seconds = to_seconds(values, unit)
+    try:
+        seconds = to_seconds(values, unit)
+    except pl.exceptions.ComputeError:  # not one value parses as a date, so Polars finds no format to infer
+        raise DataError(
+            f"times cannot be read as ISO dates (e.g. {values.drop_nulls()[0]!r})",
+            path=path,
+            field=field,
+            hint=_unit_hint(unit, unit_hint(values.cast(pl.Float64, strict=False)), unit_setting),
+        ) from None
     reasons = implausible(seconds, field)
     present = seconds.is_not_null().sum()
     wrong = reasons.is_not_null().sum()

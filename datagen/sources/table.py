@@ -133,6 +133,8 @@ def load_config(path: Path) -> dict:
         for key in required:
             if body.get(key) is None:
                 raise DataError(f"{section}.{key} is required", path=path)
+        if not (isinstance(body["path"], str) and body["path"].strip()):
+            raise DataError(f"{section}.path must be one file's path (text), not {body['path']!r}", path=path)
         if body["format"] not in FORMATS:
             raise DataError(f"{section}.format must be one of {', '.join(FORMATS)}, not {body['format']!r}", path=path)
         if ("separator" in body or "columns" in body) and body["format"] != "csv":
@@ -162,9 +164,9 @@ def load_config(path: Path) -> dict:
 
 def _check_encoding(name, key: str, path: Path) -> None:
     try:
-        codecs.lookup(name)
+        b"a".decode(name, "replace")  # a codec that is not a text encoding (rot13, base64) cannot decode bytes to text
     except (LookupError, TypeError):
-        raise DataError(f"{key}: unknown encoding {name!r} (e.g. utf-8, latin-1, cp1252)", path=path) from None
+        raise DataError(f"{key}: {name!r} is not a text encoding (e.g. utf-8, latin-1, cp1252)", path=path) from None
 
 
 def _check_parameters(parameters, path: Path) -> None:
