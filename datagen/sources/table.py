@@ -164,8 +164,12 @@ def load_config(path: Path) -> dict:
 
 def _check_encoding(name, key: str, path: Path) -> None:
     try:
-        b"a".decode(name, "replace")  # a codec that is not a text encoding (rot13, base64) cannot decode bytes to text
+        codecs.lookup(name)
     except (LookupError, TypeError):
+        raise DataError(f"{key}: unknown encoding {name!r} (e.g. utf-8, latin-1, cp1252)", path=path) from None
+    try:
+        b"a".decode(name, "replace")  # a codec that is not a text encoding (rot13, base64) cannot decode bytes to text
+    except LookupError:
         raise DataError(f"{key}: {name!r} is not a text encoding (e.g. utf-8, latin-1, cp1252)", path=path) from None
 
 
