@@ -183,7 +183,7 @@ def test_bad_chat_files_are_clear_errors(tmp_path):
         load_sharegpt(tmp_path / "nosuch.json")
 
 
-def test_the_chat_file_is_read_before_generation_and_its_reuse_announced(sample_teacher, tmp_path):
+def test_the_chat_file_is_read_before_generation(sample_teacher, tmp_path):
     folder, _ = sample_teacher
     copy = tmp_path / folder.path.name
     shutil.copytree(folder.path, copy)
@@ -193,12 +193,12 @@ def test_the_chat_file_is_read_before_generation_and_its_reuse_announced(sample_
     assert missing.exit_code == 1 and "chat file not found" in missing.output
     assert "Generating" not in missing.output
     assert (copy / "manifest.json").read_bytes() == manifest
-    result = CliRunner().invoke(main, ["generate", str(copy), "--chat", str(CHAT)])
+    result = CliRunner().invoke(main, ["generate", str(copy), "--chat", str(CHAT), "--chat-ratio", "0.0005"])
     assert result.exit_code == 0 and "Generating" in result.output, result.output
-    chat = json.loads((copy / "reports" / "controllable.json").read_text())["chat"]
-    assert chat["conversations"] == 10 and chat["rows"] > 10
-    times = -(-chat["rows"] // 10)
-    assert f"{chat['rows']:,} train rows (--chat-ratio 0.5) from 10 conversations: each is used up to {times} times" in " ".join(result.output.split())
+    report = json.loads((copy / "reports" / "controllable.json").read_text())
+    assert report["chat"]["conversations"] == 10 and 0 < report["chat"]["rows"] <= 10
+    assert "NOTE: I4" not in result.output, "no conversation is used twice"
+    assert [entry["file"] for entry in report["inputs"]] == [CHAT.name], "the chat file is an input of the build"
 
 
 def test_a_hub_chat_dataset_offline_fails_with_a_clear_message(monkeypatch):
@@ -210,12 +210,16 @@ def test_a_hub_chat_dataset_offline_fails_with_a_clear_message(monkeypatch):
         load_sharegpt("anon8231489123/ShareGPT_Vicuna_unfiltered")
 
 
-def test_tasks_that_made_no_rows_are_listed_with_their_reasons(shared_data, tmp_path):
+def test_tasks_that_made_no_rows_are_listed_with_their_reasons_and_chat_reuse_announced(shared_data, tmp_path):
     """Amazon Gift Cards has too few categories for the exclusion tasks: they stay in the printed table, and a line
-    each says why they are empty (they used to vanish from it)."""
+    each says why they are empty (they used to vanish from it). Its I4 rows outnumber the 10 chat conversations."""
     out = tmp_path / "gift"
-    result = CliRunner().invoke(main, ["build", "amazon:Gift_Cards", "--raw-dir", str(shared_data / "amazon"), "--out", str(out), "--teacher-epochs", "2"])
+    arguments = ["build", "amazon:Gift_Cards", "--raw-dir", str(shared_data / "amazon"), "--out", str(out), "--teacher-epochs", "2", "--chat", str(CHAT)]
+    result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 0, result.output
+    chat = json.loads((out / "reports" / "controllable.json").read_text())["chat"]
+    times = -(-chat["rows"] // 10)
+    assert times > 1 and f"{chat['rows']:,} train rows (--chat-ratio 0.5) from 10 conversations: each is used up to {times} times" in " ".join(result.output.split())
     rows = json.loads((out / "reports" / "controllable.json").read_text())["rows"]
     empty = [task for task in TASKS if not any(rows[split].get(task) for split in rows)]
     assert empty  # the point of this catalog

@@ -378,13 +378,13 @@ def generate_controllable(folder: BuildFolder, settings: ControllableSettings, p
                 n_rows = round(settings.chat_ratio * generated.splits["train"].rows)
                 generated.add("train", Checked.of(chat_rows(conversations, n_rows, settings.seed), catalog, TitleIndex(())))
                 chat_report = {"source": str(settings.chat), "conversations": len(conversations), "dropped": dict(dropped), "rows": n_rows}
+                if Path(settings.chat).is_file():
+                    inputs.append({"file": Path(settings.chat).name, "bytes": Path(settings.chat).stat().st_size, "sha256": sha256(Path(settings.chat)), "used_for": "controllable i4_chat"})
             if n_rows > len(conversations):
                 progress.warn(
                     f"NOTE: I4 has {n_rows:,} train rows (--chat-ratio {settings.chat_ratio:g}) from {len(conversations):,} conversations: "
                     f"each is used up to {math.ceil(n_rows / len(conversations)):,} times. Give more conversations or a lower --chat-ratio."
                 )
-                if Path(settings.chat).is_file():
-                    inputs.append({"file": Path(settings.chat).name, "bytes": Path(settings.chat).stat().st_size, "sha256": sha256(Path(settings.chat)), "used_for": "controllable i4_chat"})
         checks = {split: generated.totals[split].means() for split in SPLITS}
         failures = metric_failures(checks)
         refuse_failed_checks(FAMILY, failures)
