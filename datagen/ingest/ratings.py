@@ -15,8 +15,8 @@ import polars as pl
 
 def rating_problem(rating: pl.Expr, scale: tuple[float, float] | None = None) -> pl.Expr:
     """Why each rating is bad, or null (a missing rating is not bad: many catalogs have none)."""
-    low, high = scale or (None, None)
     problem = pl.when(rating.is_nan() | rating.is_infinite()).then(pl.lit("is not a finite number"))
     if scale is not None:
+        low, high = scale
         problem = problem.when(~rating.is_between(low, high)).then(pl.lit(f"is outside the {low:g}-{high:g} scale"))
     return problem
