@@ -199,3 +199,12 @@ def test_a_short_run_reads_only_the_rows_its_steps_train_on(sample_generated, mo
     short = training_rows(recipe.dataset, limit=8)
     assert short.to_list() == stream.select(range(8)).to_list(), "the first rows of the same stream"
     assert len(evaluation_rows(recipe.dataset, limit=8)) == 8 and len(evaluation_rows(recipe.dataset)) == 32
+
+
+def test_a_recipe_whose_build_is_missing_points_at_the_shipped_samples(tmp_path, monkeypatch):
+    """After README's line 1 only build/steam-sample exists; the shipped recipes read build/steam."""
+    (tmp_path / "build" / "steam-sample").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["train", "sft", "steam/smollm2-135m/sft", "--dry-run"])
+    assert result.exit_code == 1 and "build/steam: no such dataset folder" in result.output
+    assert "`dataset.path=build/steam-sample` for `datagen train`" in result.output

@@ -36,11 +36,13 @@ def read_config(path: str, config: str, split: str, revision: str | None = None)
             raise DataError(f"no {config}/{split} data; the folder has {have}", path=local)
         return read_split(local, config, split)
     if looks_local(path):
-        raise DataError(
-            "no such dataset folder",
-            path=local,
-            hint=f"Run `datagen build SOURCE --out {path}` first (`datagen build` writes build/<name> by default), or point at another: `dataset.path=FOLDER` for `datagen train`, `--dataset FOLDER` for `datagen eval`.",
+        sample = Path(f"{path.rstrip('/')}-sample")  # what `datagen build steam` makes from the shipped sample
+        hint = (
+            f"The shipped sample's build is {sample}: `dataset.path={sample}` for `datagen train`, `--dataset {sample}` for `datagen eval`."
+            if sample.is_dir()
+            else f"Run `datagen build SOURCE --out {path}` first (`datagen build` writes build/<name> by default), or point at another: `dataset.path=FOLDER` for `datagen train`, `--dataset FOLDER` for `datagen eval`."
         )
+        raise DataError("no such dataset folder", path=local, hint=hint)
     import datasets
 
     try:
