@@ -2,7 +2,7 @@
 
 $ datagen templates --show lu2024/i2_le
 $ datagen render steam --task i2 --n 3
-$ datagen render build/amazon-gift_cards --family recknowledge --task mim
+$ datagen render build/amazon-Gift_Cards --family recknowledge --task mim
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ Examples:
   datagen render steam --task i2 --n 3
   datagen render build/steam --task i1_neg --split test --n 2
   datagen render steam-sample --task i0 --json
-  datagen render build/amazon-gift_cards --family recknowledge --task mim
-  datagen render build/amazon-gift_cards --family instructrec --task select
+  datagen render build/amazon-Gift_Cards --family recknowledge --task mim
+  datagen render build/amazon-Gift_Cards --family instructrec --task select
 """
 )
 @click.argument("build_name", metavar="BUILD")

@@ -122,10 +122,10 @@ def family_options(command):
 Examples:
   datagen build steam
       the small real Steam sample shipped with datagen (offline)
-  datagen build steam --raw-dir ../shared/data/steam
+  datagen build steam --raw-dir $DATAGEN_DATA/steam
       the real UCSD files; or set DATAGEN_DATA to a folder holding steam/
-  datagen build steam --preset lu2024 --option category_field=tags
-      Lu et al.'s 25/10-core, with Steam tags as categories
+  datagen build steam --raw-dir $DATAGEN_DATA/steam --preset lu2024 --option category_field=tags
+      Lu et al.'s 25/10-core, with Steam tags as categories (the sample is too small for that core)
   datagen build amazon:Gift_Cards --raw-dir ../shared/data/amazon
   datagen build table:examples/scientific.yaml --raw-dir ../shared/data/catalogs/scientific
       any catalog described by a YAML file

@@ -1,7 +1,7 @@
 """`datagen instructrec`: the InstructRec dataset of Zhang et al. 2023 from the command line.
 
-$ datagen instructrec build/amazon-gift_cards
-$ datagen render build/amazon-gift_cards --family instructrec --task select
+$ datagen instructrec build/amazon-Gift_Cards
+$ datagen render build/amazon-Gift_Cards --family instructrec --task select
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ console = stdout_console()
     epilog="""\b
 Examples:
   datagen instructrec build/steam
-  datagen instructrec build/amazon-gift_cards --negatives teacher
+  datagen instructrec build/amazon-Gift_Cards --negatives teacher
   datagen instructrec build/steam --workers 8
-  datagen instructrec build/amazon-gift_cards --annotator local
-  datagen instructrec build/amazon-gift_cards --annotator openai --annotator-url http://127.0.0.1:8080/v1 --annotator-model smollm2
+  datagen instructrec build/amazon-Gift_Cards --annotator local
+  datagen instructrec build/amazon-Gift_Cards --annotator openai --annotator-url http://127.0.0.1:8080/v1 --annotator-model smollm2
 """,
 )
 @click.argument("build_name", metavar="BUILD")

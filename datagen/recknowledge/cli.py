@@ -1,7 +1,7 @@
 """`datagen recknowledge`: the recommendation-knowledge dataset of Cao et al. 2024 from the command line.
 
-$ datagen recknowledge build/amazon-gift_cards --epochs 3
-$ datagen render build/amazon-gift_cards --family recknowledge --task mim
+$ datagen recknowledge build/amazon-Gift_Cards --epochs 3
+$ datagen render build/amazon-Gift_Cards --family recknowledge --task mim
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ console = stdout_console()
     epilog="""\b
 Examples:
   datagen recknowledge build/steam
-  datagen recknowledge build/amazon-gift_cards --epochs 3
+  datagen recknowledge build/amazon-Gift_Cards --epochs 3
   datagen recknowledge build/steam --window 10 --candidates 50 --catalog-noun "games on Steam"
   datagen recknowledge build/steam --workers 8
 """,
