@@ -82,6 +82,12 @@ def test_rank_shows_titles_and_writes_every_user(built):
     action = set(items.filter(pl.col("categories").list.contains("Action"))["item_id"].to_list())
     assert ranks.height == pl.read_parquet(f"{cwd}/b/sequences.parquet").height
     assert not action & set(ranks["top_items"].explode().to_list())
+    as_json = runner.invoke(main, ["teacher", "rank", f"{cwd}/b", "--exclude-category", "Action", "--user", "0", "--user", "2", "--json", "--no-cache"])
+    lines = [json.loads(line) for line in as_json.output.splitlines()]
+    expected = ranks.filter(pl.col("user_id").is_in([0, 2])).sort("user_id")
+    assert [line["user_id"] for line in lines] == [0, 2]
+    assert [[entry["item_id"] for entry in line["top"]] for line in lines] == expected["top_items"].to_list()
+    assert [line["target_rank"] for line in lines] == expected["target_rank"].to_list()
 
 
 def test_teacher_errors_are_clear(built):

@@ -279,10 +279,11 @@ Examples:
 @click.option("--checkpoint", type=click.Path(exists=True, path_type=Path), help="Another teacher of this build's data (see `teacher eval`).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write every row (with target ranks) to this parquet file.")
 @click.option("--no-cache", is_flag=True, help=f"Do not read or write the ranking cache ({cache_root() / 'teacher'}).")
+@click.option("--json", "as_json", is_flag=True, help="Print every user's row as a JSON line (user, target, its rank, top items with titles).")
 @DEVICE_OPTION
 @WORKERS_OPTION
 @EXECUTOR_OPTION
-def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_cache, device, workers, executor):
+def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_cache, as_json, device, workers, executor):
     """The teacher's top items for users, with history excluded and category filters.
 
     Also gives the rank of each user's held-out target (the validation or test item)
@@ -318,6 +319,12 @@ def rank(build_dir, users, split, top_n, include, exclude, checkpoint, out, no_c
         click.echo(str(out))
         return
     titles = dict(zip(folder.items["item_id"].to_list(), folder.items["title"].to_list()))
+    if as_json:
+        for row in ranked.iter_rows(named=True):
+            top = [{"item_id": item, "title": titles[item]} for item in row["top_items"]]
+            line = {"user_id": row["user_id"], "split": split, "target_item_id": row["target_item_id"], "target_rank": row["target_rank"], "allowed_count": row["allowed_count"], "top": top}
+            click.echo(json.dumps(line))
+        return
     for row in ranked.head(20).iter_rows(named=True):
         where = f"at rank {row['target_rank']}" if row["target_rank"] is not None else "not among the allowed items"
         table = Table(title=f"user {row['user_id']}: top {top_n} of {row['allowed_count']} allowed items; {split} target {titles[row['target_item_id']]!r} {where}")
