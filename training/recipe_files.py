@@ -21,11 +21,7 @@ from datagen.shipped import RECIPES_DIR
 from datagen.training.recipe import find_recipe
 
 EXTENDS_LINE = re.compile(r"^extends:.*$", re.MULTILINE)
-
-
 ACCELERATE_DIR = RECIPES_DIR / "accelerate"  # launcher configs for `accelerate launch --config_file`, not recipes
-
-
 SENTENCE_END = re.compile(r"(?<!\bal)(?<!\bEq)\.(?=\s|$)")  # a full stop, but not those of "et al." and "Eq."
 
 
