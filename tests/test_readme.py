@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.walkthrough
+pytestmark = [pytest.mark.walkthrough, pytest.mark.integration]  # it builds and trains: not for the fast lane
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIPPED_MARKS = ("needs the data", "needs the network")
