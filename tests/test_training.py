@@ -260,6 +260,7 @@ def test_grpo_rewards_real_answers_by_the_rules_and_trains(tasks_build, tmp_path
     assert json.loads((tmp_path / "grpo" / "run.json").read_text())["trainer"] == "GRPOTrainer"
 
 
+@pytest.mark.recipes  # two minutes of PPO updates: in the training lane, which .ci/run runs after the default suite
 def test_a_few_ppo_updates_on_a_fixed_batch_raise_its_mean_reward(tasks_build, tmp_path):
     """Real prompts, the real model and teacher. The batch's mean reward under the updated policy is the
     self-normalised importance-weighted mean of its answers' rewards, pi_new(y) / pi_old(y): before any
