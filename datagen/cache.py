@@ -20,12 +20,11 @@ bit or a file cut short is dropped and made again, never used.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 from datagen.errors import DataError
-from datagen.output import check_writable, write_text
+from datagen.output import check_writable, sha256, write_text
 
 CACHE_ENV = "DATAGEN_CACHE"
 RAW_CACHE = "raw"  # downloaded raw files, a folder per source
@@ -54,17 +53,9 @@ def _seal_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.sha256")
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def seal_cache_file(path: Path) -> None:
     """Write the sha256 of the (complete, renamed into place) cache file `path` beside it."""
-    write_text(_file_sha256(path) + "\n", _seal_path(path))
+    write_text(sha256(path) + "\n", _seal_path(path))
 
 
 def why_untrusted(path: Path) -> str | None:
@@ -73,7 +64,7 @@ def why_untrusted(path: Path) -> str | None:
     seal = _seal_path(path)
     if not seal.is_file():
         return "it has no checksum beside it"
-    if seal.read_text().strip() != _file_sha256(path):
+    if seal.read_text().strip() != sha256(path):
         return "its bytes do not match its checksum"
     return None
 

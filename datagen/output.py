@@ -10,6 +10,7 @@ Commands that change a finished build edit a staged copy of it the same way.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -169,6 +170,15 @@ def plain_type(arrow_type: pa.DataType) -> pa.DataType:
     if pa.types.is_struct(arrow_type):
         return pa.struct([field.with_type(plain_type(field.type)) for field in arrow_type])
     return arrow_type
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_text(text: str, path: Path) -> None:

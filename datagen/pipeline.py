@@ -36,13 +36,12 @@ from datagen.errors import DataError
 from datagen.families import FAMILIES, family_named
 from datagen.ingest.cleaning import clean_interactions, clean_items, k_core, sample_users, unique_titles
 from datagen.ingest.presets import DEFAULT_PARAMETERS, PRESETS
-from datagen.ingest.rawfiles import sha256
 from datagen.ingest.report import BuildReport
 from datagen.ingest.reviews import write_review_texts
 from datagen.ingest.split import CanonicalTables, split_tables
 from datagen.ingest.stats import table1, table1_markdown
 from datagen.layout import DATA_DIR, REVIEWS_FILE, write_split
-from datagen.output import atomic_folder, check_writable, write_json, write_parquet
+from datagen.output import atomic_folder, check_writable, sha256, write_json, write_parquet
 from datagen.progress import StepProgress
 from datagen.publish.release import DEFAULT_VERSION, check_version, finalize
 from datagen.sources import get_source

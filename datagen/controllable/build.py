@@ -44,9 +44,8 @@ from datagen.executor import worker_pool
 from datagen.family.rows import refuse_failed_checks, rows_table, settings_dict, write_generated
 from datagen.family.spec import card_block
 from datagen.family.spilled import SpilledSplit, SpilledTable, estimated_size, spill
-from datagen.ingest.rawfiles import sha256
 from datagen.layout import DATA_DIR
-from datagen.output import scratch_folder
+from datagen.output import scratch_folder, sha256
 from datagen.progress import StepProgress
 from datagen.scoring.answers import METRICS, Facts, TitleIndex, parse_answer, score
 from datagen.scoring.catalog import Catalog

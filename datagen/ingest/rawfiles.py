@@ -11,7 +11,6 @@ number and errors can name it.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import zlib
 from collections.abc import Iterator
@@ -157,12 +156,3 @@ def has_glob_characters(path: str | Path) -> bool:
 def sql_literal(path: str | Path) -> str:
     """The path as the text of a DuckDB string literal (quotes doubled), for read_json('...') and the like."""
     return str(path).replace("'", "''")
-
-
-def sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

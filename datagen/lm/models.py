@@ -17,7 +17,6 @@ The forms of a model reference:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from importlib import metadata
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from datagen.cache import cache_root
 from datagen.errors import DataError
-from datagen.output import atomic_folder
+from datagen.output import atomic_folder, sha256
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
@@ -44,17 +43,9 @@ def _package_gguf(distribution: str) -> Path:
     return ggufs[0]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert_gguf(gguf: Path) -> Path:
     """The de-quantized float copy of a GGUF model (made on first use, atomically)."""
-    target = cache_root() / "models" / f"{gguf.stem}-{_sha256(gguf)[:16]}"
+    target = cache_root() / "models" / f"{gguf.stem}-{sha256(gguf)[:16]}"
     if (target / "config.json").is_file():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
@@ -64,7 +55,7 @@ def convert_gguf(gguf: Path) -> Path:
     with atomic_folder(target) as folder:
         model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
-        (folder / "source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": _sha256(gguf)}, indent=2) + "\n")
+        (folder / "source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": sha256(gguf)}, indent=2) + "\n")
     return target
 
 

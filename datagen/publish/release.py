@@ -24,9 +24,8 @@ import pyarrow.parquet as pq
 from datagen import __version__
 from datagen.buildfolder import load_manifest
 from datagen.errors import DataError
-from datagen.ingest.rawfiles import sha256
 from datagen.layout import DATA_DIR, data_files, family_reports
-from datagen.output import write_json
+from datagen.output import sha256, write_json
 
 DEFAULT_VERSION = "0.1.0"
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")

@@ -23,9 +23,8 @@ import yaml
 
 from datagen.buildfolder import load_manifest
 from datagen.errors import DataError
-from datagen.ingest.rawfiles import sha256
 from datagen.layout import data_files
-from datagen.output import staged_edit
+from datagen.output import sha256, staged_edit
 from datagen.publish.release import content_hash, finalize, is_card_file, manifest_checksum, repository_files, schema_of
 
 

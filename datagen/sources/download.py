@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import requests
 
 from datagen.errors import DataError
-from datagen.ingest.rawfiles import sha256
+from datagen.output import sha256
 from datagen.redact import redact_url
 from datagen.timeouts import seconds_from_env
 

@@ -23,8 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from datagen.errors import DataError
-from datagen.ingest.rawfiles import sha256
-from datagen.output import write_text
+from datagen.output import sha256, write_text
 from datagen.teacher.sasrec import SASRec
 from datagen.teacher.scorers import SASRecScorer
 from datagen.teacher.settings import SASRecConfig
