@@ -228,8 +228,11 @@ answer every task:
 A model behind an OpenAI-compatible server (vLLM, TGI, `transformers serve`,
 a hosted API) answers the same prompts greedily through its chat API:
   datagen eval --dataset build/steam --tasks i0,i1_pos --model gpt=openai:gpt-4o-mini --base-url https://api.openai.com/v1
-Its candidate tasks are not computed (a chat API gives no likelihood of a
-given answer); constrained decoding is refused.
+Its candidate tasks are scored through /completions with echo and logprobs
+(vLLM), the chat template applied here by --tokenizer; where the server
+cannot echo log-probabilities (a chat-only server, llama.cpp's), they are
+recorded as not computed, with the reason. Retrieval's beam search and
+constrained decoding need the logits at every step: not computed, refused.
 """,
 )
 @click.option(
@@ -244,6 +247,11 @@ given answer); constrained decoding is refused.
     envvar="OPENAI_BASE_URL",
     metavar="URL",
     help="The OpenAI-compatible server of openai:NAME models, e.g. http://127.0.0.1:8000/v1 [default: $OPENAI_BASE_URL]; the key comes from $OPENAI_API_KEY and is never printed.",
+)
+@click.option(
+    "--tokenizer",
+    metavar="MODEL",
+    help="The tokenizer whose chat template writes openai:NAME models' candidate prompts for /completions [default: NAME itself, as vLLM serves a Hub id].",
 )
 @click.option("--recipe", help="Take the dataset, tasks and settings from this recipe (its `evaluation` section).")
 @click.option("--dataset", "dataset_path", help="A build folder or a Hub repo id [default: the recipe's].")
@@ -278,7 +286,26 @@ given answer); constrained decoding is refused.
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output folder [default: <recipe output_dir>/eval, or eval/].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output: only the tables and where they were written.")
 def evaluate(
-    models, base_url, recipe, dataset_path, revision, split, tasks, rows_per_task, all_rows, batch_size, max_new_tokens, backend, dtype, constrained, exclude_history, beams, baselines, out_dir, quiet
+    models,
+    base_url,
+    tokenizer,
+    recipe,
+    dataset_path,
+    revision,
+    split,
+    tasks,
+    rows_per_task,
+    all_rows,
+    batch_size,
+    max_new_tokens,
+    backend,
+    dtype,
+    constrained,
+    exclude_history,
+    beams,
+    baselines,
+    out_dir,
+    quiet,
 ):
     """Generate answers to a dataset's test rows and score them with the paper's metrics."""
     import polars as pl
@@ -382,9 +409,12 @@ def evaluate(
         suffix, label = ("constrained-no-history", "constrained, no history") if exclude_history else ("constrained", "constrained")
         decodings.append((f"{suffix}-beams{beams}", f" ({label}, {beams} beams)") if beams > 1 else (suffix, f" ({label})"))
     for name, reference in _models(models).items():
+        from datagen.lm.catalog_beams import CatalogBeams
         from datagen.lm.constrained import TitleTree
         from datagen.lm.generation import make_generator
+        from datagen.lm.likelihood import CandidateScorer
         from datagen.lm.models import model_identity
+        from datagen.lm.served_likelihood import served_scorer
         from datagen.redact import redact_url
 
         served = served_model(reference) is not None
@@ -392,21 +422,27 @@ def evaluate(
         size = batch_size or settings.batch_size
         tokens = max_new_tokens or settings.max_new_tokens
         weights = {"reference": reference, "base_url": redact_url(base_url or "")} if served else model_identity(reference)
-        if task_rows and served:
-            reason = "a served model gives no likelihood of a given answer through its chat API"
-            progress.warn(f"NOTE: {name}: {', '.join(task_rows)} not computed: {reason}.")
-            for task, frame in task_rows.items():
-                results.setdefault(name, {})[task] = {"rows": frame.height, "not_computed": reason}
-        elif task_rows:
-            from datagen.lm.catalog_beams import CatalogBeams
-            from datagen.lm.likelihood import CandidateScorer
-
+        if task_rows:
             scores_path = out_dir / f"{name}.candidates.jsonl"
-            check_answers_belong_to(scores_path, {"model": weights, "dtype": dtype, "scoring": "candidate log-likelihood"})
-            scorer = CandidateScorer.load(reference, dtype=dtype, batch_size=size)
+            scoring = {"model": weights, "dtype": dtype, "scoring": "candidate log-likelihood"}
+            try:
+                scorer = served_scorer(reference, base_url, tokenizer) if served else CandidateScorer.load(reference, dtype=dtype, batch_size=size)
+            except DataError as error:
+                if not served:
+                    raise
+                scorer, unscored = None, error.message
+            if scorer is not None:
+                if served:
+                    scoring |= {"scoring": "candidate log-likelihood, echoed by /completions", "tokenizer": tokenizer or served_model(reference)}
+                check_answers_belong_to(scores_path, scoring)
             with progress.bar(f"{name}: scoring candidates", total=sum(frame.height for frame in task_rows.values())) as advance:
                 for task, frame in task_rows.items():
                     ids = frame["id"].to_list()
+                    if scorer is None or (served and PROTOCOLS[task].kind == "retrieve"):
+                        reason = unscored if scorer is None else "beam search over the catalog needs the model's logits at every step, which a server does not give"
+                        progress.warn(f"NOTE: {name}: {task} not computed: {reason}")
+                        results.setdefault(name, {})[task] = {"rows": frame.height, "not_computed": reason}
+                        continue
                     if PROTOCOLS[task].kind == "retrieve":
                         beams = CatalogBeams(scorer.model, scorer.tokenizer, names[task], width=RETRIEVAL_BEAMS)
                         ranked_path = out_dir / f"{name}.retrieval.jsonl"
@@ -414,7 +450,14 @@ def evaluate(
                         ranked = model_rankings(frame, beams, ranked_path, on_row=advance)
                         results.setdefault(name, {})[task] = retrieval_metrics(PROTOCOLS[task], frame, [ranked[row_id] for row_id in ids], beams.width)
                         continue
-                    saved = model_scores(frame, texts[task], scorer, scores_path, on_row=advance)
+                    try:
+                        saved = model_scores(frame, texts[task], scorer, scores_path, on_row=advance)
+                    except DataError as error:
+                        if not served:
+                            raise
+                        progress.warn(f"NOTE: {name}: {task} not computed: {error.message}")
+                        results.setdefault(name, {})[task] = {"rows": frame.height, "not_computed": error.message}
+                        continue
                     results.setdefault(name, {})[task] = protocol_metrics(PROTOCOLS[task], frame, candidates[task], [saved[row_id] for row_id in ids])
             del scorer
         if rows is None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 from datagen.errors import DataError
 from datagen.lm.constrained import ListRequest, TitleTree
@@ -41,6 +42,7 @@ RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 ECHO_READ_BYTES = 1 << 16  # of an error body: enough to hold what a proxy echoes, so it is masked before the cut
 ECHO_SHOWN_CHARACTERS = 300
 Messages = Sequence[dict]
+T = TypeVar("T")
 
 
 class OpenAIChat:
@@ -80,15 +82,21 @@ class OpenAIChat:
             self._next_start = start + self.interval
         time.sleep(start - now)
 
-    def _request(self, messages: Messages, max_tokens: int) -> urllib.request.Request:
-        body = json.dumps({"model": self.model, "messages": list(messages), "temperature": 0, "max_tokens": max_tokens}).encode()
+    def _request(self, url: str, payload: dict) -> urllib.request.Request:
         headers = {"Content-Type": "application/json"}
         key = api_key()
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        return urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        return urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers, method="POST")
 
     def _complete_one(self, messages: Messages, max_tokens: int) -> str:
+        payload = {"model": self.model, "messages": list(messages), "temperature": 0, "max_tokens": max_tokens}
+        return self.post(self.url, payload, lambda answer: answer["choices"][0]["message"]["content"] or "", "a chat completion")
+
+    def post(self, url: str, payload: dict, read: Callable[[dict], T], expected: str) -> T:
+        """`read` of the server's JSON answer to `payload` at `url`, retried, paced and bounded in time; `expected`
+        names what `read` looks for, in the error when the answer lacks it."""
+        shown_url = redact_url(url)
         deadline = time.monotonic() + self.total_timeout
         for attempt in range(self.max_retries + 1):
             self._wait_for_turn()
@@ -96,13 +104,13 @@ class OpenAIChat:
             if left <= 0:
                 break
             try:
-                with urllib.request.urlopen(self._request(messages, max_tokens), timeout=min(self.timeout, left)) as response:
+                with urllib.request.urlopen(self._request(url, payload), timeout=min(self.timeout, left)) as response:
                     answer = json.loads(response.read())
-                return answer["choices"][0]["message"]["content"] or ""
+                return read(answer)
             except urllib.error.HTTPError as error:
                 if error.code not in RETRY_STATUS or attempt == self.max_retries:
                     detail = redact(error.read(ECHO_READ_BYTES).decode(errors="replace"), api_key())[:ECHO_SHOWN_CHARACTERS]
-                    raise DataError(f"{self.shown_url} answered HTTP {error.code}: {detail}", hint=f"Check the model name and ${' or $'.join(KEY_ENVS)}.") from None
+                    raise DataError(f"{shown_url} answered HTTP {error.code}: {detail}", hint=f"Check the model name and ${' or $'.join(KEY_ENVS)}.") from None
                 wait = retry_after(error.headers.get("Retry-After"))
                 if wait is not None:
                     time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
@@ -110,13 +118,13 @@ class OpenAIChat:
             except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
                 if attempt == self.max_retries:
                     reason = redact(str(getattr(error, "reason", error)), api_key())
-                    raise DataError(f"cannot reach {self.shown_url}: {reason}", hint="Is the server running? (--annotator-url)") from None
-            except (KeyError, IndexError, ValueError) as error:
+                    raise DataError(f"cannot reach {shown_url}: {reason}", hint="Is the server running? (--annotator-url)") from None
+            except (KeyError, IndexError, TypeError, ValueError) as error:
                 detail = redact(str(error), api_key())
-                raise DataError(f"{self.shown_url} answered something that is not a chat completion ({detail})") from None
+                raise DataError(f"{shown_url} answered something that is not {expected} ({type(error).__name__}: {detail})") from None
             time.sleep(max(0.0, min(30.0, 0.5 * 2**attempt, deadline - time.monotonic())))
         raise DataError(
-            f"no answer from {self.shown_url} within {self.total_timeout:g} s ({attempt + 1} attempts)",
+            f"no answer from {shown_url} within {self.total_timeout:g} s ({attempt + 1} attempts)",
             hint="Is the server overloaded? Lower --annotator-concurrency or allow more with --annotator-timeout.",
         )
 

@@ -23,6 +23,17 @@ from datagen.lm.models import load_model
 Prompt = Sequence[dict]
 
 
+def answer_turns(tokenizer, prompt: Prompt, candidates: Sequence[str]) -> tuple[str, list[str]]:
+    """The chat template's text of the prompt up to the assistant's turn, and of each candidate's turn after it
+    (the candidate and the end of turn)."""
+    head = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+    turns = []
+    for candidate in candidates:
+        whole = tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": candidate}], tokenize=False)
+        turns.append(whole[len(head) :] if whole.startswith(head) else candidate)
+    return head, turns
+
+
 class CandidateScorer:
     def __init__(self, model, tokenizer, batch_size: int = 32, shared_prefix: bool = True):
         import torch
@@ -40,11 +51,7 @@ class CandidateScorer:
 
     def continuations(self, prompt: Prompt, candidates: Sequence[str]) -> tuple[list[int], list[list[int]]]:
         """The prompt's tokens up to the assistant's turn, and each candidate's turn (its text and the end of turn)."""
-        head = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-        turns = []
-        for candidate in candidates:
-            whole = self.tokenizer.apply_chat_template([*prompt, {"role": "assistant", "content": candidate}], tokenize=False)
-            turns.append(whole[len(head) :] if whole.startswith(head) else candidate)
+        head, turns = answer_turns(self.tokenizer, prompt, candidates)
         encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return encode(head), [encode(turn) for turn in turns]
 
