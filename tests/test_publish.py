@@ -115,6 +115,24 @@ def test_card_body_covers_sources_parameters_checks_templates_samples_and_plots(
         assert f"<b>{task}</b>" in text, f"no sample row of {task}"
 
 
+def test_card_describes_every_column_its_limits_and_how_to_train(sample_release):
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(sample_release / "README.md")
+    assert card.data.annotations_creators == ["machine-generated"] and card.data.source_datasets == ["extended|steam"]
+    fields = card.text[card.text.index("## Data fields") : card.text.index("## Limitations")]
+    manifest = json.loads((sample_release / "manifest.json").read_text())
+    for config, splits in manifest["configs"].items():
+        for column in pl.read_parquet_schema(sample_release / splits["train"]["files"][0]):
+            line = next(line for line in fields[fields.index(f"<code>{config}</code>") :].splitlines() if line.startswith(f"| `{column}` |"))
+            assert not line.endswith("|  |"), f"{config}.{column} has no description"
+    teacher = json.loads((sample_release / "teacher" / "report.json").read_text())["evaluation"]["full"]["test"]["SASRec"]
+    limits = card.text[card.text.index("## Limitations") : card.text.index("## Source data")]
+    assert f"HR@10 is {teacher['HR@10']:.4f}" in limits and "This is the small sample" in limits
+    assert "trl sft --model_name_or_path HuggingFaceTB/SmolLM2-135M-Instruct --dataset_name ORG/NAME --dataset_config controllable" in card.text
+    assert "templates/controllable/lu2024/intentions.yaml</code></summary>\n\n```yaml\n" in card.text
+
+
 def test_templates_in_the_repository_are_the_shipped_files(sample_release):
     from datagen.shipped import TEMPLATES_DIR
 

@@ -125,6 +125,29 @@ def test_full_fine_tuning_trains_every_weight_and_writes_the_model_itself(tasks_
     assert not (tmp_path / "ppo").exists()
 
 
+@pytest.mark.recipes  # trains: in the training lane
+def test_the_cards_training_command_trains_two_steps_on_the_folder(tasks_build, tmp_path):
+    """The card's `trl sft` line as printed, the Hub names swapped for the local folder and the offline model, and
+    the settings a 2-step CPU run needs added."""
+    import re
+    import shutil
+
+    from datagen.lm.models import resolve_model
+    from datagen.publish.release import finalize
+
+    folder = tmp_path / "steam-sample"
+    shutil.copytree(tasks_build, folder)
+    finalize(folder)
+    command = re.search(r"^trl sft .*$", (folder / "README.md").read_text(), re.MULTILINE).group(0).split()
+    command = [{"ORG/NAME": str(folder), "HuggingFaceTB/SmolLM2-135M-Instruct": str(resolve_model(MODEL))}.get(word, word) for word in command]
+    command[command.index("--output_dir") + 1] = str(tmp_path / "sft")
+    cpu_run = ["--max_steps", "2", "--per_device_train_batch_size", "2", "--max_length", "256", "--report_to", "none", "--save_strategy", "no", "--use_cpu", "--bf16", "false"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run([str(Path(sys.executable).parent / "trl"), *command[1:], *cpu_run], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "sft" / "model.safetensors").is_file()
+
+
 def test_scores_of_real_answers_count_every_row(tasks_build):
     rows = select_rows(str(tasks_build), ("i0", "i1_pos", "item_count"), "test", rows_per_task=6, seed=1)
     users_per_task = rows.group_by("task").agg(pl.col("user_id").sort())["user_id"].to_list()

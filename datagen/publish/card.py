@@ -34,6 +34,8 @@ CANONICAL_ABOUT = {
     "interactions": "User-item interactions, split leave-one-out: each user's last item is test, the one before validation",
 }
 CANONICAL_CONFIGS = tuple(CANONICAL_ABOUT)
+FAMILY_CONFIGS = ("controllable", "recknowledge", "instructrec")  # the instruction rows, which TRL trains on
+TOP_LABELLED = 10  # the limitations' measure of popularity: the share of answer slots the 10 most named items fill
 # Where each source's terms of use are stated, for the header's license_link when the licence is `other`.
 TERMS_PAGES = {
     "steam": "https://cseweb.ucsd.edu/~jmcauley/datasets.html",
@@ -69,6 +71,8 @@ def card_metadata(folder: Path, manifest: dict):
         **license_fields(manifest),
         language=["en"],
         task_categories=["text-generation"],
+        annotations_creators=["machine-generated"],
+        source_datasets=[f"extended|{manifest['source']['name']}"],
         size_categories=[size_category(sum(split["rows"] for name in (task_configs or ["interactions"]) for split in configs[name].values()))],
         tags=[*TAGS, manifest["source"]["name"]],
     )
@@ -101,6 +105,28 @@ def default_config(manifest: dict) -> str:
     """The first task config (what most users load), else the first config."""
     names = list(manifest["configs"])
     return next((name for name in names if name not in CANONICAL_CONFIGS), names[0])
+
+
+def type_name(arrow_type) -> str:
+    """A column's type as a reader says it: `int32`, `string`, `list of int32`, `list of {role, content}`."""
+    import pyarrow as pa
+
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return f"list of {type_name(arrow_type.value_type)}"
+    if pa.types.is_struct(arrow_type):
+        return "{" + ", ".join(field.name for field in arrow_type) + "}"
+    return {"large_string": "string", "double": "float64", "float": "float32"}.get(str(arrow_type), str(arrow_type))
+
+
+def data_fields(folder: Path, manifest: dict) -> list[dict]:
+    """Each config's columns with their type and what they hold (fields.yaml)."""
+    about = yaml.safe_load(files("datagen.publish").joinpath("fields.yaml").read_text())
+    found = []
+    for config, splits in manifest["configs"].items():
+        schema = pq.read_schema(folder / next(iter(splits.values()))["files"][0])
+        meanings = {**about["common"], **about.get(config, {})}
+        found.append({"config": config, "fields": [{"name": field.name, "type": type_name(field.type), "about": meanings.get(field.name, "")} for field in schema]})
+    return found
 
 
 def card_license(manifest: dict) -> str:
@@ -157,6 +183,20 @@ def sample_rows(folder: Path, manifest: dict) -> list[dict]:
     return samples
 
 
+def label_concentration(folder: Path, manifest: dict) -> dict | None:
+    """How much of the first family config's train answers the TOP_LABELLED most named items fill."""
+    configs = manifest["configs"]
+    with_labels = [name for name in FAMILY_CONFIGS if "train" in configs.get(name, {}) and "label_item_ids" in pq.read_schema(folder / configs[name]["train"]["files"][0]).names]
+    config = next(iter(with_labels), None)
+    if config is None:
+        return None
+    labels = read_split(folder, config, "train", columns=["label_item_ids"])["label_item_ids"].explode().drop_nulls()
+    if labels.is_empty():
+        return None
+    counts = labels.value_counts(sort=True)["count"]
+    return {"config": config, "top": TOP_LABELLED, "top_share": 100.0 * counts.head(TOP_LABELLED).sum() / len(labels), "distinct": len(counts)}
+
+
 def templates_used(folder: Path) -> list[dict]:
     """The prompt templates copied into the repository's templates/ folder."""
     found = []
@@ -202,6 +242,7 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: li
     cited = citations(manifest, families)
     shared = {"manifest": manifest, "plots": plots, "task_counts": task_rows, "catalog_noun": manifest["source"].get("catalog_noun", "items")}
     sections = [family_section(name, report, shared) for name, report in families.items()]
+    teacher = read_json(folder / "teacher" / "report.json")
     return template.render(
         **shared,
         pretty_name=pretty_name(manifest),
@@ -212,9 +253,13 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: li
         default_config=default_config(manifest),
         config_about={**CANONICAL_ABOUT, **{config: about for report in families.values() for config, about in report["card"]["configs"].items()}},
         family_sections=sections,
-        teacher=read_json(folder / "teacher" / "report.json"),
+        teacher=teacher,
+        teacher_test=(teacher or {}).get("evaluation", {}).get("full", {}).get("test", {}).get("SASRec"),
         samples=sample_rows(folder, manifest),
         templates=templates_used(folder),
+        data_fields=data_fields(folder, manifest),
+        family_configs=[name for name in manifest["configs"] if name in FAMILY_CONFIGS],
+        label_concentration=label_concentration(folder, manifest),
         citations=cited,
         papers=paper_links(cited),
         json=lambda value, indent=None: json.dumps(value, ensure_ascii=False, indent=indent),
