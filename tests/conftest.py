@@ -156,10 +156,12 @@ def send_json(handler: BaseHTTPRequestHandler, status: int, payload: object) -> 
 
 
 class HubUntilUpload(BaseHTTPRequestHandler):
-    """Answers like the Hub up to the upload, then drops the connection; records every request."""
+    """Answers like the Hub up to the upload (on main, or the branch my-branch), then drops the connection; records
+    every request, its query included."""
 
     tags: list[str] = []
     requests: list[tuple[str, str]] = []
+    checks_card = False  # True: answer the card check too, and drop the connection at the upload's first request
 
     def handle_any(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
@@ -175,6 +177,9 @@ class HubUntilUpload(BaseHTTPRequestHandler):
                 "converts": [],
             },  # fmt: skip
             "/api/datasets/my-org/steam/tree/main": [],
+            "/api/datasets/my-org/steam/tree/my-branch": [],
+            "/api/datasets/my-org/steam/branch/my-branch": {},
+            **({"/api/validate-yaml": {}} if self.checks_card else {}),  # the card's metadata, checked before the upload
         }
         if path not in answers:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -189,7 +194,7 @@ class HubUntilUpload(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hub_until_upload():
-    HubUntilUpload.tags, HubUntilUpload.requests = [], []
+    HubUntilUpload.tags, HubUntilUpload.requests, HubUntilUpload.checks_card = [], [], False
     server = ThreadingHTTPServer(("127.0.0.1", 0), HubUntilUpload)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server, HubUntilUpload

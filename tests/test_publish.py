@@ -290,6 +290,34 @@ def test_push_dropped_at_upload_creates_no_tag(release_copy, hub_until_upload, t
     assert TOKEN not in done.stdout + done.stderr
 
 
+def test_push_to_a_branch_or_as_a_pull_request_says_so_and_sends_it(release_copy, hub_until_upload, tmp_path):
+    server, hub = hub_until_upload
+    hub.checks_card = True
+    endpoint = f"http://127.0.0.1:{server.server_port}"
+    done = run_push(release_copy, endpoint, "--revision", "my-branch", "--no-tag", tmp_home=tmp_path / "hf")
+    assert done.returncode == 1 and "step: upload to my-org/steam" in done.stderr, done.stderr
+    assert "the branch my-branch" in done.stdout
+    paths = [path for _, path in hub.requests]
+    assert "/api/datasets/my-org/steam/branch/my-branch" in paths and any(path.startswith("/api/datasets/my-org/steam/preupload/my-branch") for path in paths)
+    hub.requests.clear()
+    done = run_push(release_copy, endpoint, "--create-pr", "--no-tag", tmp_home=tmp_path / "hf")
+    assert done.returncode == 1 and "a pull request against main" in done.stdout, done.stdout + done.stderr
+    assert any(path.startswith("/api/datasets/my-org/steam/preupload/main") and "create_pr=1" in path for _, path in hub.requests)
+    assert not any("/branch/" in path for _, path in hub.requests)
+
+
+def test_push_plans_its_commit_message_and_refuses_to_tag_a_pull_request(release_copy):
+    plan = CliRunner().invoke(main, ["push", str(release_copy), "--repo", "my-org/steam", "--dry-run", "--json", "--create-pr", "--no-tag", "--commit-message", "Steam v1.1.0"])
+    assert plan.exit_code == 0, plan.output
+    listing = json.loads(plan.output)
+    assert (listing["commit_message"], listing["revision"], listing["create_pr"]) == ("Steam v1.1.0", "main", True)
+    assert "pull request against main" in listing["note"]
+    default = json.loads(CliRunner().invoke(main, ["push", str(release_copy), "--repo", "my-org/steam", "--dry-run", "--json"]).output)
+    assert default["commit_message"].startswith("datagen: version 1.0.0, content ") and default["tag"] == "v1.0.0"
+    tagged = CliRunner().invoke(main, ["push", str(release_copy), "--repo", "my-org/steam", "--dry-run", "--create-pr"])
+    assert tagged.exit_code != 0 and "--no-tag" in tagged.output
+
+
 def test_push_to_a_server_that_echoes_the_token_never_shows_it(release_copy, hub_echoing_the_token, tmp_path):
     done = run_push(release_copy, f"http://127.0.0.1:{hub_echoing_the_token.server_port}", tmp_home=tmp_path / "hf")
     assert done.returncode == 1, done.stdout + done.stderr

@@ -45,6 +45,7 @@ Examples:
   datagen push build/steam --repo my-org/steam-controllable --dry-run
   datagen push build/steam --repo my-org/steam-controllable
   datagen push build/steam --repo my-org/steam-controllable --private --tag v1.0.0-rc.1
+  datagen push build/steam --repo my-org/steam-controllable --create-pr --no-tag --commit-message "Steam v1.1.0"
 \b
 Then anyone can load exactly this version:
   load_dataset("my-org/steam-controllable", "controllable", revision="v1.0.0")
@@ -57,8 +58,11 @@ Then anyone can load exactly this version:
 @click.option("--no-tag", is_flag=True, help="Upload without tagging.")
 @click.option("--dry-run", is_flag=True, help="List exactly what would be uploaded, and touch nothing.")
 @click.option("--force", is_flag=True, help="Move the tag if it already exists (otherwise refused).")
+@click.option("--revision", metavar="BRANCH", help="Commit to this branch, made from main if it does not exist [default: main].")
+@click.option("--create-pr", is_flag=True, help="Open a pull request with the commit instead of committing (with --no-tag: a PR's commit is tagged after the merge).")
+@click.option("--commit-message", metavar="TEXT", help="The commit's message [default: datagen: version X, content HASH].")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
-def push(folder, repo, private, tag, no_tag, dry_run, force, as_json):
+def push(folder, repo, private, tag, no_tag, dry_run, force, revision, create_pr, commit_message, as_json):
     """Upload a BUILD to the Hub as one commit, then tag it.
 
     The folder is checked against its manifest first (as `datagen validate`),
@@ -70,13 +74,17 @@ def push(folder, repo, private, tag, no_tag, dry_run, force, as_json):
         raise click.BadParameter("the JSON plan is for --dry-run", param_hint="--json")
     manifest = read_manifest(folder)
     tag = None if no_tag else (tag or f"v{manifest['version']}")
-    plan = plan_push(folder, repo, tag, private)
+    commit = {"revision": revision, "create_pr": create_pr, "commit_message": commit_message}
+    plan = plan_push(folder, repo, tag, private, **commit)
+    where = f"a pull request against {revision or 'main'}" if create_pr else f"the branch {revision or 'main'}"
     what_happens = (
-        f"The repository is created {'private' if private else 'public'} if it does not exist (an existing one keeps its visibility); files in it that the folder lacks are deleted in the same commit."
+        f"The repository is created {'private' if private else 'public'} if it does not exist (an existing one keeps its visibility); "
+        f"one commit goes to {where}, and files there that the folder lacks are deleted in it."
     )
     if as_json:
         files = [{"path": entry.path, "bytes": entry.bytes} for entry in plan.files]
-        listing = {"repo": repo, "tag": tag, "private": private, "version": plan.version, "content_hash": plan.content_hash, "total_bytes": plan.total_bytes, "files": files, "note": what_happens}
+        listing = {"repo": repo, "tag": tag, "private": private, "revision": revision or "main", "create_pr": create_pr, "commit_message": plan.message,
+                   "version": plan.version, "content_hash": plan.content_hash, "total_bytes": plan.total_bytes, "files": files, "note": what_happens}  # fmt: skip
         click.echo(json.dumps(listing, indent=2))
         return
     session = None if dry_run else connect(repo)  # no token or no server: said before the card is touched
@@ -84,15 +92,15 @@ def push(folder, repo, private, tag, no_tag, dry_run, force, as_json):
         manifest.setdefault("card", {})["repo"] = repo
         with staged_edit(folder) as staged:  # a kill leaves the old card and manifest or the new ones
             write_sealed_card(staged, manifest)
-        plan = plan_push(folder, repo, tag, private)
-    click.echo(f"{'Would upload' if dry_run else 'Uploading'} {len(plan.files)} files ({plan.total_bytes:,} bytes) to datasets/{repo}, then tag {tag or '(none)'}:")
+        plan = plan_push(folder, repo, tag, private, **commit)
+    click.echo(f"{'Would upload' if dry_run else 'Uploading'} {len(plan.files)} files ({plan.total_bytes:,} bytes) to datasets/{repo}, {where}, then tag {tag or '(none)'}:")
     for entry in plan.files:
         click.echo(f"  {entry.bytes:>12,}  {entry.path}")
     if dry_run:
         click.echo(what_happens, err=True)
         return
     url = push_to_hub(plan, session, force=force)
-    click.echo(f"Pushed: {url}")
+    click.echo(f"{'Opened' if create_pr else 'Pushed'}: {url}")
     if tag:
         click.echo(f'Load it: load_dataset("{repo}", revision="{tag}")')
 

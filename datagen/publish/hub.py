@@ -56,14 +56,22 @@ class PushPlan:
     version: str
     content_hash: str
     files: tuple[UploadFile, ...]
+    revision: str | None = None  # the branch to commit to (created from main if missing) [default: main]
+    create_pr: bool = False  # open a pull request with the commit instead of committing to the branch
+    commit_message: str | None = None
+
+    @property
+    def message(self) -> str:
+        return self.commit_message or f"datagen: version {self.version}, content {self.content_hash[:16]}"
 
     @property
     def total_bytes(self) -> int:
         return sum(entry.bytes for entry in self.files)
 
 
-def plan_push(folder: Path, repo: str, tag: str | None = None, private: bool = False) -> PushPlan:
-    """What a push would upload; refuses a folder that does not match its manifest."""
+def plan_push(folder: Path, repo: str, tag: str | None = None, private: bool = False, **commit) -> PushPlan:
+    """What a push would upload; refuses a folder that does not match its manifest. `commit`: PushPlan's revision,
+    create_pr and commit_message."""
     if repo.count("/") != 1 or not all(repo.split("/")):
         raise PushError(f"repository {repo!r} is not ORG/NAME", hint="e.g. --repo my-org/steam-controllable")
     manifest = read_manifest(folder)
@@ -71,7 +79,10 @@ def plan_push(folder: Path, repo: str, tag: str | None = None, private: bool = F
     if problems:
         raise PushError("the folder does not match its manifest:\n  " + "\n  ".join(problems), path=folder, hint="Rebuild it, or run `datagen card FOLDER` after a card change.")
     files = tuple(UploadFile(name, (folder / name).stat().st_size) for name in repository_files(folder))
-    return PushPlan(folder, repo, tag, private, manifest["version"], manifest["content_hash"], files)
+    plan = PushPlan(folder, repo, tag, private, manifest["version"], manifest["content_hash"], files, **commit)
+    if plan.create_pr and plan.tag is not None:
+        raise PushError("a pull request's commit is not tagged until it is merged", hint="Push with --create-pr --no-tag, merge the PR, then tag it on the Hub.")
+    return plan
 
 
 def endpoint() -> str:
@@ -154,7 +165,7 @@ def connect(repo: str) -> HubSession:
 
 
 def push(plan: PushPlan, session: HubSession, force: bool = False) -> str:
-    """Upload as one commit, then tag; returns the commit's URL."""
+    """Upload as one commit, then tag; returns the commit's URL (the pull request's, with create_pr)."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     api, token = session.api, session.token
@@ -165,18 +176,17 @@ def push(plan: PushPlan, session: HubSession, force: bool = False) -> str:
         tag_exists = plan.tag is not None and plan.tag in {ref.name for ref in api.list_repo_refs(plan.repo, repo_type=REPO_TYPE).tags}
         if tag_exists and not force:
             raise PushError(f"tag {plan.tag} already exists in {plan.repo}", hint="Pick a new --version/--tag, or pass --force to move the tag.")
+        if plan.revision is not None and not plan.create_pr:
+            step = f"create the branch {plan.revision} of {plan.repo}"
+            api.create_branch(plan.repo, branch=plan.revision, repo_type=REPO_TYPE, exist_ok=True)
         step = f"list the files of {plan.repo}"
         uploading = {entry.path for entry in plan.files}
-        stale = [name for name in api.list_repo_files(plan.repo, repo_type=REPO_TYPE) if name not in uploading and name not in KEEP_REMOTE]
+        remote = api.list_repo_files(plan.repo, repo_type=REPO_TYPE, revision=plan.revision)
+        stale = [name for name in remote if name not in uploading and name not in KEEP_REMOTE]
         operations = [CommitOperationAdd(path_in_repo=entry.path, path_or_fileobj=str(plan.folder / entry.path)) for entry in plan.files]
         operations += [CommitOperationDelete(path_in_repo=name) for name in stale]
         step = f"upload to {plan.repo}"
-        commit = api.create_commit(
-            plan.repo,
-            operations=operations,
-            repo_type=REPO_TYPE,
-            commit_message=f"datagen: version {plan.version}, content {plan.content_hash[:16]}",
-        )
+        commit = api.create_commit(plan.repo, operations=operations, repo_type=REPO_TYPE, revision=plan.revision, create_pr=plan.create_pr, commit_message=plan.message)
         if plan.tag is not None:
             step = f"tag {plan.tag}"
             if tag_exists:
@@ -191,4 +201,4 @@ def push(plan: PushPlan, session: HubSession, force: bool = False) -> str:
                 hint=f"Tag commit {commit.oid} by hand (HfApi().create_tag) or push again with --force.",
             ) from None
         raise _explain(error, plan.repo, token, step) from None
-    return commit.commit_url
+    return commit.pr_url if plan.create_pr else commit.commit_url
