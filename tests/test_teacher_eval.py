@@ -15,10 +15,11 @@ from datagen.teacher.scorers import Cooccurrence, MostPopular, train_popularity
 from datagen.teacher.tensors import pad_lists
 
 
-def test_hr_and_ndcg_formulas():
+def test_hr_ndcg_and_mrr_formulas():
     metrics = rank_metrics(torch.tensor([0, 1, 9, 10, 25]), ks=(10,))
     assert metrics["HR@10"] == pytest.approx(3 / 5)
     assert metrics["NDCG@10"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(11)) / 5, abs=1e-6)
+    assert metrics["MRR@10"] == pytest.approx((1 + 1 / 2 + 1 / 10) / 5, abs=1e-6)
 
 
 def _tiny_sequences():

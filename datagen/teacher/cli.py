@@ -230,14 +230,14 @@ Examples:
 @click.option(
     "--checkpoint", type=click.Path(exists=True, path_type=Path), help="Another teacher of this build's data: a model.safetensors with its config.json, or their folder [default: BUILD_DIR/teacher/]."
 )
-@click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, default=(5, 10, 20), show_default=True, help="Cut-offs for HR@K and NDCG@K.")
+@click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, default=(5, 10, 20), show_default=True, help="Cut-offs for HR@K, NDCG@K and MRR@K.")
 @click.option("--negatives", type=click.IntRange(min=1), default=99, show_default=True, help="Sampled protocol: negatives per target.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the sampled negatives and of the user sample.")
 @EVAL_USERS_OPTION
 @DEVICE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def eval_command(build_dir, checkpoint, ks, negatives, seed, eval_users, device, as_json):
-    """HR@K and NDCG@K of the teacher, most-popular and co-occurrence.
+    """HR@K, NDCG@K and MRR@K of the teacher, most-popular and co-occurrence.
 
     Full ranking over every item the user has not interacted with, and
     1 target + NEGATIVES sampled uniformly and by popularity; validation and

@@ -1,4 +1,4 @@
-"""HR@K and NDCG@K for next-item scorers, with full ranking and with sampled candidates.
+"""HR@K, NDCG@K and MRR@K for next-item scorers, with full ranking and with sampled candidates.
 
 Protocol (leave-one-out, as in SASRec and all three papers):
 - validation: the input is the train items, the target the validation item;
@@ -13,7 +13,8 @@ Protocol (leave-one-out, as in SASRec and all three papers):
   both splits): at 100,000 users HR@10's standard error is below 0.0016.
 - rank = the number of competing items scoring higher than the target, plus those
   scoring exactly the same (ties count against the target). HR@K = rank < K;
-  NDCG@K = 1 / log2(rank + 2) when rank < K, else 0 (one relevant item).
+  NDCG@K = 1 / log2(rank + 2) when rank < K, else 0 (one relevant item);
+  MRR@K = 1 / (rank + 1) when rank < K, else 0 (RecBole's MRR@K).
 
     >>> report = evaluate({"SASRec": scorer}, sequences, n_items=3685, max_history=10)  # doctest: +SKIP
     >>> report["full"]["test"]["SASRec"]["NDCG@10"]  # doctest: +SKIP
@@ -118,6 +119,7 @@ def rank_metrics(ranks: torch.Tensor, ks=KS) -> dict[str, float]:
     gains = 1.0 / torch.log2(ranks + 2)
     metrics = {f"HR@{k}": hits[k].mean().item() for k in ks}
     metrics.update({f"NDCG@{k}": (gains * hits[k]).mean().item() for k in ks})
+    metrics.update({f"MRR@{k}": (hits[k] / (ranks + 1)).mean().item() for k in ks})
     return {name: round(value, 6) for name, value in metrics.items()}
 
 
