@@ -10,6 +10,7 @@ Commands that change a finished build edit a staged copy of it the same way.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -92,6 +93,20 @@ def atomic_folder(target: Path) -> Iterator[Path]:
             os.replace(target, previous)
         os.replace(temporary, target)  # the scratch folder's removal then finds nothing
         shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextmanager
+def held_lock(target: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `.NAME.lock` beside `target` for the block: processes that would make the same
+    `target` (the ranks of `accelerate launch`) take turns, so the second finds the first one's."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / f".{target.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager

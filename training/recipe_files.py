@@ -50,6 +50,18 @@ def accelerate_configs() -> list[tuple[Path, str]]:
     return [(path, header_summary(path)) for path in sorted(ACCELERATE_DIR.glob("*.yaml"))]
 
 
+def accelerate_config(name_or_path: str) -> Path:
+    """A shipped `accelerate launch` config by name (`ddp`), else a config file's path."""
+    shipped = ACCELERATE_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    path = Path(name_or_path)
+    if not path.is_file():
+        names = ", ".join(config.stem for config, _ in accelerate_configs())
+        raise DataError("neither a shipped accelerate config nor a file", path=name_or_path, hint=f"The shipped ones: {names}.")
+    return path
+
+
 def recipe_name(path: Path) -> str:
     return str(path.resolve().relative_to(RECIPES_DIR.resolve()).with_suffix(""))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from datagen.cache import cache_root
 from datagen.errors import DataError
-from datagen.output import atomic_folder, sha256
+from datagen.output import atomic_folder, held_lock, sha256
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
@@ -43,19 +43,33 @@ def _package_gguf(distribution: str) -> Path:
     return ggufs[0]
 
 
+def save_model_files(model, tokenizer, folder: Path) -> None:
+    """config.json, generation_config.json, model.safetensors and the tokenizer's files, from any process:
+    `save_pretrained` writes the weights only on rank 0 once torch.distributed is up, and each rank of
+    `accelerate launch` may be the one that fills its machine's cache."""
+    from safetensors.torch import save_model
+
+    model.config.save_pretrained(folder)
+    model.generation_config.save_pretrained(folder)
+    save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})  # tied weights stored once
+    tokenizer.save_pretrained(folder)
+
+
 def convert_gguf(gguf: Path) -> Path:
     """The de-quantized float copy of a GGUF model (made on first use, atomically)."""
     target = cache_root() / "models" / f"{gguf.stem}-{sha256(gguf)[:16]}"
     if (target / "config.json").is_file():
         return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    with held_lock(target):  # ranks starting together: one converts, the others wait and take its copy
+        if (target / "config.json").is_file():
+            return target
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True))
-    with atomic_folder(target) as folder:
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        (folder / "source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": sha256(gguf)}, indent=2) + "\n")
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True))
+        with atomic_folder(target) as folder:
+            save_model_files(model, tokenizer, folder)
+            (folder / "source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": sha256(gguf)}, indent=2) + "\n")
     return target
 
 

