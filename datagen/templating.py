@@ -33,6 +33,7 @@ import os
 import re
 import signal
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from datagen.errors import DataError
 from datagen.output import is_file_name_id
 from datagen.shipped import TEMPLATES_DIR
+from datagen.timeouts import seconds_from_env
 from datagen.user_yaml import load_user_yaml
 
 TEMPLATES_ENV = "DATAGEN_TEMPLATES"
@@ -63,16 +65,24 @@ PHRASE_KINDS = ("positive", "negative")
 # operation may build (the sandbox already blocks unsafe attributes and ranges over 100,000).
 MAX_RENDER_CHARS = 200_000
 MAX_RENDER_SECONDS = 5.0
+RENDER_BUDGET_ENV = "DATAGEN_RENDER_BUDGET"
+DEFAULT_RENDER_BUDGET = 600.0  # seconds one template's sandboxed renders may take in all, in one process
 MAX_POWER_BITS = 4096
+PERCENT_FIELD = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")  # a %-format field's width and precision
 INCLUDES = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
 
 
 class BoundedSandbox(SandboxedEnvironment):
-    """Jinja's sandbox, refusing a `*` or `**` whose result would pass the render bounds."""
+    """Jinja's sandbox, refusing a `*`, `**` or `%` whose result would pass the render bounds. An intercepted
+    operator is also never computed while a template loads (Jinja folds constant expressions then)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def call_binop(self, context, operator, left, right):
+        if operator == "%" and isinstance(left, str):
+            for width, precision in PERCENT_FIELD.findall(left):
+                if "*" in (width, precision) or max(int(width or 0), int(precision or 0)) > MAX_RENDER_CHARS:
+                    raise SecurityError(f"a %-format field of width or precision {width or precision} passes the {MAX_RENDER_CHARS:,} characters a message may hold")
         if operator == "*":
             for sequence, count in ((left, right), (right, left)):
                 if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) and len(sequence) * count > MAX_RENDER_CHARS:
@@ -141,7 +151,11 @@ def _compile(text: str, path: Path, what: str) -> tuple[CompiledText, set[str]]:
     for node in parsed.find_all(INCLUDES):
         tag = type(node).__name__.lower().replace("fromimport", "from ... import")
         raise DataError(f"{what} uses {{% {tag} %}}: a template is one file and cannot read others", path=path, line=node.lineno)
-    return CompiledText(ENVIRONMENT.from_string(text), _substitution_pieces(parsed)), meta.find_undeclared_variables(parsed)
+    try:
+        compiled = ENVIRONMENT.from_string(text)
+    except (jinja2.TemplateError, MemoryError, TypeError, ValueError, ArithmeticError) as error:
+        raise DataError(f"{what} does not compile: {type(error).__name__}: {error}", path=path) from None
+    return CompiledText(compiled, _substitution_pieces(parsed), RenderBudget()), meta.find_undeclared_variables(parsed)
 
 
 def _substitution_pieces(parsed: nodes.Template) -> tuple[tuple[bool, str], ...] | None:
@@ -161,18 +175,42 @@ def _substitution_pieces(parsed: nodes.Template) -> tuple[tuple[bool, str], ...]
     return tuple(pieces)
 
 
+@dataclass
+class RenderBudget:
+    """The seconds one template's sandboxed renders have taken so far: each message is bounded by
+    MAX_RENDER_SECONDS, and all of them by $DATAGEN_RENDER_BUDGET (600 s), so that a template just under the
+    first bound cannot run for ever over many messages."""
+
+    spent: float = 0.0
+
+    def left(self, name: str, path: Path) -> float:
+        budget = seconds_from_env(RENDER_BUDGET_ENV, DEFAULT_RENDER_BUDGET)
+        if self.spent >= budget:
+            raise DataError(
+                f"{name}: its messages have taken over {budget:g} s to render in all ({self.spent:.1f} s)",
+                path=path,
+                hint=f"Simplify the template, or allow more with ${RENDER_BUDGET_ENV} (seconds).",
+            )
+        return budget - self.spent
+
+
 @dataclass(frozen=True)
 class CompiledText:
     """A template body or phrase, compiled once. A plain substitution (text and `{{ name }}` only: every shipped
     template) renders by joining its pieces, as Jinja would, with no code to bound but its size; anything
-    else renders in the bounded sandbox."""
+    else renders in the bounded sandbox, within its budget."""
 
     jinja: jinja2.Template
     pieces: tuple[tuple[bool, str], ...] | None
+    budget: RenderBudget
 
     def render(self, values: Mapping[str, object], name: str, path: Path) -> str:
         if self.pieces is None:
-            return render_bounded(self.jinja, values, name, path)
+            started = time.monotonic()
+            try:
+                return render_bounded(self.jinja, values, name, path, min(MAX_RENDER_SECONDS, self.budget.left(name, path)))
+            finally:
+                self.budget.spent += time.monotonic() - started
         parts = []
         for is_name, text in self.pieces:
             if not is_name:
@@ -187,11 +225,11 @@ class CompiledText:
         return rendered
 
 
-def render_bounded(compiled: jinja2.Template, values: Mapping[str, object], name: str, path: Path) -> str:
+def render_bounded(compiled: jinja2.Template, values: Mapping[str, object], name: str, path: Path, seconds: float = MAX_RENDER_SECONDS) -> str:
     """The rendered text; a DataError naming `name` and `path` for a missing variable, a blocked operation,
-    output past MAX_RENDER_CHARS, a render past MAX_RENDER_SECONDS, or any error the template's own code raises."""
+    output past MAX_RENDER_CHARS, a render past `seconds`, or any error the template's own code raises."""
     pieces, size = [], 0
-    timed = _arm_deadline(MAX_RENDER_SECONDS)
+    timed = _arm_deadline(seconds)
     try:
         for piece in compiled.generate(values):
             size += len(piece)
@@ -201,6 +239,8 @@ def render_bounded(compiled: jinja2.Template, values: Mapping[str, object], name
     except (jinja2.UndefinedError, SecurityError) as error:
         raise DataError(f"{name}: {error.message}", path=path) from None
     except RenderTimeout:
+        if seconds < MAX_RENDER_SECONDS:
+            raise DataError(f"{name}: its messages have used up their render budget (${RENDER_BUDGET_ENV})", path=path, hint=f"Simplify the template, or allow more with ${RENDER_BUDGET_ENV} (seconds).") from None
         raise DataError(f"{name}: rendering one message took over {MAX_RENDER_SECONDS:g} s (a loop too long?)", path=path) from None
     except (jinja2.TemplateError, MemoryError, TypeError, ValueError, ArithmeticError, LookupError) as error:
         raise DataError(f"{name}: {type(error).__name__}: {error}", path=path) from None

@@ -47,6 +47,8 @@ def test_templates_cannot_read_other_files(tmp_path, body, message):
         ("{{ history }}{{ 'x' * 10**10 }}", "a repetition of 10,000,000,000 elements"),
         ("{{ history }}{{ [1, 2] * 10**9 }}", "a repetition of 2,000,000,000 elements"),
         ("{{ history }}{{ 2 ** 1000000 }}", "more than 4096 bits"),
+        ("{{ history }}{{ '%0999999999d' % 1 }}", "width or precision 999999999 passes"),
+        ("{{ history }}{{ '%.*f' % (10**9, 1.5) }}", "width or precision \\* passes"),
         ("{{ history }}{% for i in range(100000) %}{{ history * 100 }}{% endfor %}", "passes 200,000 characters"),
         ("{{ history }}{{ 1 / 0 }}", "ZeroDivisionError"),
         ("{{ history }}{{ history.__class__ }}", "unsafe|not safely"),
@@ -65,6 +67,17 @@ def test_a_loop_that_prints_nothing_is_stopped_in_time(tmp_path):
     with pytest.raises(DataError, match=r"took over 5 s"):
         _render(tmp_path, "spin")
     assert time.monotonic() - started < MAX_RENDER_SECONDS + 5
+
+
+def test_a_template_just_under_the_message_bound_is_stopped_by_its_total_budget(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATAGEN_RENDER_BUDGET", "1.5")
+    _write(tmp_path, "slow", "{{ history }}{% for i in range(3000) %}{% for j in range(100) %}{% endfor %}{% endfor %}")
+    template = next(t for t in load_library([tmp_path]).templates if t.id == "mine/slow")
+    started = time.monotonic()
+    with pytest.raises(DataError, match=r"mine/slow': its messages have (taken over 1.5 s to render in all|used up their render budget)") as error:
+        for _ in range(1000):
+            template.render({"history": "'Portal'"})
+    assert time.monotonic() - started < 10 and "DATAGEN_RENDER_BUDGET" in str(error.value)
 
 
 @pytest.mark.parametrize(
