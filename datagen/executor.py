@@ -39,11 +39,14 @@ import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from datagen.errors import DataError
 
 EXECUTORS = ("local", "ray")
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
+RAY_CONNECT_SECONDS = 10.0  # to reach the head of the cluster $RAY_ADDRESS names, before ray.init may wait longer
+WORKER_DIED_HINT = "Nothing was written. Run the command again; with fewer --workers if memory is short."
 _job: tuple | None = None  # a pool process's (worker class, arguments), set by _start_worker
 _worker = None  # its worker, built by _build
 
@@ -127,7 +130,7 @@ class _ProcessPool(_Pool):
             pool.shutdown(cancel_futures=True)
 
     def _results(self, tasks: Sequence) -> Iterator:
-        return _results_in_order(deque(self.pool.submit(_run, task) for task in tasks), Future.result)
+        return _results_in_order(deque(self.pool.submit(_run, task) for task in tasks), _pool_result)
 
 
 class _RayPool(_Pool):
@@ -143,8 +146,14 @@ class _RayPool(_Pool):
         except ImportError:
             raise DataError("--executor ray needs Ray", hint="pip install 'datagen[ray]'") from None
         if not ray.is_initialized():
-            joining = bool(os.environ.get(RAY_ADDRESS_ENV))
-            ray.init(**({} if joining else {"num_cpus": workers}), include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            address = os.environ.get(RAY_ADDRESS_ENV, "")
+            _check_ray_address(address)
+            try:
+                ray.init(**({} if address else {"num_cpus": workers}), include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            except (ConnectionError, ValueError, RuntimeError, TimeoutError) as error:
+                raise DataError(
+                    f"Ray could not start or join a cluster ({RAY_ADDRESS_ENV}={address or '(unset)'}): {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                ) from None
         actor_class = ray.remote(num_cpus=1)(_FrozenWorker)
         actors = [actor_class.remote(worker_class, arguments) for _ in range(workers)]
         try:
@@ -155,7 +164,44 @@ class _RayPool(_Pool):
 
     def _results(self, tasks: Sequence) -> Iterator:
         pending = deque(self.actors[number % len(self.actors)].run.remote(task) for number, task in enumerate(tasks))
-        return _results_in_order(pending, self.ray.get)
+        return _results_in_order(pending, self._result)
+
+    def _result(self, reference):
+        """A task's result; its DataError as itself, any other failure of the task or its actor as one line."""
+        from ray.exceptions import RayActorError, RayTaskError
+
+        try:
+            return self.ray.get(reference)
+        except RayTaskError as error:
+            if isinstance(error.cause, DataError):
+                raise error.cause from None
+            raise DataError(f"a Ray worker failed: {type(error.cause).__name__}: {error.cause}") from None
+        except RayActorError as error:
+            raise DataError(f"a Ray worker died before it finished its task ({type(error).__name__})", hint=WORKER_DIED_HINT) from None
+
+
+def _check_ray_address(address: str) -> None:
+    """A $RAY_ADDRESS of host:port (or ray://host:port) must be one whose head answers within RAY_CONNECT_SECONDS:
+    ray.init would wait much longer for one that does not. `auto`, `local` and unset are Ray's to resolve."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if address in ("", "auto", "local"):
+        return
+    try:
+        parts = urlsplit(address if "://" in address else f"ray://{address}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if not host or port is None:
+        raise DataError(f"${RAY_ADDRESS_ENV} is {address!r}, not host:port, ray://host:port, auto or local", hint="e.g. RAY_ADDRESS=10.0.0.5:6379, the address `ray start --head` printed")
+    try:
+        socket.create_connection((host, port), timeout=RAY_CONNECT_SECONDS).close()
+    except OSError as error:
+        raise DataError(
+            f"the Ray cluster at ${RAY_ADDRESS_ENV}={address} did not answer within {RAY_CONNECT_SECONDS:g} s: {error}",
+            hint="Is its head running (`ray status` there)? Unset RAY_ADDRESS to start a local cluster.",
+        ) from None
 
 
 def _pool_context(worker_class: type) -> multiprocessing.context.BaseContext:
@@ -169,6 +215,13 @@ def _pool_context(worker_class: type) -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["torch"] if getattr(worker_class, "uses_torch", False) else [])
     return context
+
+
+def _pool_result(future: Future):
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise DataError("a worker process died before it finished its task (killed, or out of memory?)", hint=WORKER_DIED_HINT) from None
 
 
 def _results_in_order(pending: deque, result_of) -> Iterator:

@@ -174,3 +174,60 @@ def test_the_pools_workers_die_with_a_killed_driver(tmp_path):
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in workers), f"workers {sorted(workers)} outlived their driver"
+
+
+class DiesOnTwo:
+    def run(self, task: int) -> int:
+        if task == 2:
+            os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        return task
+
+
+def test_a_killed_pool_worker_is_one_clear_line():
+    with pytest.raises(DataError, match=r"a worker process died before it finished its task \(killed, or out of memory\?\)") as raised:
+        with ordered_map(DiesOnTwo, (), [0, 1, 2, 3], workers=2) as results:
+            list(results)
+    assert "fewer --workers" in raised.value.hint
+
+
+class Failing:
+    def run(self, task: str) -> str:
+        if task == "data":
+            raise DataError("no teacher checkpoint here", path="build/x")
+        raise KeyError(task)
+
+
+@pytest.fixture
+def no_ray_yet():
+    """Ray not yet started in this process (an earlier test may have started it): worker_pool starts or joins one."""
+    ray = pytest.importorskip("ray")
+    ray.shutdown()
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.parametrize(("address", "message"), [("not a host:port:x", "not host:port, ray://host:port"), ("127.0.0.1:{closed}", "did not answer within 10 s")])
+def test_a_bad_ray_address_is_one_line_in_bounded_time(no_ray_yet, monkeypatch, address, message):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", address.format(closed=closed))
+    started = time.monotonic()
+    with pytest.raises(DataError, match=message), worker_pool(Squares, (0,), workers=2, executor="ray"):
+        pass
+    assert time.monotonic() - started < 15
+
+
+def test_ray_actors_errors_reach_the_caller_as_one_line(no_ray_yet, monkeypatch):
+    from ray import cloudpickle
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import this test module
+    with worker_pool(Failing, (), workers=1, executor="ray") as pool:
+        with pytest.raises(DataError, match="no teacher checkpoint here") as raised:
+            list(pool.ordered_map(["data"]))
+        assert raised.value.path == "build/x", "the worker's own error, not Ray's wrapper"
+        with pytest.raises(DataError, match=r"a Ray worker failed: KeyError: 'other'"):
+            list(pool.ordered_map(["other"]))
