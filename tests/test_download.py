@@ -166,3 +166,38 @@ def test_download_command_takes_source_colon_argument(server, shared_data, tmp_p
     result = CliRunner().invoke(main, ["download", "amazon:Gift_Cards", "--base-url", server, "--dest", str(tmp_path), "-q"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Gift_Cards_5.json.gz", "meta_Gift_Cards.json.gz"]
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """Promises 100,000 bytes and sends one every 0.1 s: never silent long enough for a read timeout."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(100_000):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:  # the client gave up
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_that_trickles_is_stopped_and_its_bytes_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATAGEN_DOWNLOAD_TIMEOUT", "1")
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    games = official_files("steam", base_url=f"http://127.0.0.1:{httpd.server_port}/")[0]
+    started = time.monotonic()
+    try:
+        with pytest.raises(DataError, match=r"download of steam_games.json.gz crawled: \d+ bytes in the last 2 s \(below 1,024 bytes a second\)") as error:
+            download(games, tmp_path)
+    finally:
+        httpd.shutdown()
+    assert time.monotonic() - started < 10
+    kept = (tmp_path / "steam_games.json.gz.part").stat().st_size
+    assert 0 < kept < 100 and f"{kept} bytes are kept" in error.value.hint

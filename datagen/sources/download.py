@@ -5,7 +5,8 @@ where known) checks out; a rerun resumes a `.part` with an HTTP Range request.
 Each file has hosts tried in order (the lab's current domain, then the old one
 or the Hub); an archive is unpacked into a staging folder, then renamed. A
 host that does not answer within $DATAGEN_DOWNLOAD_TIMEOUT seconds (30) gives
-way to the next.
+way to the next; a download that brings less than 1 KiB a second over twice
+that time stops, its bytes kept for a resume.
 
     $ datagen download steam
     $ datagen download amazon:Gift_Cards --reviews 5core
@@ -17,13 +18,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
+import urllib3
 
 from datagen.errors import DataError
 from datagen.output import sha256
@@ -56,6 +59,8 @@ KNOWN_SHA256 = {
 _CHUNK = 1 << 16
 TIMEOUT_ENV = "DATAGEN_DOWNLOAD_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0  # seconds to connect, and between two reads of a download
+STALL_WINDOWS = 2  # a download is judged on its pace over twice the timeout (60 s by default)...
+MIN_BYTES_PER_SECOND = 1024  # ... and must bring at least this many bytes a second over it
 
 
 @dataclass(frozen=True)
@@ -167,12 +172,19 @@ def _fetch(url: str, target: Path, progress: Callable[[int, int | None], None] |
         total = done + int(length) if length is not None else None
         with open(partial, "ab" if done else "wb") as handle:
             try:
-                for chunk in response.iter_content(_CHUNK):
+                pace = Pace(seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT) * STALL_WINDOWS, done)
+                for chunk in _arriving(response):
                     handle.write(chunk)
                     done += len(chunk)
                     if progress:
                         progress(done, total)
-            except requests.RequestException as error:
+                    if pace.too_slow(done):
+                        raise DataError(
+                            f"download of {target.name} crawled: {pace.last_bytes} bytes in the last {pace.window:g} s (below {MIN_BYTES_PER_SECOND:,} bytes a second)",
+                            path=partial,
+                            hint=f"{done} bytes are kept: run the same command again to resume, perhaps from another mirror (--base-url).",
+                        )
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
                 raise DataError(
                     f"download of {target.name} broke off after {done} bytes ({type(error).__name__})",
                     path=partial,
@@ -189,6 +201,28 @@ def _fetch(url: str, target: Path, progress: Callable[[int, int | None], None] |
         raise DataError("sha256 differs from the official file's; the partial download was removed", path=target)
     os.replace(partial, target)
     return target
+
+
+class Pace:
+    """Whether a download has fallen below MIN_BYTES_PER_SECOND over the last `window` seconds: a server that sends
+    a byte now and then never trips the read timeout, and would hold the command for ever."""
+
+    def __init__(self, window: float, done: int):
+        self.window, self.started, self.at_start, self.last_bytes = window, time.monotonic(), done, 0
+
+    def too_slow(self, done: int) -> bool:
+        now = time.monotonic()
+        if now - self.started < self.window:
+            return False
+        self.last_bytes = done - self.at_start
+        self.started, self.at_start = now, done
+        return self.last_bytes < MIN_BYTES_PER_SECOND * self.window
+
+
+def _arriving(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives, each piece as soon as there is one (iter_content waits for a whole chunk)."""
+    while chunk := response.raw.read1(_CHUNK, decode_content=True):
+        yield chunk
 
 
 def unpack_zip(archive: Path) -> Path:
