@@ -198,3 +198,23 @@ def test_amazon_reviews_without_meta_build_the_teacher_only(shared_data, tmp_pat
     for command in ("generate", "recknowledge", "instructrec"):
         result = runner.invoke(main, [command, str(out)])
         assert result.exit_code == 1 and f"has no item titles (its source gave none), so the {command if command != 'generate' else 'controllable'} dataset" in result.output
+
+
+@pytest.mark.parametrize("hierarchy", ["path", "set"])
+def test_a_list_of_category_paths_reads_as_its_paths(shared_data, tmp_path, hierarchy):
+    """The real Scientific items, converted to JSON lines whose categories are lists of paths (Amazon 2014's shape):
+    each item's one real path, and that path twice (repeats dropped), give the categories of the joined string."""
+    import json
+
+    from datagen.ingest.categories import category_prefixes
+    from datagen.sources.table import read_items, split_categories
+
+    objects = list(json.loads((shared_data / "catalogs" / "scientific" / "Scientific.item.json").read_text()).items())[:300]
+    paths = split_categories(pl.Series("categories", [value["categories"] for _, value in objects]), ",")
+    rows = [{"id": key, "title": value["title"], "paths": [path] * (1 + int(key) % 2)} for (key, value), path in zip(objects, paths.to_list())]
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    spec = {"path": "items.jsonl", "format": "jsonl", "id": "id", "title": "title", "categories": "paths", "categories_hierarchy": hierarchy}
+    items, _ = read_items(tmp_path / "items.jsonl", spec, tmp_path / "c.yaml", BuildReport())
+    expected = category_prefixes(paths.list.slice(1))[0] if hierarchy == "path" else paths
+    assert items["categories"].to_list() == expected.list.unique(maintain_order=True).to_list()
+    assert any(len(value) > 1 for value in items["categories"].to_list())

@@ -286,11 +286,15 @@ def read_items(path: Path, spec: dict, config_path: Path, report: BuildReport) -
                     path=config_path,
                 )
             values = split_categories(values, separator)
-        elif not isinstance(values.dtype, pl.List):
-            raise DataError(f"categories column {spec['categories']!r} is {values.dtype}, not a list or string", path=path)
-        values = values.cast(pl.List(pl.String))
+        elif not isinstance(values.dtype, pl.List) or _list_depth(values.dtype) > 2:
+            raise DataError(f"categories column {spec['categories']!r} is {values.dtype}, not a string, a list or a list of paths", path=path)
+        if _list_depth(values.dtype) == 2:  # a list of paths, as Amazon's 2014 files have: [["Games", "PC"], ["Games", "Mac"]]
+            values, cut = categories_of_paths(values.cast(pl.List(pl.List(pl.String))), hierarchy, spec.get("keep_root", False))
+        else:
+            values = values.cast(pl.List(pl.String))
+            if hierarchy == "path":
+                values, cut = category_prefixes(values if spec.get("keep_root") else values.list.slice(1))
         if hierarchy == "path":
-            values, cut = category_prefixes(values if spec.get("keep_root") else values.list.slice(1))
             report.counts["category_paths_cut_at_junk_level"] = cut
     else:
         values = pl.Series([[]] * frame.height, dtype=pl.List(pl.String))
@@ -301,6 +305,30 @@ def read_items(path: Path, spec: dict, config_path: Path, report: BuildReport) -
         report.skip_bad_rows(bad, total=frame.height, path=path, what="items")
         items = items.filter(~wrong)
     return items, hierarchy
+
+
+def _list_depth(dtype) -> int:
+    depth = 0
+    while isinstance(dtype, pl.List):
+        dtype, depth = dtype.inner, depth + 1
+    return depth
+
+
+def categories_of_paths(paths: pl.Series, hierarchy: str, keep_root: bool) -> tuple[pl.Series, int]:
+    """Each item's categories from its several paths: with `path`, the prefixes of every path (root dropped unless
+    kept); with `set`, every label of every path. Repeats dropped, first occurrence kept; also how many paths were cut."""
+    frame = pl.DataFrame({"row": range(len(paths)), "path": paths}).explode("path")
+    cut = 0
+    if hierarchy == "path":
+        labels, cut = category_prefixes(frame["path"] if keep_root else frame["path"].list.slice(1))
+    else:
+        labels = frame["path"].fill_null(pl.lit([], pl.List(pl.String)))
+    per_row = (
+        frame.select("row").with_columns(label=labels).explode("label").drop_nulls("label")
+        .unique(["row", "label"], keep="first", maintain_order=True).group_by("row", maintain_order=True).agg("label")
+    )  # fmt: skip
+    every_row = pl.DataFrame({"row": range(len(paths))}).join(per_row, on="row", how="left").sort("row")
+    return every_row["label"].fill_null(pl.lit([], pl.List(pl.String))).alias(paths.name), cut
 
 
 def split_categories(values: pl.Series, separator: str) -> pl.Series:
