@@ -289,6 +289,13 @@ def test_table_encoding_and_comma_categories(shared_data, tmp_path):
     config.write_text(body % ", encoding: latin-1")
     result = load_and_build(config, tmp_path)
     assert "Nénette et Boni (1996)" in result.tables.items["title"].to_list()
+    # The same file converted to UTF-8, still declared latin-1: refused, where it would read "é" as "Ã©".
+    latin = (tmp_path / "u.item").read_bytes()
+    (tmp_path / "u.item").write_bytes(latin.decode("latin-1").encode("utf-8"))
+    with pytest.raises(DataError, match=r"u.item:\d+: the file is UTF-8, not latin-1 as items.encoding says: latin-1 would read '.+' as '.*Ã.*'") as error:
+        load_and_build(config, tmp_path)
+    assert "Drop items.encoding" in error.value.hint
+    (tmp_path / "u.item").write_bytes(latin)
     # LC-Rec joins Amazon category names with a bare comma; names keep their own ", ".
     scientific = build(BuildConfig(f"table:{EXAMPLES / 'scientific.yaml'}", raw_dir=shared_data / "catalogs" / "scientific", out_dir=tmp_path / "sci"))
     names = set(scientific.tables.items["categories"].explode().drop_nulls().to_list())

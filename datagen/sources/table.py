@@ -227,9 +227,34 @@ def _first_wrong_json_type(raw: bytes, frame: pl.DataFrame, spec: dict, section:
 
 
 def _as_utf8(raw: bytes, encoding: str, path: Path, key: str) -> bytes:
-    """The bytes as UTF-8, decoded strictly: a byte the encoding cannot read is an error naming its line."""
+    """The bytes as UTF-8, decoded strictly: a byte the encoding cannot read is an error naming its line, and a
+    UTF-8 file declared as another encoding (which would read 'é' as 'Ã©' without a word) is refused."""
     text = decode_strictly(raw, encoding, path, hint=f"Set {key} to the file's encoding (GroupLens' older files are latin-1).")
-    return raw if codecs.lookup(encoding).name == "utf-8" else text.encode()
+    if codecs.lookup(encoding).name == "utf-8":
+        return raw
+    _refuse_utf8_read_as(raw, encoding, path, key)
+    return text.encode()
+
+
+def _refuse_utf8_read_as(raw: bytes, encoding: str, path: Path, key: str) -> None:
+    """A DataError when `raw` has non-ASCII bytes and all of them form UTF-8: the declared encoding would garble them."""
+    first = next((index for index, byte in enumerate(raw) if byte >= 0x80), None)
+    if first is None:
+        return
+    try:
+        as_utf8 = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    line = raw.count(b"\n", 0, first) + 1
+    start = len(raw[:first].decode("utf-8"))
+    shown = as_utf8[start : start + 3]
+    garbled = shown.encode("utf-8").decode(encoding, "replace")
+    raise DataError(
+        f"the file is UTF-8, not {encoding} as {key} says: {encoding} would read {shown!r} as {garbled!r}",
+        path=path,
+        line=line,
+        hint=f"Drop {key} (UTF-8 is the default) or set it to utf-8.",
+    )
 
 
 def _read_json_object(raw: bytes, path: Path, section: str) -> pl.DataFrame:
