@@ -493,3 +493,18 @@ def test_table_times_codecs_and_paths_of_the_wrong_kind_are_clear(shared_data, t
         assert [(b["field"], b["rows"], b["first_line"]) for b in bad] == [("t", 2, 5)]
     else:
         assert result.exit_code == 1 and re.search(outcome, result.output), result.output
+
+
+def test_a_steam_game_field_of_the_wrong_type_is_a_counted_bad_row(steam_copy, tmp_path):
+    import ast
+
+    def damage(lines):
+        for number, (field, value) in zip((3, 6, 9), (("genres", "Action"), ("title", 1999), ("id", ["761140"]))):
+            game = ast.literal_eval(lines[number - 1])
+            lines[number - 1] = repr({**game, field: value})
+        return lines
+
+    _rewrite_lines(steam_copy / "steam_games.json.gz", damage)
+    result = build(BuildConfig("steam", raw_dir=steam_copy, out_dir=tmp_path / "out", teacher=None))
+    bad = [(row["field"], row["reason"], row["first_line"]) for row in result.manifest["report"]["bad_rows"] if row["file"] == "steam_games.json.gz"]
+    assert sorted(bad) == [("genres", "not a list of texts", 3), ("id", "not text or a whole number but list", 9), ("title", "not text but int", 6)]

@@ -123,30 +123,43 @@ def _parse_review_chunk(lines: pl.DataFrame) -> pl.DataFrame:
     return parsed.with_columns(problem.alias("field")).drop("is_record", "bad_bytes")
 
 
+def _wrong_game_field(game: dict, category_field: str) -> tuple[str, str] | None:
+    """(field, reason) of a game record's first field of the wrong type, else None: an id that is not text or a whole
+    number, a title that is not text, categories that are not a list of texts."""
+    if game.get("id") is not None and (isinstance(game["id"], bool) or not isinstance(game["id"], (str, int))):
+        return "id", f"not text or a whole number but {type(game['id']).__name__}"
+    for field in ("title", "app_name"):
+        if game.get(field) is not None and not isinstance(game[field], str):
+            return field, f"not text but {type(game[field]).__name__}"
+    values = game.get(category_field)
+    if values is not None and not (isinstance(values, list) and all(isinstance(value, str) for value in values)):
+        return category_field, "not a list of texts"
+    return None
+
+
 def read_games(path: Path, category_field: str, report: BuildReport) -> pl.DataFrame:
     lines = read_lines(path)
-    ids, titles, categories, bad_lines, missing_id = [], [], [], [], 0
+    ids, titles, categories, bad_rows = [], [], [], []
     for line, text in lines.iter_rows():
         try:
             game = ast.literal_eval(text)
             if not isinstance(game, dict):
                 raise ValueError
         except (ValueError, SyntaxError, MemoryError, RecursionError):
-            bad_lines.append(line)
+            bad_rows.append((line, "line", "not a Python dict literal"))
+            continue
+        wrong = _wrong_game_field(game, category_field)
+        if wrong:
+            bad_rows.append((line, *wrong))
             continue
         if not game.get("id"):
-            missing_id += 1
             continue
         ids.append(str(game["id"]))
         titles.append(game.get("title") or game.get("app_name") or "")
-        values = game.get(category_field)
-        categories.append([str(value) for value in values] if isinstance(values, list) else [])
-    bad = pl.DataFrame(
-        {"line": bad_lines, "field": ["line"] * len(bad_lines), "reason": ["not a Python dict literal"] * len(bad_lines)},
-        schema={"line": pl.UInt32, "field": pl.String, "reason": pl.String},
-    )
+        categories.append(game.get(category_field) or [])
+    bad = pl.DataFrame(bad_rows, schema={"line": pl.UInt32, "field": pl.String, "reason": pl.String}, orient="row")
     report.skip_bad_rows(bad, total=lines.height, path=path, what="games")
-    report.step("parse", "items", before=lines.height - len(bad_lines), after=len(ids), why="game without an id")
+    report.step("parse", "items", before=lines.height - len(bad_rows), after=len(ids), why="game without an id")
     return pl.DataFrame(
         {"raw_item_id": ids, "title": titles, "categories": categories},
         schema={"raw_item_id": pl.String, "title": pl.String, "categories": pl.List(pl.String)},
