@@ -184,6 +184,8 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path | Non
             "citation_keys": list(raw.citation_keys),
             "citation": raw.citation,
             "license": raw.license,
+            "terms": raw.terms,
+            "redistribution_forbidden": raw.redistribution_forbidden,
             "variant": raw.variant,
         },
         "inputs": [{"file": path.name, "bytes": path.stat().st_size, "sha256": sha256(path)} for path in raw.input_files],

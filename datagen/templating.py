@@ -240,7 +240,9 @@ def render_bounded(compiled: jinja2.Template, values: Mapping[str, object], name
         raise DataError(f"{name}: {error.message}", path=path) from None
     except RenderTimeout:
         if seconds < MAX_RENDER_SECONDS:
-            raise DataError(f"{name}: its messages have used up their render budget (${RENDER_BUDGET_ENV})", path=path, hint=f"Simplify the template, or allow more with ${RENDER_BUDGET_ENV} (seconds).") from None
+            raise DataError(
+                f"{name}: its messages have used up their render budget (${RENDER_BUDGET_ENV})", path=path, hint=f"Simplify the template, or allow more with ${RENDER_BUDGET_ENV} (seconds)."
+            ) from None
         raise DataError(f"{name}: rendering one message took over {MAX_RENDER_SECONDS:g} s (a loop too long?)", path=path) from None
     except (jinja2.TemplateError, MemoryError, TypeError, ValueError, ArithmeticError, LookupError) as error:
         raise DataError(f"{name}: {type(error).__name__}: {error}", path=path) from None

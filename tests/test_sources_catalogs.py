@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 import subprocess
 import sys
@@ -70,6 +71,26 @@ def test_movielens_100k_builds_every_family(ml100k, shared_data):
     assert ml100k.manifest["source"]["catalog_noun"] == "movies"
     card = (ml100k.out_dir / "README.md").read_text()
     assert "a list of\nmovies" in card and "Harper, F. Maxwell" in card
+
+
+def test_movielens_terms_reach_the_card_and_stop_a_push_without_permission(ml100k, tmp_path):
+    """GroupLens' README forbids redistribution without permission: the card says so, and push refuses (before any
+    request) unless the user states the permission; the dry run names the rule."""
+    from click.testing import CliRunner
+
+    from datagen.cli import main
+
+    source = ml100k.manifest["source"]
+    assert source["redistribution_forbidden"] is True and "may not be redistributed" in source["terms"]
+    card = (ml100k.out_dir / "README.md").read_text()
+    assert "| terms of use | GroupLens' usage licence" in card and "forbid redistribution without permission" in card
+    refused = CliRunner().invoke(main, ["push", str(ml100k.out_dir), "--repo", "me/ml-100k"], env={"HF_TOKEN": "", "HF_HUB_OFFLINE": "1"})
+    assert refused.exit_code != 0 and "forbid redistributing it without permission" in refused.output and "--permission-to-redistribute" in refused.output
+    plan = CliRunner().invoke(main, ["push", str(ml100k.out_dir), "--repo", "me/ml-100k", "--dry-run", "--json"])
+    assert plan.exit_code == 0 and "GroupLens" in json.loads(plan.output)["refused"]
+    command = [sys.executable, "-m", "datagen", "push", str(ml100k.out_dir), "--repo", "me/ml-100k", "--permission-to-redistribute"]
+    permitted = subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=120)
+    assert permitted.returncode != 0 and "HF_HUB_OFFLINE is set" in permitted.stderr, "past the terms, stopped only by the offline switch"
 
 
 def _grouplens_1m_files(shared_data: Path, folder: Path) -> None:

@@ -61,8 +61,13 @@ Then anyone can load exactly this version:
 @click.option("--revision", metavar="BRANCH", help="Commit to this branch, made from main if it does not exist [default: main].")
 @click.option("--create-pr", is_flag=True, help="Open a pull request with the commit instead of committing (with --no-tag: a PR's commit is tagged after the merge).")
 @click.option("--commit-message", metavar="TEXT", help="The commit's message [default: datagen: version X, content HASH].")
+@click.option(
+    "--permission-to-redistribute",
+    is_flag=True,
+    help="State that you hold the permission a source's terms require to publish its data (MovieLens: GroupLens'); without it such a build is refused.",
+)
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
-def push(folder, repo, private, tag, no_tag, dry_run, force, revision, create_pr, commit_message, as_json):
+def push(folder, repo, private, tag, no_tag, dry_run, force, revision, create_pr, commit_message, permission_to_redistribute, as_json):
     """Upload a BUILD to the Hub as one commit, then tag it.
 
     The folder is checked against its manifest first (as `datagen validate`),
@@ -76,6 +81,9 @@ def push(folder, repo, private, tag, no_tag, dry_run, force, revision, create_pr
     tag = None if no_tag else (tag or f"v{manifest['version']}")
     commit = {"revision": revision, "create_pr": create_pr, "commit_message": commit_message}
     plan = plan_push(folder, repo, tag, private, **commit)
+    terms = redistribution_terms(manifest, permission_to_redistribute)
+    if terms and not dry_run:
+        raise DataError(terms, path=folder, hint="Push with --permission-to-redistribute once you hold that permission, or keep the build local.")
     where = f"a pull request against {revision or 'main'}" if create_pr else f"the branch {revision or 'main'}"
     what_happens = (
         f"The repository is created {'private' if private else 'public'} if it does not exist (an existing one keeps its visibility); "
@@ -83,7 +91,7 @@ def push(folder, repo, private, tag, no_tag, dry_run, force, revision, create_pr
     )
     if as_json:
         files = [{"path": entry.path, "bytes": entry.bytes} for entry in plan.files]
-        listing = {"repo": repo, "tag": tag, "private": private, "revision": revision or "main", "create_pr": create_pr, "commit_message": plan.message,
+        listing = {"repo": repo, "tag": tag, "private": private, "revision": revision or "main", "create_pr": create_pr, "commit_message": plan.message, "refused": terms or None,
                    "version": plan.version, "content_hash": plan.content_hash, "total_bytes": plan.total_bytes, "files": files, "note": what_happens}  # fmt: skip
         click.echo(json.dumps(listing, indent=2))
         return
@@ -98,11 +106,21 @@ def push(folder, repo, private, tag, no_tag, dry_run, force, revision, create_pr
         click.echo(f"  {entry.bytes:>12,}  {entry.path}")
     if dry_run:
         click.echo(what_happens, err=True)
+        if terms:
+            click.echo(f"This push would be refused: {terms}", err=True)
         return
     url = push_to_hub(plan, session, force=force)
     click.echo(f"{'Opened' if create_pr else 'Pushed'}: {url}")
     if tag:
         click.echo(f'Load it: load_dataset("{repo}", revision="{tag}")')
+
+
+def redistribution_terms(manifest: dict, permitted: bool) -> str:
+    """Why a push of this build would break its source's terms ("" when it would not)."""
+    source = manifest["source"]
+    if not source.get("redistribution_forbidden") or permitted:
+        return ""
+    return f"the terms of the {source['name']} data forbid redistributing it without permission: {source.get('terms', '')}"
 
 
 @click.command(epilog="\b\nExamples:\n  datagen card build/steam\n  datagen card build/steam --repo my-org/steam-controllable --license cc-by-4.0")

@@ -36,7 +36,7 @@ from datagen.ingest.report import BuildReport
 from datagen.ingest.reviews import ReviewTexts
 from datagen.ingest.timestamps import checked_seconds
 from datagen.sources import register_source
-from datagen.sources.base import NOT_ONE_VALUE_JSON_TYPES, RawCatalog, Source, require_file, untitled_items
+from datagen.sources.base import MCAULEY_LAB_TERMS, NOT_ONE_VALUE_JSON_TYPES, RawCatalog, Source, require_file, untitled_items
 
 REVIEW_FILES = {
     "5core": "{category}_5.json.gz",
@@ -127,6 +127,7 @@ class AmazonSource(Source):
             category_kind="Amazon category path without its root, every prefix a category; the main category where the path is empty" if meta_path else "none: reviews only (no meta file)",
             catalog_noun="products",
             citation_keys=("hou2024",) if release == "2023" else ("ni2019",),
+            terms=MCAULEY_LAB_TERMS,
             variant=f"amazon {release}",
         )
 

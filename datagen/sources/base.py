@@ -40,6 +40,10 @@ INTERACTION_SCHEMA = {
 NOT_ONE_VALUE_JSON_TYPES = "('ARRAY', 'OBJECT', 'BOOLEAN')"
 
 
+# What the McAuley lab's pages say of the Steam and Amazon data it publishes.
+MCAULEY_LAB_TERMS = "Published by the McAuley lab (UCSD) for research, with no licence stated: cite its papers (below) and check its page before you redistribute."
+
+
 @dataclass
 class RawCatalog:
     """What a source read, before the shared cleaning."""
@@ -60,6 +64,10 @@ class RawCatalog:
     citation: str | None = None
     # The data's licence as a Hub licence id (e.g. "cc-by-4.0"); None: the data states none.
     license: str | None = None
+    # The terms of use its publisher states, in a sentence for the card ("" when none are known), and whether they
+    # forbid redistribution: `datagen push` then refuses without --permission-to-redistribute.
+    terms: str = ""
+    redistribution_forbidden: bool = False
     # Which of its formats the source found, where it chose from the files: "amazon 2023", "recbole sequences".
     variant: str = ""
 

@@ -31,6 +31,13 @@ from datagen.ingest.timestamps import checked_seconds
 from datagen.sources import register_source
 from datagen.sources.base import RawCatalog, Source, require_file
 
+# The usage licence in the README GroupLens ships beside every release's files.
+GROUPLENS_TERMS = (
+    "GroupLens' usage licence (the README beside the data): research use; the data may not be redistributed "
+    "without separate permission from GroupLens, nor used for revenue-bearing purposes without permission; "
+    "publications must cite Harper & Konstan 2015."
+)
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -89,6 +96,8 @@ class MovieLensSource(Source):
             category_kind="MovieLens genres (a set; 'unknown' and '(no genres listed)' dropped)",
             catalog_noun="movies",
             citation_keys=("harper2015",),
+            terms=GROUPLENS_TERMS,
+            redistribution_forbidden=True,
         )
 
 

@@ -24,7 +24,7 @@ from datagen.ingest.report import BuildReport
 from datagen.ingest.timestamps import checked_seconds
 from datagen.shipped import SAMPLE_DATA_DIR
 from datagen.sources import register_source
-from datagen.sources.base import RawCatalog, Source, require_file
+from datagen.sources.base import MCAULEY_LAB_TERMS, RawCatalog, Source, require_file
 
 REVIEW_FILES = ["steam_reviews.json.gz", "steam_new.json.gz", "reviews_v2_windows.json.gz"]
 GAMES_FILES = ["steam_games.json.gz"]
@@ -65,6 +65,7 @@ class SteamSource(Source):
             category_kind=f"Steam {options['category_field']} (an item can have several)",
             catalog_noun="games",
             citation_keys=("kang2018",),
+            terms=MCAULEY_LAB_TERMS,
         )
 
 

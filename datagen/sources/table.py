@@ -47,8 +47,9 @@ VALUE = "_value"  # json-object interactions: each element of the key's list
 FILE_KEYS = {"path", "format", "separator", "columns", "encoding"}
 ITEM_KEYS = FILE_KEYS | {"id", "title", "categories", "categories_split", "categories_hierarchy", "keep_root"}
 INTERACTION_KEYS = FILE_KEYS | {"user", "item", "item_split", "timestamp", "timestamp_unit", "rating", "order"}
-CATALOG_KEYS = {"catalog_noun", "citation", "license"}  # text for the prompts and the card
-TOP_KEYS = {"name", "items", "interactions", "parameters", *CATALOG_KEYS}
+CATALOG_KEYS = {"catalog_noun", "citation", "license", "terms"}  # text for the prompts and the card
+REDISTRIBUTION = ("allowed", "forbidden")  # `redistribution:`, what the data's terms say of sharing it
+TOP_KEYS = {"name", "items", "interactions", "parameters", "redistribution", *CATALOG_KEYS}
 MAX_CONFIG_BYTES = 1 << 20
 PARAMETER_KEYS = {"user_core": 1, "item_core": 1, "max_title_tokens": 1, "max_history": 1}  # name: least value
 
@@ -76,7 +77,13 @@ class TableSource(Source):
         config = load_config(config_path)
         interactions_path = raw_dir / config["interactions"]["path"]
         interactions, order = read_interactions(interactions_path, config["interactions"], config_path, report)
-        about = {"catalog_noun": config.get("catalog_noun", "items"), "citation": config.get("citation"), "license": config.get("license")}
+        about = {
+            "catalog_noun": config.get("catalog_noun", "items"),
+            "citation": config.get("citation"),
+            "license": config.get("license"),
+            "terms": config.get("terms", ""),
+            "redistribution_forbidden": config.get("redistribution") == "forbidden",
+        }
         if "items" not in config:
             return RawCatalog(
                 items=untitled_items(interactions),
@@ -119,6 +126,8 @@ def load_config(path: Path) -> dict:
     for key in CATALOG_KEYS:
         if key in config and not (isinstance(config[key], str) and config[key].strip()):
             raise DataError(f"{key} must be a non-empty string", path=path)
+    if "redistribution" in config and config["redistribution"] not in REDISTRIBUTION:
+        raise DataError(f"redistribution must be {' or '.join(REDISTRIBUTION)}, not {config['redistribution']!r}", path=path)
     for section, allowed, required in (
         ("items", ITEM_KEYS, ("path", "format", "id", "title")),
         ("interactions", INTERACTION_KEYS, ("path", "format", "user", "item", "order")),
