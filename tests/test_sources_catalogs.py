@@ -370,6 +370,7 @@ def test_table_list_column_keep_root_and_the_cards_citation(shared_data, tmp_pat
     assert "Industrial & Scientific" in with_root and "Industrial & Scientific" not in set(reference.tables.items["categories"].explode().drop_nulls())
     card = (rows.out_dir / "README.md").read_text()
     assert "license: cc-by-4.0" in card and "@misc{scientific2024," in card
+    assert rows.manifest["source"]["redistribution_forbidden"] is False and rows.manifest["source"]["terms"] == ""
 
 
 @pytest.mark.parametrize(
@@ -381,6 +382,8 @@ def test_table_list_column_keep_root_and_the_cards_citation(shared_data, tmp_pat
         ("items: {keep_root: true}", "keep_root is true or false, and only for categories_hierarchy: path"),
         ("catalog_noun: ''", "catalog_noun must be a non-empty string"),
         ("licence: mit", "unknown key 'licence'"),
+        ("redistribution: never", "redistribution must be allowed or forbidden, not 'never'"),
+        ("terms: ''", "terms must be a non-empty string"),
     ],
 )
 def test_new_table_keys_are_checked(tmp_path, extra, message):
