@@ -9,6 +9,7 @@ import polars as pl
 import torch
 
 from datagen.buildfolder import BuildFolder
+from datagen.controllable.build import ControllableSettings, generate_controllable
 from datagen.progress import StepProgress
 from datagen.publish.release import finalize
 from datagen.teacher.folder import cooccurrence_scorer, load_teacher, train_teacher
@@ -48,10 +49,13 @@ def test_a_losing_teacher_is_announced_and_auto_labels_with_cooccurrence(sample_
         expected = torch.sort(scores[row], descending=True, stable=True).indices[: allowed[row]]
         assert orders[row, : allowed[row]].tolist() == expected.tolist()
 
+    generate_controllable(folder, ControllableSettings(seed=42))
     finalize(folder.path)
     card = (folder.path / "README.md").read_text()
     assert "**Warning: SASRec does not beat the co-occurrence baseline**" in card
     assert "come from **cooccurrence**" in card
+    assert "then the co-occurrence baseline's best items" in card and "Lists are drawn from the co-occurrence baseline's ranking" in card
+    assert "the SASRec teacher's best items" not in card
 
 
 def test_a_forced_label_source_is_kept_and_still_warned(sample_build, tmp_path, capsys):

@@ -35,6 +35,7 @@ CANONICAL_ABOUT = {
 }
 CANONICAL_CONFIGS = tuple(CANONICAL_ABOUT)
 FAMILY_CONFIGS = ("controllable", "recknowledge", "instructrec")  # the instruction rows, which TRL trains on
+LABEL_RANKERS = {"sasrec": "the SASRec teacher", "cooccurrence": "the co-occurrence baseline"}  # by the teacher report's label_source
 TOP_LABELLED = 10  # the limitations' measure of popularity: the share of answer slots the 10 most named items fill
 # Where each source's terms of use are stated, for the header's license_link when the licence is `other`.
 TERMS_PAGES = {
@@ -240,7 +241,14 @@ def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: li
     card = manifest.get("card", {})
     families = family_reports(folder)
     cited = citations(manifest, families)
-    shared = {"manifest": manifest, "plots": plots, "task_counts": task_rows, "catalog_noun": manifest["source"].get("catalog_noun", "items")}
+    label_source = manifest.get("task_settings", {}).get("teacher", {}).get("label_source", "sasrec")
+    shared = {
+        "manifest": manifest,
+        "plots": plots,
+        "task_counts": task_rows,
+        "catalog_noun": manifest["source"].get("catalog_noun", "items"),
+        "label_ranker": LABEL_RANKERS.get(label_source, label_source),
+    }
     sections = [family_section(name, report, shared) for name, report in families.items()]
     teacher = read_json(folder / "teacher" / "report.json")
     return template.render(
