@@ -142,6 +142,8 @@ def _build(config: BuildConfig, progress: StepProgress, review_spill: Path | Non
     source.titles_needed = bool(_titled_families(config))
     with progress.step(f"Reading {name} files from {raw_dir}"):
         raw = source.load(raw_dir, argument, config.options, report)
+    for warning in report.warnings:
+        progress.warn(f"WARNING: {warning}")
     has_review_texts = review_spill is not None and review_spill.is_file()
     if review_spill is not None and not has_review_texts:
         progress.warn(f"NOTE: the {name} source has no review texts, so the build has no {REVIEWS_FILE}.")

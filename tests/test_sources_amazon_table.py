@@ -218,3 +218,27 @@ def test_a_list_of_category_paths_reads_as_its_paths(shared_data, tmp_path, hier
     expected = category_prefixes(paths.list.slice(1))[0] if hierarchy == "path" else paths
     assert items["categories"].to_list() == expected.list.unique(maintain_order=True).to_list()
     assert any(len(value) > 1 for value in items["categories"].to_list())
+
+
+def test_a_split_that_leaves_most_items_without_a_category_warns_and_names_one_that_fits(shared_data, tmp_path):
+    """The real Scientific items CONVERTED to LC-Rec's other layout, names joined by ", ": read with
+    categories_split ",", nearly every item would lose its categories without a word."""
+    import json
+
+    from datagen.sources.table import read_items, split_categories
+
+    objects = list(json.loads((shared_data / "catalogs" / "scientific" / "Scientific.item.json").read_text()).items())[:500]
+    paths = split_categories(pl.Series([value["categories"] for _, value in objects]), ",").to_list()
+    converted = {key: {"title": value["title"], "categories": ", ".join(path)} for (key, value), path in zip(objects, paths)}
+    (tmp_path / "items.json").write_text(json.dumps(converted))
+    spec = {"path": "items.json", "format": "json-object", "id": "_key", "title": "title", "categories": "categories", "categories_split": ",", "categories_hierarchy": "path"}
+    report = BuildReport()
+    items, _ = read_items(tmp_path / "items.json", spec, tmp_path / "c.yaml", report)
+    given = sum(1 for value in converted.values() if value["categories"])
+    assert (items["categories"].list.len() == 0).sum() == 500 and given > 400
+    assert report.warnings == [
+        f"items.json: {given} of the {given} items with a 'categories' text end with no category under items.categories_split ',' and categories_hierarchy 'path'; categories_split: ', ' leaves 0"
+    ]
+    good = BuildReport()
+    read_items(tmp_path / "items.json", {**spec, "categories_split": ", "}, tmp_path / "c.yaml", good)
+    assert good.warnings == []

@@ -53,7 +53,9 @@ from datagen.templating import TemplateLibrary
 
 REPORT_FORMAT = "datagen.controllable/2"
 FAMILY = "controllable"  # the dataset config these rows make
-CARD = card_block("datagen.controllable", {FAMILY: "Controllable recommendation instructions I0-I4 of Lu et al. 2024, labels from the teacher's ranking (SASRec, or co-occurrence where it ranks better)"}, ["lu2024"])
+CARD = card_block(
+    "datagen.controllable", {FAMILY: "Controllable recommendation instructions I0-I4 of Lu et al. 2024, labels from the teacher's ranking (SASRec, or co-occurrence where it ranks better)"}, ["lu2024"]
+)
 SPLITS = ("train", "validation", "test")
 ARROW_SCHEMA = pl.DataFrame(schema=SCHEMA).to_arrow().schema
 VALID_MARGIN = 0.25  # extra validation users per task, standing in for those whose sample cannot be made

@@ -26,6 +26,7 @@ class BuildReport:
     steps: list[dict] = field(default_factory=list)
     bad_rows: list[dict] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # settings that read the data wrong, said on stderr and kept here
 
     def step(self, name: str, table: str, *, before: int, after: int, why: str) -> None:
         """Record that step `name` took `table` from `before` to `after` rows."""
@@ -70,4 +71,5 @@ class BuildReport:
             "steps": self.steps,
             "bad_rows": self.bad_rows,
             "counts": dict(sorted(self.counts.items())),
+            **({"warnings": self.warnings} if self.warnings else {}),
         }

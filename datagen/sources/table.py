@@ -311,7 +311,7 @@ def read_items(path: Path, spec: dict, config_path: Path, report: BuildReport) -
     titles = _column(frame, spec, "title", path, config_path, "items").cast(pl.String)
     hierarchy = spec.get("categories_hierarchy", "set")
     if spec.get("categories"):
-        values = _column(frame, spec, "categories", path, config_path, "items")
+        values = raw_values = _column(frame, spec, "categories", path, config_path, "items")
         if values.dtype == pl.String:
             separator = spec.get("categories_split")
             if not separator:
@@ -330,6 +330,8 @@ def read_items(path: Path, spec: dict, config_path: Path, report: BuildReport) -
                 values, cut = category_prefixes(values if spec.get("keep_root") else values.list.slice(1))
         if hierarchy == "path":
             report.counts["category_paths_cut_at_junk_level"] = cut
+        if raw_values.dtype == pl.String:
+            _warn_when_the_split_loses_most(raw_values, values, spec, path, report)
     else:
         values = pl.Series([[]] * frame.height, dtype=pl.List(pl.String))
     items = pl.DataFrame({"raw_item_id": ids, "title": titles, "categories": values})
@@ -363,6 +365,32 @@ def categories_of_paths(paths: pl.Series, hierarchy: str, keep_root: bool) -> tu
     )  # fmt: skip
     every_row = pl.DataFrame({"row": range(len(paths))}).join(per_row, on="row", how="left").sort("row")
     return every_row["label"].fill_null(pl.lit([], pl.List(pl.String))).alias(paths.name), cut
+
+
+SEPARATORS_TRIED = (",", ", ", "|", ";", " > ", "/")  # when a split leaves most items without a category
+
+
+def _categories_left(joined: pl.Series, separator: str, spec: dict) -> pl.Series:
+    split = split_categories(joined, separator)
+    if spec.get("categories_hierarchy", "set") == "path":
+        split, _ = category_prefixes(split if spec.get("keep_root") else split.list.slice(1))
+    return split
+
+
+def _warn_when_the_split_loses_most(joined: pl.Series, categories: pl.Series, spec: dict, path: Path, report: BuildReport) -> None:
+    """A warning when most items with a non-empty categories text end with no category, naming a separator that
+    keeps more of them (LC-Rec's ", "-joined paths read with `categories_split: ","` lose nearly all)."""
+    given = joined.is_not_null() & (joined.str.strip_chars() != "")
+    lost = int((given & (categories.list.len() == 0)).sum())
+    if not lost or lost * 2 <= int(given.sum()):
+        return
+    fits = {separator: int((given & (_categories_left(joined, separator, spec).list.len() == 0)).sum()) for separator in SEPARATORS_TRIED}
+    best = min(fits, key=fits.get)
+    advice = f"; categories_split: {best!r} leaves {fits[best]:,}" if fits[best] < lost else ""
+    report.warnings.append(
+        f"{path.name}: {lost:,} of the {int(given.sum()):,} items with a {spec['categories']!r} text end with no category under "
+        f"items.categories_split {spec.get('categories_split')!r} and categories_hierarchy {spec.get('categories_hierarchy', 'set')!r}{advice}"
+    )
 
 
 def split_categories(values: pl.Series, separator: str) -> pl.Series:
