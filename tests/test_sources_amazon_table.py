@@ -145,9 +145,11 @@ def test_families_that_name_items_are_refused_before_any_work(shared_data, tmp_p
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("separator: '::'", "separator must be one single-byte character"),
+        ("separator: ''", "separator must be a character or a string of them"),
+        ("quote: \"''\"", "quote must be one single-byte character, or null"),
         ("columns: user", "columns must be a list of column names"),
         ("format: jsonl\n  separator: ' '", "are for format csv only"),
+        ("format: jsonl\n  quote: null", "are for format csv only"),
     ],
 )
 def test_csv_options_are_checked(tmp_path, body, message):
@@ -242,3 +244,24 @@ def test_a_split_that_leaves_most_items_without_a_category_warns_and_names_one_t
     good = BuildReport()
     read_items(tmp_path / "items.json", {**spec, "categories_split": ", "}, tmp_path / "c.yaml", good)
     assert good.warnings == []
+
+
+def test_a_double_colon_separator_and_a_title_that_opens_with_a_quote(shared_data, tmp_path):
+    """ml-1m's real movies.dat ("id::title::genres", latin-1), and a copy CONVERTED so that one title opens with a
+    quote mark, as LLaRA's id::name files have them."""
+    from datagen.sources.table import read_items
+
+    movies = (shared_data / "movielens" / "ml-1m" / "movies.dat").read_bytes()
+    (tmp_path / "movies.dat").write_bytes(movies)
+    spec = {"path": "movies.dat", "format": "csv", "separator": "::", "columns": ["id", "title", "genres"], "encoding": "latin-1",
+            "id": "id", "title": "title", "categories": "genres", "categories_split": "|"}  # fmt: skip
+    items, _ = read_items(tmp_path / "movies.dat", spec, tmp_path / "c.yaml", BuildReport())
+    assert items.height == len(movies.splitlines()) == 3883
+    assert items.row(0, named=True) == {"raw_item_id": "1", "title": "Toy Story (1995)", "categories": ["Animation", "Children's", "Comedy"]}
+    quoted = movies.replace(b"1::Toy Story (1995)::", b'1::"Toy Story" (1995)::', 1)
+    (tmp_path / "movies.dat").write_bytes(quoted)
+    with pytest.raises(DataError, match=r"movies.dat:1: cannot read as csv: could not parse `\"Toy Story\" \(1995\)`") as error:
+        read_items(tmp_path / "movies.dat", spec, tmp_path / "c.yaml", BuildReport())
+    assert "set quote: null" in error.value.hint and "infer_schema_length" not in str(error.value)
+    items, _ = read_items(tmp_path / "movies.dat", {**spec, "quote": None}, tmp_path / "c.yaml", BuildReport())
+    assert items["title"][0] == '"Toy Story" (1995)' and items.height == 3883

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -44,7 +45,8 @@ SCALAR_KEYS = {"items": ("id", "title"), "interactions": ("user", "item", "times
 NOT_ONE_VALUE = "is a JSON list, object or boolean, not one value"
 VALUE = "_value"  # json-object interactions: each element of the key's list
 
-FILE_KEYS = {"path", "format", "separator", "columns", "encoding"}
+FILE_KEYS = {"path", "format", "separator", "columns", "encoding", "quote"}
+STAND_IN_SEPARATOR = "\x1f"  # a longer separator ("::", ml-1m's) is read as this one, which text never holds
 ITEM_KEYS = FILE_KEYS | {"id", "title", "categories", "categories_split", "categories_hierarchy", "keep_root"}
 INTERACTION_KEYS = FILE_KEYS | {"user", "item", "item_split", "timestamp", "timestamp_unit", "rating", "order"}
 CATALOG_KEYS = {"catalog_noun", "citation", "license", "terms"}  # text for the prompts and the card
@@ -146,10 +148,12 @@ def load_config(path: Path) -> dict:
             raise DataError(f"{section}.path must be one file's path (text), not {body['path']!r}", path=path)
         if body["format"] not in FORMATS:
             raise DataError(f"{section}.format must be one of {', '.join(FORMATS)}, not {body['format']!r}", path=path)
-        if ("separator" in body or "columns" in body) and body["format"] != "csv":
-            raise DataError(f"{section}.separator and {section}.columns are for format csv only", path=path)
-        if "separator" in body and not (isinstance(body["separator"], str) and len(body["separator"].encode()) == 1):
-            raise DataError(f'{section}.separator must be one single-byte character (e.g. "\\t" or " "), not {body["separator"]!r}', path=path)
+        if ("separator" in body or "columns" in body or "quote" in body) and body["format"] != "csv":
+            raise DataError(f"{section}.separator, {section}.columns and {section}.quote are for format csv only", path=path)
+        if "separator" in body and not (isinstance(body["separator"], str) and body["separator"] and STAND_IN_SEPARATOR not in body["separator"]):
+            raise DataError(f'{section}.separator must be a character or a string of them (e.g. "\\t", " " or "::"), not {body["separator"]!r}', path=path)
+        if "quote" in body and not (body["quote"] is None or (isinstance(body["quote"], str) and len(body["quote"].encode()) == 1)):
+            raise DataError(f"{section}.quote must be one single-byte character, or null for a file whose fields are never quoted, not {body['quote']!r}", path=path)
         if "encoding" in body:
             if body["format"] == "parquet":
                 raise DataError(f"{section}.encoding is for text formats; parquet stores UTF-8", path=path)
@@ -206,8 +210,7 @@ def read_frame(path: Path, spec: dict, config_path: Path, section: str) -> pl.Da
         if fmt == "parquet":
             frame = pl.read_parquet(raw)
         elif fmt == "csv":
-            columns = spec.get("columns")
-            frame = pl.read_csv(raw, infer_schema=False, separator=spec.get("separator", ","), has_header=columns is None, new_columns=columns)
+            frame = _read_csv(raw, spec, path)
         else:
             frame = pl.read_ndjson(raw, infer_schema_length=None)
     except (pl.exceptions.PolarsError, OSError) as error:
@@ -217,6 +220,46 @@ def read_frame(path: Path, spec: dict, config_path: Path, section: str) -> pl.Da
     if fmt == "jsonl":
         frame = frame.with_columns(_first_wrong_json_type(raw, frame, spec, section).alias(WRONG_TYPE))
     return frame
+
+
+def _read_csv(raw: bytes, spec: dict, path: Path) -> pl.DataFrame:
+    """A csv file with its `separator` (several characters are read as one that text never holds), its `quote`
+    character (null: none), and `columns` when it has no header; a row with more fields than the header names its line."""
+    separator, columns = spec.get("separator", ","), spec.get("columns")
+    if len(separator.encode()) > 1:
+        if STAND_IN_SEPARATOR.encode() in raw:
+            raise DataError("the file holds the byte 0x1f, which stands in for a separator of several characters", path=path)
+        raw, separator = raw.replace(separator.encode(), STAND_IN_SEPARATOR.encode()), STAND_IN_SEPARATOR
+    try:
+        return pl.read_csv(raw, infer_schema=False, separator=separator, quote_char=spec.get("quote", '"'), has_header=columns is None, new_columns=columns)
+    except pl.exceptions.ComputeError as error:
+        if "truncate_ragged_lines" not in str(error):
+            raise _unreadable_field(error, raw, spec, path) from None
+        width = len(columns) if columns else raw.split(b"\n", 1)[0].count(separator.encode()) + 1
+        line = next((number for number, text in enumerate(raw.split(b"\n"), 1) if text.count(separator.encode()) + 1 > width), None)
+        raise DataError(
+            f"a row has more fields than the {width} the {'columns' if columns else 'header'} names",
+            path=path,
+            line=line,
+            hint="Check the separator; a quote character inside a field (quote: null) or a separator inside a title splits a row.",
+        ) from None
+
+
+def _unreadable_field(error: Exception, raw: bytes, spec: dict, path: Path) -> DataError:
+    """Polars' parse error as one line naming the field's line (its advice is about polars' own options)."""
+    text = str(error).splitlines()[0]
+    field = re.search(r"could not parse `(.*?)`", text)
+    at = raw.find(field.group(1).encode()) if field else -1
+    quote = spec.get("quote", '"')
+    opens_with_quote = bool(field and quote and field.group(1).startswith(quote))
+    return DataError(
+        f"cannot read as csv: {text}",
+        path=path,
+        line=raw.count(b"\n", 0, at) + 1 if at >= 0 else None,
+        hint=f"The field opens with the quote character {quote!r} but is not a quoted field: set quote: null (or the file's own quote character)."
+        if opens_with_quote
+        else "Check the separator, the quote character (quote:) and the encoding.",
+    )
 
 
 def _first_wrong_json_type(raw: bytes, frame: pl.DataFrame, spec: dict, section: str) -> pl.Series:
