@@ -200,7 +200,8 @@ def _recbole_ml100k(shared_data: Path, folder: Path) -> None:
 
 def test_recbole_atomic_files(ml100k, shared_data, tmp_path):
     _recbole_ml100k(shared_data, tmp_path / "ml-100k")
-    result = build(BuildConfig("recbole:ml-100k", raw_dir=tmp_path, out_dir=tmp_path / "out", max_users=300))
+    result = build(BuildConfig("recbole:ml-100k", raw_dir=tmp_path, out_dir=tmp_path / "out", max_users=300, options={"catalog_noun": "movies"}))
+    assert result.manifest["source"]["catalog_noun"] == "movies"
     assert result.tables.sequences.equals(ml100k.tables.sequences)
     assert result.tables.items["categories"].to_list() == ml100k.tables.items["categories"].to_list()
     assert result.tables.items.filter(pl.col("raw_item_id") == "1")["title"][0] == "Toy Story"
@@ -270,6 +271,35 @@ def test_a_recbole_file_in_milliseconds_names_the_unit_and_its_option(shared_dat
         build(BuildConfig("recbole:gift", raw_dir=tmp_path, out_dir=tmp_path / "s", user_core=1, item_core=1))
     in_ms = build(BuildConfig("recbole:gift", raw_dir=tmp_path, out_dir=tmp_path / "ms", user_core=1, item_core=1, options={"timestamp_unit": "ms"}))
     assert in_ms.tables.interactions["timestamp"].max() == reviews["unixReviewTime"].max()
+
+
+def test_recbole_amazon_categories_read_as_the_paths_they_are(shared_data, tmp_path):
+    """Gift Cards' real meta CONVERTED field by field to a RecBole Amazon .item, whose categories:token_seq holds each
+    path as a Python list's text ('Gift Cards', 'Gift Cards'), one name CSV-quoted as RecBole's files have them: read
+    as the paths, root dropped, every prefix a category, as the amazon source reads the meta itself."""
+    import json
+
+    from datagen.ingest.categories import category_prefixes
+    from datagen.sources.recbole import read_items as read_recbole_items
+
+    metas = [json.loads(line) for line in gzip.decompress((shared_data / "amazon" / "meta_Gift_Cards.json.gz").read_bytes()).decode().splitlines()]
+    paths = [meta.get("category") or [] for meta in metas]
+    paths[0] = [*paths[0], "Men's"]
+    texts = [", ".join(repr(name) for name in path).replace('"', '""') for path in paths]
+    (tmp_path / "gift.item").write_text("item_id:token\ttitle:token_seq\tcategories:token_seq\n" + "".join(f"{meta['asin']}\t{meta['title']}\t{text}\n" for meta, text in zip(metas, texts)))
+    items, field = read_recbole_items(tmp_path / "gift.item", {"title": None, "categories": None, "seq_separator": " "})
+    expected, _ = category_prefixes(pl.Series(paths, dtype=pl.List(pl.String)).list.slice(1))
+    assert field == "categories" and items["categories"].to_list() == expected.to_list()
+    assert items["categories"][0].to_list()[-1].endswith("Men's") and not any("'" == name[0] for names in items["categories"].to_list() for name in names)
+
+
+def test_an_incomplete_recbole_benchmark_split_names_what_is_missing(tmp_path):
+    from datagen.sources.recbole import interaction_files
+
+    for split in ("valid", "test"):
+        (tmp_path / f"ml.{split}.inter").write_text("user_id:token\titem_id_list:token_seq\titem_id:token\n")
+    with pytest.raises(DataError, match=r"the benchmark split is incomplete: ml.train.inter missing beside ml.valid.inter, ml.test.inter"):
+        interaction_files(tmp_path, "ml")
 
 
 def test_table_timestamp_units_and_plausibility(shared_data, tmp_path):

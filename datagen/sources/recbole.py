@@ -28,6 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from datagen.errors import DataError
+from datagen.ingest.categories import category_prefixes
 from datagen.ingest.ratings import rating_problem
 from datagen.ingest.rawfiles import decode_strictly, read_bytes
 from datagen.ingest.report import BuildReport
@@ -51,6 +52,8 @@ class RecBoleSource(Source):
         "categories": (None, f"the .item field with categories, or 'none' (default: the first of {', '.join(CATEGORY_FIELDS)})"),
         "seq_separator": (" ", "what separates the tokens of a token_seq field (RecBole's seq_separator)"),
         "timestamp_unit": ("s", f"the unit of the timestamp field: {', '.join(TIMESTAMP_UNITS)}"),
+        "catalog_noun": ("items", "what the items are, plural, in the prompts and the card: movies, products, games"),
+        "license": (None, "the data's licence as a Hub licence id (e.g. cc-by-4.0), for the card"),
     }
 
     def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:
@@ -85,6 +88,8 @@ class RecBoleSource(Source):
             order=order,
             category_kind=f"RecBole .item field {category_field!r}" if category_field else "none: no category field in the .item file",
             variant=variant,
+            catalog_noun=options["catalog_noun"],
+            license=options["license"],
         )
 
 
@@ -96,6 +101,9 @@ def interaction_files(folder: Path, name: str) -> list[Path]:
     split = [folder / f"{name}.{suffix}.inter" for suffix in BENCHMARK_SUFFIXES]
     if all(path.is_file() for path in split):
         return split
+    if any(path.is_file() for path in split):
+        missing = ", ".join(path.name for path in split if not path.is_file())
+        raise DataError(f"the benchmark split is incomplete: {missing} missing beside {', '.join(path.name for path in split if path.is_file())}", path=folder)
     raise DataError(
         f"no {name}.inter (nor {name}.train/.valid/.test.inter) found",
         path=folder,
@@ -188,9 +196,29 @@ def read_items(path: Path, options: dict) -> tuple[pl.DataFrame, str | None]:
         raise DataError(f"no category field {category!r} in the .item file (it has {', '.join(types)})", path=path, line=1)
     if category is None:
         categories = pl.lit([], pl.List(pl.String))
+    elif types[category] == "token_seq" and _holds_quoted_lists(frame[category]):
+        return _with_quoted_paths(frame, title, category), category
     elif types[category] == "token_seq":
         categories = pl.col(category).fill_null("").str.split(options["seq_separator"]).list.eval(pl.element().filter(pl.element() != ""))
     else:
         categories = pl.concat_list(pl.col(category)).list.drop_nulls()
     items = frame.select(pl.col("item_id").alias("raw_item_id"), pl.col(title).alias("title"), categories.alias("categories"))
     return items, category
+
+
+QUOTED_NAME = r"'[^']*'|\"[^\"]*\""  # 'Skin Care', or "Men's" (Python's repr quotes a name holding ' with ")
+
+
+def _holds_quoted_lists(values: pl.Series) -> bool:
+    """RecBole's Amazon .item files write a category path as a Python list's text: 'Beauty', 'Skin Care', 'Face'."""
+    given = values.drop_nulls().str.strip_chars().filter(values.drop_nulls().str.strip_chars() != "")
+    return given.len() > 0 and bool(given.str.contains(r"^(?:'|\"|\"\")").mean() > 0.5)
+
+
+def _with_quoted_paths(frame: pl.DataFrame, title: str, category: str) -> pl.DataFrame:
+    """Items whose quoted category lists are read as the paths they are (CSV's doubled quotes undone), the root
+    dropped and every prefix a category, as the Amazon source reads its paths."""
+    text = frame[category].fill_null("").str.replace_all('""', '"', literal=True)
+    names = text.str.extract_all(QUOTED_NAME).list.eval(pl.element().str.slice(1, pl.element().str.len_chars() - 2))
+    paths, _ = category_prefixes(names.list.slice(1))
+    return pl.DataFrame({"raw_item_id": frame["item_id"], "title": frame[title], "categories": paths})
