@@ -180,8 +180,8 @@ def test_amazon_2023_milliseconds_read_as_seconds_is_a_loud_error(shared_data, t
 
 def _recbole_ml100k(shared_data: Path, folder: Path) -> None:
     """ml-100k CONVERTED field by field into RecBole's atomic files, as RecBole's own ml-100k is laid out:
-    the year moves from the title to release_year, genres are a space-separated token_seq; the placeholder
-    movie 267 ("unknown") is left out, as the movielens reader leaves it out."""
+    the year moves from the title to release_year, genres are a space-separated token_seq, and the placeholder
+    movie 267 is kept as RecBole keeps it: title "unkonwn", class "unknown"."""
     folder.mkdir(parents=True)
     genre_names = [line.split("|")[0] for line in (shared_data / "movielens" / "ml-100k" / "u.genre").read_text().splitlines() if line]
     inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
@@ -191,6 +191,7 @@ def _recbole_ml100k(shared_data: Path, folder: Path) -> None:
     for line in (shared_data / "movielens" / "ml-100k" / "u.item").read_bytes().decode("latin-1").splitlines():
         fields = line.split("|")
         if fields[1] == "unknown":
+            items.append(f"{fields[0]}\tunkonwn\t\tunknown")
             continue
         title, year = re.fullmatch(r"(.*?)(?: \((\d{4})\))?", fields[1]).groups()
         genres = " ".join(name for name, flag in zip(genre_names, fields[5:]) if flag == "1")
@@ -202,6 +203,7 @@ def test_recbole_atomic_files(ml100k, shared_data, tmp_path):
     _recbole_ml100k(shared_data, tmp_path / "ml-100k")
     result = build(BuildConfig("recbole:ml-100k", raw_dir=tmp_path, out_dir=tmp_path / "out", max_users=300, options={"catalog_noun": "movies"}))
     assert result.manifest["source"]["catalog_noun"] == "movies"
+    assert result.manifest["report"]["counts"]["placeholder_titles_dropped"] == 1, "movie 267, dropped by the rule every source shares"
     assert result.tables.sequences.equals(ml100k.tables.sequences)
     assert result.tables.items["categories"].to_list() == ml100k.tables.items["categories"].to_list()
     assert result.tables.items.filter(pl.col("raw_item_id") == "1")["title"][0] == "Toy Story"

@@ -20,12 +20,21 @@ import polars as pl
 from datagen.ingest.text import clean_text
 
 MAX_CATEGORY_LEVEL_CHARS = 60
+# What sources write for "no value" where a title or a category belongs, whatever the source: MovieLens' "unknown"
+# genre and "(no genres listed)", RecBole's misspelt "unkonwn" title. "Untitled" is not one: a Steam game has that name.
+PLACEHOLDERS = frozenset({"unknown", "unkonwn", "(no genres listed)", "(no title)", "n/a", "null", "none", "nan"})
+
+
+def is_placeholder(texts: pl.Series) -> pl.Series:
+    """Texts that stand for a missing value (any case): PLACEHOLDERS."""
+    return texts.str.strip_chars().str.to_lowercase().is_in(list(PLACEHOLDERS))
 
 
 def clean_categories(lists: pl.Series) -> pl.Series:
-    """Clean every label, drop empty ones and repeats (first occurrence kept, order kept)."""
+    """Clean every label, drop empty ones, placeholders and repeats (first occurrence kept, order kept)."""
     labels = pl.DataFrame({"row": range(len(lists)), "label": lists}).explode("label").filter(pl.col("label").is_not_null())
     labels = labels.with_columns(label=clean_text(labels["label"])).filter(pl.col("label") != "")
+    labels = labels.filter(~is_placeholder(labels["label"]))
     per_row = labels.unique(["row", "label"], keep="first", maintain_order=True).group_by("row", maintain_order=True).agg("label")
     return pl.DataFrame({"row": range(len(lists))}).join(per_row.cast({"row": pl.Int64}), on="row", how="left").sort("row")["label"].fill_null(pl.lit([], pl.List(pl.String))).alias(lists.name)
 

@@ -14,7 +14,7 @@ import random
 import polars as pl
 
 from datagen.errors import DataError
-from datagen.ingest.categories import clean_categories
+from datagen.ingest.categories import clean_categories, is_placeholder
 from datagen.ingest.report import BuildReport
 from datagen.ingest.text import cap_word_pieces, clean_text, count_word_pieces
 
@@ -33,6 +33,10 @@ def clean_items(items: pl.DataFrame, *, max_title_tokens: int, report: BuildRepo
         report.step("missing_item_id", "items", before=before, after=items.height, why="item without an id, or the same id again")
         return items
     titles = clean_text(items["title"])
+    placeholder_titles = is_placeholder(titles)
+    report.counts["placeholder_titles_dropped"] = int(placeholder_titles.sum())
+    report.counts["placeholder_categories_dropped"] = int(is_placeholder(clean_text(items["categories"].explode().drop_nulls())).sum())
+    titles = titles.zip_with(~placeholder_titles, pl.repeat("", len(titles), eager=True))  # dropped below, as empty titles
     too_long = int((count_word_pieces(titles) > max_title_tokens).sum())
     items = items.with_columns(
         title=cap_word_pieces(titles, max_title_tokens),
@@ -51,7 +55,7 @@ def clean_items(items: pl.DataFrame, *, max_title_tokens: int, report: BuildRepo
 
     before = items.height
     items = items.filter(pl.col("title") != "")
-    report.step("empty_title", "items", before=before, after=items.height, why="title empty or only markup once cleaned")
+    report.step("empty_title", "items", before=before, after=items.height, why="title empty, only markup, or a placeholder ('unknown') once cleaned")
     if items.is_empty():
         raise DataError("no item has a usable title, so no instruction can name an item")
     return items.sort("input_row").drop("input_row")
