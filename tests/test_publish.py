@@ -133,6 +133,18 @@ def test_card_describes_every_column_its_limits_and_how_to_train(sample_release)
     assert "templates/controllable/lu2024/intentions.yaml</code></summary>\n\n```yaml\n" in card.text
 
 
+def test_a_card_names_what_the_folder_holds_and_cites_each_work_once():
+    from datagen.publish.card import citations, pretty_name
+
+    tables_only = {"name": "steam", "configs": {"interactions": {}, "items": {}}}
+    assert pretty_name(tables_only) == "steam interactions and items for recommenders (datagen)"
+    assert pretty_name({**tables_only, "configs": {"controllable": {}, **tables_only["configs"]}}) == "steam instructions for LLM recommenders (datagen)"
+    own = "@article{kang2018self,\n  title = {My copy of the SASRec entry},\n}"
+    cited = citations({"source": {"citation_keys": ["kang2018"], "citation": own}, "files": {"teacher/report.json": {}}}, {})
+    assert len(cited) == 1 and "Self-Attentive Sequential Recommendation" in cited[0], "one entry a BibTeX key, the first kept"
+    assert citations({"source": {"citation_keys": []}, "files": {}}, {}) == []
+
+
 def test_templates_in_the_repository_are_the_shipped_files(sample_release):
     from datagen.shipped import TEMPLATES_DIR
 

@@ -262,6 +262,8 @@ def test_a_catalog_without_categories_builds_what_needs_none(scientific_without_
     assert made["instructrec"]["rows"]["test"]["recommend"] > 0
     card = (folder / "README.md").read_text()
     assert "carry no\ncategories" in card and NO_CATEGORIES in card
+    assert "categories.png" not in card and not (folder / "images" / "categories.png").exists(), "no empty plot"
+    assert "license_link" not in card, "no terms page known: no link (it pointed at the card itself)"
 
 
 def test_a_recbole_file_in_milliseconds_names_the_unit_and_its_option(shared_data, tmp_path):

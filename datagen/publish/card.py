@@ -72,7 +72,7 @@ def card_metadata(folder: Path, manifest: dict):
         **license_fields(manifest),
         language=["en"],
         task_categories=["text-generation"],
-        annotations_creators=["machine-generated"],
+        annotations_creators=["machine-generated" if task_configs else "no-annotation"],
         source_datasets=[f"extended|{manifest['source']['name']}"],
         size_categories=[size_category(sum(split["rows"] for name in (task_configs or ["interactions"]) for split in configs[name].values()))],
         tags=[*TAGS, manifest["source"]["name"]],
@@ -145,7 +145,10 @@ def most_common_category(folder: Path) -> str | None:
 
 
 def pretty_name(manifest: dict) -> str:
-    return f"{manifest['name']} instructions for LLM recommenders (datagen)"
+    """What the folder holds: instructions, or (no family built) the canonical tables and the teacher."""
+    if any(name in FAMILY_CONFIGS for name in manifest["configs"]):
+        return f"{manifest['name']} instructions for LLM recommenders (datagen)"
+    return f"{manifest['name']} interactions and items for recommenders (datagen)"
 
 
 def read_json(path: Path) -> dict | None:
@@ -224,7 +227,8 @@ def license_fields(manifest: dict) -> dict[str, str]:
     if license_id != "other":
         return {"license": license_id}
     source = manifest["source"]["name"]
-    return {"license": "other", "license_name": f"{source}-data-terms", "license_link": TERMS_PAGES.get(source, "README.md")}
+    link = TERMS_PAGES.get(source)  # a source without a page of terms gets none (a link to the card itself says nothing)
+    return {"license": "other", "license_name": f"{source}-data-terms", **({"license_link": link} if link else {})}
 
 
 def citations(manifest: dict, families: dict[str, dict]) -> list[str]:
@@ -233,7 +237,12 @@ def citations(manifest: dict, families: dict[str, dict]) -> list[str]:
     keys += manifest["source"].get("citation_keys", [])
     keys += ["kang2018"] if "teacher/report.json" in manifest["files"] else []
     own = manifest["source"].get("citation")
-    return [bibtex[key].strip() for key in dict.fromkeys(keys)] + ([own.strip()] if own else [])
+    entries = [bibtex[key].strip() for key in dict.fromkeys(keys)] + ([own.strip()] if own else [])
+    by_key = {}  # a user's own BibTeX may repeat a shipped entry's key: one entry a key, the first kept
+    for entry in entries:
+        key = re.match(r"@\w+\{([^,]+),", entry)
+        by_key.setdefault(key.group(1).strip() if key else entry, entry)
+    return list(by_key.values())
 
 
 def card_body(folder: Path, manifest: dict, plots: dict[str, str], task_rows: list[dict]) -> str:

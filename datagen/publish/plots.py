@@ -45,9 +45,12 @@ def history_length(folder: Path, path: Path) -> None:
     _save(figure, path)
 
 
-def categories(folder: Path, path: Path) -> None:
+def categories(folder: Path, path: Path) -> bool:
+    """Items and interactions per category; False (nothing drawn) for a catalog without categories."""
     items = read_split(folder, "items", "train").select("item_id", "categories")
     item_counts = Counter(category for row in items["categories"].to_list() for category in (row or []))
+    if not item_counts:
+        return False
     interactions = pl.concat([read_split(folder, "interactions", split).select("item_id") for split in ("train", "validation", "test")])
     per_item = interactions.group_by("item_id").len().join(items, on="item_id")
     interaction_counts: Counter = Counter()
@@ -65,6 +68,7 @@ def categories(folder: Path, path: Path) -> None:
     shown = f"the {len(top)} largest of {len(item_counts)}" if len(item_counts) > len(top) else f"all {len(item_counts)}"
     figure.suptitle(f"Categories ({shown}; an item can have several)")
     _save(figure, path)
+    return True
 
 
 def rows_per_task(task_rows: list[dict], path: Path) -> bool:
@@ -103,8 +107,10 @@ def write_plots(folder: Path, task_rows: list[dict]) -> dict[str, str]:
     drawn = {}
     history_length(folder, images / "history_length.png")
     drawn["history_length"] = f"{IMAGES_DIR}/history_length.png"
-    categories(folder, images / "categories.png")
-    drawn["categories"] = f"{IMAGES_DIR}/categories.png"
+    if categories(folder, images / "categories.png"):
+        drawn["categories"] = f"{IMAGES_DIR}/categories.png"
+    else:
+        (images / "categories.png").unlink(missing_ok=True)
     if rows_per_task(task_rows, images / "rows_per_task.png"):
         drawn["rows_per_task"] = f"{IMAGES_DIR}/rows_per_task.png"
     else:
