@@ -210,9 +210,20 @@ def test_a_short_run_reads_only_the_rows_its_steps_train_on(sample_generated, mo
 
 
 def test_a_recipe_whose_build_is_missing_points_at_the_shipped_samples(tmp_path, monkeypatch):
-    """After README's line 1 only build/steam-sample exists; the shipped recipes read build/steam."""
+    """After README's line 1 only build/steam-sample exists; a recipe that names build/steam itself is told of it."""
     (tmp_path / "build" / "steam-sample").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["train", "sft", "steam/smollm2-135m/sft", "--dry-run"])
+    result = CliRunner().invoke(main, ["train", "sft", "steam/smollm2-135m/sft", "dataset.path=build/steam", "--dry-run"])
     assert result.exit_code == 1 and "build/steam: no such dataset folder" in result.output
     assert "`dataset.path=build/steam-sample` for `datagen train`" in result.output
+
+
+def test_a_recipes_bare_build_name_is_looked_up_as_every_commands_build(tmp_path, monkeypatch):
+    """steam: build/steam when the real data was built, else README's first line's build/steam-sample."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "build" / "steam-sample").mkdir(parents=True)
+    assert load_recipe("steam/smollm2-135m/sft").dataset.path == "build/steam-sample"
+    (tmp_path / "build" / "steam").mkdir()
+    assert load_recipe("steam/smollm2-135m/ppo").dataset.path == "build/steam"
+    assert load_recipe("steam/smollm2-135m/sft", ["dataset.path=my-org/steam"]).dataset.path == "my-org/steam", "a Hub repo id as written"
+    assert load_recipe("steam/smollm2-135m/sft", ["dataset.path=amazon"]).dataset.path == "build/amazon", "nothing built: the error names build/NAME"

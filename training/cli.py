@@ -371,7 +371,7 @@ def evaluate(
         select_rows,
         unanswered,
     )
-    from datagen.training.recipe import EvaluationSpec
+    from datagen.training.recipe import EvaluationSpec, dataset_location
     from datagen.training.tables import candidate_tables, paper_tables
 
     if models:
@@ -395,6 +395,7 @@ def evaluate(
         out_dir = out_dir or loaded.output_dir / "eval"
     if not dataset_path:
         raise DataError("no dataset: give --dataset or --recipe")
+    dataset_path = dataset_location(dataset_path)
     if not models and not baselines:
         raise DataError("nothing to evaluate: give --model (or keep --baselines)")
     out_dir = out_dir or Path("eval")

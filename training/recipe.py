@@ -157,6 +157,15 @@ def _section(data: dict, name: str, path: Path) -> dict:
     return values
 
 
+def dataset_location(path: str) -> str:
+    """A recipe's or `eval --dataset`'s dataset: a bare build name (no "/", not a folder here) is looked up as every
+    command's BUILD is, build/NAME and then build/NAME-sample; anything else is taken as written."""
+    if "/" in path or Path(path).is_dir():
+        return path
+    candidates = [Path("build") / path, Path("build") / f"{path}-sample"]
+    return str(next((folder for folder in candidates if folder.is_dir()), candidates[0]))
+
+
 def parse_recipe(data: dict, path: Path) -> Recipe:
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
@@ -196,7 +205,7 @@ def parse_recipe(data: dict, path: Path) -> Recipe:
         raise DataError("missing: where checkpoints and the merged model go", path=path, line="training.output_dir")
     return Recipe(
         path=path,
-        dataset=DatasetSpec(**{**dataset, "mixture": tuple(components)}),
+        dataset=DatasetSpec(**{**dataset, "path": dataset_location(str(dataset["path"])), "mixture": tuple(components)}),
         model=ModelSpec(**model),
         lora=None if full_fine_tuning else LoraSpec(**lora),
         evaluation=EvaluationSpec(**evaluation),
