@@ -308,6 +308,7 @@ Examples:
   datagen download amazon:Movies_and_TV --reviews full --dest data/amazon
   datagen download amazon:Video_Games --release 2023
   datagen download movielens:ml-1m
+  datagen download recbole:amazon-beauty     (then: datagen build recbole:Amazon_Beauty)
 """,
 )
 @click.argument("spec", metavar="SOURCE[:ARG]")
@@ -318,11 +319,11 @@ Examples:
 @click.option("--base-url", help="A mirror of the official files (same layout), tried instead of the official hosts.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def download_command(spec, category, reviews, release, dest, base_url, quiet):
-    """Fetch the official raw files of steam, amazon:CATEGORY or movielens:RELEASE (resumable, verified).
+    """Fetch the official raw files of steam, amazon:CATEGORY, movielens:RELEASE or recbole:NAME (resumable, verified).
 
     Each file comes from the lab's current host, else its old host (Amazon 2023:
-    the Hub dataset McAuley-Lab/Amazon-Reviews-2023); MovieLens zips are
-    unpacked. `datagen build` then finds them without --raw-dir.
+    the Hub dataset McAuley-Lab/Amazon-Reviews-2023); MovieLens and RecBole zips
+    are unpacked. `datagen build` then finds them without --raw-dir.
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 import threading
 import time
@@ -201,3 +202,22 @@ def test_a_server_that_trickles_is_stopped_and_its_bytes_kept(tmp_path, monkeypa
     assert time.monotonic() - started < 10
     kept = (tmp_path / "steam_games.json.gz.part").stat().st_size
     assert 0 < kept < 100 and f"{kept} bytes are kept" in error.value.hint
+
+
+def test_recbole_atomic_files_download_unpack_and_build(server, shared_data, tmp_path, monkeypatch):
+    """RecBole's ml-100k zip as its host lays it out (ml-100k/ml-100k.inter, CONVERTED from GroupLens' u.data):
+    `datagen download recbole:ml-100k` unpacks it into the cache, where `datagen build recbole:ml-100k` finds it."""
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float", *(shared_data / "movielens" / "ml-100k" / "u.data").read_text().splitlines()]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("ml-100k/ml-100k.inter", "\n".join(lines) + "\n")
+    _FileServer.files["MovieLens/ml-100k.zip"] = archive.getvalue()
+    monkeypatch.setenv("DATAGEN_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["download", "recbole:ml-100k", "--base-url", server, "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(tmp_path / "cache" / "raw" / "recbole" / "ml-100k")
+    built = CliRunner().invoke(main, ["build", "recbole:ml-100k", "--no-teacher", "--out", str(tmp_path / "build"), "-q"])
+    assert built.exit_code == 0, built.output
+    assert json.loads((tmp_path / "build" / "manifest.json").read_text())["stats"]["interactions"] > 90_000
+    unknown = CliRunner().invoke(main, ["download", "recbole:ml-10m", "--base-url", server])
+    assert unknown.exit_code != 0 and "recbole needs one of ml-100k, ml-1m" in unknown.output

@@ -1,4 +1,4 @@
-"""Fetch the official raw files (UCSD/McAuley lab, GroupLens) into a cache folder, resumably and verified.
+"""Fetch the official raw files (UCSD/McAuley lab, GroupLens, RecBole) into a cache folder, resumably and verified.
 
 A download goes to `NAME.part` and is renamed only once its size (and sha256,
 where known) checks out; a rerun resumes a `.part` with an HTTP Range request.
@@ -12,6 +12,7 @@ that time stops, its bytes kept for a resume.
     $ datagen download amazon:Gift_Cards --reviews 5core
     $ datagen download amazon:Video_Games --release 2023
     $ datagen download movielens:ml-1m
+    $ datagen download recbole:amazon-beauty     # RecBole's atomic files: datagen build recbole:Amazon_Beauty
 """
 
 from __future__ import annotations
@@ -46,6 +47,22 @@ AMAZON_2023_HOST = "https://mcauleylab.ucsd.edu/public_datasets/data/amazon_2023
 AMAZON_2023_HUB_REPO = "McAuley-Lab/Amazon-Reviews-2023"
 AMAZON_RELEASES = ("2018", "2023")
 MOVIELENS_HOST = "https://files.grouplens.org/datasets/movielens/"
+# RecBole's processed atomic files (RecBole's dataset list), those LLM-recommendation papers use most: the download's
+# name, its zip under RECBOLE_HOST, and the NAME of `datagen build recbole:NAME` for the files inside.
+RECBOLE_HOST = "https://recbole.s3-accelerate.amazonaws.com/ProcessedDatasets/"
+RECBOLE_DATASETS = {
+    "ml-100k": ("MovieLens/ml-100k.zip", "ml-100k"),
+    "ml-1m": ("MovieLens/ml-1m.zip", "ml-1m"),
+    "ml-20m": ("MovieLens/ml-20m.zip", "ml-20m"),
+    "amazon-beauty": ("Amazon_ratings/Amazon_Beauty.zip", "Amazon_Beauty"),
+    "amazon-sports-outdoors": ("Amazon_ratings/Amazon_Sports_and_Outdoors.zip", "Amazon_Sports_and_Outdoors"),
+    "amazon-toys-games": ("Amazon_ratings/Amazon_Toys_and_Games.zip", "Amazon_Toys_and_Games"),
+    "amazon-video-games": ("Amazon_ratings/Amazon_Video_Games.zip", "Amazon_Video_Games"),
+    "steam": ("Steam/merged/steam.zip", "steam"),
+    "yelp": ("Yelp/yelp.zip", "yelp"),
+    "lastfm": ("LastFM/lastfm.zip", "lastfm"),
+    "anime": ("Anime/anime.zip", "anime"),
+}
 
 # sha256 of official files that we have seen unchanged (shared/data/README.md).
 KNOWN_SHA256 = {
@@ -109,7 +126,12 @@ def official_files(source: str, argument: str | None = None, reviews: str = "5co
         if argument not in RELEASES:
             raise DataError(f"movielens needs a release, one of {', '.join(RELEASES)} (e.g. `datagen download movielens:ml-100k`)")
         return [remote(f"{argument}.zip", (base_url or MOVIELENS_HOST) + f"{argument}.zip", unpack=True)]
-    raise DataError(f"`datagen download` knows steam, amazon and movielens, not {source!r}; bring other catalogs with the table source")
+    if source == "recbole":
+        if argument not in RECBOLE_DATASETS:
+            raise DataError(f"recbole needs one of {', '.join(RECBOLE_DATASETS)} (e.g. `datagen download recbole:ml-1m`), not {argument!r}")
+        path, _ = RECBOLE_DATASETS[argument]
+        return [remote(f"recbole-{argument}.zip", (base_url or RECBOLE_HOST) + path, unpack=True)]
+    raise DataError(f"`datagen download` knows steam, amazon, movielens and recbole, not {source!r}; bring other catalogs with the table source")
 
 
 def _amazon_2023_files(category: str, base_url: str | None) -> list[RemoteFile]:

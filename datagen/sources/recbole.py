@@ -27,6 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
+from datagen.cache import raw_cache_dir
 from datagen.errors import DataError
 from datagen.ingest.categories import category_prefixes
 from datagen.ingest.ratings import rating_problem
@@ -55,6 +56,10 @@ class RecBoleSource(Source):
         "catalog_noun": ("items", "what the items are, plural, in the prompts and the card: movies, products, games"),
         "license": (None, "the data's licence as a Hub licence id (e.g. cc-by-4.0), for the card"),
     }
+
+    def default_raw_dir(self, argument: str | None) -> Path | None:
+        downloaded = raw_cache_dir() / "recbole"  # where `datagen download recbole:NAME` unpacks
+        return downloaded if downloaded.is_dir() else None
 
     def load(self, raw_dir: Path, argument: str | None, options: dict[str, str], report: BuildReport) -> RawCatalog:
         options = self.resolve_options(options)
