@@ -28,6 +28,7 @@ from datagen.recknowledge.build import RecKnowledgeSettings
 from datagen.sources.table import load_config
 from datagen.teacher.settings import TeacherSettings, TrainConfig
 
+CSV_COLUMNS_2023 = ("user_id", "parent_asin", "rating", "timestamp")
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 QUICK_TEACHER = TeacherSettings(dim=32, inner_dim=64, train=TrainConfig(epochs=3, batch_size=64, learning_rate=3e-3))
@@ -161,6 +162,29 @@ def test_gift_cards_through_both_releases_gives_the_same_tables(shared_data, tmp
     assert from_2023.manifest["source"]["citation_keys"] == ["hou2024"] and from_2018.manifest["source"]["citation_keys"] == ["ni2019"]
     assert (from_2023.manifest["source"]["variant"], from_2018.manifest["source"]["variant"]) == ("amazon 2023", "amazon 2018")
     assert_every_label_check_passes(from_2023.out_dir)
+
+
+@pytest.mark.parametrize("layout", ["last_out_w_his", "rating_only"])
+def test_amazon_2023_benchmark_csvs_give_the_tables_of_the_reviews(tmp_path, layout):
+    """The 2023 fixture's reviews CONVERTED to the lab's benchmark CSVs (user_id,parent_asin,rating,timestamp in ms,
+    and for last_out_w_his a history column and each user's last item in test, the one before in valid): the same
+    tables as the reviews file."""
+    lines = gzip.decompress((FIXTURES / "amazon2023" / "Gift_Cards.jsonl.gz").read_bytes()).splitlines()
+    records = pl.DataFrame([{column: json.loads(line)[column] for column in CSV_COLUMNS_2023} for line in lines])
+    (tmp_path / "meta_Gift_Cards.jsonl.gz").write_bytes((FIXTURES / "amazon2023" / "meta_Gift_Cards.jsonl.gz").read_bytes())
+    if layout == "rating_only":
+        records.write_csv(tmp_path / "Gift_Cards.csv")
+    else:
+        ordered = records.with_row_index("file_order").sort("user_id", "timestamp", "file_order")
+        ordered = ordered.with_columns(place=pl.int_range(pl.len()).over("user_id"), count=pl.len().over("user_id"))
+        ordered = ordered.with_columns(history=pl.col("parent_asin").cumulative_eval(pl.element().head(pl.len() - 1).str.join(" ")).over("user_id"))
+        for split, keep in (("train", pl.col("place") < pl.col("count") - 2), ("valid", pl.col("place") == pl.col("count") - 2), ("test", pl.col("place") == pl.col("count") - 1)):
+            ordered.filter(keep).sort("file_order").select(*CSV_COLUMNS_2023, "history").write_csv(tmp_path / f"Gift_Cards.{split}.csv")
+    from_csv = build(BuildConfig("amazon:Gift_Cards", raw_dir=tmp_path, out_dir=tmp_path / "csv"))
+    from_reviews = build(BuildConfig("amazon:Gift_Cards", raw_dir=FIXTURES / "amazon2023", out_dir=tmp_path / "reviews"))
+    assert from_csv.manifest["source"]["variant"] == "amazon 2023"
+    assert from_csv.tables.sequences.select("raw_user_id", "item_ids").sort("raw_user_id").equals(from_reviews.tables.sequences.select("raw_user_id", "item_ids").sort("raw_user_id"))
+    assert from_csv.manifest["stats"] == from_reviews.manifest["stats"]
 
 
 def test_amazon_2023_milliseconds_read_as_seconds_is_a_loud_error(shared_data, tmp_path):

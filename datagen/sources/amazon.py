@@ -43,7 +43,11 @@ REVIEW_FILES = {
     "full": "{category}.json.gz",
     "ratings": "{category}.csv",
 }
-REVIEW_FILES_2023 = ["{category}.jsonl.gz", "{category}.jsonl"]
+# 2023: the reviews, else the lab's benchmark CSVs (user_id,parent_asin,rating,timestamp[,history]): a split's three
+# files (last_out, timestamp, their _w_his forms) or the rating-only file, whose name 2018's ratings CSV shares.
+REVIEW_FILES_2023 = ["{category}.jsonl.gz", "{category}.jsonl", "{category}.train.csv", "{category}.csv"]
+BENCHMARK_SPLITS_2023 = ("train", "valid", "test")
+CSV_2023_COLUMNS = ("user_id", "parent_asin", "rating", "timestamp")
 META_FILES = {"2018": ["meta_{category}.json.gz"], "2023": ["meta_{category}.jsonl.gz", "meta_{category}.jsonl"]}
 
 
@@ -110,9 +114,13 @@ class AmazonSource(Source):
                 f"Fetch it with `{download_hint}` (the meta file is part of it) and place it in {raw_dir}; "
                 "reviews alone make only the canonical tables and the teacher (--no-controllable).",
             )
+        reviews_paths = [reviews_path]
         con = duckdb.connect()
         try:
-            if reviews_path.suffix == ".csv":
+            if reviews_path.suffix == ".csv" and release == "2023":
+                reviews_paths = benchmark_split_files(reviews_path, category)
+                interactions = read_benchmark_csv(reviews_paths, report)
+            elif reviews_path.suffix == ".csv":
                 interactions = read_ratings_csv(reviews_path, report)
             else:
                 interactions = read_review_json(con, reviews_path, report, REVIEW_FIELDS[release], self.review_texts_path)
@@ -122,7 +130,7 @@ class AmazonSource(Source):
         return RawCatalog(
             items=items,
             interactions=interactions,
-            input_files=[reviews_path, meta_path] if meta_path else [reviews_path],
+            input_files=[*reviews_paths, *([meta_path] if meta_path else [])],
             untitled_because="" if meta_path else f"no {' or '.join(meta_names)} beside the reviews",
             category_kind="Amazon category path without its root, every prefix a category; the main category where the path is empty" if meta_path else "none: reviews only (no meta file)",
             catalog_noun="products",
@@ -132,11 +140,22 @@ class AmazonSource(Source):
         )
 
 
+def is_2023_csv(path: Path) -> bool:
+    """A CSV with the 2023 benchmark's header (2018's ratings CSV has none)."""
+    with path.open("rb") as handle:
+        return handle.readline().decode(errors="replace").strip().split(",")[: len(CSV_2023_COLUMNS)] == list(CSV_2023_COLUMNS)
+
+
 def detect_release(raw_dir: Path, category: str) -> str:
     """2018 or 2023, from which release's reviews file is in `raw_dir`; both is ambiguous."""
+
+    def present(name: str) -> bool:
+        return (raw_dir / name.format(category=category)).is_file()
+
+    csv_2023 = present("{category}.csv") and is_2023_csv(raw_dir / f"{category}.csv")
     found = {
-        "2018": [name for name in REVIEW_FILES.values() if (raw_dir / name.format(category=category)).is_file()],
-        "2023": [name for name in REVIEW_FILES_2023 if (raw_dir / name.format(category=category)).is_file()],
+        "2018": [name for name in REVIEW_FILES.values() if present(name) and not (name.endswith(".csv") and csv_2023)],
+        "2023": [name for name in REVIEW_FILES_2023 if present(name) and (name != "{category}.csv" or csv_2023)],
     }
     present = [release for release, names in found.items() if names]
     if len(present) == 2:
@@ -234,6 +253,45 @@ def _with_checked_times(parsed: pl.DataFrame, path: Path, fields: ReviewFields) 
     """raw_time -> timestamp (unix seconds) and time_problem (why a time is implausible, else null)."""
     seconds, time_problems = checked_seconds(parsed["raw_time"], fields.time_unit, path=path, field=fields.time)
     return parsed.drop("raw_time").with_columns(timestamp=seconds, time_problem=time_problems)
+
+
+def benchmark_split_files(path: Path, category: str) -> list[Path]:
+    """The rating-only CSV alone, or a benchmark split's three files (train first), each required."""
+    if not path.name.endswith(".train.csv"):
+        return [path]
+    files = [path.with_name(f"{category}.{split}.csv") for split in BENCHMARK_SPLITS_2023]
+    missing = [file.name for file in files if not file.is_file()]
+    if missing:
+        raise DataError(f"the benchmark split is incomplete: {', '.join(missing)} missing beside {path.name}", path=path.parent)
+    return files
+
+
+def read_benchmark_csv(paths: list[Path], report: BuildReport) -> pl.DataFrame:
+    """Interactions from the 2023 benchmark CSVs, in file order (train, valid, test), timestamps in milliseconds;
+    a `history` column is left aside (each user's rows hold the same history). The build splits leave-one-out by
+    time, which is the `last_out` split; the `timestamp` split's absolute cut is not kept."""
+    fields, frames, offset = REVIEW_FIELDS["2023"], [], 0
+    for path in paths:
+        try:
+            frame = pl.read_csv(path, infer_schema=False)
+        except pl.exceptions.PolarsError as error:
+            raise DataError(f"cannot read as the 2023 benchmark CSV: {str(error).splitlines()[0]}", path=path) from None
+        missing = [column for column in CSV_2023_COLUMNS if column not in frame.columns]
+        if missing:
+            raise DataError(f"no {', '.join(missing)} column (the header has {', '.join(frame.columns)})", path=path, line=1)
+        parsed = frame.with_row_index("line", offset=2).select(
+            "line",
+            pl.col("user_id").alias("raw_user_id"),
+            pl.col("parent_asin").alias("raw_item_id"),
+            pl.col("timestamp").cast(pl.Int64, strict=False).alias("timestamp"),
+            pl.col("rating").cast(pl.Float64, strict=False).alias("rating"),
+        )
+        seconds, time_problems = checked_seconds(parsed["timestamp"], fields.time_unit, path=path, field="timestamp")
+        parsed = _with_problems(parsed.with_columns(timestamp=seconds, time_problem=time_problems), fields)
+        no_rows = pl.DataFrame(schema={"line": pl.UInt32, "field": pl.String, "reason": pl.String})
+        frames.append(_skip_bad_rows(parsed, no_rows, frame.height, path, report).with_columns(pl.col("order_key") + offset))
+        offset += frame.height + 2
+    return pl.concat(frames)
 
 
 def read_ratings_csv(path: Path, report: BuildReport) -> pl.DataFrame:
