@@ -119,7 +119,7 @@ class OpenAIChat:
                 if attempt == self.max_retries:
                     reason = redact(str(getattr(error, "reason", error)), api_key())
                     raise DataError(f"cannot reach {shown_url}: {reason}", hint="Is the server running? (--annotator-url)") from None
-            except (KeyError, IndexError, TypeError, ValueError) as error:
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
                 detail = redact(str(error), api_key())
                 raise DataError(f"{shown_url} answered something that is not {expected} ({type(error).__name__}: {detail})") from None
             time.sleep(max(0.0, min(30.0, 0.5 * 2**attempt, deadline - time.monotonic())))

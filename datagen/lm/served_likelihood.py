@@ -52,8 +52,8 @@ class ServedScorer:
 
 def answer_logprob(logprobs: dict | None, start: int, end: int, shown_url: str) -> float:
     """The summed log-probabilities of the echoed tokens that begin in characters [start, end) of the text."""
-    offsets = (logprobs or {}).get("text_offset") or []
-    values = (logprobs or {}).get("token_logprobs") or []
+    echoed = logprobs if isinstance(logprobs, dict) else {}
+    offsets, values = echoed.get("text_offset") or [], echoed.get("token_logprobs") or []
     if len(offsets) != len(values) or not offsets or offsets[0] != 0:
         raise DataError(f"{shown_url} did not echo the prompt's log-probabilities (it gave {len(values)}, from character {offsets[0] if offsets else '-'})", hint=ECHO_HINT)
     if start not in offsets:
