@@ -385,7 +385,7 @@ def test_dry_run_lists_exactly_the_repository_and_touches_nothing(release_copy, 
     assert done.returncode == 0, done.stderr
     listed = [line.split()[-1] for line in done.stdout.splitlines()[1:]]
     assert listed == sorted(before) and "then tag v1.0.0" in done.stdout
-    assert "files in it that the folder lacks are deleted in the same commit" in done.stderr
+    assert "one commit goes to the branch main, and files there that the folder lacks are deleted in it" in done.stderr
     plan = json.loads(run_push(release_copy, f"http://127.0.0.1:{closed_port()}", "--dry-run", "--json", tmp_home=tmp_path / "hf").stdout)
     assert [entry["path"] for entry in plan["files"]] == listed and plan["tag"] == "v1.0.0" and plan["private"] is False
     assert plan["total_bytes"] == sum(len(data) for data in before.values())

@@ -50,7 +50,9 @@ def test_eval_prints_every_model_and_protocol(built):
     report = json.loads(result.output)
     assert set(report) == {"full", "sampled-uniform", "sampled-popularity"}
     assert set(report["full"]["test"]) == {"SASRec", "most-popular", "co-occurrence"}
-    assert set(report["full"]["test"]["SASRec"]) == {"HR@1", "HR@10", "NDCG@1", "NDCG@10"}
+    assert set(report["full"]["test"]["SASRec"]) == {"HR@1", "HR@10", "NDCG@1", "NDCG@10", "MRR@1", "MRR@10"}
+    sasrec = report["full"]["test"]["SASRec"]
+    assert sasrec["MRR@1"] == sasrec["HR@1"] and sasrec["NDCG@10"] >= sasrec["MRR@10"] >= sasrec["MRR@1"]
 
 
 def test_eval_users_sample_the_report_and_the_card_says_so(built):
