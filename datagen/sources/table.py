@@ -290,9 +290,10 @@ def _as_utf8(raw: bytes, encoding: str, path: Path, key: str) -> bytes:
 
 def _refuse_utf8_read_as(raw: bytes, encoding: str, path: Path, key: str) -> None:
     """A DataError when `raw` has non-ASCII bytes and all of them form UTF-8: the declared encoding would garble them."""
-    first = next((index for index, byte in enumerate(raw) if byte >= 0x80), None)
-    if first is None:
+    non_ascii = re.search(rb"[\x80-\xff]", raw)
+    if non_ascii is None:
         return
+    first = non_ascii.start()
     try:
         as_utf8 = raw.decode("utf-8")
     except UnicodeDecodeError:
