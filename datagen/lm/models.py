@@ -49,6 +49,7 @@ def save_model_files(model, tokenizer, folder: Path) -> None:
     `accelerate launch` may be the one that fills its machine's cache."""
     from safetensors.torch import save_model
 
+    model.config.architectures = [type(model).__name__]  # as save_pretrained records it; loaders (TRL's) read it
     model.config.save_pretrained(folder)
     model.generation_config.save_pretrained(folder)
     save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})  # tied weights stored once
