@@ -143,6 +143,24 @@ def openai_server(tmp_path):
         log.close()
 
 
+@pytest.fixture
+def loopback():
+    """loopback(handler) -> the base URL (`.../v1`) of a real HTTP server on 127.0.0.1 answering with `handler`;
+    every server started is shut down when the test ends."""
+    servers = []
+
+    def start(handler) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
 # Servers on loopback that answer like the Hugging Face Hub, for the push path (tests/test_publish.py, test_faults_edits.py).
 
 

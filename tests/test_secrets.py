@@ -7,8 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from click.testing import CliRunner
@@ -51,20 +50,9 @@ class EchoHeaders(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def echo_server():
-    servers = []
-
-    def start(status: int, body_kind: str = "json") -> str:
-        handler = type("Handler", (EchoHeaders,), {"status": status, "body_kind": body_kind})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/v1"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def echo_server(loopback):
+    """echo_server(status, body_kind) -> the base URL of an EchoHeaders server answering `status` (conftest's loopback)."""
+    return lambda status, body_kind="json": loopback(type("Handler", (EchoHeaders,), {"status": status, "body_kind": body_kind}))
 
 
 @pytest.mark.parametrize(("status", "body_kind"), [(401, "json"), (500, "json"), (200, "not a completion")])

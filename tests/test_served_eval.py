@@ -9,8 +9,7 @@ as the same model's in-process answers do."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from click.testing import CliRunner
@@ -39,18 +38,9 @@ class EchoBudget(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def echo_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoBudget)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
-
-
-def test_each_prompt_is_sent_greedy_with_its_own_budget_in_order(echo_server, monkeypatch):
+def test_each_prompt_is_sent_greedy_with_its_own_budget_in_order(loopback, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
-    generator = served_generator("openai:my-model", echo_server, batch_size=2)
+    generator = served_generator("openai:my-model", loopback(EchoBudget), batch_size=2)
     assert isinstance(generator, ServedGenerator) and generator.chat.model == "my-model"
     batches = []
     answers = generator.generate([[{"role": "user", "content": str(i)}] for i in range(5)], [16, 36, 56, 76, 96], on_batch=lambda batch, texts: batches.append((batch, texts)))
@@ -156,23 +146,6 @@ def send(handler: BaseHTTPRequestHandler, status: int, payload: object) -> None:
     handler.wfile.write(body)
 
 
-@pytest.fixture
-def serve():
-    """serve(handler) -> the base URL of a server on 127.0.0.1 answering with `handler`, until the test ends."""
-    servers = []
-
-    def start(handler) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/v1"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture(scope="module")
 def smollm2():
     from datagen.lm.models import load_model
@@ -180,9 +153,9 @@ def smollm2():
     return load_model(MODEL)
 
 
-def test_served_candidate_scores_are_the_in_process_ones(serve, smollm2, families_build, tmp_path):
+def test_served_candidate_scores_are_the_in_process_ones(loopback, smollm2, families_build, tmp_path):
     EchoingCompletions.model, EchoingCompletions.tokenizer = smollm2
-    url = serve(EchoingCompletions)
+    url = loopback(EchoingCompletions)
     arguments = ["eval", "--dataset", str(families_build), "--tasks", "select,pointwise,retrieval", "--rows-per-task", "2", "--no-baselines", "--out", str(tmp_path)]
     result = CliRunner().invoke(main, [*arguments, "--model", f"local={MODEL}", "--model", f"served=openai:{MODEL}", "--base-url", url])
     assert result.exit_code == 0, result.output
@@ -199,8 +172,8 @@ def test_served_candidate_scores_are_the_in_process_ones(serve, smollm2, familie
     assert record["tokenizer"] == MODEL and "/completions" in record["scoring"]
 
 
-def test_a_server_that_cannot_echo_leaves_the_candidate_tasks_not_computed_and_says_why(serve, families_build, tmp_path):
-    url = serve(RefusingEcho)
+def test_a_server_that_cannot_echo_leaves_the_candidate_tasks_not_computed_and_says_why(loopback, families_build, tmp_path):
+    url = loopback(RefusingEcho)
     arguments = ["eval", "--dataset", str(families_build), "--tasks", "pointwise", "--rows-per-task", "1", "--no-baselines", "--out", str(tmp_path)]
     result = CliRunner().invoke(main, [*arguments, "--model", "llama=openai:some-gguf", "--tokenizer", MODEL, "--base-url", url])
     assert result.exit_code == 0, result.output
@@ -209,15 +182,15 @@ def test_a_server_that_cannot_echo_leaves_the_candidate_tasks_not_computed_and_s
     assert "HTTP 400" in reason and "Only no echo is supported" in reason
 
 
-def test_a_score_is_never_made_of_log_probabilities_the_server_left_out(serve):
+def test_a_score_is_never_made_of_log_probabilities_the_server_left_out(loopback):
     from datagen.lm.models import load_tokenizer
 
     tokenizer = load_tokenizer(MODEL)
     prompt = [{"role": "user", "content": "Yes or no?"}]
     with pytest.raises(DataError, match="did not echo the prompt's log-probabilities"):
-        ServedScorer(OpenAIChat(serve(GeneratedOnly), "m"), tokenizer).score(prompt, ["Yes", "No"])
+        ServedScorer(OpenAIChat(loopback(GeneratedOnly), "m"), tokenizer).score(prompt, ["Yes", "No"])
     with pytest.raises(DataError, match="HTTP 400: .*Only no echo is supported"):
-        ServedScorer(OpenAIChat(serve(RefusingEcho), "m", max_retries=0), tokenizer).score(prompt, ["Yes"])
+        ServedScorer(OpenAIChat(loopback(RefusingEcho), "m", max_retries=0), tokenizer).score(prompt, ["Yes"])
 
 
 def test_a_served_model_without_a_tokenizer_is_told_to_name_one():
