@@ -436,6 +436,12 @@ def evaluate(
     if constrained:
         suffix, label = ("constrained-no-history", "constrained, no history") if exclude_history else ("constrained", "constrained")
         decodings.append((f"{suffix}-beams{beams}", f" ({label}, {beams} beams)") if beams > 1 else (suffix, f" ({label})"))
+
+    def record_not_computed(model: str, task: str, rows: int, reason: str) -> None:
+        """A task the model could not be scored on: said on stderr, and in results.json (a dash in the tables)."""
+        progress.warn(f"NOTE: {model}: {task} not computed: {reason}")
+        results.setdefault(model, {})[task] = {"rows": rows, "not_computed": reason}
+
     for name, reference in _models(models).items():
         from datagen.lm.catalog_beams import CatalogBeams
         from datagen.lm.constrained import TitleTree
@@ -468,8 +474,7 @@ def evaluate(
                     ids = frame["id"].to_list()
                     if scorer is None or (served and PROTOCOLS[task].kind == "retrieve"):
                         reason = unscored if scorer is None else "beam search over the catalog needs the model's logits at every step, which a server does not give"
-                        progress.warn(f"NOTE: {name}: {task} not computed: {reason}")
-                        results.setdefault(name, {})[task] = {"rows": frame.height, "not_computed": reason}
+                        record_not_computed(name, task, frame.height, reason)
                         continue
                     if PROTOCOLS[task].kind == "retrieve":
                         beams = CatalogBeams(scorer.model, scorer.tokenizer, names[task], width=RETRIEVAL_BEAMS)
@@ -483,8 +488,7 @@ def evaluate(
                     except DataError as error:
                         if not served:
                             raise
-                        progress.warn(f"NOTE: {name}: {task} not computed: {error.message}")
-                        results.setdefault(name, {})[task] = {"rows": frame.height, "not_computed": error.message}
+                        record_not_computed(name, task, frame.height, error.message)
                         continue
                     results.setdefault(name, {})[task] = protocol_metrics(PROTOCOLS[task], frame, candidates[task], [saved[row_id] for row_id in ids])
             del scorer

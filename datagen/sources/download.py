@@ -48,20 +48,20 @@ AMAZON_2023_HUB_REPO = "McAuley-Lab/Amazon-Reviews-2023"
 AMAZON_RELEASES = ("2018", "2023")
 MOVIELENS_HOST = "https://files.grouplens.org/datasets/movielens/"
 # RecBole's processed atomic files (RecBole's dataset list), those LLM-recommendation papers use most: the download's
-# name, its zip under RECBOLE_HOST, and the NAME of `datagen build recbole:NAME` for the files inside.
+# name and its zip under RECBOLE_HOST; the files inside keep RecBole's names (`datagen build recbole:Amazon_Beauty`).
 RECBOLE_HOST = "https://recbole.s3-accelerate.amazonaws.com/ProcessedDatasets/"
 RECBOLE_DATASETS = {
-    "ml-100k": ("MovieLens/ml-100k.zip", "ml-100k"),
-    "ml-1m": ("MovieLens/ml-1m.zip", "ml-1m"),
-    "ml-20m": ("MovieLens/ml-20m.zip", "ml-20m"),
-    "amazon-beauty": ("Amazon_ratings/Amazon_Beauty.zip", "Amazon_Beauty"),
-    "amazon-sports-outdoors": ("Amazon_ratings/Amazon_Sports_and_Outdoors.zip", "Amazon_Sports_and_Outdoors"),
-    "amazon-toys-games": ("Amazon_ratings/Amazon_Toys_and_Games.zip", "Amazon_Toys_and_Games"),
-    "amazon-video-games": ("Amazon_ratings/Amazon_Video_Games.zip", "Amazon_Video_Games"),
-    "steam": ("Steam/merged/steam.zip", "steam"),
-    "yelp": ("Yelp/yelp.zip", "yelp"),
-    "lastfm": ("LastFM/lastfm.zip", "lastfm"),
-    "anime": ("Anime/anime.zip", "anime"),
+    "ml-100k": "MovieLens/ml-100k.zip",
+    "ml-1m": "MovieLens/ml-1m.zip",
+    "ml-20m": "MovieLens/ml-20m.zip",
+    "amazon-beauty": "Amazon_ratings/Amazon_Beauty.zip",
+    "amazon-sports-outdoors": "Amazon_ratings/Amazon_Sports_and_Outdoors.zip",
+    "amazon-toys-games": "Amazon_ratings/Amazon_Toys_and_Games.zip",
+    "amazon-video-games": "Amazon_ratings/Amazon_Video_Games.zip",
+    "steam": "Steam/merged/steam.zip",
+    "yelp": "Yelp/yelp.zip",
+    "lastfm": "LastFM/lastfm.zip",
+    "anime": "Anime/anime.zip",
 }
 
 # sha256 of official files that we have seen unchanged (shared/data/README.md).
@@ -129,8 +129,7 @@ def official_files(source: str, argument: str | None = None, reviews: str = "5co
     if source == "recbole":
         if argument not in RECBOLE_DATASETS:
             raise DataError(f"recbole needs one of {', '.join(RECBOLE_DATASETS)} (e.g. `datagen download recbole:ml-1m`), not {argument!r}")
-        path, _ = RECBOLE_DATASETS[argument]
-        return [remote(f"recbole-{argument}.zip", (base_url or RECBOLE_HOST) + path, unpack=True)]
+        return [remote(f"recbole-{argument}.zip", (base_url or RECBOLE_HOST) + RECBOLE_DATASETS[argument], unpack=True)]
     raise DataError(f"`datagen download` knows steam, amazon, movielens and recbole, not {source!r}; bring other catalogs with the table source")
 
 
@@ -177,8 +176,9 @@ def _fetch(url: str, target: Path, progress: Callable[[int, int | None], None] |
     partial = target.with_name(target.name + ".part")
     done = partial.stat().st_size if partial.is_file() else 0
     headers = {"Range": f"bytes={done}-"} if done else {}
+    timeout = seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT)
     try:
-        response = requests.get(url, headers=headers, stream=True, timeout=seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+        response = requests.get(url, headers=headers, stream=True, timeout=timeout)
     except requests.RequestException as error:
         raise _Unavailable(f"unreachable: {type(error).__name__}") from None
     with response:
@@ -194,7 +194,7 @@ def _fetch(url: str, target: Path, progress: Callable[[int, int | None], None] |
         total = done + int(length) if length is not None else None
         with open(partial, "ab" if done else "wb") as handle:
             try:
-                pace = Pace(seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT) * STALL_WINDOWS, done)
+                pace = Pace(timeout * STALL_WINDOWS, done)
                 for chunk in _arriving(response):
                     handle.write(chunk)
                     done += len(chunk)
