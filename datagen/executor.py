@@ -18,7 +18,8 @@ mapped, so the caller can do its own work while they load:
 `--executor local` (the default) runs `--workers` processes on this machine
 (one worker in this process, on one core, when it is 1); `--executor ray` starts `--workers`
 Ray actors: `ray.init()` joins the cluster `$RAY_ADDRESS` names (e.g. one
-started with `ray start` on Slurm nodes), or starts a local one. The worker
+started with `ray start` on Slurm nodes), or starts a local one, which a watcher
+process (`ray_watcher`) stops when this process ends, even by kill -9. The worker
 class, its arguments and the tasks must pickle, and the files a worker reads or
 writes (a build folder) must be where every node sees them. The caller writes
 the outputs from the tasks' results (or from the files they name), in task
@@ -143,17 +144,23 @@ class _RayPool(_Pool):
     def started(cls, worker_class: type, arguments: tuple, workers: int) -> Iterator[_RayPool]:
         try:
             import ray
+
+            from datagen import ray_watcher  # psutil, as Ray, comes with the ray extra
         except ImportError:
             raise DataError("--executor ray needs Ray", hint="pip install 'datagen[ray]'") from None
         if not ray.is_initialized():
             address = os.environ.get(RAY_ADDRESS_ENV, "")
             _check_ray_address(address)
+            starts_a_cluster = address in ("", "local")
+            watcher = ray_watcher.start() if starts_a_cluster else None
             try:
                 ray.init(**({} if address else {"num_cpus": workers}), include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             except (ConnectionError, ValueError, RuntimeError, TimeoutError) as error:
                 raise DataError(
                     f"Ray could not start or join a cluster ({RAY_ADDRESS_ENV}={address or '(unset)'}): {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
                 ) from None
+            if watcher is not None:
+                ray_watcher.watch_children(watcher)
         actor_class = ray.remote(num_cpus=1)(_FrozenWorker)
         actors = [actor_class.remote(worker_class, arguments) for _ in range(workers)]
         try:

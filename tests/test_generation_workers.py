@@ -231,3 +231,36 @@ def test_ray_actors_errors_reach_the_caller_as_one_line(no_ray_yet, monkeypatch)
         assert raised.value.path == "build/x", "the worker's own error, not Ray's wrapper"
         with pytest.raises(DataError, match=r"a Ray worker failed: KeyError: 'other'"):
             list(pool.ordered_map(["other"]))
+
+
+RAY_DRIVER = """
+import sys, time, psutil
+from datagen.executor import worker_pool
+
+class Idle:
+    def __init__(self):
+        pass
+
+    def run(self, task):
+        return task
+
+with worker_pool(Idle, (), workers=1, executor="ray") as pool:
+    list(pool.ordered_map([1]))
+    print(*(child.pid for child in psutil.Process().children(recursive=True)), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_ray_driver_leaves_no_ray_process_behind(no_ray_yet, monkeypatch, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    driver = subprocess.Popen([sys.executable, "-c", RAY_DRIVER], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    started = [psutil.Process(int(pid)) for pid in driver.stdout.readline().split()]
+    names = {process.name() for process in started}
+    assert {"raylet", "gcs_server", "ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= names, names
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 15  # Ray's agents alone wait 60 s
+    while (left := [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"still running 15 s after the driver was killed: {[p.name() for p in left]}"
