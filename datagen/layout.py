@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from datagen.errors import DataError
 from datagen.output import ROW_GROUP_ROWS, write_parquet
@@ -74,6 +75,23 @@ def read_split(folder: Path, config: str, split: str, columns: list[str] | None 
     if not paths:
         raise DataError(f"no {config}/{split} data in this folder", path=folder / DATA_DIR / config)
     return pl.concat([pl.read_parquet(folder / path, columns=columns) for path in paths])
+
+
+def first_rows_by_task(folder: Path, config: str, split: str, batch_rows: int = 4096) -> dict[str, dict]:
+    """{task: the split's first row of that task}, read a batch of rows at a time until each task is found: a split
+    (ml-100k's recknowledge train, 1 GiB in memory) need not fit in memory for the card to show a row of it."""
+    tasks = set(read_split(folder, config, split, columns=["task"])["task"].to_list())
+    firsts: dict[str, dict] = {}
+    for path in data_files(folder)[config][split]:
+        for batch in pq.ParquetFile(folder / path).iter_batches(batch_size=batch_rows):
+            frame = pl.from_arrow(batch)
+            for task in sorted(tasks - firsts.keys()):
+                found = frame.filter(pl.col("task") == task)
+                if found.height:
+                    firsts[task] = found.row(0, named=True)
+            if len(firsts) == len(tasks):
+                return firsts
+    return firsts
 
 
 def family_reports(folder: Path) -> dict[str, dict]:

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 
 from datagen.buildfolder import BuildFolder
 from datagen.cli import main
+from datagen.family.rows import run_row_checks
 from datagen.layout import read_split
 from datagen.pipeline import BuildConfig, build
 from datagen.recknowledge.build import RecKnowledgeSettings, generate_recknowledge, load_library
-from datagen.recknowledge.checks import label_checks
+from datagen.recknowledge.checks import CHECKS, check_context
 from datagen.recknowledge.samples import corrupt_spans, numpy_rng, popularity_negatives, uncorrupt, windows
 
 
@@ -90,7 +91,7 @@ def test_the_checks_catch_a_wrong_label(gift_cards):
     mlm = next(row for row in rows["train"] if row["task"] == "mlm")
     spans = mlm["completion"][0]["content"].split()
     mlm["completion"] = [{"role": "assistant", "content": " ".join([spans[0], "WRONG", *spans[2:]])}]  # spans[1]: the first masked word
-    checks = label_checks(rows, gift_cards, ids)
+    checks = run_row_checks(rows, CHECKS, check_context(gift_cards, ids))
     assert checks["test"]["ranking"]["failures"] == [f"answer is the target: 1 rows, e.g. {ranking['id']}"]
     assert checks["test"]["rating"]["failures"] == [f"yes exactly when the rating > 3: 1 rows, e.g. {rating['id']}"]
     assert checks["train"]["mlm"]["failures"] == [f"spans restore the text: 1 rows, e.g. {mlm['id']}"]
@@ -156,21 +157,16 @@ def test_windows_negatives_and_spans():
 
 
 def test_a_failed_label_check_fails_the_command_and_leaves_the_build_as_it_was(gift_cards, tmp_path, monkeypatch):
-    """A label a check rejects (here a wrong rating label, as a bug would make one) stops `datagen recknowledge` before
-    anything is written: it exits 1, names the check and a row, and the build keeps every byte."""
-    import datagen.recknowledge.build as recknowledge_build
-
-    def with_a_wrong_label(rows, folder, ids):
-        checks = label_checks(rows, folder, ids)
-        checks["test"]["rating"]["failures"].append("rating label: 1 rows, e.g. test-rating-0")
-        return checks
-
+    """A row a check rejects (here one rating row, as a wrong label would be) stops `datagen recknowledge` before
+    anything is written: it exits 1, names the check and the row, and the build keeps every byte."""
+    rating_checks = dict(CHECKS["rating"])
+    rating_checks["rating label"] = lambda row, context: row["id"] != "test/rating/0/0"
+    monkeypatch.setitem(CHECKS, "rating", rating_checks)
     copy = tmp_path / gift_cards.path.name
     shutil.copytree(gift_cards.path, copy)
     before = {path: path.read_bytes() for path in sorted(copy.rglob("*")) if path.is_file()}
-    monkeypatch.setattr(recknowledge_build, "label_checks", with_a_wrong_label)
-    result = CliRunner().invoke(main, ["recknowledge", str(copy), "-q"])
+    result = CliRunner().invoke(main, ["recknowledge", str(copy), "-q", "--workers", "1"])  # in this process, which sees the patched check
     assert result.exit_code == 1
     assert "recknowledge: 1 label check(s) failed, so nothing was written" in result.output
-    assert "test/rating: rating label: 1 rows, e.g. test-rating-0" in result.output
+    assert "test/rating: rating label: 1 rows, e.g. test/rating/0/0" in result.output
     assert {path: path.read_bytes() for path in sorted(copy.rglob("*")) if path.is_file()} == before

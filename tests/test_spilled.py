@@ -37,3 +37,31 @@ def test_a_scratch_folder_is_gone_after_its_block_and_a_killed_runs_is_cleaned(t
         assert not left_by_a_killed_run.exists()
         raise RuntimeError("the command failed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_tallies_of_chunks_merged_in_order_are_one_pass_over_every_row():
+    from datagen.family.rows import RowCheckTally, run_row_checks
+
+    rows = {"train": [{"id": f"r{n}", "task": "odd" if n % 2 else "even", "value": n} for n in range(40)], "test": []}
+    checks = {"odd": {"below 30": lambda row, _: row["value"] < 30, "not 7": lambda row, _: row["value"] != 7}, "even": {"below 10": lambda row, _: row["value"] < 10}}
+    merged = RowCheckTally(("train", "test"))
+    for start in range(0, 40, 6):
+        chunk = RowCheckTally()
+        chunk.add({"train": rows["train"][start : start + 6], "test": []}, checks, {})
+        merged.merge(chunk)
+    whole = run_row_checks(rows, checks, {})
+    assert merged.results() == whole
+    # "not 7" fails first (row 7), yet is listed in the checks' order, after "below 30"
+    assert whole["train"]["odd"]["failures"] == ["below 30: 5 rows, e.g. r31, r33, r35", "not 7: 1 rows, e.g. r7"]
+    assert whole["train"]["even"]["failures"] == ["below 10: 15 rows, e.g. r10, r12, r14"] and whole["test"] == {}
+
+
+def test_the_first_row_of_each_task_is_found_a_batch_at_a_time(sample_generated, tmp_path):
+    from datagen.layout import first_rows_by_task
+
+    rows = sample_generated[2]["train"]
+    write_split(rows, tmp_path / "data" / "controllable", "train", max_shard_bytes=rows.estimated_size() // 3)
+    firsts = first_rows_by_task(tmp_path, "controllable", "train", batch_rows=100)
+    assert sorted(firsts) == sorted(set(rows["task"])) and len(list((tmp_path / "data" / "controllable").iterdir())) >= 3
+    for task, row in firsts.items():
+        assert row == rows.filter(pl.col("task") == task).row(0, named=True)

@@ -59,23 +59,65 @@ def settings_dict(settings) -> dict:
     return recorded
 
 
+class RowCheckTally:
+    """Per split and task, the rows checked and, per check, how many failed it and the ids of the first few; rows
+    are added a chunk at a time, and chunks' tallies merged in chunk order give what one pass over all rows gives,
+    so the report is the same for any number of workers."""
+
+    def __init__(self, splits: tuple[str, ...] = ()):
+        self.tasks: dict[str, dict[str, dict]] = {split: {} for split in splits}  # split -> task -> {"rows", "checked", "failed": {check: [count, ids]}}
+
+    def add(self, rows: dict[str, list[dict]], checks: dict[str, dict[str, RowCheck]], context: dict) -> None:
+        """Each check of a row's task on each of `rows` (split -> its rows)."""
+        for split, split_rows in rows.items():
+            by_task = defaultdict(list)
+            for row in split_rows:
+                by_task[row["task"]].append(row)
+            chunk = {}
+            for task, task_rows in by_task.items():
+                failed = {}
+                for name, check in checks.get(task, {}).items():
+                    ids = [row["id"] for row in task_rows if not check(row, context)]
+                    if ids:
+                        failed[name] = [len(ids), ids[:MAX_EXAMPLES]]
+                chunk[task] = {"rows": len(task_rows), "checked": list(checks.get(task, {})), "failed": failed}
+            self._merge_split(split, chunk)
+
+    def merge(self, other: RowCheckTally) -> None:
+        """Add the tally of later rows (a chunk's)."""
+        for split, tasks in other.tasks.items():
+            self._merge_split(split, tasks)
+
+    def _merge_split(self, split: str, tasks: dict[str, dict]) -> None:
+        mine = self.tasks.setdefault(split, {})
+        for task, result in tasks.items():
+            if task not in mine:
+                mine[task] = {"rows": 0, "checked": result["checked"], "failed": {}}
+            mine[task]["rows"] += result["rows"]
+            for name, (count, ids) in result["failed"].items():
+                total, examples = mine[task]["failed"].get(name, [0, []])
+                mine[task]["failed"][name] = [total + count, (examples + ids)[:MAX_EXAMPLES]]
+
+    def results(self) -> dict[str, dict[str, dict]]:
+        """{split: {task: {"rows", "checked", "failures"}}}; a failure names the check, how many rows and a few ids."""
+        return {
+            split: {
+                task: {"rows": result["rows"], "checked": result["checked"], "failures": [_failure(name, *result["failed"][name]) for name in result["checked"] if name in result["failed"]]}
+                for task, result in tasks.items()
+            }
+            for split, tasks in self.tasks.items()
+        }
+
+
+def _failure(check: str, count: int, ids: list[str]) -> str:
+    return f"{check}: {count} rows, e.g. {', '.join(ids)}"
+
+
 def run_row_checks(rows: dict[str, list[dict]], checks: dict[str, dict[str, RowCheck]], context: dict) -> dict[str, dict[str, dict]]:
     """{split: {task: {"rows", "checked", "failures"}}}: each check of a row's task on each row; a failure names a few rows."""
-    results = {}
-    for split, split_rows in rows.items():
-        by_task = defaultdict(list)
-        for row in split_rows:
-            by_task[row["task"]].append(row)
-        results[split] = {}
-        for task, task_rows in by_task.items():
-            failed = defaultdict(list)
-            for name, check in checks.get(task, {}).items():
-                for row in task_rows:
-                    if not check(row, context):
-                        failed[name].append(row["id"])
-            failures = [f"{name}: {len(ids)} rows, e.g. {', '.join(ids[:MAX_EXAMPLES])}" for name, ids in failed.items()]
-            results[split][task] = {"rows": len(task_rows), "checked": list(checks.get(task, {})), "failures": failures}
-    return results
+    tally = RowCheckTally()
+    tally.add(rows, checks, context)
+    return tally.results()
 
 
 def check_failures(checks: dict[str, dict[str, dict]]) -> list[str]:

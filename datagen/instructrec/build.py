@@ -28,11 +28,13 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.executor import ordered_map
-from datagen.family.rows import chat_columns, check_failures, refuse_failed_checks, rows_tables, settings_dict, write_generated
+from datagen.family.chunks import ChunkPart, Gathered, spill_chunk
+from datagen.family.rows import chat_columns, check_failures, refuse_failed_checks, settings_dict, write_generated
 from datagen.family.spec import card_block
 from datagen.ingest.categories import category_path
+from datagen.instructrec.checks import ROW_CHECKS, balance_checks, check_context
 from datagen.layout import DATA_DIR, skipped_per_template
-from datagen.output import atomic_folder
+from datagen.output import atomic_folder, scratch_folder
 from datagen.progress import StepProgress
 from datagen.templating import Template, TemplateLibrary
 
@@ -247,19 +249,24 @@ class Generator:
 
 
 class PointRows:
-    """A worker (datagen.executor): the titles, category paths and templates loaded once, then the rows of a chunk of
-    one split's points. A point's rows depend only on it, the seed and what it is given, so any split gives the same rows."""
+    """A worker (datagen.executor): the titles, category paths, templates and what the label checks read loaded once,
+    then the rows of a chunk of one split's points, checked and spilled to `scratch` (which every worker must see: on
+    Ray, inside the build folder on a shared file system). A point's rows depend only on it, the seed and what it is
+    given, so any split gives the same rows."""
 
-    def __init__(self, folder_path: Path, settings: InstructRecSettings):
-        self.generator = Generator(BuildFolder.open(folder_path), settings, load_library(settings.template_dirs))
+    def __init__(self, folder_path: Path, settings: InstructRecSettings, scratch: Path):
+        folder = BuildFolder.open(folder_path)
+        self.generator = Generator(folder, settings, load_library(settings.template_dirs))
+        self.check_context = check_context(folder, self.generator.paths)
+        self.scratch = scratch
 
-    def run(self, chunk: tuple[str, list[tuple[Point, list[int] | None, dict[str, str]]]]) -> tuple[list[dict], Counter]:
-        split, points = chunk
+    def run(self, chunk: tuple[int, str, list[tuple[Point, list[int] | None, dict[str, str]]]]) -> ChunkPart:
+        number, split, points = chunk
         rows, skipped = [], Counter()
         for point, negatives, annotated in points:
             for task in TASKS if split == "train" else EVALUATION_TASKS:
                 rows += self.generator.rows(point, task, negatives, annotated, skipped)
-        return rows, skipped
+        return spill_chunk({split: rows}, number, self.scratch, ARROW_SCHEMA, ROW_CHECKS, self.check_context, counted_answers=("pointwise",), dropped=skipped)
 
 
 def join_fills(text: str) -> str:
@@ -343,8 +350,6 @@ def annotate_points(annotator, folder: BuildFolder, points: list[Point], generat
 
 
 def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, progress: StepProgress | None = None) -> dict:
-    from datagen.instructrec.checks import label_checks
-
     progress = progress or StepProgress(quiet=True)
     if settings.negatives not in ("random", "teacher"):
         raise ValueError(f"negatives must be 'random' or 'teacher', not {settings.negatives!r}")
@@ -354,40 +359,44 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
     hard = teacher_negatives(folder, points, settings) if settings.negatives == "teacher" else [None] * len(points)
     annotator = make_annotator(settings.annotator, settings.template_dirs) if settings.annotator else None
     annotations = annotate_points(annotator, folder, points, generator, progress) if annotator else [{} for _ in points]
-    rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    skipped: Counter = Counter()
-    chunks = []  # (split, [(point, its hard negatives, its annotations)]), each split's points in order
+    planned = []  # (split, [(point, its hard negatives, its annotations)]), each split's points in order
     for split in SPLITS:
         of_split = [(point, negatives, annotated) for point, negatives, annotated in zip(points, hard, annotations) if point.split == split]
-        chunks += [(split, of_split[start : start + POINTS_PER_CHUNK]) for start in range(0, len(of_split), POINTS_PER_CHUNK)]
-    with (
-        ordered_map(PointRows, (folder.path, settings), chunks, settings.workers, settings.executor) as results,
-        progress.bar(f"Generating InstructRec rows ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance,
-    ):
-        for (split, _), (part, part_skipped) in zip(chunks, results):
-            rows[split] += part
-            skipped.update(part_skipped)
-            advance(f"{split}: {len(rows[split]):,} rows")
-    with progress.step("Checking the labels"):
-        checks = label_checks(rows, folder, generator.paths)
-    failures = check_failures(checks)
-    refuse_failed_checks(DATASET, failures)
-    report = {
-        "format": REPORT_FORMAT,
-        "card": CARD,
-        "data_version": folder.data_version,
-        "settings": settings.as_dict(),
-        "annotator": None if annotator is None else annotator_summary(annotator),
-        "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source, "needs": sorted(required_annotations(t))} for t in library.templates],
-        "rows": {split: dict(Counter(row["task"] for row in rows[split])) for split in SPLITS},
-        "rows_per_template": {split: dict(sorted(Counter(row["template_id"] for row in rows[split]).items())) for split in SPLITS},
-        "skipped": [{"split": s, "task": t, "template": tid, "reason": r, "count": n} for (s, t, tid, r), n in sorted(skipped.items())],
-        "label_checks": checks,
-        "label_check_failures": failures,
-    }
-    with progress.step(f"Writing {DATA_DIR}/{DATASET} and templates/{DATASET}"):
-        write_generated(folder, DATASET, rows_tables(rows, ARROW_SCHEMA), library, report, report_markdown(report))
-        write_annotator_prompts(folder, annotator)
+        planned += [(split, of_split[start : start + POINTS_PER_CHUNK]) for start in range(0, len(of_split), POINTS_PER_CHUNK)]
+    chunks = [(number, split, chunk) for number, (split, chunk) in enumerate(planned)]
+    with scratch_folder(folder.path / f"{DATASET}-rows") as scratch:
+        gathered = Gathered(scratch, SPLITS, ARROW_SCHEMA)
+        with (
+            ordered_map(PointRows, (folder.path, settings, scratch), chunks, settings.workers, settings.executor) as results,
+            progress.bar(f"Generating InstructRec rows ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance,
+        ):
+            for (_, split, _), part in zip(chunks, results):
+                gathered.add(part)
+                advance(f"{split}: {gathered.splits[split].rows:,} rows")
+        checks = gathered.checks.results()
+        balance_checks(checks, gathered.answers)
+        failures = check_failures(checks)
+        refuse_failed_checks(DATASET, failures)
+        rows_per_template = {split: Counter() for split in SPLITS}
+        for split in SPLITS:
+            for (_, template_id), count in gathered.templates[split].items():
+                rows_per_template[split][template_id] += count
+        report = {
+            "format": REPORT_FORMAT,
+            "card": CARD,
+            "data_version": folder.data_version,
+            "settings": settings.as_dict(),
+            "annotator": None if annotator is None else annotator_summary(annotator),
+            "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source, "needs": sorted(required_annotations(t))} for t in library.templates],
+            "rows": {split: dict(gathered.rows_per_task(split)) for split in SPLITS},
+            "rows_per_template": {split: dict(sorted(rows_per_template[split].items())) for split in SPLITS},
+            "skipped": [{"split": s, "task": t, "template": tid, "reason": r, "count": n} for (s, t, tid, r), n in sorted(gathered.dropped.items())],
+            "label_checks": checks,
+            "label_check_failures": failures,
+        }
+        with progress.step(f"Writing {DATA_DIR}/{DATASET} and templates/{DATASET}"):
+            write_generated(folder, DATASET, gathered.splits, library, report, report_markdown(report))
+            write_annotator_prompts(folder, annotator)
     if annotator is not None:  # how this run got them: returned, not written, so a rebuild from the cache writes the same bytes
         report["annotation_run"] = {key: getattr(annotator.stats, key) for key in ("generated", "repeated", "cached", "seconds")}
     return report

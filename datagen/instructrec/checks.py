@@ -1,6 +1,8 @@
 """Label checks of the InstructRec rows: each answer read back from its text and compared with the facts.
 
-    >>> label_checks(rows, BuildFolder.open("build/steam-sample"), paths)["test"]["select"]["failures"]  # doctest: +SKIP
+    >>> tally = RowCheckTally()  # doctest: +SKIP
+    >>> tally.add(rows, ROW_CHECKS, check_context(BuildFolder.open("build/steam-sample"), paths))  # doctest: +SKIP
+    >>> tally.results()["test"]["select"]["failures"]  # doctest: +SKIP
     []
 
 - recommend, select: the answer is the target's title; select's candidates are
@@ -13,21 +15,27 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from datagen.buildfolder import BuildFolder
-from datagen.family.rows import answer_text, prompt_text, run_row_checks
+from datagen.family.rows import answer_text, prompt_text
 
 
-def label_checks(rows: dict[str, list[dict]], folder: BuildFolder, paths: list[str]) -> dict[str, dict[str, dict]]:
+def check_context(folder: BuildFolder, paths: list[str]) -> dict:
+    """What the row checks compare a row with: the titles, the category paths and each user's items."""
     titles = folder.items.sort("item_id")["title"].to_list()
     sequences = {user: set(items) for user, items in folder.sequences.select("user_id", "item_ids").rows()}
-    results = run_row_checks(rows, ROW_CHECKS, {"titles": titles, "paths": paths, "sequences": sequences})
-    for split, tasks in results.items():
+    return {"titles": titles, "paths": paths, "sequences": sequences}
+
+
+def balance_checks(checks: dict[str, dict[str, dict]], answers: dict[str, Counter]) -> None:
+    """Add to each split's pointwise checks that Yes and No are equally many (`answers`: split -> (task, answer) counts)."""
+    for split, tasks in checks.items():
         if "pointwise" in tasks:
-            answers = [answer_text(row) for row in rows[split] if row["task"] == "pointwise"]
+            yes, no = answers[split][("pointwise", "Yes")], answers[split][("pointwise", "No")]
             tasks["pointwise"]["checked"].append("Yes and No equally many")
-            if answers.count("Yes") != answers.count("No"):
-                tasks["pointwise"]["failures"].append(f"Yes and No equally many: {answers.count('Yes')} vs {answers.count('No')}")
-    return results
+            if yes != no:
+                tasks["pointwise"]["failures"].append(f"Yes and No equally many: {yes} vs {no}")
 
 
 def _names_target(row: dict, context: dict) -> bool:

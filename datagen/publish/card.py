@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from datagen.layout import family_reports, read_split, skipped_per_template
+from datagen.layout import family_reports, first_rows_by_task, read_split, skipped_per_template
 from datagen.output import write_text
 
 CARD_TEMPLATE = "card.md.jinja"
@@ -176,12 +176,12 @@ def sample_rows(folder: Path, manifest: dict) -> list[dict]:
         for split in SAMPLE_SPLITS:
             if split not in splits or "task" not in pl.read_parquet_schema(folder / splits[split]["files"][0]).names():
                 continue
-            frame = read_split(folder, config, split)
-            for task in sorted(set(frame["task"].to_list())):
+            firsts = first_rows_by_task(folder, config, split)
+            for task in sorted(firsts):
                 if (config, task) in seen:
                     continue
                 seen.add((config, task))
-                row = frame.filter(pl.col("task") == task).row(0, named=True)
+                row = firsts[task]
                 facts = {key: value for key, value in row.items() if key not in ("messages", "prompt", "completion") and value not in (None, [])}
                 samples.append({"config": config, "split": split, "task": task, "facts": facts, "messages": row["messages"]})
     return samples

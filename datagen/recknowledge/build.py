@@ -12,7 +12,9 @@ BPR) are train only, made `epochs` times with differently seeded masks and
 negatives (the paper's dynamic sampling). Writes
 `<build>/data/recknowledge/`, `<build>/data/recknowledge_items/` (item id ->
 short id), `templates/recknowledge/` and `reports/recknowledge.{json,md}`, each
-replaced only once complete.
+replaced only once complete. Workers check and spill each chunk's rows to files
+in a scratch folder, and the splits are written from there, so no process holds
+every row.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ import polars as pl
 
 from datagen.buildfolder import BuildFolder
 from datagen.executor import ordered_map
-from datagen.family.rows import chat_columns, check_failures, refuse_failed_checks, rows_tables, settings_dict, write_generated
+from datagen.family.chunks import ChunkPart, Gathered, spill_chunk
+from datagen.family.rows import chat_columns, check_failures, refuse_failed_checks, settings_dict, write_generated
 from datagen.family.spec import card_block
 from datagen.layout import DATA_DIR, read_split, write_split
-from datagen.output import atomic_folder
+from datagen.output import atomic_folder, scratch_folder
 from datagen.progress import StepProgress
-from datagen.recknowledge.checks import label_checks
+from datagen.recknowledge.checks import CHECKS, check_context
 from datagen.recknowledge.samples import NO, YES, ItemText, corrupt_spans, mask_positions, numpy_rng, popularity_negatives, short_ids, windows
 from datagen.templating import TemplateLibrary
 
@@ -60,7 +63,7 @@ TEMPLATE_VARIABLES: dict[str, set[str]] = {
     "bpr": {"catalog_noun", "history", "choices"},
 }
 CATALOG_NOUNS = {"amazon": "Amazon products", "steam": "Steam games"}  # Table 11 says "Amazon products"
-USERS_PER_CHUNK = 1000  # the users of one worker task
+WINDOWS_PER_CHUNK = 1000  # a worker task's users have about this many train windows (a long history's alone may have more)
 LIKE_ABOVE = 3.0  # "interactions with ratings > 3 are considered as like"
 
 MESSAGE = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
@@ -217,8 +220,9 @@ def user_sequences(folder: BuildFolder) -> list[UserSequence]:
     return [UserSequence(row[0], row[1], row[2] if has_ratings else None) for row in sequences.rows()]
 
 
-def generate_rows(folder: BuildFolder, settings: RecKnowledgeSettings, progress: StepProgress) -> tuple[dict[str, list[dict]], Counter, list[str], TemplateLibrary]:
-    """Every row and every dropped sample, the users shared in chunks among `settings.workers` workers."""
+def generate_rows(folder: BuildFolder, settings: RecKnowledgeSettings, progress: StepProgress, scratch: Path) -> tuple[Gathered, list[str], TemplateLibrary]:
+    """Every split's rows spilled to files in `scratch`, with their counts, label checks and dropped samples; the
+    users shared in chunks among `settings.workers` workers, gathered in chunk order."""
     items = folder.items.sort("item_id")
     ids = short_ids(items.height, settings.seed)
     library = load_library(settings.template_dirs)
@@ -229,32 +233,50 @@ def generate_rows(folder: BuildFolder, settings: RecKnowledgeSettings, progress:
     validation_users = [s.user_id for s in sequences]
     random.Random(f"{settings.seed}/recknowledge/validation-users").shuffle(validation_users)
     validation_users = set(validation_users[: settings.validation_users])
-    rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
-    dropped: Counter = Counter()
-    chunks = [sequences[start : start + USERS_PER_CHUNK] for start in range(0, len(sequences), USERS_PER_CHUNK)]
-    job = (folder.path, settings, ids, counts.astype(np.float64) + 1.0, noun, validation_users)
+    gathered = Gathered(scratch, SPLITS, ARROW_SCHEMA)
+    chunks = list(enumerate(user_chunks(sequences, settings.window)))
+    job = (folder.path, settings, ids, counts.astype(np.float64) + 1.0, noun, validation_users, scratch)
     with (
         ordered_map(UserRows, job, chunks, settings.workers, settings.executor) as results,
         progress.bar(f"Generating retrieval, ranking, rating, MIM, MLM, BPR ({settings.workers} {settings.executor} workers)", total=len(chunks)) as advance,
     ):
-        for done, (part, part_dropped) in enumerate(results, start=1):
-            for split in SPLITS:
-                rows[split] += part[split]
-            dropped.update(part_dropped)
-            advance(f"{min(done * USERS_PER_CHUNK, len(sequences))} users")
-    return rows, dropped, ids, library
+        users_done = 0
+        for (_, chunk), part in zip(chunks, results):
+            gathered.add(part)
+            users_done += len(chunk)
+            advance(f"{users_done:,} users")
+    return gathered, ids, library
+
+
+def user_chunks(sequences: list[UserSequence], w: int) -> list[list[UserSequence]]:
+    """The users in order, cut into chunks of about WINDOWS_PER_CHUNK train windows each, so that a chunk's rows are
+    bounded however long the histories are (ml-100k's 943 users have 80k windows)."""
+    chunks, chunk, chunk_windows = [], [], 0
+    for sequence in sequences:
+        chunk.append(sequence)
+        chunk_windows += max(1, sequence.train_end - w + 1)
+        if chunk_windows >= WINDOWS_PER_CHUNK:
+            chunks.append(chunk)
+            chunk, chunk_windows = [], 0
+    return chunks + [chunk] if chunk else chunks
 
 
 class UserRows:
-    """A worker (datagen.executor): the item texts and templates loaded once, then every row of a chunk of users.
-    A user's rows depend only on the user, the seed and the popularity weights, so any split gives the same rows."""
+    """A worker (datagen.executor): the item texts, templates and what the label checks read loaded once, then every
+    row of a chunk of users, checked and spilled to `scratch` (which every worker must see: on Ray, inside the build
+    folder on a shared file system). A user's rows depend only on the user, the seed and the popularity weights, so
+    any split gives the same rows."""
 
-    def __init__(self, folder_path: Path, settings: RecKnowledgeSettings, ids: list[str], weights: np.ndarray, noun: str, validation_users: set[int]):
-        titles = BuildFolder.open(folder_path).items.sort("item_id")["title"].to_list()
+    def __init__(self, folder_path: Path, settings: RecKnowledgeSettings, ids: list[str], weights: np.ndarray, noun: str, validation_users: set[int], scratch: Path):
+        folder = BuildFolder.open(folder_path)
+        titles = folder.items.sort("item_id")["title"].to_list()
         self.context = Context(ItemText(ids, titles), load_library(settings.template_dirs), weights, noun, settings)
+        self.check_context = check_context(folder, ids)
         self.validation_users = validation_users
+        self.scratch = scratch
 
-    def run(self, sequences: list[UserSequence]) -> tuple[dict[str, list[dict]], Counter]:
+    def run(self, task: tuple[int, list[UserSequence]]) -> ChunkPart:
+        number, sequences = task
         context, settings = self.context, self.context.settings
         rows: dict[str, list[dict]] = {split: [] for split in SPLITS}
         dropped: Counter = Counter()
@@ -271,32 +293,32 @@ class UserRows:
                 positions = list(range(sequence.train_end + 1))[-w:]
                 rows["validation"] += recommendation_rows(context, sequence, "validation", positions, "0", dropped)
             rows["test"] += recommendation_rows(context, sequence, "test", list(range(len(sequence.items)))[-w:], "0", dropped)
-        return rows, dropped
+        return spill_chunk(rows, number, self.scratch, ARROW_SCHEMA, CHECKS, self.check_context, dropped=dropped)
 
 
 def generate_recknowledge(folder: BuildFolder, settings: RecKnowledgeSettings, progress: StepProgress | None = None) -> dict:
     progress = progress or StepProgress(quiet=True)
-    rows, dropped, ids, library = generate_rows(folder, settings, progress)
-    with progress.step("Checking the labels"):
-        checks = label_checks(rows, folder, ids)
-    failures = check_failures(checks)
-    refuse_failed_checks(DATASET, failures)
-    report = {
-        "format": REPORT_FORMAT,
-        "card": CARD,
-        "data_version": folder.data_version,
-        "settings": settings.as_dict(),
-        "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source} for t in library.templates],
-        "rows": {split: {task: n for task in TASKS if (n := sum(row["task"] == task for row in rows[split]))} for split in SPLITS},
-        "dropped": [{"split": s, "task": t, "reason": r, "count": n} for (s, t, r), n in sorted(dropped.items())],
-        "label_checks": checks,
-        "label_check_failures": failures,
-    }
-    with progress.step(f"Writing {DATA_DIR}/{DATASET}, {DATA_DIR}/{ID_CONFIG} and templates/{DATASET}"):
-        write_generated(folder, DATASET, rows_tables(rows, ARROW_SCHEMA), library, report, report_markdown(report))
-        with atomic_folder(folder.path / DATA_DIR / ID_CONFIG) as out:
-            mapping = folder.items.sort("item_id").select("item_id", pl.Series("short_id", ids), "title")
-            write_split(mapping, out, "train")
+    with scratch_folder(folder.path / f"{DATASET}-rows") as scratch:
+        gathered, ids, library = generate_rows(folder, settings, progress, scratch)
+        checks = gathered.checks.results()
+        failures = check_failures(checks)
+        refuse_failed_checks(DATASET, failures)
+        report = {
+            "format": REPORT_FORMAT,
+            "card": CARD,
+            "data_version": folder.data_version,
+            "settings": settings.as_dict(),
+            "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source} for t in library.templates],
+            "rows": {split: {task: n for task in TASKS if (n := gathered.rows_per_task(split)[task])} for split in SPLITS},
+            "dropped": [{"split": s, "task": t, "reason": r, "count": n} for (s, t, r), n in sorted(gathered.dropped.items())],
+            "label_checks": checks,
+            "label_check_failures": failures,
+        }
+        with progress.step(f"Writing {DATA_DIR}/{DATASET}, {DATA_DIR}/{ID_CONFIG} and templates/{DATASET}"):
+            write_generated(folder, DATASET, gathered.splits, library, report, report_markdown(report))
+            with atomic_folder(folder.path / DATA_DIR / ID_CONFIG) as out:
+                mapping = folder.items.sort("item_id").select("item_id", pl.Series("short_id", ids), "title")
+                write_split(mapping, out, "train")
     return report
 
 

@@ -1,7 +1,8 @@
 """Label checks of the recommendation-knowledge rows: every answer parsed back from its text and compared.
 
-    >>> checks = label_checks(rows, BuildFolder.open("build/steam-sample"), ids)  # doctest: +SKIP
-    >>> checks["train"]["ranking"]["failures"]  # doctest: +SKIP
+    >>> tally = RowCheckTally()  # doctest: +SKIP
+    >>> tally.add(rows, CHECKS, check_context(BuildFolder.open("build/steam-sample"), ids))  # doctest: +SKIP
+    >>> tally.results()["train"]["ranking"]["failures"]  # doctest: +SKIP
     []
 
 What holds for a correct dataset, per task:
@@ -23,7 +24,7 @@ from collections import defaultdict
 import polars as pl
 
 from datagen.buildfolder import BuildFolder
-from datagen.family.rows import answer_text, prompt_text, run_row_checks
+from datagen.family.rows import answer_text, prompt_text
 from datagen.layout import read_split
 from datagen.recknowledge.samples import MASK, YES, ItemText, uncorrupt
 
@@ -31,15 +32,14 @@ SHORT_ID = re.compile(r"\bI\d+\b")
 ITEM_ID = re.compile(r"Item ID: (I\d+), Title: ")
 
 
-def label_checks(rows: dict[str, list[dict]], folder: BuildFolder, ids: list[str]) -> dict[str, dict[str, dict]]:
-    """{split: {task: {"rows", "checked", "failures"}}}; a failure names the check, how many rows and a few ids."""
-    context = {
+def check_context(folder: BuildFolder, ids: list[str]) -> dict:
+    """What the checks compare a row with: the short ids, the item texts, each user's items and the ratings."""
+    return {
         "item_of": {short: item for item, short in enumerate(ids)},
         "text": ItemText(ids, folder.items.sort("item_id")["title"].to_list()),
         "sequences": {user: set(items) for user, items in folder.sequences.select("user_id", "item_ids").rows()},
         "ratings": _ratings(folder),
     }
-    return run_row_checks(rows, CHECKS, context)
 
 
 def _ratings(folder: BuildFolder) -> dict[tuple[int, int], set[float]] | None:
