@@ -267,3 +267,37 @@ def test_a_killed_ray_driver_leaves_no_ray_process_behind(no_ray_yet, monkeypatc
     while (left := [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, f"still running 15 s after the driver was killed: {[p.name() for p in left]}"
+
+
+BURNING_DRIVER = """
+import time
+from datagen.executor import ordered_map
+
+class Burner:
+    def __init__(self):
+        pass
+
+    def run(self, seconds):
+        end = time.process_time() + seconds
+        while time.process_time() < end:
+            pass
+        return seconds
+
+if __name__ == "__main__":
+    with ordered_map(Burner, (), [0.75] * 4, workers=2) as results:
+        print(sum(results))
+"""
+
+
+def test_the_workers_cpu_counts_in_the_command_that_started_them(tmp_path):
+    """The workers are reaped by a fork server, which is stopped and waited for as the command exits: the 3 CPU-s the
+    workers burn count in the children's time of whoever ran the command, as /usr/bin/time reports it."""
+    import resource
+
+    script = tmp_path / "burn.py"
+    script.write_text(BURNING_DRIVER)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert done.returncode == 0 and done.stdout.strip() == "3.0", done.stderr
+    assert after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime >= 3.0
