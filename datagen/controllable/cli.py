@@ -85,10 +85,10 @@ def print_report(report: dict) -> None:
             empty.append(task)
     console.print(rows)
     for task in empty:
-        # a dropped sample's job is a task ("i1_pos"), a task and its proportion ("i2_le_20") or a train family ("i1")
+        # a dropped sample's job is a task ("i1_pos"), a task and its proportion ("i2_le_20") or a train group ("i1")
         reasons = Counter()
         for dropped in report["dropped"]:
-            if dropped["job"] == TASKS[task].family or re.fullmatch(rf"{task}(_\d+)?", dropped["job"]):
+            if dropped["job"] == TASKS[task].group or re.fullmatch(rf"{task}(_\d+)?", dropped["job"]):
                 reasons[dropped["reason"]] += dropped["count"]
         why = "; ".join(f"{reason} ({count:,})" for reason, count in reasons.most_common()) or "no sample point asked for it"
         console.print(f"no {task} rows: {why}")

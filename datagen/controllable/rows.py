@@ -78,7 +78,7 @@ def sample_row(sample: Sample, catalog: Catalog, split: str, copy: int = 0) -> d
     return {
         "id": f"{split}/{sample.task}/{owner}/{copy}",
         "task": sample.task,
-        "family": TASKS[sample.task].family,
+        "family": TASKS[sample.task].group,
         "template_id": sample.template.id,
         "user_id": sample.user_id,
         "k": sample.k,

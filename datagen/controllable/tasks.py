@@ -41,7 +41,7 @@ TEMPLATE_VARIABLES: dict[str, set[str]] = {
 
 @dataclass(frozen=True)
 class TaskSpec:
-    family: str
+    group: str  # Lu et al.'s I0-I4 (the rows' `family` column, a name kept until the next major dataset version)
     template_task: str
     constraint: str  # none | include | exclude | at_most | at_least | approximately | include_and_exclude | at_most_and_exclude
 
