@@ -80,15 +80,17 @@ class SpilledSplit:
                 if not shard_size:  # as pq.write_table writes an empty table: one empty row group
                     writer.write_table(empty)
                 for start in range(0, shard_size, row_group_rows):
-                    group = rows.take(min(row_group_rows, shard_size - start))
-                    writer.write_table(parquet_table(pl.from_arrow(group).rechunk()), row_group_size=row_group_rows)
+                    # cast piece by piece, then one contiguous table: what write_split writes of a frame
+                    group = rows.take(min(row_group_rows, shard_size - start)).cast(empty.schema).combine_chunks()
+                    writer.write_table(group, row_group_size=row_group_rows)
+                    del group
             paths.append(path)
         return paths
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         for table in self.tables:
-            # Batches read from a memory map are views of it, not copies; they keep the map alive once it is closed.
-            with pa.memory_map(str(table.path)) as source:
+            # Read, not memory-mapped: a map's pages would stay resident until the whole shard is written.
+            with pa.OSFile(str(table.path)) as source:
                 yield from pa.ipc.open_stream(source)
 
 
