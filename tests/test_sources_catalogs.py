@@ -230,7 +230,12 @@ def test_recbole_atomic_files(ml100k, shared_data, tmp_path):
     assert result.manifest["report"]["counts"]["placeholder_titles_dropped"] == 1, "movie 267, dropped by the rule every source shares"
     assert result.tables.sequences.equals(ml100k.tables.sequences)
     assert result.tables.items["categories"].to_list() == ml100k.tables.items["categories"].to_list()
-    assert result.tables.items.filter(pl.col("raw_item_id") == "1")["title"][0] == "Toy Story"
+    # the year back on the title, as MovieLens writes it: the same titles, "That Darn Cat! (1965)" and "(1997)" apart
+    assert result.tables.items["title"].to_list() == ml100k.tables.items["title"].to_list()
+    assert result.tables.items.filter(pl.col("raw_item_id") == "1")["title"][0] == "Toy Story (1995)"
+    assert {"That Darn Cat! (1965)", "That Darn Cat! (1997)"} <= set(result.tables.items["title"])
+    without_year = build(BuildConfig("recbole:ml-100k", raw_dir=tmp_path, out_dir=tmp_path / "bare", max_users=300, options={"year": "none"}))
+    assert without_year.tables.items.filter(pl.col("raw_item_id") == "1")["title"][0] == "Toy Story"
 
 
 def test_recbole_sequence_form_benchmark_files(ml100k, tmp_path):
@@ -315,7 +320,7 @@ def test_recbole_amazon_categories_read_as_the_paths_they_are(shared_data, tmp_p
     paths[0] = [*paths[0], "Men's"]
     texts = [", ".join(repr(name) for name in path).replace('"', '""') for path in paths]
     (tmp_path / "gift.item").write_text("item_id:token\ttitle:token_seq\tcategories:token_seq\n" + "".join(f"{meta['asin']}\t{meta['title']}\t{text}\n" for meta, text in zip(metas, texts)))
-    items, field = read_recbole_items(tmp_path / "gift.item", {"title": None, "categories": None, "seq_separator": " "})
+    items, field = read_recbole_items(tmp_path / "gift.item", {"title": None, "year": None, "categories": None, "seq_separator": " "})
     expected, _ = category_prefixes(pl.Series(paths, dtype=pl.List(pl.String)).list.slice(1))
     assert field == "categories" and items["categories"].to_list() == expected.to_list()
     assert items["categories"][0].to_list()[-1].endswith("Men's") and not any("'" == name[0] for names in items["categories"].to_list() for name in names)

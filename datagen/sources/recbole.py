@@ -14,7 +14,8 @@ Tab-separated, no quoting, one typed header line (`user_id:token`,
   followed by every row's next item, in file order (train, valid, test); its
   order is the list order.
 `.item` gives titles (`-O title=FIELD`; default the first of title, movie_title,
-name, app_name, item_name) and categories (`-O categories=FIELD`; default the first of
+name, app_name, item_name; with a `release_year` field, or `-O year=FIELD`, the
+year is added as MovieLens writes it, "Toy Story (1995)") and categories (`-O categories=FIELD`; default the first of
 categories, category, genre, genres, class). A `token_seq` category field is split
 at `-O seq_separator` (RecBole's own setting, default one space); a `token` field is
 one category. Without `.item` the catalog is interactions only (teacher-only build).
@@ -51,6 +52,7 @@ class RecBoleSource(Source):
     options = {
         "title": (None, f"the .item field with titles (default: the first of {', '.join(TITLE_FIELDS)})"),
         "categories": (None, f"the .item field with categories, or 'none' (default: the first of {', '.join(CATEGORY_FIELDS)})"),
+        "year": (None, "the .item field with the release year, added to titles as MovieLens writes them, 'Toy Story (1995)'; 'none' to leave them (default: release_year when there is one)"),
         "seq_separator": (" ", "what separates the tokens of a token_seq field (RecBole's seq_separator)"),
         "timestamp_unit": ("s", f"the unit of the timestamp field: {', '.join(TIMESTAMP_UNITS)}"),
         "catalog_noun": ("items", "what the items are, plural, in the prompts and the card: movies, products, games"),
@@ -195,6 +197,11 @@ def read_items(path: Path, options: dict) -> tuple[pl.DataFrame, str | None]:
     title = options["title"] or next((field for field in TITLE_FIELDS if field in types), None)
     if title is None or title not in types:
         raise DataError(f"no title field {title or ''!r} in the .item file (it has {', '.join(types)})", path=path, line=1, hint="Name it with -O title=FIELD.")
+    year = options["year"] or ("release_year" if "release_year" in types else "none")
+    if year != "none":
+        if year not in types:
+            raise DataError(f"no year field {year!r} in the .item file (it has {', '.join(types)})", path=path, line=1, hint="Name it with -O year=FIELD, or -O year=none.")
+        frame = frame.with_columns(titled_with_year(pl.col(title), pl.col(year)).alias(title))
     chosen = options["categories"]
     category = None if chosen == "none" else chosen or next((field for field in CATEGORY_FIELDS if field in types), None)
     if category is not None and category not in types:
@@ -209,6 +216,15 @@ def read_items(path: Path, options: dict) -> tuple[pl.DataFrame, str | None]:
         categories = pl.concat_list(pl.col(category)).list.drop_nulls()
     items = frame.select(pl.col("item_id").alias("raw_item_id"), pl.col(title).alias("title"), categories.alias("categories"))
     return items, category
+
+
+def titled_with_year(title: pl.Expr, year: pl.Expr) -> pl.Expr:
+    """ "Toy Story" and 1995 as MovieLens writes them, "Toy Story (1995)": RecBole's MovieLens files keep the year
+    apart, and without it two films of one name ("That Darn Cat!", 1965 and 1997) would become "(2)" and "(3)".
+    A title that already ends with a year, or an item with no year, keeps its title."""
+    given = year.cast(pl.String).str.strip_chars()
+    has_year = given.is_not_null() & (given != "") & ~title.str.contains(r"\(\d{4}\)$")
+    return pl.when(has_year).then(pl.format("{} ({})", title, given)).otherwise(title)
 
 
 QUOTED_NAME = r"'[^']*'|\"[^\"]*\""  # 'Skin Care', or "Men's" (Python's repr quotes a name holding ' with ")
