@@ -320,10 +320,19 @@ def test_recbole_amazon_categories_read_as_the_paths_they_are(shared_data, tmp_p
     paths[0] = [*paths[0], "Men's"]
     texts = [", ".join(repr(name) for name in path).replace('"', '""') for path in paths]
     (tmp_path / "gift.item").write_text("item_id:token\ttitle:token_seq\tcategories:token_seq\n" + "".join(f"{meta['asin']}\t{meta['title']}\t{text}\n" for meta, text in zip(metas, texts)))
-    items, field = read_recbole_items(tmp_path / "gift.item", {"title": None, "year": None, "categories": None, "seq_separator": " "})
-    expected, _ = category_prefixes(pl.Series(paths, dtype=pl.List(pl.String)).list.slice(1))
+    defaults = {"title": None, "year": None, "categories": None, "seq_separator": " ", "categories_hierarchy": None, "keep_root": "false"}
+    items, field = read_recbole_items(tmp_path / "gift.item", defaults)
+    as_paths = pl.Series(paths, dtype=pl.List(pl.String))
+    expected, _ = category_prefixes(as_paths.list.slice(1))
     assert field == "categories" and items["categories"].to_list() == expected.to_list()
     assert items["categories"][0].to_list()[-1].endswith("Men's") and not any("'" == name[0] for names in items["categories"].to_list() for name in names)
+    # the table source's path options: the root kept, or every name a category
+    with_root, _ = read_recbole_items(tmp_path / "gift.item", {**defaults, "keep_root": "true"})
+    assert with_root["categories"].to_list() == category_prefixes(as_paths)[0].to_list() and with_root["categories"][0][0] == "Gift Cards"
+    as_set, _ = read_recbole_items(tmp_path / "gift.item", {**defaults, "categories_hierarchy": "set"})
+    assert as_set["categories"].to_list() == as_paths.to_list()
+    with pytest.raises(DataError, match="categories_hierarchy is set or path"):
+        read_recbole_items(tmp_path / "gift.item", {**defaults, "categories_hierarchy": "tree"})
 
 
 def test_an_incomplete_recbole_benchmark_split_names_what_is_missing(tmp_path):

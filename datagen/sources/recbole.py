@@ -54,6 +54,8 @@ class RecBoleSource(Source):
         "categories": (None, f"the .item field with categories, or 'none' (default: the first of {', '.join(CATEGORY_FIELDS)})"),
         "year": (None, "the .item field with the release year, added to titles as MovieLens writes them, 'Toy Story (1995)'; 'none' to leave them (default: release_year when there is one)"),
         "seq_separator": (" ", "what separates the tokens of a token_seq field (RecBole's seq_separator)"),
+        "categories_hierarchy": (None, "set: each name a category; path: the names are a path, root first, and each prefix a category (default: path for quoted lists, else set)"),
+        "keep_root": ("false", "with categories_hierarchy=path: keep the path's root level (true or false)"),
         "timestamp_unit": ("s", f"the unit of the timestamp field: {', '.join(TIMESTAMP_UNITS)}"),
         "catalog_noun": ("items", "what the items are, plural, in the prompts and the card: movies, products, games"),
         "license": (None, "the data's licence as a Hub licence id (e.g. cc-by-4.0), for the card"),
@@ -206,16 +208,20 @@ def read_items(path: Path, options: dict) -> tuple[pl.DataFrame, str | None]:
     category = None if chosen == "none" else chosen or next((field for field in CATEGORY_FIELDS if field in types), None)
     if category is not None and category not in types:
         raise DataError(f"no category field {category!r} in the .item file (it has {', '.join(types)})", path=path, line=1)
+    hierarchy, keep_root = options["categories_hierarchy"], options["keep_root"]
+    if hierarchy not in (None, "set", "path") or keep_root not in ("true", "false"):
+        raise DataError(f"-O categories_hierarchy is set or path (not {hierarchy!r}) and -O keep_root true or false (not {keep_root!r})", path=path)
     if category is None:
-        categories = pl.lit([], pl.List(pl.String))
-    elif types[category] == "token_seq" and _holds_quoted_lists(frame[category]):
-        return _with_quoted_paths(frame, title, category), category
+        return frame.select(pl.col("item_id").alias("raw_item_id"), pl.col(title).alias("title"), pl.lit([], pl.List(pl.String)).alias("categories")), None
+    if types[category] == "token_seq" and _holds_quoted_lists(frame[category]):
+        names, hierarchy = _quoted_names(frame[category]), hierarchy or "path"
     elif types[category] == "token_seq":
-        categories = pl.col(category).fill_null("").str.split(options["seq_separator"]).list.eval(pl.element().filter(pl.element() != ""))
+        names = frame[category].fill_null("").str.split(options["seq_separator"]).list.eval(pl.element().filter(pl.element() != ""))
     else:
-        categories = pl.concat_list(pl.col(category)).list.drop_nulls()
-    items = frame.select(pl.col("item_id").alias("raw_item_id"), pl.col(title).alias("title"), categories.alias("categories"))
-    return items, category
+        names = frame.select(pl.concat_list(pl.col(category)).list.drop_nulls())[category]
+    if hierarchy == "path":  # every prefix of the path a category, root dropped unless kept, as the table source
+        names, _ = category_prefixes(names if keep_root == "true" else names.list.slice(1))
+    return pl.DataFrame({"raw_item_id": frame["item_id"], "title": frame[title], "categories": names}), category
 
 
 def titled_with_year(title: pl.Expr, year: pl.Expr) -> pl.Expr:
@@ -236,10 +242,7 @@ def _holds_quoted_lists(values: pl.Series) -> bool:
     return given.len() > 0 and bool(given.str.contains(r"^(?:'|\"|\"\")").mean() > 0.5)
 
 
-def _with_quoted_paths(frame: pl.DataFrame, title: str, category: str) -> pl.DataFrame:
-    """Items whose quoted category lists are read as the paths they are (CSV's doubled quotes undone), the root
-    dropped and every prefix a category, as the Amazon source reads its paths."""
-    text = frame[category].fill_null("").str.replace_all('""', '"', literal=True)
-    names = text.str.extract_all(QUOTED_NAME).list.eval(pl.element().str.slice(1, pl.element().str.len_chars() - 2))
-    paths, _ = category_prefixes(names.list.slice(1))
-    return pl.DataFrame({"raw_item_id": frame["item_id"], "title": frame[title], "categories": paths})
+def _quoted_names(values: pl.Series) -> pl.Series:
+    """Each quoted list's names ('Beauty', 'Skin Care'), CSV's doubled quotes undone."""
+    text = values.fill_null("").str.replace_all('""', '"', literal=True)
+    return text.str.extract_all(QUOTED_NAME).list.eval(pl.element().str.slice(1, pl.element().str.len_chars() - 2))
