@@ -76,7 +76,14 @@ class Gathered:
         self.dropped.update(part.dropped)
 
     def rows_per_task(self, split: str) -> Counter:
+        """Task -> rows, tasks in the order they first came."""
         tasks = Counter()
         for (task, _), count in self.templates[split].items():
             tasks[task] += count
         return tasks
+
+    def rows_per_template(self, split: str) -> Counter:
+        templates = Counter()
+        for (_, template_id), count in self.templates[split].items():
+            templates[template_id] += count
+        return templates

@@ -4,7 +4,7 @@
     [{'role': 'user', 'content': 'Which game next?'}]
     >>> named_items([3, 7], ["Portal"] * 3 + ["Portal 2"] + ["Dota 2"] * 3 + ["Terraria"])
     'Portal 2 [3]; Terraria [7]'
-    >>> write_generated(folder, "recknowledge", rows_tables(rows, schema), library, report, markdown)  # doctest: +SKIP
+    >>> write_generated(folder, "toy", rows_tables(rows, schema), library, report, markdown)  # doctest: +SKIP
 
 `write_generated` writes `<build>/data/<config>/`, `templates/<config>/` and
 `reports/<config>.{json,md}`, each replaced only once complete.
@@ -102,7 +102,7 @@ class RowCheckTally:
         """{split: {task: {"rows", "checked", "failures"}}}; a failure names the check, how many rows and a few ids."""
         return {
             split: {
-                task: {"rows": result["rows"], "checked": result["checked"], "failures": [_failure(name, *result["failed"][name]) for name in result["checked"] if name in result["failed"]]}
+                task: {"rows": result["rows"], "checked": list(result["checked"]), "failures": [_failure(name, *result["failed"][name]) for name in result["checked"] if name in result["failed"]]}
                 for task, result in tasks.items()
             }
             for split, tasks in self.tasks.items()

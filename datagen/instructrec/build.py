@@ -377,10 +377,6 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
         balance_checks(checks, gathered.answers)
         failures = check_failures(checks)
         refuse_failed_checks(DATASET, failures)
-        rows_per_template = {split: Counter() for split in SPLITS}
-        for split in SPLITS:
-            for (_, template_id), count in gathered.templates[split].items():
-                rows_per_template[split][template_id] += count
         report = {
             "format": REPORT_FORMAT,
             "card": CARD,
@@ -389,7 +385,7 @@ def generate_instructrec(folder: BuildFolder, settings: InstructRecSettings, pro
             "annotator": None if annotator is None else annotator_summary(annotator),
             "templates": [{"id": t.id, "task": t.task, "version": t.version, "source": t.source, "needs": sorted(required_annotations(t))} for t in library.templates],
             "rows": {split: dict(gathered.rows_per_task(split)) for split in SPLITS},
-            "rows_per_template": {split: dict(sorted(rows_per_template[split].items())) for split in SPLITS},
+            "rows_per_template": {split: dict(sorted(gathered.rows_per_template(split).items())) for split in SPLITS},
             "skipped": [{"split": s, "task": t, "template": tid, "reason": r, "count": n} for (s, t, tid, r), n in sorted(gathered.dropped.items())],
             "label_checks": checks,
             "label_check_failures": failures,
