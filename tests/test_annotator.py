@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 from email.utils import formatdate
@@ -195,3 +196,23 @@ def test_annotations_through_a_real_openai_compatible_server(openai_server, tiny
     assert {"cot", "infer_preference"} <= set(rows["task"])
     second = generate_instructrec(tiny_gift_cards, settings)
     assert second["annotation_run"]["generated"] == 0 and second["annotation_run"]["cached"] == first["annotator"]["asked"]
+
+
+def test_a_changed_cached_annotation_is_asked_again(tmp_path, capsys):
+    """SQLite's check finds a broken file, not one changed answer: each answer carries its checksum, and one that no
+    longer matches it (or a row an older datagen cached without one) is left out with a warning."""
+    path = tmp_path / "annotations.sqlite"
+    AnnotationCache(path).put_many([("k1", "m", "p", "The user prefers puzzles."), ("k2", "m", "p", "Strategy, slowly.")])
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE answers SET answer = 'The user prefers shooters.' WHERE key = 'k1'")
+        db.execute("INSERT INTO answers VALUES ('k3', 'm', 'p', 'Cached before checksums.', NULL)")
+    assert AnnotationCache(path).get_many(["k1", "k2", "k3"]) == {"k2": "Strategy, slowly."}
+    assert "2 cached annotation(s)" in capsys.readouterr().err
+    legacy = tmp_path / "legacy.sqlite"  # a cache made before the column existed gains it; its rows are asked again
+    with sqlite3.connect(legacy) as db:
+        db.execute("CREATE TABLE answers (key TEXT PRIMARY KEY, model TEXT, prompt TEXT, answer TEXT)")
+        db.execute("INSERT INTO answers VALUES ('k1', 'm', 'p', 'old')")
+    cache = AnnotationCache(legacy)
+    assert cache.get_many(["k1"]) == {}
+    cache.put_many([("k1", "m", "p", "new")])
+    assert AnnotationCache(legacy).get_many(["k1"]) == {"k1": "new"}

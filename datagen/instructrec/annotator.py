@@ -7,7 +7,8 @@
 The prompts are templates (`templates/instructrec-annotator/`). Every answer is
 cached in `$DATAGEN_CACHE/annotations.sqlite` under a hash of (model identity,
 prompt, max_tokens): answers are greedy, so a rebuild asks the model nothing it
-has answered before. The cache keeps the model's words as they came;
+has answered before, and each answer is stored with its checksum, so a changed one
+is asked again. The cache keeps the model's words as they came;
 `clean_annotation` (the first line, unwrapped) runs on the way out. An empty
 answer stays empty and is counted, never replaced.
 """
@@ -55,23 +56,37 @@ class AnnotationCache:
         with self._connect() as db:
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("quick_check failed")
-            db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, prompt TEXT, answer TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, model TEXT, prompt TEXT, answer TEXT, checksum TEXT)")
+            if "checksum" not in [column[1] for column in db.execute("PRAGMA table_info(answers)")]:  # made by an older datagen
+                db.execute("ALTER TABLE answers ADD COLUMN checksum TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=60)
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
-        found = {}
+        """The cached answers of `keys`; one whose checksum does not match (or that has none) is left out, with a
+        warning, and so asked again: SQLite's own check finds a broken file, not a changed answer."""
+        found, untrusted = {}, 0
         with self._lock, self._connect() as db:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
-                rows = db.execute(f"SELECT key, answer FROM answers WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-                found.update(rows)
+                for key, answer, checksum in db.execute(f"SELECT key, answer, checksum FROM answers WHERE key IN ({','.join('?' * len(chunk))})", chunk):
+                    if checksum == answer_checksum(key, answer):
+                        found[key] = answer
+                    else:
+                        untrusted += 1
+        if untrusted:
+            print(f"WARNING: {untrusted} cached annotation(s) in {self.path} do not match their checksum (changed, or cached by an older datagen); they are asked again", file=sys.stderr)
         return found
 
     def put_many(self, entries: list[tuple[str, str, str, str]]) -> None:
+        """Store (key, model, prompt, answer) entries, each with its checksum."""
         with self._lock, self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?)", entries)
+            db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)", [(*entry, answer_checksum(entry[0], entry[3])) for entry in entries])
+
+
+def answer_checksum(key: str, answer: str) -> str:
+    return hashlib.sha256(f"{key}\0{answer}".encode()).hexdigest()
 
 
 def prompt_key(model: str, messages: list[dict], max_tokens: int) -> str:

