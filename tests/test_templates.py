@@ -130,6 +130,16 @@ def test_a_template_id_that_is_not_a_name_is_refused_before_it_becomes_a_path(tm
     assert str(path) in str(error.value) and "id" in str(error.value)
 
 
+@pytest.mark.parametrize("phrase_set_id", ["../../.github/workflows/x", "/etc/x"])
+def test_a_phrase_set_id_that_is_not_a_name_is_refused_too(tmp_path, phrase_set_id):
+    """A phrase set is copied to templates/<id>.yaml: the same rule as a template's id."""
+    path = tmp_path / "phrases.yaml"
+    path.write_text(f'id: "{phrase_set_id}"\nversion: 1\nsource: a user\nvariables: [target_category]\npositive: ["{{{{ target_category }}}}"]\nnegative: ["not {{{{ target_category }}}}"]\n')
+    with pytest.raises(DataError, match="is not a name: it becomes the template's file name") as error:
+        load_library([tmp_path])
+    assert str(path) in str(error.value)
+
+
 def test_a_template_id_used_twice_is_refused(tmp_path):
     shipped = next(p for p in SHIPPED if p.name == "i0.jinja")
     (tmp_path / "copy.jinja").write_text(shipped.read_text())
