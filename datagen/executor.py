@@ -19,7 +19,7 @@ mapped, so the caller can do its own work while they load:
 (one worker in this process, on one core, when it is 1); `--executor ray` starts `--workers`
 Ray actors: `ray.init()` joins the cluster `$RAY_ADDRESS` names (e.g. one
 started with `ray start` on Slurm nodes), or starts a local one, which a watcher
-process (`ray_watcher`) stops when this process ends, even by kill -9. The worker
+process stops when this process ends, even by kill -9 (`_start_ray_watcher`). The worker
 class, its arguments and the tasks must pickle, and the files a worker reads or
 writes (a build folder) must be where every node sees them. The caller writes
 the outputs from the tasks' results (or from the files they name), in task
@@ -37,6 +37,9 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
+import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -48,6 +51,7 @@ from datagen.errors import DataError
 EXECUTORS = ("local", "ray")
 RAY_ADDRESS_ENV = "RAY_ADDRESS"
 RAY_CONNECT_SECONDS = 10.0  # to reach the head of the cluster $RAY_ADDRESS names, before ray.init may wait longer
+RAY_STOP_SECONDS = 3.0  # from SIGTERM to SIGKILL, for a local cluster's processes left after this process ended
 WORKER_DIED_HINT = "Nothing was written. Run the command again; with fewer --workers if memory is short."
 _job: tuple | None = None  # a pool process's (worker class, arguments), set by _start_worker
 _worker = None  # its worker, built by _build
@@ -147,14 +151,13 @@ class _RayPool(_Pool):
         try:
             import ray
 
-            from datagen import ray_watcher  # psutil, as Ray, comes with the ray extra
         except ImportError:
             raise DataError("--executor ray needs Ray", hint="pip install 'datagen[ray]'") from None
         if not ray.is_initialized():
             address = os.environ.get(RAY_ADDRESS_ENV, "")
             _check_ray_address(address)
             starts_a_cluster = address in ("", "local")
-            watcher = ray_watcher.start() if starts_a_cluster else None
+            watcher = _start_ray_watcher() if starts_a_cluster else None
             try:
                 ray.init(**({} if address else {"num_cpus": workers}), include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
             except (ConnectionError, ValueError, RuntimeError, TimeoutError) as error:
@@ -162,7 +165,7 @@ class _RayPool(_Pool):
                     f"Ray could not start or join a cluster ({RAY_ADDRESS_ENV}={address or '(unset)'}): {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
                 ) from None
             if watcher is not None:
-                ray_watcher.watch_children(watcher)
+                _watch_ray_children(watcher)
         actor_class = ray.remote(num_cpus=1)(_FrozenWorker)
         actors = [actor_class.remote(worker_class, arguments) for _ in range(workers)]
         try:
@@ -187,6 +190,48 @@ class _RayPool(_Pool):
             raise DataError(f"a Ray worker failed: {type(error.cause).__name__}: {error.cause}") from None
         except RayActorError as error:
             raise DataError(f"a Ray worker died before it finished its task ({type(error).__name__})", hint=WORKER_DIED_HINT) from None
+
+
+def _start_ray_watcher() -> subprocess.Popen:
+    """A watcher of the local cluster `ray.init()` is about to start as this process's children. A normal exit or
+    Ctrl-C stops them (Ray's own exit handler), and after a kill -9 the raylet and the GCS follow this process; but
+    Ray's dashboard and runtime-env agents then spend 60 s telling the dead GCS that the raylet died. The watcher
+    (`python -m datagen.executor`, in a session of its own so that Ctrl-C reaches this process, not it) is told the
+    cluster's processes, and when its pipe from this process closes, as it does however this process ends, it
+    stops those still running."""
+    return subprocess.Popen([sys.executable, "-m", "datagen.executor"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, text=True)
+
+
+def _watch_ray_children(watcher: subprocess.Popen) -> None:
+    """Tell the watcher every process below this one but itself (the cluster just started): id and start time, so
+    that an id the system gives to another process later is never stopped."""
+    import psutil  # with Ray, in the ray extra
+
+    for child in psutil.Process().children(recursive=True):
+        if child.pid != watcher.pid:
+            watcher.stdin.write(f"{child.pid} {child.create_time()!r}\n")
+    watcher.stdin.flush()
+
+
+def _stop_survivors(watched: list[tuple[int, float]]) -> None:
+    """SIGTERM each watched process still running, then SIGKILL those that outlive RAY_STOP_SECONDS."""
+    import psutil
+
+    running = []
+    for pid, started in watched:
+        try:
+            process = psutil.Process(pid)
+            if process.create_time() == started:
+                process.terminate()
+                running.append(process)
+        except psutil.Error:  # gone already, or not ours to stop
+            continue
+    _, alive = psutil.wait_procs(running, timeout=RAY_STOP_SECONDS)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            continue
 
 
 def _check_ray_address(address: str) -> None:
@@ -320,3 +365,17 @@ class _FrozenWorker:
 
     def run(self, task):
         return self.worker.run(task)
+
+
+def _watch_ray_cluster() -> None:
+    """The watcher's own loop (`python -m datagen.executor`): "pid start-time" lines until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watched = []
+    for line in sys.stdin:
+        pid, started = line.split()
+        watched.append((int(pid), float(started)))
+    _stop_survivors(watched)
+
+
+if __name__ == "__main__":
+    _watch_ray_cluster()
